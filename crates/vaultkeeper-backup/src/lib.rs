@@ -1,1 +1,30 @@
-//! vaultkeeper-backup
+//! Encrypted, streaming raft-snapshot backups of Vault / OpenBao to S3, and verified restore.
+//!
+//! The backup pipeline never holds a whole snapshot: the snapshot streams from the active
+//! node ([`vault`]), through authenticated chunked encryption ([`format`]), into an S3
+//! multipart upload ([`s3`]) that is aborted on any failure, so a partial object is never
+//! listed as a backup. Memory is bounded by the S3 part size times a small factor.
+//!
+//! Restore ([`restore`]) downloads an object, authenticates and checks every byte of it
+//! before anything is sent to Vault, then streams the verified snapshot into
+//! `sys/storage/raft/snapshot` (or `snapshot-force` for another cluster).
+//!
+//! Decisions are pure and table-tested: object naming ([`naming`]), retention and stale
+//! upload clean-up ([`retention`]), and the restore mode ([`restore::decide_restore_mode`]).
+//! [`cli`] wires everything into the `vaultkeeper backup` and `vaultkeeper restore`
+//! entry points.
+
+pub mod cli;
+pub mod error;
+pub mod format;
+pub mod manifest;
+pub mod naming;
+pub mod pipeline;
+pub mod restore;
+pub mod retention;
+pub mod s3;
+pub mod secret;
+pub mod vault;
+
+pub use error::{Error, Result};
+pub use secret::{EncryptionKey, KeyId, SecretString};
