@@ -1,1 +1,21 @@
-//! vaultkeeper-vault
+//! The Vault / OpenBao node lifecycle, as a library the operator's controller calls.
+//!
+//! Three kinds of code, kept apart:
+//! - **decide**: [`decide`] turns the observed state of every pod, the key store and the
+//!   cluster intent into typed [`decide::Action`]s. Pure: no network, no clock.
+//! - **act**: [`client`] reads and drives nodes over HTTP or through `vault`/`bao` exec;
+//!   [`keys`] keeps the init output; [`bootstrap`] writes auth, policies and roles.
+//! - **run one pass**: [`lifecycle::Lifecycle`] observes, decides and acts, holding the
+//!   init output in memory until the key store has it.
+//!
+//! Secrets (shares, tokens) only ever live in [`secret`] types, which print `<redacted>`
+//! and zeroize on drop, and they never appear in a command line (see [`commands`]).
+
+pub mod client;
+pub mod commands;
+pub mod error;
+pub mod keys;
+pub mod node;
+pub mod secret;
+
+pub use error::{Error, Result, Step};

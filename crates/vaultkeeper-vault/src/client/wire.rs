@@ -1,0 +1,208 @@
+//! JSON shapes shared by both transports: request bodies built from the typed objects, and
+//! answers parsed back into them. The HTTP API and the CLI's `-format=json` output carry the
+//! same fields, so one parser serves both.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{KubernetesAuthConfig, KubernetesRole, TokenRole};
+use crate::error::{Error, Result, Step};
+use crate::keys::{InitKeys, KeyKind};
+use crate::node::{InitRequest, PodName, parse_wire};
+use crate::secret::{KeyShare, Token};
+
+/// Builds [`InitKeys`] from the shares and root token an init answered, checking that the
+/// server returned what was asked for.
+pub(crate) fn init_keys(pod: &PodName, request: &InitRequest, shares: Vec<String>, root_token: String) -> Result<InitKeys> {
+    let (kind, expected) = match *request {
+        InitRequest::Shamir { shares, .. } => (KeyKind::Unseal, shares),
+        InitRequest::Recovery { shares, .. } => (KeyKind::Recovery, shares),
+    };
+    // Move every string into its secret wrapper first, so an early return below still
+    // drops them zeroized.
+    let shares: Vec<KeyShare> = shares.into_iter().map(KeyShare::new).collect();
+    let root_token = Token::new(root_token);
+    if shares.len() != usize::from(expected) {
+        return Err(Error::UnexpectedResponse {
+            pod: pod.clone(),
+            step: Step::Init,
+            reason: format!(
+                "asked for {expected} {kind:?} shares, got {}; the seal in the server config may not match the requested seal kind",
+                shares.len()
+            ),
+        });
+    }
+    if root_token.expose().is_empty() {
+        return Err(Error::UnexpectedResponse {
+            pod: pod.clone(),
+            step: Step::Init,
+            reason: "the init answer has no root token".into(),
+        });
+    }
+    Ok(InitKeys {
+        kind,
+        threshold: request.threshold(),
+        shares,
+        root_token: Some(root_token),
+    })
+}
+
+pub(crate) fn initialized(pod: &PodName, data: &Value) -> Result<bool> {
+    #[derive(Deserialize)]
+    struct Wire {
+        initialized: bool,
+    }
+    parse_wire::<Wire>(pod, Step::InitStatus, data).map(|w| w.initialized)
+}
+
+pub(crate) fn auth_mounts(pod: &PodName, data: &Value) -> Result<BTreeMap<String, String>> {
+    let object = data.as_object().ok_or_else(|| Error::UnexpectedResponse {
+        pod: pod.clone(),
+        step: Step::AuthMount,
+        reason: "the auth mount list is not an object".into(),
+    })?;
+    Ok(object
+        .iter()
+        .filter_map(|(path, mount)| {
+            let kind = mount.get("type")?.as_str()?;
+            Some((path.clone(), kind.to_string()))
+        })
+        .collect())
+}
+
+pub(crate) fn policy_text(pod: &PodName, data: &Value) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Wire {
+        policy: String,
+    }
+    parse_wire::<Wire>(pod, Step::Policy, data).map(|w| w.policy)
+}
+
+pub(crate) fn kubernetes_config_body(config: &KubernetesAuthConfig) -> Value {
+    let mut body = json!({
+        "kubernetes_host": config.kubernetes_host,
+        "disable_local_ca_jwt": config.disable_local_ca_jwt,
+    });
+    if let Some(ca) = &config.kubernetes_ca_cert {
+        body["kubernetes_ca_cert"] = json!(ca);
+    }
+    if let Some(issuer) = &config.issuer {
+        body["issuer"] = json!(issuer);
+    }
+    body
+}
+
+pub(crate) fn kubernetes_config(pod: &PodName, data: &Value) -> Result<KubernetesAuthConfig> {
+    #[derive(Deserialize)]
+    struct Wire {
+        kubernetes_host: String,
+        #[serde(default)]
+        kubernetes_ca_cert: Option<String>,
+        #[serde(default)]
+        issuer: Option<String>,
+        #[serde(default)]
+        disable_local_ca_jwt: bool,
+    }
+    let wire: Wire = parse_wire(pod, Step::KubernetesAuthConfig, data)?;
+    Ok(KubernetesAuthConfig {
+        kubernetes_host: wire.kubernetes_host,
+        kubernetes_ca_cert: wire.kubernetes_ca_cert.filter(|c| !c.is_empty()),
+        issuer: wire.issuer.filter(|i| !i.is_empty()),
+        disable_local_ca_jwt: wire.disable_local_ca_jwt,
+    })
+}
+
+pub(crate) fn kubernetes_role_body(role: &KubernetesRole) -> Value {
+    json!({
+        "bound_service_account_names": role.bound_service_account_names,
+        "bound_service_account_namespaces": role.bound_service_account_namespaces,
+        "token_policies": role.token_policies,
+        "token_ttl": role.token_ttl_seconds,
+        "token_max_ttl": role.token_max_ttl_seconds,
+        "token_no_default_policy": role.token_no_default_policy,
+    })
+}
+
+pub(crate) fn kubernetes_role(pod: &PodName, name: &str, data: &Value) -> Result<KubernetesRole> {
+    #[derive(Deserialize)]
+    struct Wire {
+        #[serde(default)]
+        bound_service_account_names: Vec<String>,
+        #[serde(default)]
+        bound_service_account_namespaces: Vec<String>,
+        #[serde(default)]
+        token_policies: Vec<String>,
+        #[serde(default)]
+        token_ttl: u64,
+        #[serde(default)]
+        token_max_ttl: u64,
+        #[serde(default)]
+        token_no_default_policy: bool,
+    }
+    let wire: Wire = parse_wire(pod, Step::KubernetesAuthRole, data)?;
+    Ok(KubernetesRole {
+        name: name.to_string(),
+        bound_service_account_names: wire.bound_service_account_names,
+        bound_service_account_namespaces: wire.bound_service_account_namespaces,
+        token_policies: wire.token_policies,
+        token_ttl_seconds: wire.token_ttl,
+        token_max_ttl_seconds: wire.token_max_ttl,
+        token_no_default_policy: wire.token_no_default_policy,
+    })
+}
+
+pub(crate) fn token_role_body(role: &TokenRole) -> Value {
+    json!({
+        "allowed_policies": role.allowed_policies,
+        "orphan": role.orphan,
+        "renewable": role.renewable,
+        "token_period": role.token_period_seconds,
+    })
+}
+
+pub(crate) fn token_role(pod: &PodName, name: &str, data: &Value) -> Result<TokenRole> {
+    #[derive(Deserialize)]
+    struct Wire {
+        #[serde(default)]
+        allowed_policies: Vec<String>,
+        #[serde(default)]
+        orphan: bool,
+        #[serde(default)]
+        renewable: bool,
+        #[serde(default)]
+        token_period: u64,
+    }
+    let wire: Wire = parse_wire(pod, Step::TokenRole, data)?;
+    Ok(TokenRole {
+        name: name.to_string(),
+        allowed_policies: wire.allowed_policies,
+        orphan: wire.orphan,
+        renewable: wire.renewable,
+        token_period_seconds: wire.token_period,
+    })
+}
+
+/// Takes `auth.client_token` out of a login answer without keeping the rest.
+pub(crate) fn login_token(pod: &PodName, body: &[u8]) -> Result<Token> {
+    #[derive(Deserialize)]
+    struct Wire {
+        auth: Option<AuthWire>,
+    }
+    #[derive(Deserialize)]
+    struct AuthWire {
+        client_token: String,
+    }
+    let wire: Wire = serde_json::from_slice(body).map_err(|e| Error::UnexpectedResponse {
+        pod: pod.clone(),
+        step: Step::KubernetesLogin,
+        reason: format!("the login answer is not the expected JSON: {e}"),
+    })?;
+    let token = wire.auth.map(|a| Token::new(a.client_token)).ok_or_else(|| Error::UnexpectedResponse {
+        pod: pod.clone(),
+        step: Step::KubernetesLogin,
+        reason: "the login answer has no auth section".into(),
+    })?;
+    Ok(token)
+}
