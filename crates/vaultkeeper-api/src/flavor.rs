@@ -60,7 +60,10 @@ mod tests {
             ("quay.io/openbao/openbao", Flavor::OpenBao),
             ("registry.local:5000/mirror/openbao:2.7.2", Flavor::OpenBao),
             ("hashicorp/vault:2.0.4", Flavor::Vault),
-            ("registry.local:5000/hashicorp/vault@sha256:abc", Flavor::Vault),
+            (
+                "registry.local:5000/hashicorp/vault@sha256:abc",
+                Flavor::Vault,
+            ),
             // A tag that happens to say openbao does not make a Vault image OpenBao.
             ("hashicorp/vault:openbao-compat", Flavor::Vault),
         ];

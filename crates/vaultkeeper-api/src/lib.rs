@@ -1,6 +1,24 @@
 //! The `VaultCluster` custom resource (`vaultkeeper.io/v1alpha1`): types, defaults,
 //! validation and CRD generation.
+//!
+//! The doc comments of the spec and status types become the CRD's schema descriptions,
+//! which is what `kubectl explain vaultcluster.spec` prints.
 
+mod crd;
+pub mod defaults;
 mod flavor;
+pub mod names;
+pub mod rules;
+mod schema;
+mod spec;
+mod status;
+mod validate;
 
+pub use crd::{crd, crd_yaml};
 pub use flavor::Flavor;
+pub use names::ClusterNames;
+pub use spec::*;
+pub use status::*;
+pub use validate::{
+    InvalidSpec, Violation, longest_gap_seconds, parse_duration_seconds, validate, validate_spec,
+};

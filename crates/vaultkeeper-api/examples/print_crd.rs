@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", vaultkeeper_api::crd_yaml().unwrap());
+}

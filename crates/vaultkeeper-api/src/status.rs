@@ -1,0 +1,249 @@
+//! `VaultCluster.status`: what vaultkeeper observed, written only by the operator.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What vaultkeeper observed on its last pass. Follows the kstatus conventions:
+/// `observedGeneration` says which spec it describes, and the `Ready` condition is what
+/// `kubectl wait`, Flux and Argo CD health checks read.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultClusterStatus {
+    /// One word for where the cluster stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Pods that exist.
+    #[serde(default)]
+    pub replicas: i32,
+
+    /// Pods that are initialized, unsealed and ready to serve.
+    #[serde(default)]
+    pub ready_replicas: i32,
+
+    /// Pods that are unsealed.
+    #[serde(default)]
+    pub unsealed_replicas: i32,
+
+    /// Pods that answered and are sealed.
+    #[serde(default)]
+    pub sealed_replicas: i32,
+
+    /// Whether Vault has been initialized (once, ever).
+    #[serde(default)]
+    pub initialized: bool,
+
+    /// The pod that is the active node, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_pod: Option<String>,
+
+    /// The server version the pods report (the lowest, while an upgrade rolls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+
+    /// Per-pod detail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeStatus>,
+
+    /// Raft membership and health.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft: Option<RaftStatus>,
+
+    /// The disruptive operation under way, if any. Only one runs at a time per cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<OperationStatus>,
+
+    /// Backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStatus>,
+
+    /// The Prometheus metrics token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<MetricsTokenStatus>,
+
+    /// Certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsStatus>,
+
+    /// Ready, Initialized, Unsealed, Progressing, Degraded, BackupHealthy, TLSReady,
+    /// SpecValid: each with a reason and a message a person can act on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Where the cluster stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Objects are being created; no pod has answered yet.
+    Pending,
+    /// Pods answer; Vault is being initialized.
+    Initializing,
+    /// Initialized; pods are being unsealed.
+    Unsealing,
+    /// Every pod is unsealed, ready and a raft voter, and there is an active node.
+    Ready,
+    /// A rolling upgrade or a scale operation is under way.
+    Updating,
+    /// Serving, but not every pod is healthy.
+    Degraded,
+    /// Needs a person: the spec is invalid, or the keys are missing for an initialized
+    /// cluster. The conditions say what to do.
+    Blocked,
+}
+
+/// One pod as vaultkeeper saw it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// Pod name (also its raft node id).
+    pub name: String,
+    /// Whether the pod answered at all.
+    #[serde(default)]
+    pub reachable: bool,
+    /// Whether the node reports Vault initialized.
+    #[serde(default)]
+    pub initialized: bool,
+    /// Whether the node is sealed.
+    #[serde(default)]
+    pub sealed: bool,
+    /// The node's raft role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_role: Option<RaftRole>,
+    /// Server version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether the pod runs the image the spec asks for.
+    #[serde(default)]
+    pub up_to_date: bool,
+}
+
+/// A node's place in raft.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RaftRole {
+    /// The active node.
+    Leader,
+    /// A voting standby.
+    Follower,
+    /// A member that does not vote (yet).
+    NonVoter,
+    /// Not in the raft configuration.
+    NotMember,
+}
+
+/// Raft membership and health.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RaftStatus {
+    /// The leader's node id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// Voting members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voters: Vec<String>,
+    /// Members that do not vote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub non_voters: Vec<String>,
+    /// How many voters may fail without losing quorum (autopilot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_tolerance: Option<i32>,
+    /// Whether autopilot reports the cluster healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+}
+
+/// A disruptive operation and when it started: the per-cluster lock a person can see.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationStatus {
+    /// What is under way.
+    pub kind: OperationKind,
+    /// When it started.
+    pub started_at: Time,
+    /// Where it is, in a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The kinds of disruptive operation.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum OperationKind {
+    /// Pods are rolling to a new image or configuration.
+    RollingUpdate,
+    /// Raft peers of departed pods are being removed.
+    ScaleDown,
+    /// A snapshot is being restored.
+    Restore,
+}
+
+/// Backups as the operator last saw them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// When the last successful backup finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_time: Option<Time>,
+    /// The object the last successful backup wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_object: Option<String>,
+    /// Its size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_size_bytes: Option<i64>,
+    /// How long it took, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_duration_seconds: Option<f64>,
+    /// When the last failed backup ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_reason: Option<String>,
+}
+
+/// The metrics token as the operator last saw it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsTokenStatus {
+    /// When the token lapses unless renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_time: Option<Time>,
+    /// When it was last renewed or issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_renewal_time: Option<Time>,
+}
+
+/// Certificate expiry dates.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsStatus {
+    /// When the CA certificate expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_expiry_time: Option<Time>,
+    /// When the server certificate expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_expiry_time: Option<Time>,
+}
+
+/// The condition types vaultkeeper writes.
+pub mod condition {
+    /// Every pod unsealed, ready and a voter, with an active node.
+    pub const READY: &str = "Ready";
+    /// Vault has been initialized.
+    pub const INITIALIZED: &str = "Initialized";
+    /// Every pod is unsealed.
+    pub const UNSEALED: &str = "Unsealed";
+    /// The operator is changing something (kstatus: reconciling).
+    pub const PROGRESSING: &str = "Progressing";
+    /// Something is wrong that the operator cannot fix by itself (kstatus: stalled).
+    pub const DEGRADED: &str = "Degraded";
+    /// The last backup succeeded and is recent enough.
+    pub const BACKUP_HEALTHY: &str = "BackupHealthy";
+    /// The certificates are valid and not about to expire.
+    pub const TLS_READY: &str = "TLSReady";
+    /// The spec passed validation.
+    pub const SPEC_VALID: &str = "SpecValid";
+}

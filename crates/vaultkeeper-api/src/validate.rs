@@ -1,0 +1,384 @@
+//! The validation rules of [`crate::rules`], checked in Rust.
+//!
+//! The operator runs this on every pass and reports the result as the `SpecValid`
+//! condition; `vaultkeeper render` runs it before rendering. Every check here uses the
+//! message of the matching CEL rule, so a person sees the same sentence whichever layer
+//! caught the mistake. A few checks need more than CEL can express (a cron expression's
+//! meaning, a token period against the renewal schedule); they are marked operator-only.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, TimeZone, Utc};
+use croner::Cron;
+use regex::Regex;
+
+use crate::rules::{self, SpecRule};
+use crate::spec::{
+    BackupSpec, IngressSpec, Initialization, RecoverySpec, ShamirSpec, TlsMode, TlsSpec,
+    UnsealSpec, UnsealType, VaultClusterSpec,
+};
+use crate::{Flavor, VaultCluster};
+
+/// One thing wrong with a spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The field, as a path from the object root (e.g. `spec.unseal.shamir.threshold`).
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl Violation {
+    fn of(rule: &SpecRule) -> Self {
+        Self {
+            field: rule.field.to_owned(),
+            message: rule.message.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Every violation found in one VaultCluster.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct InvalidSpec {
+    /// What is wrong, in the order the fields appear in the spec.
+    pub violations: Vec<Violation>,
+}
+
+impl fmt::Display for InvalidSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let messages: Vec<&str> = self.violations.iter().map(|v| v.message.as_str()).collect();
+        f.write_str(&messages.join("; "))
+    }
+}
+
+/// Checks a VaultCluster the way the CRD's rules do, plus the checks only the operator
+/// can make.
+pub fn validate(vault_cluster: &VaultCluster) -> Result<(), InvalidSpec> {
+    let name = vault_cluster.metadata.name.as_deref().unwrap_or_default();
+    let violations = validate_spec(name, &vault_cluster.spec);
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(InvalidSpec { violations })
+    }
+}
+
+/// Checks a spec for the VaultCluster called `name`.
+pub fn validate_spec(name: &str, spec: &VaultClusterSpec) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let mut check = |ok: bool, rule: SpecRule| {
+        if !ok {
+            found.push(Violation::of(&rule));
+        }
+    };
+
+    check(
+        name.len() <= crate::names::MAX_CLUSTER_NAME,
+        rules::name_length(),
+    );
+    check(DNS_1035.is_match(name), rules::name_format());
+    check(matches!(spec.replicas, 1 | 3 | 5 | 7), rules::replicas());
+
+    let explicit_openbao = spec.flavor == Some(Flavor::OpenBao);
+    check(
+        spec.unseal.kind != UnsealType::Static || explicit_openbao,
+        rules::static_seal_needs_openbao(),
+    );
+    check(
+        spec.keys.initialization != Initialization::SelfInit || explicit_openbao,
+        rules::self_init_needs_openbao(),
+    );
+    check(
+        spec.keys.initialization != Initialization::SelfInit || spec.unseal.kind.is_auto_unseal(),
+        rules::self_init_needs_auto_unseal(),
+    );
+    check(
+        !(spec.ingress.enabled && spec.ingress.tls.passthrough)
+            || spec.tls.mode != TlsMode::Disabled,
+        rules::passthrough_needs_tls(),
+    );
+
+    if let Some(config) = &spec.config {
+        for (key, why) in rules::RENDERED_CONFIG_KEYS {
+            check(
+                !config.contains_key(*key),
+                rules::config_key_not_rendered(key, why),
+            );
+        }
+    }
+
+    found.extend(validate_tls(&spec.tls));
+    found.extend(validate_unseal(&spec.unseal));
+    found.extend(validate_ingress(&spec.ingress));
+    found.extend(validate_backup(&spec.backup));
+    found.extend(validate_monitoring(spec));
+    found
+}
+
+static DNS_1035: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new("^[a-z]([-a-z0-9]*[a-z0-9])?$").unwrap_or_else(|e| unreachable!("{e}"))
+});
+static CRON: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&rules::cron_regex()).unwrap_or_else(|e| unreachable!("{e}")));
+static DURATION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(rules::DURATION_PATTERN).unwrap_or_else(|e| unreachable!("{e}")));
+
+fn validate_tls(tls: &TlsSpec) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let has_secret_name = tls.secret_name.as_deref().is_some_and(|s| !s.is_empty());
+    if tls.mode == TlsMode::Secret && !has_secret_name {
+        found.push(Violation::of(&rules::tls_secret_needs_name()));
+    }
+    if tls.secret_name.is_some() && tls.mode != TlsMode::Secret {
+        found.push(Violation::of(
+            &rules::tls_secret_name_only_with_secret_mode(),
+        ));
+    }
+    if tls.mode == TlsMode::CertManager && tls.cert_manager.is_none() {
+        found.push(Violation::of(&rules::tls_cert_manager_needs_issuer()));
+    }
+    if tls.cert_manager.is_some() && tls.mode != TlsMode::CertManager {
+        found.push(Violation::of(&rules::tls_cert_manager_only_with_mode()));
+    }
+    found
+}
+
+fn validate_unseal(unseal: &UnsealSpec) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let blocks = [
+        (UnsealType::Transit, unseal.transit.is_some()),
+        (UnsealType::AwsKms, unseal.aws_kms.is_some()),
+        (UnsealType::GcpCkms, unseal.gcp_ckms.is_some()),
+        (UnsealType::AzureKeyVault, unseal.azure_key_vault.is_some()),
+        (UnsealType::Static, unseal.static_key.is_some()),
+    ];
+    for ((kind, present), (kind_name, field)) in blocks.iter().zip(rules::SEAL_PROVIDERS) {
+        if unseal.kind == *kind && !present {
+            found.push(Violation::of(&rules::seal_type_needs_block(
+                kind_name, field,
+            )));
+        }
+        if *present && unseal.kind != *kind {
+            found.push(Violation::of(&rules::seal_block_needs_type(
+                kind_name, field,
+            )));
+        }
+    }
+    if unseal.shamir.is_some() && unseal.kind != UnsealType::Shamir {
+        found.push(Violation::of(&rules::shamir_only_with_shamir()));
+    }
+    if unseal.recovery.is_some() && unseal.kind == UnsealType::Shamir {
+        found.push(Violation::of(&rules::recovery_only_with_auto_unseal()));
+    }
+    if let Some(ShamirSpec { shares, threshold }) = &unseal.shamir {
+        found.extend(validate_shares("spec.unseal.shamir", *shares, *threshold));
+    }
+    if let Some(RecoverySpec { shares, threshold }) = &unseal.recovery {
+        found.extend(validate_shares("spec.unseal.recovery", *shares, *threshold));
+    }
+    found
+}
+
+fn validate_shares(field: &'static str, shares: i32, threshold: i32) -> Vec<Violation> {
+    let share_rules = rules::share_rules(field);
+    let mut found = Vec::new();
+    // The schema's ranges (1..=255), which the API server checks before any CEL rule.
+    for (value, name) in [(shares, "shares"), (threshold, "threshold")] {
+        if !(1..=255).contains(&value) {
+            found.push(Violation {
+                field: format!("{field}.{name}"),
+                message: format!("{field}.{name} must be between 1 and 255, not {value}"),
+            });
+        }
+    }
+    if threshold > shares {
+        found.push(Violation::of(&share_rules[0]));
+    }
+    if shares != 1 && threshold < 2 {
+        found.push(Violation::of(&share_rules[1]));
+    }
+    found
+}
+
+fn validate_ingress(ingress: &IngressSpec) -> Vec<Violation> {
+    let mut found = Vec::new();
+    if ingress.enabled && ingress.hosts.is_empty() {
+        found.push(Violation::of(&rules::ingress_needs_hosts()));
+    }
+    if ingress.tls.passthrough && ingress.tls.cert_manager.is_some() {
+        found.push(Violation::of(&rules::passthrough_excludes_cert_manager()));
+    }
+    found
+}
+
+fn validate_backup(backup: &BackupSpec) -> Vec<Violation> {
+    let mut found = Vec::new();
+    if backup.enabled {
+        let bucket = backup.s3.as_ref().map(|s3| s3.bucket.as_str());
+        if bucket.is_none_or(str::is_empty) {
+            found.push(Violation::of(&rules::backup_needs_bucket()));
+        }
+        if let Some(s3) = &backup.s3
+            && s3.credentials_secret.is_none()
+            && !s3.use_ambient_credentials
+        {
+            found.push(Violation::of(&rules::backup_needs_credentials()));
+        }
+    }
+    found.extend(validate_schedule(
+        &backup.schedule,
+        rules::backup_schedule(),
+    ));
+    let retention = &backup.retention;
+    if retention.keep_last.is_none() && retention.max_age.is_none() {
+        found.push(Violation::of(&rules::retention_keeps_something()));
+    }
+    if let Some(age) = &retention.max_age
+        && !DURATION.is_match(age)
+    {
+        found.push(Violation::of(&rules::retention_max_age()));
+    }
+    found
+}
+
+fn validate_monitoring(spec: &VaultClusterSpec) -> Vec<Violation> {
+    let monitoring = &spec.monitoring;
+    let mut found = validate_schedule(
+        &monitoring.token_renew_schedule,
+        rules::token_renew_schedule(),
+    );
+    let period = if DURATION.is_match(&monitoring.token_period) {
+        parse_duration_seconds(&monitoring.token_period)
+    } else {
+        found.push(Violation::of(&rules::token_period()));
+        None
+    };
+    // Operator-only: a token that lapses between two renewals would break scraping every
+    // time. Require the period to cover two renewal gaps, so one failed run is survivable.
+    if let (Some(period), Some(gap)) = (
+        period,
+        longest_gap_seconds(&monitoring.token_renew_schedule),
+    ) && period < 2 * gap
+    {
+        found.push(Violation {
+            field: "spec.monitoring.tokenPeriod".to_owned(),
+            message: format!(
+                "spec.monitoring.tokenPeriod ({}) must be at least twice the longest gap \
+                 between renewals of spec.monitoring.tokenRenewSchedule ({}h), so one \
+                 failed renewal does not let the metrics token lapse; raise the period to \
+                 at least {}h or renew more often",
+                monitoring.token_period,
+                gap / 3600,
+                (2 * gap + 3599) / 3600
+            ),
+        });
+    }
+    found
+}
+
+/// A cron schedule must match the CronJob grammar (the CEL rule) and mean something
+/// (operator-only: e.g. February 30th never comes).
+fn validate_schedule(schedule: &str, rule: SpecRule) -> Vec<Violation> {
+    if !CRON.is_match(schedule) {
+        return vec![Violation::of(&rule)];
+    }
+    match longest_gap_seconds(schedule) {
+        Some(_) => Vec::new(),
+        None => vec![Violation {
+            field: rule.field.to_owned(),
+            message: format!(
+                "{} \"{schedule}\" never fires within a year; pick a date that exists",
+                rule.field
+            ),
+        }],
+    }
+}
+
+/// Expands the descriptors Kubernetes accepts into five-field expressions.
+fn five_fields(schedule: &str) -> &str {
+    match schedule {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        other => other,
+    }
+}
+
+/// The longest time between two consecutive firings of a schedule over a year, in
+/// seconds; `None` when the schedule does not parse or does not fire twice in a year.
+/// Evaluated from a fixed instant, so the answer never depends on the clock.
+pub fn longest_gap_seconds(schedule: &str) -> Option<i64> {
+    let cron = Cron::from_str(five_fields(schedule)).ok()?;
+    let start: DateTime<Utc> = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single()?;
+    let horizon = start + chrono::Duration::days(800);
+    let mut previous: Option<DateTime<Utc>> = None;
+    let mut longest = 0_i64;
+    // Frequent schedules have short gaps: after enough firings the answer is known.
+    for (count, next) in cron.iter_after(start).enumerate() {
+        if next > horizon || count > 50_000 {
+            break;
+        }
+        if let Some(previous) = previous {
+            longest = longest.max((next - previous).num_seconds());
+        }
+        previous = Some(next);
+    }
+    (longest > 0).then_some(longest)
+}
+
+/// Parses `30d`, `720h`, `1h30m` into seconds.
+pub fn parse_duration_seconds(text: &str) -> Option<i64> {
+    let mut total = 0_i64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        let value: i64 = number.parse().ok()?;
+        total = total.checked_add(value.checked_mul(unit)?)?;
+        number.clear();
+    }
+    (number.is_empty() && !text.is_empty()).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_every_unit() {
+        assert_eq!(parse_duration_seconds("30d"), Some(30 * 86_400));
+        assert_eq!(parse_duration_seconds("1h30m"), Some(5_400));
+        assert_eq!(parse_duration_seconds("336h"), Some(336 * 3_600));
+        assert_eq!(parse_duration_seconds("10"), None);
+        assert_eq!(parse_duration_seconds(""), None);
+        assert_eq!(parse_duration_seconds("5w"), None);
+    }
+
+    #[test]
+    fn longest_gap_of_weekly_and_monthly_schedules() {
+        assert_eq!(longest_gap_seconds("0 13 * * 4"), Some(7 * 86_400));
+        assert_eq!(longest_gap_seconds("@daily"), Some(86_400));
+        // Monthly on the 1st: the longest month has 31 days.
+        assert_eq!(longest_gap_seconds("0 0 1 * *"), Some(31 * 86_400));
+        assert_eq!(longest_gap_seconds("0 0 30 2 *"), None);
+    }
+}

@@ -1,0 +1,411 @@
+//! Validation, one case per rule: the Rust layer names the field, and the CRD's CEL rules
+//! (evaluated by a real CEL interpreter on the generated schema, after the schema's
+//! defaults are applied as the API server does) reject the same manifests with the same
+//! messages.
+
+use std::collections::BTreeSet;
+
+use kube::core::cel::Validator;
+use serde_json::{Value, json};
+use vaultkeeper_api::{VaultCluster, crd, rules, validate};
+
+/// A valid cluster that opts out of backups; each case patches it.
+fn base() -> Value {
+    json!({
+        "apiVersion": "vaultkeeper.io/v1alpha1",
+        "kind": "VaultCluster",
+        "metadata": {"name": "vault", "namespace": "secrets"},
+        "spec": {"backup": {"enabled": false}}
+    })
+}
+
+/// RFC 7386 merge patch, enough to write cases as small YAML fragments.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}
+
+fn manifest(patch_yaml: &str) -> Value {
+    let mut object = base();
+    let patch: Value = serde_saphyr::from_str(patch_yaml).expect("case YAML parses");
+    merge(&mut object, &patch);
+    object
+}
+
+fn schema() -> Value {
+    let crd = crd();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .expect("the CRD has a schema");
+    serde_json::to_value(schema).expect("schema serializes")
+}
+
+/// Messages of the CEL rules that reject the object.
+fn cel_messages(object: &Value) -> BTreeSet<String> {
+    match Validator::new().validate(&schema(), object, None) {
+        Ok(()) => BTreeSet::new(),
+        Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
+    }
+}
+
+/// (field, message) of every Rust violation.
+fn rust_violations(object: &Value) -> Vec<(String, String)> {
+    let vc: VaultCluster = serde_json::from_value(object.clone()).expect("case deserializes");
+    match validate(&vc) {
+        Ok(()) => Vec::new(),
+        Err(invalid) => invalid
+            .violations
+            .into_iter()
+            .map(|v| (v.field, v.message))
+            .collect(),
+    }
+}
+
+/// Every message any CRD rule can produce, to tell rule violations from operator-only ones.
+fn all_rule_messages() -> BTreeSet<String> {
+    let yaml = vaultkeeper_api::crd_yaml().expect("CRD serializes");
+    let crd: Value = serde_saphyr::from_str(&yaml).expect("CRD parses");
+    let mut messages = BTreeSet::new();
+    collect_messages(&crd, &mut messages);
+    messages
+}
+
+fn collect_messages(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(rules)) = map.get("x-kubernetes-validations") {
+                for rule in rules {
+                    if let Some(Value::String(m)) = rule.get("message") {
+                        out.insert(m.clone());
+                    }
+                }
+            }
+            map.values().for_each(|v| collect_messages(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_messages(v, out)),
+        _ => {}
+    }
+}
+
+const AWS_KMS: &str = "{region: eu-west-1, kmsKeyId: alias/vault}";
+
+/// (case name, patch, the field the error must name).
+fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
+    let mut cases: Vec<(&'static str, String, &'static str)> = vec![
+        ("even replicas", "spec: {replicas: 2}".into(), "spec.replicas"),
+        ("too many replicas", "spec: {replicas: 9}".into(), "spec.replicas"),
+        (
+            "name too long for the metrics CronJob",
+            format!("metadata: {{name: {}}}", "v".repeat(45)),
+            "metadata.name",
+        ),
+        ("name starting with a digit", "metadata: {name: 1vault}".into(), "metadata.name"),
+        (
+            "threshold above shares",
+            "spec: {unseal: {shamir: {shares: 3, threshold: 4}}}".into(),
+            "spec.unseal.shamir",
+        ),
+        (
+            "threshold 1 with several shares",
+            "spec: {unseal: {shamir: {shares: 5, threshold: 1}}}".into(),
+            "spec.unseal.shamir",
+        ),
+        (
+            "recovery threshold above shares",
+            format!("spec: {{unseal: {{type: AwsKms, awsKms: {AWS_KMS}, recovery: {{shares: 2, threshold: 3}}}}}}"),
+            "spec.unseal.recovery",
+        ),
+        (
+            "auto-unseal without its seal stanza",
+            "spec: {unseal: {type: Transit}}".into(),
+            "spec.unseal",
+        ),
+        (
+            "seal stanza for another type",
+            format!("spec: {{unseal: {{awsKms: {AWS_KMS}}}}}"),
+            "spec.unseal",
+        ),
+        (
+            "auto-unseal given Shamir shares instead of recovery shares",
+            format!("spec: {{unseal: {{type: AwsKms, awsKms: {AWS_KMS}, shamir: {{shares: 5, threshold: 3}}}}}}"),
+            "spec.unseal.shamir",
+        ),
+        (
+            "Shamir given recovery shares",
+            "spec: {unseal: {recovery: {shares: 5, threshold: 3}}}".into(),
+            "spec.unseal.recovery",
+        ),
+        (
+            "static seal on Vault",
+            "spec: {unseal: {type: Static, static: {keySecret: {name: seal-key}}}}".into(),
+            "spec.flavor",
+        ),
+        (
+            "self-init on Vault",
+            format!("spec: {{keys: {{initialization: SelfInit}}, unseal: {{type: AwsKms, awsKms: {AWS_KMS}}}}}"),
+            "spec.flavor",
+        ),
+        (
+            "self-init with Shamir",
+            "spec: {flavor: OpenBao, keys: {initialization: SelfInit}}".into(),
+            "spec.keys.initialization",
+        ),
+        (
+            "backups on by default without a bucket",
+            "spec: {backup: null}".into(),
+            "spec.backup.s3.bucket",
+        ),
+        (
+            "backup without credentials",
+            "spec: {backup: {enabled: true, s3: {bucket: snapshots}}}".into(),
+            "spec.backup.s3.credentialsSecret",
+        ),
+        (
+            "backup schedule in words",
+            "spec: {backup: {schedule: every day}}".into(),
+            "spec.backup.schedule",
+        ),
+        (
+            "backup schedule minute out of range",
+            "spec: {backup: {schedule: '61 * * * *'}}".into(),
+            "spec.backup.schedule",
+        ),
+        (
+            "backup schedule with a seconds field",
+            "spec: {backup: {schedule: '0 0 13 * * 4'}}".into(),
+            "spec.backup.schedule",
+        ),
+        (
+            "token renewal schedule that does not parse",
+            "spec: {monitoring: {tokenRenewSchedule: 'thursday 13:00'}}".into(),
+            "spec.monitoring.tokenRenewSchedule",
+        ),
+        (
+            "token period that is not a duration",
+            "spec: {monitoring: {tokenPeriod: two weeks}}".into(),
+            "spec.monitoring.tokenPeriod",
+        ),
+        (
+            "retention that keeps nothing",
+            "spec: {backup: {retention: {}}}".into(),
+            "spec.backup.retention",
+        ),
+        (
+            "retention age in words",
+            "spec: {backup: {retention: {maxAge: 30 days}}}".into(),
+            "spec.backup.retention.maxAge",
+        ),
+        (
+            "TLS Secret mode without a Secret",
+            "spec: {tls: {mode: Secret}}".into(),
+            "spec.tls.secretName",
+        ),
+        (
+            "TLS Secret name without Secret mode",
+            "spec: {tls: {secretName: my-tls}}".into(),
+            "spec.tls.secretName",
+        ),
+        (
+            "cert-manager mode without an issuer",
+            "spec: {tls: {mode: CertManager}}".into(),
+            "spec.tls.certManager",
+        ),
+        (
+            "cert-manager issuer without cert-manager mode",
+            "spec: {tls: {certManager: {issuerName: ca}}}".into(),
+            "spec.tls.certManager",
+        ),
+        (
+            "ingress without hosts",
+            "spec: {ingress: {enabled: true}}".into(),
+            "spec.ingress.hosts",
+        ),
+        (
+            "passthrough with cert-manager at the ingress",
+            "spec: {ingress: {enabled: true, hosts: [vault.example.com], tls: {passthrough: true, certManager: {issuerName: le}}}}".into(),
+            "spec.ingress.tls.certManager",
+        ),
+        (
+            "passthrough with TLS disabled",
+            "spec: {tls: {mode: Disabled}, ingress: {enabled: true, hosts: [vault.example.com], tls: {passthrough: true}}}".into(),
+            "spec.ingress.tls.passthrough",
+        ),
+    ];
+    for (key, _) in rules::RENDERED_CONFIG_KEYS {
+        let patch = format!("spec: {{config: {{ui: true, {key}: {{}}}}}}");
+        cases.push(("config overriding a rendered key", patch, "spec.config"));
+    }
+    cases
+}
+
+#[test]
+fn every_invalid_case_names_its_field_in_both_layers_with_the_same_message() {
+    let rule_messages = all_rule_messages();
+    for (case, patch, field) in invalid_cases() {
+        let object = manifest(&patch);
+        let rust = rust_violations(&object);
+        assert!(
+            rust.iter().any(|(f, _)| f == field),
+            "{case}: Rust validation should name {field}, got {rust:?}"
+        );
+        for (f, message) in &rust {
+            assert!(
+                message.contains(f.as_str()) || message.contains(field),
+                "{case}: the message should name the field: {message}"
+            );
+        }
+        // The CEL layer rejects the same object with exactly the rule messages Rust gave.
+        let rust_rule_messages: BTreeSet<String> = rust
+            .iter()
+            .map(|(_, m)| m.clone())
+            .filter(|m| rule_messages.contains(m))
+            .collect();
+        assert!(
+            !rust_rule_messages.is_empty(),
+            "{case}: no CRD rule covers it: {rust:?}"
+        );
+        assert_eq!(cel_messages(&object), rust_rule_messages, "{case}");
+    }
+}
+
+#[test]
+fn config_override_names_the_key_it_refuses() {
+    for (key, _) in rules::RENDERED_CONFIG_KEYS {
+        let object = manifest(&format!("spec: {{config: {{{key}: {{}}}}}}"));
+        let rust = rust_violations(&object);
+        assert_eq!(rust.len(), 1, "{key}: {rust:?}");
+        assert!(
+            rust[0].1.contains(&format!("spec.config.{key}")),
+            "{rust:?}"
+        );
+    }
+}
+
+/// Checks the CRD's rules cannot express; the operator reports them as SpecValid=False.
+#[test]
+fn operator_only_checks_catch_what_cel_cannot() {
+    let cases = [
+        (
+            "a token period shorter than two renewal gaps",
+            "spec: {monitoring: {tokenPeriod: 24h}}",
+            "spec.monitoring.tokenPeriod",
+        ),
+        (
+            "a schedule on a date that never comes",
+            "spec: {backup: {schedule: '0 0 30 2 *'}}",
+            "spec.backup.schedule",
+        ),
+        (
+            "more shares than Shamir allows",
+            "spec: {unseal: {shamir: {shares: 300, threshold: 3}}}",
+            "spec.unseal.shamir.shares",
+        ),
+    ];
+    for (case, patch, field) in cases {
+        let object = manifest(patch);
+        let rust = rust_violations(&object);
+        assert!(rust.iter().any(|(f, _)| f == field), "{case}: {rust:?}");
+        assert!(
+            cel_messages(&object).is_empty(),
+            "{case}: CEL should not catch it"
+        );
+    }
+}
+
+#[test]
+fn valid_variants_pass_both_layers() {
+    let cases = [
+        "spec: {}",
+        "spec: {replicas: 1, unseal: {shamir: {shares: 1, threshold: 1}}}",
+        "spec: {replicas: 5, unseal: {shamir: {shares: 7, threshold: 4}}}",
+        "spec: {replicas: 7}",
+        "spec: {unseal: {type: AwsKms, awsKms: {region: eu-west-1, kmsKeyId: alias/vault}, recovery: {shares: 3, threshold: 2}}}",
+        "spec: {flavor: OpenBao, unseal: {type: Static, static: {keySecret: {name: k}}}, keys: {initialization: SelfInit}}",
+        "spec: {backup: {enabled: true, schedule: '@daily', s3: {bucket: b, useAmbientCredentials: true}}}",
+        "spec: {backup: {enabled: true, schedule: '*/15 1-5 * JAN-MAR MON-FRI', s3: {bucket: b, credentialsSecret: {name: s3}}, retention: {maxAge: 30d}}}",
+        "spec: {monitoring: {tokenRenewSchedule: '@weekly', tokenPeriod: 336h}}",
+        "spec: {tls: {mode: CertManager, certManager: {issuerName: ca, issuerKind: ClusterIssuer}}}",
+        "spec: {tls: {mode: Secret, secretName: my-tls}}",
+        "spec: {config: {ui: true, log_level: debug, telemetry: {disable_hostname: true}}}",
+        "spec: {ingress: {enabled: true, hosts: [vault.example.com], tls: {passthrough: true}}}",
+    ];
+    for patch in cases {
+        let object = manifest(patch);
+        assert_eq!(rust_violations(&object), Vec::new(), "{patch}");
+        assert_eq!(cel_messages(&object), BTreeSet::new(), "{patch}");
+    }
+    let longest = manifest(&format!("metadata: {{name: {}}}", "v".repeat(44)));
+    assert!(rust_violations(&longest).is_empty());
+    assert!(cel_messages(&longest).is_empty());
+}
+
+#[test]
+fn serde_defaults_match_the_schema_defaults() {
+    // The API server fills in the schema's defaults; the operator deserializes with
+    // serde's. Both must produce the same spec from the same minimal manifest.
+    let object = manifest("spec: {}");
+    let served = kube::core::cel::apply_defaults(&schema(), &object);
+    let from_server: VaultCluster = serde_json::from_value(served).expect("defaulted object");
+    let from_serde: VaultCluster = serde_json::from_value(object).expect("raw object");
+    assert_eq!(from_server.spec, from_serde.spec);
+}
+
+/// The API server compiles every rule against the schema and refuses the whole CRD when a
+/// rule names a field the schema does not declare where the rule sits (fields kept by
+/// `x-kubernetes-preserve-unknown-fields` are invisible to CEL). The CEL interpreter used
+/// above is more lenient, so check the paths here.
+#[test]
+fn every_field_a_rule_names_is_declared_where_the_rule_sits() {
+    let path = regex::Regex::new(r"self((\.[A-Za-z_][A-Za-z0-9_]*)+)").expect("regex");
+    let mut checked = 0;
+    let mut stack = vec![(schema(), true)];
+    while let Some((node, is_root)) = stack.pop() {
+        if let Some(Value::Array(rules)) = node.get("x-kubernetes-validations") {
+            for rule in rules {
+                let text = rule["rule"].as_str().expect("rule text");
+                for found in path.captures_iter(text) {
+                    let mut segments: Vec<&str> =
+                        found[1].trim_start_matches('.').split('.').collect();
+                    // `self.hosts.size()`: the last segment is a method, not a field.
+                    let end = found.get(0).map_or(0, |m| m.end());
+                    if text[end..].starts_with('(') {
+                        segments.pop();
+                    }
+                    if is_root && segments == ["metadata", "name"] {
+                        checked += 1;
+                        continue;
+                    }
+                    let mut at = &node;
+                    for segment in &segments {
+                        at = at
+                            .get("properties")
+                            .and_then(|p| p.get(*segment))
+                            .unwrap_or_else(|| {
+                                panic!("rule {text:?} names undeclared field {segment}")
+                            });
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        if let Some(Value::Object(properties)) = node.get("properties") {
+            stack.extend(properties.values().map(|p| (p.clone(), false)));
+        }
+        if let Some(items) = node.get("items") {
+            stack.push((items.clone(), false));
+        }
+    }
+    assert!(checked > 30, "only {checked} field references checked");
+}
