@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod decide;
 pub mod error;
 pub mod keys;
 pub mod node;

@@ -1,0 +1,551 @@
+//! The lifecycle decision: observed state in, typed actions out. Pure: no network, no
+//! clock, no randomness; everything it needs is in its arguments, so it is tested by
+//! tables (see the tests at the bottom and `tests/decide_table.rs`).
+//!
+//! The rules, in the order they are applied:
+//!
+//! 1. **Keys first.** If an init answer is held in memory and not yet persisted, the only
+//!    action is [`Action::PersistKeys`]. Nothing else happens until the keys are safe.
+//! 2. **Never a second init, never a split brain.** Pods reporting different cluster ids,
+//!    or a seal kind other than the intended one, stop everything
+//!    ([`StopReason::SplitBrain`], [`StopReason::SealMismatch`]).
+//! 3. **Init exactly once, only when it is provably the first time:** every desired pod
+//!    answered, every pod (desired or not) reports uninitialized, and the key store is
+//!    empty. Then one [`Action::Init`] on the first desired pod. An unreachable pod makes
+//!    the decision wait: it may be the one pod that holds initialized data. Keys in the
+//!    store with every pod uninitialized is a stop ([`StopReason::KeysWithoutInitializedPods`]):
+//!    the data volumes are gone and the stored keys may be the only way to read a backup, so
+//!    they must not be overwritten by a new init.
+//! 4. **Initialized cluster without keys:** stop and report [`StopReason::KeysMissing`];
+//!    do nothing else (for the operator-init mode; the self-init mode has no keys by design).
+//! 5. **Unseal** every sealed desired pod of a Shamir cluster with the stored shares. When
+//!    the pod reports unseal progress > 0, the shares already entered are reset first.
+//!    Why reset rather than continue: the operator enters all threshold shares in one
+//!    pass, so progress > 0 means an earlier pass died half-way or a person is typing
+//!    shares. We cannot know which shares were entered; a wrong or stale share mixed in
+//!    would make the whole attempt fail at the threshold, while a reset costs one call and
+//!    makes the outcome depend only on the stored shares. (A person unsealing by hand
+//!    while the operator manages the cluster is not a supported mix; the reset is logged.)
+//!    Auto-unseal pods are never given shares: a sealed auto-unseal pod waits for its seal
+//!    backend ([`WaitReason::AutoUnsealPending`]); recovery shares stay in the store.
+//! 6. **Raft:** a desired pod that reports uninitialized in an initialized cluster is
+//!    joining through `retry_join` (wait). Peers whose node id is no desired pod are removed,
+//!    one per pass, through the active node; if the active node itself is not desired it
+//!    steps down first. Removing a departed peer never lowers the number of live voters, so
+//!    it never costs quorum.
+//! 7. **Bootstrap** once an active node exists and the keys (or, in self-init mode, the
+//!    operator's own login) make it possible.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::keys::{KeyKind, KeysSummary};
+use crate::node::{InitRequest, PodName, RaftConfiguration, SealType};
+
+/// How the cluster is sealed, as the VaultCluster asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealIntent {
+    /// Shamir: init returns unseal shares; the operator unseals after every restart.
+    Shamir {
+        /// Unseal shares.
+        shares: u8,
+        /// Shares needed.
+        threshold: u8,
+    },
+    /// An auto-unseal seal (transit, KMS, static): init returns recovery shares; pods
+    /// unseal themselves.
+    Auto {
+        /// Recovery shares.
+        recovery_shares: u8,
+        /// Recovery threshold.
+        recovery_threshold: u8,
+    },
+}
+
+/// Who initializes the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitMode {
+    /// The operator calls `sys/init` once and keeps the output.
+    Operator,
+    /// OpenBao initializes itself from `initialize` stanzas in its configuration
+    /// (OpenBao >= 2.4, auto-unseal only). The operator never calls init, expects no keys,
+    /// and only observes and bootstraps, logging in with the identity the stanzas created.
+    SelfInit,
+}
+
+/// What the cluster should be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterIntent {
+    pods: Vec<PodName>,
+    seal: SealIntent,
+    init_mode: InitMode,
+}
+
+impl ClusterIntent {
+    /// Validates and builds the intent. `pods` are the desired pods in ordinal order
+    /// (`vault-0`, `vault-1`, …); the first is where init happens.
+    pub fn new(pods: Vec<PodName>, seal: SealIntent, init_mode: InitMode) -> Result<Self> {
+        if pods.is_empty() {
+            return Err(Error::invalid("replicas", "no pods", "set replicas to 1, 3, 5 or 7"));
+        }
+        let unique: BTreeSet<&PodName> = pods.iter().collect();
+        if unique.len() != pods.len() {
+            return Err(Error::invalid("pods", "a pod name appears twice", "give each pod once"));
+        }
+        let intent = ClusterIntent { pods, seal, init_mode };
+        intent.init_request().validate()?;
+        if init_mode == InitMode::SelfInit && matches!(seal, SealIntent::Shamir { .. }) {
+            return Err(Error::invalid(
+                "init.mode",
+                "self-initialization needs an auto-unseal seal (OpenBao generates no unseal keys for it)",
+                "configure an auto-unseal seal (transit, a KMS or static) or use the Operator init mode",
+            ));
+        }
+        Ok(intent)
+    }
+
+    /// The desired pods.
+    pub fn pods(&self) -> &[PodName] {
+        &self.pods
+    }
+
+    /// The seal.
+    pub fn seal(&self) -> SealIntent {
+        self.seal
+    }
+
+    /// The init mode.
+    pub fn init_mode(&self) -> InitMode {
+        self.init_mode
+    }
+
+    /// The `sys/init` request this intent makes.
+    pub fn init_request(&self) -> InitRequest {
+        match self.seal {
+            SealIntent::Shamir { shares, threshold } => InitRequest::Shamir { shares, threshold },
+            SealIntent::Auto {
+                recovery_shares,
+                recovery_threshold,
+            } => InitRequest::Recovery {
+                shares: recovery_shares,
+                threshold: recovery_threshold,
+            },
+        }
+    }
+
+    fn wants_auto_seal(&self) -> bool {
+        matches!(self.seal, SealIntent::Auto { .. })
+    }
+}
+
+/// What one pod said about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    /// It answered nothing (down, not scheduled, network or exec failure).
+    Unreachable {
+        /// Why, for the report.
+        reason: String,
+    },
+    /// Not initialized (a fresh cluster, or a new pod that has not joined raft yet).
+    Uninitialized,
+    /// Initialized and sealed.
+    Sealed {
+        /// Shares entered so far.
+        progress: u8,
+        /// Shares needed.
+        threshold: u8,
+    },
+    /// Unsealed standby.
+    Standby,
+    /// Unsealed active node.
+    Active,
+}
+
+impl NodeState {
+    fn is_initialized(&self) -> bool {
+        matches!(self, NodeState::Sealed { .. } | NodeState::Standby | NodeState::Active)
+    }
+}
+
+/// One pod's observation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeObservation {
+    /// The pod.
+    pub pod: PodName,
+    /// Its state.
+    pub state: NodeState,
+    /// The seal kind it reports (`None` when unreachable).
+    pub seal_type: Option<SealType>,
+    /// The cluster id it reports, once known.
+    pub cluster_id: Option<String>,
+}
+
+impl NodeObservation {
+    /// An observation with no seal type or cluster id (handy in tables).
+    pub fn new(pod: PodName, state: NodeState) -> Self {
+        NodeObservation {
+            pod,
+            state,
+            seal_type: None,
+            cluster_id: None,
+        }
+    }
+
+    /// Sets the reported seal type.
+    pub fn with_seal(mut self, seal_type: SealType) -> Self {
+        self.seal_type = Some(seal_type);
+        self
+    }
+
+    /// Sets the reported cluster id.
+    pub fn with_cluster_id(mut self, cluster_id: impl Into<String>) -> Self {
+        self.cluster_id = Some(cluster_id.into());
+        self
+    }
+}
+
+/// What the key store holds, as far as the decision needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeysState {
+    /// The store holds nothing.
+    Missing,
+    /// The store holds init output.
+    Stored(KeysSummary),
+    /// Init answered; the output is only in memory because persisting it failed.
+    PendingWrite(KeysSummary),
+}
+
+/// Whether bootstrap has been applied for the current inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootstrapState {
+    /// Applied; nothing to do.
+    Done,
+    /// Not applied yet (or its inputs changed).
+    Needed,
+    /// Not wanted.
+    Disabled,
+}
+
+/// Everything observed in one pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// Every pod observed: the desired ones and any others that still exist (pods left
+    /// over from a scale-down). A desired pod with no entry counts as unreachable.
+    pub nodes: Vec<NodeObservation>,
+    /// The key store.
+    pub keys: KeysState,
+    /// Raft configuration from the active node, when it could be read.
+    pub raft: Option<RaftConfiguration>,
+    /// Bootstrap state.
+    pub bootstrap: BootstrapState,
+}
+
+/// Why the decision waits (nothing is wrong that the operator could fix now).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Before init: some pods did not answer, so it cannot be proven that none holds an
+    /// initialized cluster.
+    PodsUnreachableBeforeInit(Vec<PodName>),
+    /// A pod of an initialized cluster did not answer.
+    PodUnreachable(PodName),
+    /// Self-init mode: the server has not initialized itself yet.
+    AwaitingSelfInitialization,
+    /// The pod has not joined raft yet (`retry_join` is working on it).
+    JoiningRaft(PodName),
+    /// An auto-unseal pod is sealed: its seal backend has not answered yet.
+    AutoUnsealPending(PodName),
+    /// No pod is active (leader election, or quorum lost).
+    NoActiveNode,
+    /// More than one pod claims to be active (leadership is moving).
+    SeveralActiveNodes(Vec<PodName>),
+    /// The raft configuration could not be read this pass.
+    RaftConfigurationUnknown,
+    /// A desired pod is a raft non-voter; autopilot promotes it once it is stable.
+    PromotionPending(String),
+}
+
+/// Why the decision stops touching the cluster: a person has to look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The cluster is initialized but the key store is empty. Never init again.
+    KeysMissing,
+    /// The key store holds keys but every pod is uninitialized: the data is gone. A new
+    /// init would replace the keys a restore may still need.
+    KeysWithoutInitializedPods,
+    /// The stored keys are of the other kind (unseal vs recovery) than the seal in use.
+    KeysDoNotMatchSeal {
+        /// What the store holds.
+        stored: KeyKind,
+        /// What the pod reports.
+        reported: SealType,
+    },
+    /// The stored threshold differs from the one the pod reports: these are not its keys.
+    ThresholdMismatch {
+        /// The pod.
+        pod: PodName,
+        /// Threshold in the store.
+        stored: u8,
+        /// Threshold the pod reports.
+        reported: u8,
+    },
+    /// The pod's seal is not the intended kind (Shamir vs auto-unseal).
+    SealMismatch {
+        /// The pod.
+        pod: PodName,
+        /// What it reports.
+        reported: SealType,
+    },
+    /// Pods report different cluster ids: two clusters where there should be one.
+    SplitBrain(Vec<String>),
+}
+
+impl StopReason {
+    /// A stable reason string for conditions and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StopReason::KeysMissing => "KeysMissing",
+            StopReason::KeysWithoutInitializedPods => "KeysWithoutInitializedPods",
+            StopReason::KeysDoNotMatchSeal { .. } => "KeysDoNotMatchSeal",
+            StopReason::ThresholdMismatch { .. } => "ThresholdMismatch",
+            StopReason::SealMismatch { .. } => "SealMismatch",
+            StopReason::SplitBrain(_) => "SplitBrain",
+        }
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::KeysMissing => write!(
+                f,
+                "the cluster is initialized but the keys are not in the key store; restore the keys Secret from your backup (the operator will never initialize again)"
+            ),
+            StopReason::KeysWithoutInitializedPods => write!(
+                f,
+                "the key store holds keys but no pod is initialized: the data volumes look lost; restore the raft data, or move the old keys away deliberately before a new init"
+            ),
+            StopReason::KeysDoNotMatchSeal { stored, reported } => write!(
+                f,
+                "the key store holds {stored:?} shares but the pods use a {reported:?} seal; these keys belong to another seal configuration"
+            ),
+            StopReason::ThresholdMismatch { pod, stored, reported } => write!(
+                f,
+                "pod {pod} needs {reported} shares but the stored keys have a threshold of {stored}; the key store holds another cluster's keys"
+            ),
+            StopReason::SealMismatch { pod, reported } => write!(
+                f,
+                "pod {pod} reports a {reported:?} seal, which is not the seal the cluster asks for; fix the seal configuration (seal migration is not automatic)"
+            ),
+            StopReason::SplitBrain(ids) => write!(f, "pods report different cluster ids {ids:?}: more than one cluster exists; separate them by hand"),
+        }
+    }
+}
+
+/// One thing to do (or to report) this pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Write the in-memory init output to the key store.
+    PersistKeys,
+    /// Initialize the cluster through this pod.
+    Init {
+        /// Where.
+        pod: PodName,
+        /// With which share split.
+        request: InitRequest,
+    },
+    /// Unseal this pod with the stored shares.
+    Unseal {
+        /// Which pod.
+        pod: PodName,
+        /// Discard shares already entered first (see the module docs for why).
+        reset_first: bool,
+    },
+    /// The active pod is not a desired pod: make it give up leadership first.
+    StepDown {
+        /// The active pod.
+        pod: PodName,
+    },
+    /// Remove a raft peer that no desired pod owns.
+    RemovePeer {
+        /// The peer's node id.
+        node_id: String,
+        /// The active pod to send it through.
+        via: PodName,
+    },
+    /// Apply the bootstrap (auth, policies, roles) through the active pod.
+    Bootstrap {
+        /// The active pod.
+        via: PodName,
+    },
+    /// Nothing to do about this now; report it.
+    Wait(WaitReason),
+    /// Stop touching the cluster and report.
+    Stop(StopReason),
+}
+
+/// Decides the next actions. Pure.
+pub fn decide(intent: &ClusterIntent, observation: &Observation) -> Vec<Action> {
+    // 1. Keys first.
+    if let KeysState::PendingWrite(_) = observation.keys {
+        return vec![Action::PersistKeys];
+    }
+
+    let desired: Vec<NodeObservation> = intent
+        .pods
+        .iter()
+        .map(|pod| {
+            observation.nodes.iter().find(|n| &n.pod == pod).cloned().unwrap_or_else(|| {
+                NodeObservation::new(
+                    pod.clone(),
+                    NodeState::Unreachable {
+                        reason: "not observed".into(),
+                    },
+                )
+            })
+        })
+        .collect();
+
+    // 2. One cluster, with the intended seal.
+    let cluster_ids: BTreeSet<&String> = observation.nodes.iter().filter_map(|n| n.cluster_id.as_ref()).collect();
+    if cluster_ids.len() > 1 {
+        return vec![Action::Stop(StopReason::SplitBrain(cluster_ids.into_iter().cloned().collect()))];
+    }
+    for node in &observation.nodes {
+        if let Some(seal) = &node.seal_type {
+            // An uninitialized node's seal type is only what its config says, which is just
+            // as binding: init would create keys of the wrong kind.
+            if seal.is_auto() != intent.wants_auto_seal() {
+                return vec![Action::Stop(StopReason::SealMismatch {
+                    pod: node.pod.clone(),
+                    reported: seal.clone(),
+                })];
+            }
+        }
+    }
+
+    let initialized = observation.nodes.iter().any(|n| n.state.is_initialized());
+    if !initialized {
+        return decide_before_init(intent, observation, &desired);
+    }
+    decide_initialized(intent, observation, &desired)
+}
+
+fn decide_before_init(intent: &ClusterIntent, observation: &Observation, desired: &[NodeObservation]) -> Vec<Action> {
+    let unreachable: Vec<PodName> = desired
+        .iter()
+        .filter(|n| matches!(n.state, NodeState::Unreachable { .. }))
+        .map(|n| n.pod.clone())
+        .collect();
+    if !unreachable.is_empty() {
+        return vec![Action::Wait(WaitReason::PodsUnreachableBeforeInit(unreachable))];
+    }
+    if let KeysState::Stored(_) = observation.keys {
+        return vec![Action::Stop(StopReason::KeysWithoutInitializedPods)];
+    }
+    match intent.init_mode {
+        InitMode::SelfInit => vec![Action::Wait(WaitReason::AwaitingSelfInitialization)],
+        InitMode::Operator => vec![Action::Init {
+            pod: intent.pods[0].clone(),
+            request: intent.init_request(),
+        }],
+    }
+}
+
+fn decide_initialized(intent: &ClusterIntent, observation: &Observation, desired: &[NodeObservation]) -> Vec<Action> {
+    let stored = match (intent.init_mode, observation.keys) {
+        (InitMode::Operator, KeysState::Missing) => return vec![Action::Stop(StopReason::KeysMissing)],
+        (_, KeysState::Stored(summary)) => Some(summary),
+        _ => None,
+    };
+    if let Some(summary) = stored {
+        // The kind of the stored keys must fit the seal the pods report.
+        if let Some(seal) = observation.nodes.iter().find_map(|n| n.seal_type.as_ref()) {
+            let fits = matches!((summary.kind, seal.is_auto()), (KeyKind::Unseal, false) | (KeyKind::Recovery, true));
+            if !fits {
+                return vec![Action::Stop(StopReason::KeysDoNotMatchSeal {
+                    stored: summary.kind,
+                    reported: seal.clone(),
+                })];
+            }
+        }
+    }
+
+    let mut actions = Vec::new();
+    for node in desired {
+        match &node.state {
+            NodeState::Unreachable { .. } => actions.push(Action::Wait(WaitReason::PodUnreachable(node.pod.clone()))),
+            NodeState::Uninitialized => actions.push(Action::Wait(WaitReason::JoiningRaft(node.pod.clone()))),
+            NodeState::Sealed { progress, threshold } => {
+                if intent.wants_auto_seal() {
+                    actions.push(Action::Wait(WaitReason::AutoUnsealPending(node.pod.clone())));
+                    continue;
+                }
+                let Some(summary) = stored else {
+                    // Shamir with no keys cannot happen past the checks above; waiting is safe.
+                    continue;
+                };
+                if summary.threshold != *threshold {
+                    return vec![Action::Stop(StopReason::ThresholdMismatch {
+                        pod: node.pod.clone(),
+                        stored: summary.threshold,
+                        reported: *threshold,
+                    })];
+                }
+                actions.push(Action::Unseal {
+                    pod: node.pod.clone(),
+                    reset_first: *progress > 0,
+                });
+            }
+            NodeState::Standby | NodeState::Active => {}
+        }
+    }
+
+    let active: Vec<&NodeObservation> = observation.nodes.iter().filter(|n| n.state == NodeState::Active).collect();
+    let active = match active.as_slice() {
+        [] => {
+            actions.push(Action::Wait(WaitReason::NoActiveNode));
+            return actions;
+        }
+        [one] => *one,
+        several => {
+            actions.push(Action::Wait(WaitReason::SeveralActiveNodes(several.iter().map(|n| n.pod.clone()).collect())));
+            return actions;
+        }
+    };
+    if !intent.pods.contains(&active.pod) {
+        // The leader is on its way out: move leadership to a desired pod before anything
+        // that writes.
+        actions.push(Action::StepDown { pod: active.pod.clone() });
+        return actions;
+    }
+
+    match &observation.raft {
+        None => actions.push(Action::Wait(WaitReason::RaftConfigurationUnknown)),
+        Some(raft) => {
+            let departed: Vec<&str> = raft
+                .servers
+                .iter()
+                .map(|s| s.node_id.as_str())
+                .filter(|id| !intent.pods.iter().any(|p| p.as_str() == *id))
+                .collect();
+            // One removal per pass: one disruptive operation at a time.
+            if let Some(node_id) = departed.first() {
+                actions.push(Action::RemovePeer {
+                    node_id: (*node_id).to_string(),
+                    via: active.pod.clone(),
+                });
+            }
+            for server in raft.servers.iter().filter(|s| !s.voter) {
+                if intent.pods.iter().any(|p| p.as_str() == server.node_id) {
+                    actions.push(Action::Wait(WaitReason::PromotionPending(server.node_id.clone())));
+                }
+            }
+        }
+    }
+
+    if observation.bootstrap == BootstrapState::Needed {
+        actions.push(Action::Bootstrap { via: active.pod.clone() });
+    }
+    actions
+}

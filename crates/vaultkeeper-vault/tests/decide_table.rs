@@ -1,0 +1,563 @@
+//! The lifecycle decision, row by row. Each test is one row of the table: an observed
+//! cluster and the exact actions it must lead to.
+
+use vaultkeeper_vault::decide::{
+    Action, BootstrapState, ClusterIntent, InitMode, KeysState, NodeObservation, NodeState, Observation, SealIntent, StopReason, WaitReason, decide,
+};
+use vaultkeeper_vault::keys::{KeyKind, KeysSummary};
+use vaultkeeper_vault::node::{InitRequest, PodName, RaftConfiguration, RaftServer, SealType};
+
+fn pod(name: &str) -> PodName {
+    PodName::new(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn pods(n: usize) -> Vec<PodName> {
+    (0..n).map(|i| pod(&format!("vault-{i}"))).collect()
+}
+
+fn shamir_intent(replicas: usize) -> ClusterIntent {
+    ClusterIntent::new(pods(replicas), SealIntent::Shamir { shares: 5, threshold: 3 }, InitMode::Operator).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn auto_intent(replicas: usize, mode: InitMode) -> ClusterIntent {
+    ClusterIntent::new(
+        pods(replicas),
+        SealIntent::Auto {
+            recovery_shares: 5,
+            recovery_threshold: 3,
+        },
+        mode,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+const SHAMIR: fn() -> SealType = || SealType::Shamir;
+const TRANSIT: fn() -> SealType = || SealType::Auto("transit".into());
+
+fn node(name: &str, state: NodeState, seal: SealType) -> NodeObservation {
+    let initialized = matches!(state, NodeState::Standby | NodeState::Active);
+    let n = NodeObservation::new(pod(name), state).with_seal(seal);
+    if initialized { n.with_cluster_id("cluster-a") } else { n }
+}
+
+fn unreachable(name: &str) -> NodeObservation {
+    NodeObservation::new(
+        pod(name),
+        NodeState::Unreachable {
+            reason: "connection refused".into(),
+        },
+    )
+}
+
+fn sealed(progress: u8) -> NodeState {
+    NodeState::Sealed { progress, threshold: 3 }
+}
+
+fn unseal_keys() -> KeysState {
+    KeysState::Stored(KeysSummary {
+        kind: KeyKind::Unseal,
+        threshold: 3,
+        shares: 5,
+        root_token_kept: true,
+    })
+}
+
+fn recovery_keys() -> KeysState {
+    KeysState::Stored(KeysSummary {
+        kind: KeyKind::Recovery,
+        threshold: 3,
+        shares: 5,
+        root_token_kept: true,
+    })
+}
+
+fn raft(ids: &[(&str, bool)]) -> Option<RaftConfiguration> {
+    Some(RaftConfiguration {
+        servers: ids
+            .iter()
+            .enumerate()
+            .map(|(i, (id, voter))| RaftServer {
+                node_id: (*id).to_string(),
+                address: format!("{id}:8201"),
+                leader: i == 0,
+                voter: *voter,
+            })
+            .collect(),
+    })
+}
+
+fn healthy_raft() -> Option<RaftConfiguration> {
+    raft(&[("vault-0", true), ("vault-1", true), ("vault-2", true)])
+}
+
+fn observe(nodes: Vec<NodeObservation>, keys: KeysState, raft: Option<RaftConfiguration>) -> Observation {
+    Observation {
+        nodes,
+        keys,
+        raft,
+        bootstrap: BootstrapState::Done,
+    }
+}
+
+fn init_on(name: &str) -> Action {
+    Action::Init {
+        pod: pod(name),
+        request: InitRequest::Shamir { shares: 5, threshold: 3 },
+    }
+}
+
+fn never_inits(actions: &[Action]) {
+    assert!(!actions.iter().any(|a| matches!(a, Action::Init { .. })), "{actions:?}");
+}
+
+#[test]
+fn fresh_cluster_is_initialized_exactly_once_on_the_first_pod() {
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Uninitialized, SHAMIR()),
+            node("vault-1", NodeState::Uninitialized, SHAMIR()),
+            node("vault-2", NodeState::Uninitialized, SHAMIR()),
+        ],
+        KeysState::Missing,
+        None,
+    );
+    assert_eq!(decide(&shamir_intent(3), &obs), vec![init_on("vault-0")]);
+}
+
+#[test]
+fn two_uninitialized_pods_lead_to_exactly_one_init() {
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Uninitialized, SHAMIR()),
+            node("vault-1", NodeState::Uninitialized, SHAMIR()),
+        ],
+        KeysState::Missing,
+        None,
+    );
+    let actions = decide(&shamir_intent(2), &obs);
+    assert_eq!(actions.iter().filter(|a| matches!(a, Action::Init { .. })).count(), 1);
+    assert_eq!(actions, vec![init_on("vault-0")]);
+}
+
+#[test]
+fn initialized_cluster_without_keys_is_never_reinitialized() {
+    let obs = observe(
+        vec![
+            node("vault-0", sealed(0), SHAMIR()),
+            node("vault-1", NodeState::Uninitialized, SHAMIR()),
+            node("vault-2", NodeState::Uninitialized, SHAMIR()),
+        ],
+        KeysState::Missing,
+        None,
+    );
+    assert_eq!(decide(&shamir_intent(3), &obs), vec![Action::Stop(StopReason::KeysMissing)]);
+}
+
+#[test]
+fn keys_missing_stops_even_when_the_cluster_is_otherwise_healthy() {
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Active, SHAMIR()),
+            node("vault-1", NodeState::Standby, SHAMIR()),
+            node("vault-2", sealed(0), SHAMIR()),
+        ],
+        KeysState::Missing,
+        healthy_raft(),
+    );
+    // Nothing else: no unseal, no raft change, no bootstrap.
+    assert_eq!(decide(&shamir_intent(3), &obs), vec![Action::Stop(StopReason::KeysMissing)]);
+}
+
+#[test]
+fn init_answered_but_store_write_failed_retries_the_write_and_never_reinits() {
+    let pending = KeysState::PendingWrite(KeysSummary {
+        kind: KeyKind::Unseal,
+        threshold: 3,
+        shares: 5,
+        root_token_kept: true,
+    });
+    let obs = observe(
+        vec![
+            node("vault-0", sealed(0), SHAMIR()),
+            node("vault-1", NodeState::Uninitialized, SHAMIR()),
+            node("vault-2", NodeState::Uninitialized, SHAMIR()),
+        ],
+        pending,
+        None,
+    );
+    assert_eq!(decide(&shamir_intent(3), &obs), vec![Action::PersistKeys]);
+}
+
+#[test]
+fn pending_keys_come_first_even_if_pods_look_uninitialized() {
+    // A node that lost its answer to an observation hiccup must not turn a pending write
+    // into a second init.
+    let pending = KeysState::PendingWrite(KeysSummary {
+        kind: KeyKind::Unseal,
+        threshold: 3,
+        shares: 5,
+        root_token_kept: true,
+    });
+    let obs = observe(vec![node("vault-0", NodeState::Uninitialized, SHAMIR())], pending, None);
+    assert_eq!(decide(&shamir_intent(1), &obs), vec![Action::PersistKeys]);
+}
+
+#[test]
+fn sealed_pods_after_a_restart_are_each_unsealed() {
+    let obs = observe(
+        vec![
+            node("vault-0", sealed(0), SHAMIR()),
+            node("vault-1", sealed(0), SHAMIR()),
+            node("vault-2", sealed(0), SHAMIR()),
+        ],
+        unseal_keys(),
+        None,
+    );
+    let actions = decide(&shamir_intent(3), &obs);
+    assert_eq!(
+        actions,
+        vec![
+            Action::Unseal {
+                pod: pod("vault-0"),
+                reset_first: false
+            },
+            Action::Unseal {
+                pod: pod("vault-1"),
+                reset_first: false
+            },
+            Action::Unseal {
+                pod: pod("vault-2"),
+                reset_first: false
+            },
+            Action::Wait(WaitReason::NoActiveNode),
+        ]
+    );
+}
+
+#[test]
+fn one_restarted_pod_is_unsealed_and_the_rest_left_alone() {
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Active, SHAMIR()),
+            node("vault-1", sealed(0), SHAMIR()),
+            node("vault-2", NodeState::Standby, SHAMIR()),
+        ],
+        unseal_keys(),
+        healthy_raft(),
+    );
+    assert_eq!(
+        decide(&shamir_intent(3), &obs),
+        vec![Action::Unseal {
+            pod: pod("vault-1"),
+            reset_first: false
+        }]
+    );
+}
+
+#[test]
+fn partial_unseal_progress_is_reset_before_the_stored_shares_are_entered() {
+    let obs = observe(
+        vec![node("vault-0", NodeState::Active, SHAMIR()), node("vault-1", sealed(2), SHAMIR())],
+        unseal_keys(),
+        raft(&[("vault-0", true), ("vault-1", true)]),
+    );
+    assert_eq!(
+        decide(&shamir_intent(2), &obs),
+        vec![Action::Unseal {
+            pod: pod("vault-1"),
+            reset_first: true
+        }]
+    );
+}
+
+#[test]
+fn auto_unseal_cluster_gets_no_shares_and_keeps_its_recovery_keys() {
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Active, TRANSIT()),
+            node("vault-1", sealed(0), TRANSIT()),
+            node("vault-2", NodeState::Standby, TRANSIT()),
+        ],
+        recovery_keys(),
+        healthy_raft(),
+    );
+    let actions = decide(&auto_intent(3, InitMode::Operator), &obs);
+    assert_eq!(actions, vec![Action::Wait(WaitReason::AutoUnsealPending(pod("vault-1")))]);
+}
+
+#[test]
+fn fresh_auto_unseal_cluster_is_initialized_with_recovery_shares() {
+    let obs = observe(
+        vec![node("vault-0", NodeState::Uninitialized, TRANSIT()), node("vault-1", NodeState::Uninitialized, TRANSIT())],
+        KeysState::Missing,
+        None,
+    );
+    assert_eq!(
+        decide(&auto_intent(2, InitMode::Operator), &obs),
+        vec![Action::Init {
+            pod: pod("vault-0"),
+            request: InitRequest::Recovery { shares: 5, threshold: 3 },
+        }]
+    );
+}
+
+#[test]
+fn self_initializing_cluster_is_never_initialized_by_the_operator() {
+    let obs = observe(
+        vec![node("vault-0", NodeState::Uninitialized, TRANSIT()), node("vault-1", NodeState::Uninitialized, TRANSIT())],
+        KeysState::Missing,
+        None,
+    );
+    assert_eq!(
+        decide(&auto_intent(2, InitMode::SelfInit), &obs),
+        vec![Action::Wait(WaitReason::AwaitingSelfInitialization)]
+    );
+}
+
+#[test]
+fn self_initialized_cluster_without_keys_is_bootstrapped_not_stopped() {
+    let mut obs = observe(
+        vec![node("vault-0", NodeState::Active, TRANSIT()), node("vault-1", NodeState::Standby, TRANSIT())],
+        KeysState::Missing,
+        raft(&[("vault-0", true), ("vault-1", true)]),
+    );
+    obs.bootstrap = BootstrapState::Needed;
+    assert_eq!(
+        decide(&auto_intent(2, InitMode::SelfInit), &obs),
+        vec![Action::Bootstrap { via: pod("vault-0") }]
+    );
+}
+
+#[test]
+fn departed_peer_after_scale_down_is_removed_through_the_active_pod() {
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Standby, SHAMIR()),
+            node("vault-1", NodeState::Active, SHAMIR()),
+            node("vault-2", NodeState::Standby, SHAMIR()),
+        ],
+        unseal_keys(),
+        raft(&[("vault-1", true), ("vault-0", true), ("vault-2", true), ("vault-3", true), ("vault-4", true)]),
+    );
+    // One removal per pass.
+    assert_eq!(
+        decide(&shamir_intent(3), &obs),
+        vec![Action::RemovePeer {
+            node_id: "vault-3".into(),
+            via: pod("vault-1")
+        }]
+    );
+}
+
+#[test]
+fn a_departed_pod_that_is_still_active_steps_down_before_any_removal() {
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Standby, SHAMIR()),
+            node("vault-1", NodeState::Standby, SHAMIR()),
+            node("vault-2", NodeState::Standby, SHAMIR()),
+            node("vault-3", NodeState::Active, SHAMIR()),
+        ],
+        unseal_keys(),
+        raft(&[("vault-3", true), ("vault-0", true), ("vault-1", true), ("vault-2", true)]),
+    );
+    assert_eq!(decide(&shamir_intent(3), &obs), vec![Action::StepDown { pod: pod("vault-3") }]);
+}
+
+#[test]
+fn a_pod_that_answers_nothing_before_init_blocks_init() {
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Uninitialized, SHAMIR()),
+            unreachable("vault-1"),
+            node("vault-2", NodeState::Uninitialized, SHAMIR()),
+        ],
+        KeysState::Missing,
+        None,
+    );
+    let actions = decide(&shamir_intent(3), &obs);
+    never_inits(&actions);
+    assert_eq!(actions, vec![Action::Wait(WaitReason::PodsUnreachableBeforeInit(vec![pod("vault-1")]))]);
+}
+
+#[test]
+fn a_pod_that_was_never_observed_counts_as_unreachable() {
+    let obs = observe(vec![node("vault-0", NodeState::Uninitialized, SHAMIR())], KeysState::Missing, None);
+    let actions = decide(&shamir_intent(2), &obs);
+    never_inits(&actions);
+}
+
+#[test]
+fn a_pod_that_answers_nothing_in_a_running_cluster_is_reported_and_the_rest_proceeds() {
+    let obs = observe(
+        vec![node("vault-0", NodeState::Active, SHAMIR()), unreachable("vault-1"), node("vault-2", sealed(0), SHAMIR())],
+        unseal_keys(),
+        healthy_raft(),
+    );
+    assert_eq!(
+        decide(&shamir_intent(3), &obs),
+        vec![
+            Action::Wait(WaitReason::PodUnreachable(pod("vault-1"))),
+            Action::Unseal {
+                pod: pod("vault-2"),
+                reset_first: false
+            },
+        ]
+    );
+}
+
+#[test]
+fn every_pod_unreachable_means_wait_not_init() {
+    let obs = observe(vec![unreachable("vault-0"), unreachable("vault-1"), unreachable("vault-2")], KeysState::Missing, None);
+    let actions = decide(&shamir_intent(3), &obs);
+    never_inits(&actions);
+    assert!(matches!(actions.as_slice(), [Action::Wait(WaitReason::PodsUnreachableBeforeInit(p))] if p.len() == 3));
+}
+
+#[test]
+fn keys_stored_but_every_pod_uninitialized_stops_instead_of_reinitializing() {
+    let obs = observe(
+        vec![node("vault-0", NodeState::Uninitialized, SHAMIR()), node("vault-1", NodeState::Uninitialized, SHAMIR())],
+        unseal_keys(),
+        None,
+    );
+    assert_eq!(decide(&shamir_intent(2), &obs), vec![Action::Stop(StopReason::KeysWithoutInitializedPods)]);
+}
+
+#[test]
+fn an_initialized_leftover_pod_outside_the_desired_set_still_prevents_init() {
+    // vault-3 was scaled away but its pod still runs with initialized data.
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Uninitialized, SHAMIR()),
+            node("vault-1", NodeState::Uninitialized, SHAMIR()),
+            node("vault-2", NodeState::Uninitialized, SHAMIR()),
+            node("vault-3", sealed(0), SHAMIR()),
+        ],
+        KeysState::Missing,
+        None,
+    );
+    assert_eq!(decide(&shamir_intent(3), &obs), vec![Action::Stop(StopReason::KeysMissing)]);
+}
+
+#[test]
+fn new_pods_of_a_scale_up_wait_for_retry_join_then_get_unsealed() {
+    let joining = observe(
+        vec![
+            node("vault-0", NodeState::Active, SHAMIR()),
+            node("vault-1", NodeState::Standby, SHAMIR()),
+            node("vault-2", NodeState::Standby, SHAMIR()),
+            node("vault-3", NodeState::Uninitialized, SHAMIR()),
+            node("vault-4", sealed(0), SHAMIR()),
+        ],
+        unseal_keys(),
+        healthy_raft(),
+    );
+    let actions = decide(&shamir_intent(5), &joining);
+    never_inits(&actions);
+    assert_eq!(
+        actions,
+        vec![
+            Action::Wait(WaitReason::JoiningRaft(pod("vault-3"))),
+            Action::Unseal {
+                pod: pod("vault-4"),
+                reset_first: false
+            },
+        ]
+    );
+}
+
+#[test]
+fn non_voters_are_reported_as_waiting_for_promotion() {
+    let obs = observe(
+        vec![node("vault-0", NodeState::Active, SHAMIR()), node("vault-1", NodeState::Standby, SHAMIR())],
+        unseal_keys(),
+        raft(&[("vault-0", true), ("vault-1", false)]),
+    );
+    assert_eq!(
+        decide(&shamir_intent(2), &obs),
+        vec![Action::Wait(WaitReason::PromotionPending("vault-1".into()))]
+    );
+}
+
+#[test]
+fn bootstrap_runs_through_the_active_pod_once_needed() {
+    let mut obs = observe(
+        vec![node("vault-0", NodeState::Active, SHAMIR()), node("vault-1", NodeState::Standby, SHAMIR())],
+        unseal_keys(),
+        raft(&[("vault-0", true), ("vault-1", true)]),
+    );
+    obs.bootstrap = BootstrapState::Needed;
+    assert_eq!(decide(&shamir_intent(2), &obs), vec![Action::Bootstrap { via: pod("vault-0") }]);
+    obs.bootstrap = BootstrapState::Done;
+    assert_eq!(decide(&shamir_intent(2), &obs), vec![]);
+}
+
+#[test]
+fn no_active_pod_means_no_raft_change_and_no_bootstrap() {
+    let mut obs = observe(
+        vec![node("vault-0", NodeState::Standby, SHAMIR()), node("vault-1", NodeState::Standby, SHAMIR())],
+        unseal_keys(),
+        raft(&[("vault-0", true), ("vault-1", true), ("vault-2", true)]),
+    );
+    obs.bootstrap = BootstrapState::Needed;
+    assert_eq!(decide(&shamir_intent(2), &obs), vec![Action::Wait(WaitReason::NoActiveNode)]);
+}
+
+#[test]
+fn pods_of_two_different_clusters_stop_everything() {
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Active, SHAMIR()).with_cluster_id("cluster-a"),
+            node("vault-1", NodeState::Active, SHAMIR()).with_cluster_id("cluster-b"),
+        ],
+        unseal_keys(),
+        None,
+    );
+    assert!(matches!(decide(&shamir_intent(2), &obs).as_slice(), [Action::Stop(StopReason::SplitBrain(ids))] if ids.len() == 2));
+}
+
+#[test]
+fn a_seal_other_than_the_intended_one_stops_before_init() {
+    let obs = observe(vec![node("vault-0", NodeState::Uninitialized, TRANSIT())], KeysState::Missing, None);
+    assert!(matches!(
+        decide(&shamir_intent(1), &obs).as_slice(),
+        [Action::Stop(StopReason::SealMismatch { .. })]
+    ));
+}
+
+#[test]
+fn stored_keys_of_the_wrong_kind_are_not_used() {
+    let obs = observe(vec![node("vault-0", sealed(0), SHAMIR())], recovery_keys(), None);
+    assert!(matches!(
+        decide(&shamir_intent(1), &obs).as_slice(),
+        [Action::Stop(StopReason::KeysDoNotMatchSeal { .. })]
+    ));
+}
+
+#[test]
+fn stored_keys_with_another_threshold_are_not_used() {
+    let obs = observe(
+        vec![node("vault-0", NodeState::Sealed { progress: 0, threshold: 2 }, SHAMIR())],
+        unseal_keys(),
+        None,
+    );
+    assert!(matches!(
+        decide(&shamir_intent(1), &obs).as_slice(),
+        [Action::Stop(StopReason::ThresholdMismatch { stored: 3, reported: 2, .. })]
+    ));
+}
+
+#[test]
+fn intent_validation_names_the_field_and_the_fix() {
+    let cases: Vec<(Vec<PodName>, SealIntent, InitMode, &str)> = vec![
+        (vec![], SealIntent::Shamir { shares: 5, threshold: 3 }, InitMode::Operator, "replicas"),
+        (pods(3), SealIntent::Shamir { shares: 3, threshold: 5 }, InitMode::Operator, "keyThreshold"),
+        (pods(3), SealIntent::Shamir { shares: 5, threshold: 3 }, InitMode::SelfInit, "init.mode"),
+        (vec![pod("vault-0"), pod("vault-0")], SealIntent::Shamir { shares: 5, threshold: 3 }, InitMode::Operator, "pods"),
+    ];
+    for (pods, seal, mode, field) in cases {
+        let err = ClusterIntent::new(pods, seal, mode).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(field), "{field}: {err}");
+    }
+}
