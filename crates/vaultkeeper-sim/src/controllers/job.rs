@@ -1,0 +1,6 @@
+//! placeholder
+
+use crate::core::Core;
+
+/// One pass.
+pub fn pass(_core: &Core) {}

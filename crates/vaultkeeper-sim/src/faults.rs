@@ -1,0 +1,105 @@
+//! Fault injection for tests: fail a share of API requests with a chosen status, add
+//! latency, drop every open watch. A fault applies only to resource requests (not
+//! discovery), optionally narrowed to some verbs and resources.
+
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A failure rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureRule {
+    /// Share of matching requests that fail, 0.0–1.0.
+    pub share: f64,
+    /// HTTP status to answer: 500, 429 or 409.
+    pub code: u16,
+    /// Verbs it applies to (`create`, `patch`, …); empty: all.
+    pub verbs: Vec<String>,
+    /// Resources it applies to (`pods`, `statefulsets`); empty: all.
+    pub resources: Vec<String>,
+}
+
+/// The fault settings of a running cluster.
+#[derive(Debug)]
+pub struct Faults {
+    failure: Mutex<Option<FailureRule>>,
+    latency: Mutex<Duration>,
+    watch_epoch: watch::Sender<u64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            failure: Mutex::new(None),
+            latency: Mutex::new(Duration::ZERO),
+            watch_epoch: watch::channel(0).0,
+        }
+    }
+}
+
+impl Faults {
+    /// Sets (or clears) the failure rule.
+    pub fn set_failure(&self, rule: Option<FailureRule>) {
+        if let Ok(mut f) = self.failure.lock() {
+            *f = rule;
+        }
+    }
+
+    /// Sets extra latency for every resource request.
+    pub fn set_latency(&self, d: Duration) {
+        if let Ok(mut l) = self.latency.lock() {
+            *l = d;
+        }
+    }
+
+    /// Current latency.
+    pub fn latency(&self) -> Duration {
+        self.latency.lock().map(|l| *l).unwrap_or_default()
+    }
+
+    /// Closes every open watch (clients see the stream end and must re-watch).
+    pub fn drop_watches(&self) {
+        self.watch_epoch.send_modify(|e| *e += 1);
+    }
+
+    /// A receiver that changes when watches are dropped.
+    pub fn watch_epoch(&self) -> watch::Receiver<u64> {
+        self.watch_epoch.subscribe()
+    }
+
+    /// Whether this request should fail, given a uniform sample in [0, 1).
+    pub fn should_fail(&self, verb: &str, resource: &str, sample: f64) -> Option<u16> {
+        let rule = self.failure.lock().ok()?.clone()?;
+        decide_failure(&rule, verb, resource, sample)
+    }
+}
+
+/// Pure decision: does a request with this sample fail under `rule`?
+pub fn decide_failure(rule: &FailureRule, verb: &str, resource: &str, sample: f64) -> Option<u16> {
+    let verb_ok = rule.verbs.is_empty() || rule.verbs.iter().any(|v| v == verb);
+    let res_ok = rule.resources.is_empty() || rule.resources.iter().any(|r| r == resource);
+    (verb_ok && res_ok && sample < rule.share).then_some(rule.code)
+}
+
+/// A uniform sample in [0, 1) from the system RNG.
+pub fn sample() -> f64 {
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_rule_table() {
+        let rule = FailureRule { share: 0.5, code: 429, verbs: vec!["patch".into()], resources: vec![] };
+        assert_eq!(decide_failure(&rule, "patch", "pods", 0.1), Some(429));
+        assert_eq!(decide_failure(&rule, "patch", "pods", 0.9), None);
+        assert_eq!(decide_failure(&rule, "get", "pods", 0.1), None);
+        let all = FailureRule { share: 1.0, code: 500, verbs: vec![], resources: vec!["secrets".into()] };
+        assert_eq!(decide_failure(&all, "get", "secrets", 0.99), Some(500));
+        assert_eq!(decide_failure(&all, "get", "pods", 0.0), None);
+    }
+}
