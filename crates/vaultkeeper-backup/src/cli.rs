@@ -404,6 +404,13 @@ async fn backup_with_session(
     entry: &VaultClient,
     session: &Session,
 ) -> Result<BackupReport> {
+    // Backups run as their own least-privileged identity, never as root.
+    if entry.is_root_token(&session.token).await? {
+        return Err(Error::InvalidArgument {
+            field: "--token-file",
+            reason: "refusing to back up with a root token: use a token (or a Kubernetes auth role) whose policy grants only read on sys/storage/raft/snapshot".into(),
+        });
+    }
     let leader = entry.leader().await?;
     let active = entry.at(&active_node_address(entry.addr(), &leader)?)?;
     let health = active.require_unsealed().await?;
@@ -519,8 +526,9 @@ pub async fn resolve_backup(
     Ok((object, manifest))
 }
 
-/// Runs one restore: resolve the backup, download and verify all of it, choose the
-/// endpoint, then stream the verified snapshot into Vault.
+/// Runs one restore: resolve the backup, choose the endpoint, download and verify all of
+/// the object, then stream the verified snapshot into Vault. Vault receives nothing
+/// before the verification finished (the calls before it are read-only).
 pub async fn run_restore(args: RestoreArgs) -> Result<RestoreReport> {
     let started = Instant::now();
     let location = BackupLocation::new(&args.s3.prefix, &args.cluster_name)?;
@@ -528,13 +536,9 @@ pub async fn run_restore(args: RestoreArgs) -> Result<RestoreReport> {
     let store = S3Store::connect(&s3_settings(&args.s3)?).await?;
     let entry = vault_client(&args.vault)?;
     let (object, manifest) = resolve_backup(&store, &location, &args.from).await?;
-    let verified =
-        download_and_verify(&store, &object, manifest.as_ref(), &key, args.spool_dir.as_deref())
-            .await?;
-    tracing::info!(%object, size = verified.ciphertext.size, "backup verified; restoring");
-
     let session = authenticate(&entry, &args.vault).await?;
     let result = async {
+        // Decide the endpoint first (read-only calls) so a refused restore fails fast.
         let leader = entry.leader().await?;
         let active = entry.at(&active_node_address(entry.addr(), &leader)?)?;
         let health = active.require_unsealed().await?;
@@ -543,17 +547,26 @@ pub async fn run_restore(args: RestoreArgs) -> Result<RestoreReport> {
             health.cluster_id.as_deref(),
             args.force,
         )?;
+        let verified = download_and_verify(
+            &store,
+            &object,
+            manifest.as_ref(),
+            &key,
+            args.spool_dir.as_deref(),
+        )
+        .await?;
+        tracing::info!(%object, size = verified.ciphertext.size, ?mode, "backup verified; restoring");
         restore_verified(&active, &session.token, &verified, &key, mode).await?;
-        Ok::<_, Error>(mode)
+        Ok::<_, Error>((mode, verified.ciphertext.size, verified.plaintext.sha256.clone()))
     }
     .await;
     // After a restore the old token may no longer exist; revocation is best effort.
     end_session(&entry, &session).await;
-    let mode = result?;
+    let (mode, size, snapshot_sha256) = result?;
     Ok(RestoreReport {
         object,
-        size: verified.ciphertext.size,
-        snapshot_sha256: verified.plaintext.sha256.clone(),
+        size,
+        snapshot_sha256,
         mode: match mode {
             RestoreMode::Snapshot => "snapshot".into(),
             RestoreMode::SnapshotForce => "snapshot-force".into(),

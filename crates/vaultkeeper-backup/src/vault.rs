@@ -370,6 +370,42 @@ impl VaultClient {
         })
     }
 
+    /// Whether `token` is a root token (policy `root`). A token that may not look itself
+    /// up (no default policy) is not root: root may read everything.
+    pub async fn is_root_token(&self, token: &SecretString) -> Result<bool> {
+        const OPERATION: &str = "GET auth/token/lookup-self";
+        #[derive(Deserialize)]
+        struct Data {
+            #[serde(default)]
+            policies: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        struct Lookup {
+            data: Data,
+        }
+        let response = self
+            .http
+            .get(self.url("auth/token/lookup-self"))
+            .headers(Self::token_header(token)?)
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(self.unreachable(OPERATION))?;
+        if response.status().as_u16() == 403 {
+            return Ok(false);
+        }
+        if !response.status().is_success() {
+            return Err(self.refused(OPERATION, response).await);
+        }
+        let body = response.bytes().await.map_err(self.unreachable(OPERATION))?;
+        let lookup: Lookup = serde_json::from_slice(&body).map_err(|e| Error::VaultResponse {
+            addr: self.addr.clone(),
+            operation: OPERATION,
+            reason: e.to_string(),
+        })?;
+        Ok(lookup.data.policies.iter().any(|p| p == "root"))
+    }
+
     /// Revokes the token (best effort hygiene for tokens we obtained by login).
     pub async fn revoke_self(&self, token: &SecretString) -> Result<()> {
         const OPERATION: &str = "POST auth/token/revoke-self";
