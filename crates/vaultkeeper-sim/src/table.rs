@@ -320,17 +320,13 @@ pub fn to_table(rt: &ResourceType, objects: &[Value], resource_version: &str, in
     let (defs, rows): (Vec<Value>, Vec<Value>) = match rt.custom() {
         Some(c) => {
             let mut defs = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace. More info: http://kubernetes.io/docs/user-guide/identifiers#names", "priority": 0})];
-            let mut has_age = false;
             for pc in &c.printer_columns {
-                if pc["jsonPath"] == ".metadata.creationTimestamp" {
-                    has_age = true;
-                }
                 defs.push(json!({
                     "name": pc["name"], "type": pc["type"], "format": pc["format"].as_str().unwrap_or_default(),
                     "description": pc["description"].as_str().unwrap_or_default(), "priority": pc["priority"].as_i64().unwrap_or(0)
                 }));
             }
-            if c.printer_columns.is_empty() || !has_age && c.printer_columns.is_empty() {
+            if c.printer_columns.is_empty() {
                 defs.push(json!({"name": "Age", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0}));
             }
             let rows = objects
@@ -339,10 +335,17 @@ pub fn to_table(rt: &ResourceType, objects: &[Value], resource_version: &str, in
                     let mut cells = vec![o["metadata"]["name"].clone()];
                     for pc in &c.printer_columns {
                         let v = eval_column(o, pc["jsonPath"].as_str().unwrap_or_default());
+                        // Date columns print as an age, as the CRD table convertor does.
+                        let v = match (pc["type"].as_str(), &v) {
+                            (Some("date"), Value::String(t)) => crate::clock::parse_time(t)
+                                .map(|t| json!(human_duration(now.duration_since(t))))
+                                .unwrap_or(v),
+                            _ => v,
+                        };
                         cells.push(v);
                     }
                     if c.printer_columns.is_empty() {
-                        cells.push(o["metadata"]["creationTimestamp"].clone());
+                        cells.push(json!(age(o, now)));
                     }
                     row(o, cells, include)
                 })
