@@ -7,6 +7,7 @@
 mod crd;
 pub mod defaults;
 mod flavor;
+mod manifest;
 pub mod names;
 pub mod rules;
 mod schema;
@@ -16,6 +17,7 @@ mod validate;
 
 pub use crd::{crd, crd_yaml};
 pub use flavor::Flavor;
+pub use manifest::{ManifestError, parse_manifests};
 pub use names::ClusterNames;
 pub use spec::*;
 pub use status::*;

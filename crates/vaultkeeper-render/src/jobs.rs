@@ -1,0 +1,308 @@
+//! The CronJobs that run vaultkeeper itself: scheduled backups and the metrics-token
+//! renewal. Each runs as its own ServiceAccount and logs in to Vault with its own
+//! Kubernetes-auth role; neither ever sees the root token.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::labels::Component;
+use crate::manifest::{Manifest, metadata};
+use crate::tls::TlsFiles;
+use crate::{RenderError, Scope};
+
+const CA_DIR: &str = "/etc/vaultkeeper/tls";
+const BACKUP_KEY_DIR: &str = "/etc/vaultkeeper/backup-key";
+/// The distroless "nonroot" user the vaultkeeper image runs as.
+const JOB_USER: i64 = 65532;
+
+/// Whether the backup CronJob is rendered: backups on and a bucket to send them to.
+pub(crate) fn backup_enabled(scope: &Scope<'_>) -> bool {
+    let backup = &scope.cluster.spec.backup;
+    backup.enabled && backup.s3.is_some()
+}
+
+pub(crate) fn render(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderError> {
+    let mut out = Vec::new();
+    if backup_enabled(scope) {
+        out.push(backup_cronjob(scope)?);
+    }
+    if scope.cluster.spec.monitoring.enabled {
+        out.push(metrics_token_cronjob(scope)?);
+    }
+    Ok(out)
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_owned(),
+                key: key.to_owned(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// Environment and volumes every job shares: where Vault is and how to trust it.
+fn vault_connection(
+    scope: &Scope<'_>,
+    role: String,
+) -> (Vec<EnvVar>, Vec<Volume>, Vec<VolumeMount>) {
+    let mut env_vars = vec![
+        env("VAULTKEEPER_VAULT_ADDR", scope.active_address()),
+        env("VAULTKEEPER_AUTH_ROLE", role),
+        env("VAULTKEEPER_CLUSTER_NAME", scope.names.cluster()),
+        EnvVar {
+            name: "VAULTKEEPER_NAMESPACE".to_owned(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.namespace".to_owned(),
+                    api_version: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+        },
+    ];
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    if let TlsFiles::Enabled(files) = &scope.tls {
+        env_vars.push(env("VAULTKEEPER_VAULT_CA_CERT", format!("{CA_DIR}/ca.crt")));
+        volumes.push(secret_volume("vault-ca", &files.secret_name, "ca.crt"));
+        mounts.push(read_only_mount("vault-ca", CA_DIR));
+    }
+    (env_vars, volumes, mounts)
+}
+
+fn secret_volume(name: &str, secret: &str, key: &str) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.to_owned()),
+            items: Some(vec![KeyToPath {
+                key: key.to_owned(),
+                path: key.to_owned(),
+                mode: None,
+            }]),
+            default_mode: Some(0o440),
+            optional: Some(false),
+        }),
+        ..Volume::default()
+    }
+}
+
+fn read_only_mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }
+}
+
+struct JobShape {
+    name: String,
+    component: Component,
+    schedule: String,
+    time_zone: Option<String>,
+    suspend: bool,
+    successful_history: i32,
+    failed_history: i32,
+    deadline_seconds: i64,
+    args: Vec<String>,
+    env: Vec<EnvVar>,
+    volumes: Vec<Volume>,
+    mounts: Vec<VolumeMount>,
+    resources: Option<ResourceRequirements>,
+}
+
+fn cronjob(scope: &Scope<'_>, shape: JobShape) -> Result<Manifest, RenderError> {
+    let labels = scope.labels.object(shape.component);
+    let pod_labels: BTreeMap<String, String> = labels.clone();
+    let container = Container {
+        name: match shape.component {
+            Component::Backup => "backup",
+            _ => "metrics-token",
+        }
+        .to_owned(),
+        image: Some(scope.ctx.operator_image.to_owned()),
+        args: Some(shape.args),
+        env: Some(shape.env),
+        volume_mounts: Some(shape.mounts),
+        resources: shape.resources,
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    let meta = metadata(scope, shape.name.clone(), labels);
+    let cronjob = CronJob {
+        metadata: meta.clone(),
+        spec: Some(CronJobSpec {
+            schedule: shape.schedule,
+            time_zone: shape.time_zone,
+            suspend: Some(shape.suspend),
+            // Never two at once: two snapshots or two token renewals would race.
+            concurrency_policy: Some("Forbid".to_owned()),
+            successful_jobs_history_limit: Some(shape.successful_history),
+            failed_jobs_history_limit: Some(shape.failed_history),
+            starting_deadline_seconds: Some(600),
+            job_template: JobTemplateSpec {
+                metadata: None,
+                spec: Some(JobSpec {
+                    backoff_limit: Some(1),
+                    active_deadline_seconds: Some(shape.deadline_seconds),
+                    template: PodTemplateSpec {
+                        metadata: Some(ObjectMeta {
+                            labels: Some(pod_labels),
+                            ..ObjectMeta::default()
+                        }),
+                        spec: Some(PodSpec {
+                            service_account_name: Some(shape.name),
+                            restart_policy: Some("Never".to_owned()),
+                            security_context: Some(PodSecurityContext {
+                                run_as_non_root: Some(true),
+                                run_as_user: Some(JOB_USER),
+                                run_as_group: Some(JOB_USER),
+                                fs_group: Some(JOB_USER),
+                                ..PodSecurityContext::default()
+                            }),
+                            containers: vec![container],
+                            volumes: Some(shape.volumes),
+                            ..PodSpec::default()
+                        }),
+                    },
+                    ..JobSpec::default()
+                }),
+            },
+        }),
+        status: None,
+    };
+    Manifest::new("batch/v1", "CronJob", &meta, &cronjob)
+}
+
+fn backup_cronjob(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
+    let backup = &scope.cluster.spec.backup;
+    let names = &scope.names;
+    let s3 = backup.s3.as_ref().ok_or_else(|| RenderError::Invalid {
+        field: "spec.backup.s3",
+        detail: "spec.backup.s3.bucket is required when backups are on".to_owned(),
+    })?;
+    let (mut env_vars, mut volumes, mut mounts) = vault_connection(scope, names.backup());
+
+    let (key_secret, key) = backup.encryption_key_secret.as_ref().map_or_else(
+        || (names.default_backup_key_secret(), "key".to_owned()),
+        |r| (r.name.clone(), r.key.clone()),
+    );
+    volumes.push(secret_volume("backup-key", &key_secret, &key));
+    mounts.push(read_only_mount("backup-key", BACKUP_KEY_DIR));
+    env_vars.push(env(
+        "VAULTKEEPER_ENCRYPTION_KEY_FILE",
+        format!("{BACKUP_KEY_DIR}/{key}"),
+    ));
+
+    env_vars.push(env("VAULTKEEPER_S3_BUCKET", s3.bucket.clone()));
+    env_vars.push(env(
+        "VAULTKEEPER_S3_PREFIX",
+        s3.prefix
+            .clone()
+            .unwrap_or_else(|| scope.namespace().to_owned()),
+    ));
+    env_vars.push(env("VAULTKEEPER_S3_REGION", s3.region.clone()));
+    if let Some(endpoint) = &s3.endpoint {
+        env_vars.push(env("VAULTKEEPER_S3_ENDPOINT", endpoint.clone()));
+    }
+    if s3.force_path_style {
+        env_vars.push(env("VAULTKEEPER_S3_PATH_STYLE", "true"));
+    }
+    if let Some(credentials) = &s3.credentials_secret {
+        // The SDK's default chain reads these; the values never enter the CronJob spec.
+        env_vars.push(env_from_secret(
+            "AWS_ACCESS_KEY_ID",
+            &credentials.name,
+            &credentials.access_key_id_key,
+        ));
+        env_vars.push(env_from_secret(
+            "AWS_SECRET_ACCESS_KEY",
+            &credentials.name,
+            &credentials.secret_access_key_key,
+        ));
+    }
+    if let Some(keep_last) = backup.retention.keep_last {
+        env_vars.push(env("VAULTKEEPER_KEEP_LAST", keep_last.to_string()));
+    }
+    if let Some(max_age) = &backup.retention.max_age {
+        env_vars.push(env("VAULTKEEPER_MAX_AGE", max_age.clone()));
+    }
+    cronjob(
+        scope,
+        JobShape {
+            name: names.backup(),
+            component: Component::Backup,
+            schedule: backup.schedule.clone(),
+            time_zone: backup.time_zone.clone(),
+            suspend: backup.suspend,
+            successful_history: backup.successful_jobs_history_limit,
+            failed_history: backup.failed_jobs_history_limit,
+            deadline_seconds: backup.active_deadline_seconds,
+            args: vec!["backup".to_owned()],
+            env: env_vars,
+            volumes,
+            mounts,
+            resources: backup.resources.clone(),
+        },
+    )
+}
+
+fn metrics_token_cronjob(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
+    let monitoring = &scope.cluster.spec.monitoring;
+    let names = &scope.names;
+    let (mut env_vars, volumes, mounts) = vault_connection(scope, names.metrics_token_job());
+    env_vars.push(env(
+        "VAULTKEEPER_TOKEN_SECRET",
+        names.metrics_token_secret(),
+    ));
+    env_vars.push(env(
+        "VAULTKEEPER_TOKEN_PERIOD",
+        monitoring.token_period.clone(),
+    ));
+    cronjob(
+        scope,
+        JobShape {
+            name: names.metrics_token_job(),
+            component: Component::MetricsToken,
+            schedule: monitoring.token_renew_schedule.clone(),
+            time_zone: None,
+            suspend: false,
+            successful_history: 3,
+            failed_history: 3,
+            deadline_seconds: 600,
+            args: vec!["metrics-token".to_owned()],
+            env: env_vars,
+            volumes,
+            mounts,
+            resources: None,
+        },
+    )
+}
