@@ -192,6 +192,10 @@ pub struct CertificateFacts {
     issuer: Vec<u8>,
     /// The raw subject name.
     subject: Vec<u8>,
+    /// The subject key identifier (set on CA certificates).
+    subject_key_id: Option<Vec<u8>>,
+    /// The authority key identifier: which key signed this certificate.
+    authority_key_id: Option<Vec<u8>>,
 }
 
 /// Reads validity and names from a PEM certificate.
@@ -203,7 +207,16 @@ pub fn certificate_facts(pem: &str) -> Result<CertificateFacts, String> {
     let validity = cert.validity();
     let mut dns_names = Vec::new();
     let mut ip_addresses = Vec::new();
+    let mut subject_key_id = None;
+    let mut authority_key_id = None;
     for extension in cert.extensions() {
+        match extension.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => subject_key_id = Some(id.0.to_vec()),
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                authority_key_id = aki.key_identifier.as_ref().map(|id| id.0.to_vec());
+            }
+            _ => {}
+        }
         if let ParsedExtension::SubjectAlternativeName(san) = extension.parsed_extension() {
             for name in &san.general_names {
                 match name {
@@ -227,6 +240,8 @@ pub fn certificate_facts(pem: &str) -> Result<CertificateFacts, String> {
         ip_addresses,
         issuer: cert.issuer().as_raw().to_vec(),
         subject: cert.subject().as_raw().to_vec(),
+        subject_key_id,
+        authority_key_id,
     })
 }
 
@@ -252,7 +267,13 @@ pub fn plan(
         Ok(server) => server,
         Err(why) => return PkiPlan::IssueServer(RenewReason::ServerUnreadable(why)),
     };
-    if server.issuer != ca.subject {
+    // Same issuer name is not enough (every cluster's CA is named alike): the key that
+    // signed the server certificate must be the stored CA's key.
+    let same_key = match (&server.authority_key_id, &ca.subject_key_id) {
+        (Some(signed_by), Some(ca_key)) => signed_by == ca_key,
+        _ => false,
+    };
+    if server.issuer != ca.subject || !same_key {
         return PkiPlan::IssueServer(RenewReason::NotIssuedByCa);
     }
     if server.not_after - now < SERVER_RENEW_BEFORE {
