@@ -1085,13 +1085,18 @@ impl Core {
         };
         let mut doc = base.clone();
         match ptype {
-            PatchType::Json => patch::json_patch(&mut doc, body)?,
+            PatchType::Json => patch::json_patch(&mut doc, body).map_err(|e| match e {
+                SimError::Invalid { causes, .. } => SimError::Invalid {
+                    kind: srt.kind.clone(),
+                    group: srt.group.clone(),
+                    name: name.to_string(),
+                    causes,
+                },
+                other => other,
+            })?,
             PatchType::Merge => patch::merge_patch(&mut doc, body)?,
             PatchType::Strategic => patch::strategic_merge_patch(&mut doc, body)?,
             PatchType::Apply => {}
-        }
-        if let PatchType::Json = ptype {
-            // 422 naming the object, not a bare patch error.
         }
         if subresource == Some("scale") {
             let new = self.apply_scale(&srt, &old, &doc)?;

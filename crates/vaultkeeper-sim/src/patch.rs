@@ -71,6 +71,17 @@ pub fn builtin_list_type(path: &[&str]) -> ListType {
 pub fn json_patch(doc: &mut Value, body: &[u8]) -> Result<(), SimError> {
     let ops: json_patch::Patch = serde_json::from_slice(body)
         .map_err(|e| SimError::BadRequest(format!("invalid JSON patch: {e}")))?;
+    // The API server's JSON patch library treats a missing path as null, so
+    // `{"op":"test","path":"/metadata/finalizers","value":null}` passes on an object
+    // without finalizers (kube::runtime's finalizer helper relies on it).
+    let ops: Vec<json_patch::PatchOperation> = ops
+        .0
+        .into_iter()
+        .filter(|op| match op {
+            json_patch::PatchOperation::Test(t) => !(t.value.is_null() && doc.pointer(t.path.as_str()).is_none()),
+            _ => true,
+        })
+        .collect();
     json_patch::patch(doc, &ops).map_err(|e| {
         // The real server answers 422 for a patch that cannot apply (failed `test`,
         // missing path), naming the operation.
