@@ -24,6 +24,8 @@ pub const CA_VALIDITY: Duration = Duration::days(3650);
 pub const CA_RENEW_BEFORE: Duration = Duration::days(365);
 /// How long a new server certificate is valid.
 pub const SERVER_VALIDITY: Duration = Duration::days(365);
+/// The most pods a VaultCluster can have (`spec.replicas` is 1, 3, 5 or 7).
+const MAX_REPLICAS: u32 = 7;
 /// A server certificate with less than this left is renewed.
 pub const SERVER_RENEW_BEFORE: Duration = Duration::days(30);
 
@@ -88,6 +90,17 @@ pub fn server_certificate_request(cluster: &VaultCluster, namespace: &str) -> Ce
     ];
     for service in &services {
         dns_names.extend(qualified(service, namespace, domain));
+    }
+    // Every pod under the headless Service. Wildcards cover them for Go clients, but
+    // strict verifiers (webpki/rustls) refuse a wildcard over a single-label name such as
+    // `*.vault-internal`, so each possible ordinal is named too: replicas never exceed 7,
+    // so scaling never needs a new certificate.
+    for ordinal in 0..MAX_REPLICAS {
+        dns_names.extend(qualified(
+            &names.pod_internal_host(ordinal),
+            namespace,
+            domain,
+        ));
     }
     dns_names.extend(qualified(
         &format!("*.{}", names.internal_service()),
