@@ -268,7 +268,14 @@ pub fn validate(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                 causes.push(required("spec.selector"));
             }
             validate_selector_matches_template(spec, &mut causes);
-            validate_pod_spec(&spec["template"]["spec"], "spec.template.spec", &mut causes);
+            // Claim templates count as volumes of the pod template.
+            let mut pod_spec = spec["template"]["spec"].clone();
+            let mut vols: Vec<Value> = pod_spec["volumes"].as_array().cloned().unwrap_or_default();
+            for t in spec["volumeClaimTemplates"].as_array().into_iter().flatten() {
+                vols.push(json!({"name": t["metadata"]["name"], "persistentVolumeClaim": {"claimName": ""}}));
+            }
+            pod_spec["volumes"] = json!(vols);
+            validate_pod_spec(&pod_spec, "spec.template.spec", &mut causes);
             if spec["replicas"].as_i64().is_some_and(|r| r < 0) {
                 causes.push(invalid("spec.replicas", format!("Invalid value: {}: must be greater than or equal to 0", spec["replicas"])));
             }

@@ -587,6 +587,9 @@ impl Core {
                 m.remove("status");
             }
         }
+        if srt.kind == "Job" && srt.group == "batch" {
+            crate::controllers::job::default_selector(&mut obj);
+        }
         if srt.kind == "Pod" {
             obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
             self.admit_pod(&store, ns, &mut obj)?;

@@ -70,3 +70,44 @@ pub fn start_all(core: Arc<Core>, shutdown: watch::Receiver<bool>, node: String)
         spawn_loop(core, &["batch/cronjobs", "batch/jobs"], fast, shutdown, cronjob::pass),
     ]
 }
+
+use serde_json::{Value, json};
+
+/// An owner reference to `owner` (`controller: true`, `blockOwnerDeletion: true`, as the
+/// workload controllers set them).
+pub fn controller_ref(owner: &Value) -> Value {
+    json!({
+        "apiVersion": owner["apiVersion"], "kind": owner["kind"],
+        "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+        "controller": true, "blockOwnerDeletion": true,
+    })
+}
+
+/// Whether `obj` is controlled by the object with this UID.
+pub fn controlled_by(obj: &Value, uid: &str) -> bool {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|rs| rs.iter().any(|r| r["uid"] == uid && r["controller"] == json!(true)))
+}
+
+/// Whether a pod's `Ready` condition is true.
+pub fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// Whether a pod is being deleted.
+pub fn terminating(obj: &Value) -> bool {
+    !obj["metadata"]["deletionTimestamp"].is_null()
+}
+
+/// `metadata.name` of an object.
+pub fn name_of(obj: &Value) -> &str {
+    obj["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// `metadata.namespace` of an object.
+pub fn namespace_of(obj: &Value) -> &str {
+    obj["metadata"]["namespace"].as_str().unwrap_or_default()
+}
