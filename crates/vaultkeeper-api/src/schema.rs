@@ -10,10 +10,12 @@ use crate::rules;
 pub(crate) fn vault_config(_: &mut SchemaGenerator) -> Schema {
     let mut properties = serde_json::Map::new();
     for (key, rule) in rules::config_rules() {
+        let description = format!("Refused: {}.", rule.message);
         let rule = serde_json::to_value(rule.rule()).unwrap_or_default();
         properties.insert(
             key.to_owned(),
             serde_json::json!({
+                "description": description,
                 "type": "object",
                 "x-kubernetes-preserve-unknown-fields": true,
                 "x-kubernetes-validations": [rule],

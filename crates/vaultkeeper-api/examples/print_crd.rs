@@ -1,3 +1,0 @@
-fn main() {
-    print!("{}", vaultkeeper_api::crd_yaml().unwrap());
-}
