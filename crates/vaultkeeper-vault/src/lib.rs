@@ -11,12 +11,15 @@
 //! Secrets (shares, tokens) only ever live in [`secret`] types, which print `<redacted>`
 //! and zeroize on drop, and they never appear in a command line (see [`commands`]).
 
+pub mod bootstrap;
 pub mod client;
 pub mod commands;
 pub mod decide;
 pub mod error;
 pub mod keys;
+pub mod lifecycle;
 pub mod node;
 pub mod secret;
+pub mod selfinit;
 
 pub use error::{Error, Result, Step};

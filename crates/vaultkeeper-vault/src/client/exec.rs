@@ -414,7 +414,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
     }
 
     async fn read_policy(&self, pod: &PodName, name: &str, token: &Token) -> Result<Option<String>> {
-        let request = commands::read(self.cli, &format!("sys/policies/acl/{name}"), token)?;
+        let request = commands::read(self.cli, &format!("sys/policy/{name}"), token)?;
         match self.run_data(pod, Step::Policy, request).await? {
             None => Ok(None),
             Some(data) => wire::policy_text(pod, &data).map(Some),
@@ -423,7 +423,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
 
     async fn write_policy(&self, pod: &PodName, name: &str, rules: &str, token: &Token) -> Result<()> {
         let body = json!({ "policy": rules });
-        self.write(pod, Step::Policy, &format!("sys/policies/acl/{name}"), Some(&body), token).await
+        self.write(pod, Step::Policy, &format!("sys/policy/{name}"), Some(&body), token).await
     }
 
     async fn read_kubernetes_auth_config(&self, pod: &PodName, mount: &str, token: &Token) -> Result<Option<KubernetesAuthConfig>> {

@@ -1,11 +1,12 @@
 //! The HTTP transport: the API on each pod over HTTPS, verifying the cluster CA with
 //! rustls (ring provider, configured explicitly, so no process-wide default is needed).
 //!
-//! vaultrs makes the calls it covers (health, unseal, policies, auth mounts, Kubernetes
-//! auth config/roles/login, token roles, token revoke). A thin typed call (reqwest plus a
+//! vaultrs makes the calls it covers (unseal, policies, auth mounts, Kubernetes
+//! auth config/roles/login, token role writes, token revoke). A thin typed call (reqwest plus a
 //! private response struct) makes the rest: seal status, init status, leader, raft
 //! configuration, autopilot state, remove-peer, step-down (vaultrs 0.8 has no endpoint for
-//! them), init (vaultrs's init answer has no recovery-key fields, and one code path for
+//! them), health (vaultrs's answer type requires a field OpenBao omits), token role reads (vaultrs's answer lacks `token_no_default_policy`), init
+//! (vaultrs's init answer has no recovery-key fields, and one code path for
 //! both seal kinds is the safer one) and token lookup (its answer repeats the token,
 //! which vaultrs would keep in a plain `String`). `docs/vault-client.md` has the table.
 
@@ -325,26 +326,11 @@ impl NodeClient for HttpNodeClient {
     }
 
     async fn health(&self, pod: &PodName) -> Result<Health> {
-        use vaultrs::api::sys::requests::ReadHealthRequest;
-        let client = self.vault(pod, Step::Health, None)?;
-        let endpoint = ReadHealthRequest::builder()
-            .standbycode(200u16)
-            .performancestandbycode(200u16)
-            .sealedcode(200u16)
-            .uninitcode(200u16)
-            .build()
-            .map_err(|e| Error::invalid("health request", e.to_string(), "report this as a bug"))?;
-        let answer = vaultrs::api::exec_with_no_result(&client.0, endpoint)
-            .await
-            .map_err(|e| from_vaultrs(pod, Step::Health, e))?;
-        Ok(Health {
-            initialized: answer.initialized,
-            sealed: answer.sealed,
-            standby: answer.standby,
-            performance_standby: answer.performance_standby,
-            version: answer.version,
-            cluster_id: answer.cluster_id.filter(|c| !c.is_empty()),
-        })
+        // Thin call: vaultrs 0.8's health answer requires `performance_standby`, which
+        // OpenBao leaves out.
+        let path = "sys/health?standbycode=200&performancestandbycode=200&sealedcode=200&uninitcode=200";
+        let value = self.call_json(pod, Step::Health, reqwest::Method::GET, path, None).await?;
+        Health::parse(pod, &value)
     }
 
     async fn seal_status(&self, pod: &PodName) -> Result<SealStatus> {
@@ -532,17 +518,15 @@ impl NodeClient for HttpNodeClient {
     }
 
     async fn read_token_role(&self, pod: &PodName, name: &str, token: &Token) -> Result<Option<TokenRole>> {
-        let client = self.vault(pod, Step::TokenRole, Some(token))?;
-        match vaultrs::token::role::read(&client.0, name).await {
-            Ok(role) => Ok(Some(TokenRole {
-                name: name.to_string(),
-                allowed_policies: role.allowed_policies,
-                orphan: role.orphan,
-                renewable: role.renewable,
-                token_period_seconds: role.token_period,
-            })),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(from_vaultrs(pod, Step::TokenRole, e)),
+        // Thin call: vaultrs's token role answer has no `token_no_default_policy`.
+        let path = format!("auth/token/roles/{name}");
+        match self.call(pod, Step::TokenRole, reqwest::Method::GET, &path, Some(token), None).await? {
+            None => Ok(None),
+            Some(bytes) => {
+                let mut value: Value = parse_body(pod, Step::TokenRole, &bytes)?;
+                let data = value.get_mut("data").map(Value::take).unwrap_or(Value::Null);
+                wire::token_role(pod, name, &data).map(Some)
+            }
         }
     }
 
@@ -554,7 +538,8 @@ impl NodeClient for HttpNodeClient {
             .allowed_policies(role.allowed_policies.clone())
             .orphan(role.orphan)
             .renewable(role.renewable)
-            .token_period(format!("{}s", role.token_period_seconds));
+            .token_period(format!("{}s", role.token_period_seconds))
+            .token_no_default_policy(role.token_no_default_policy);
         vaultrs::token::role::set(&client.0, &role.name, Some(&mut options))
             .await
             .map_err(|e| from_vaultrs(pod, Step::TokenRole, e))

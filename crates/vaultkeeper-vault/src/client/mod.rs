@@ -85,6 +85,9 @@ pub struct TokenRole {
     /// Renewal period in seconds (a periodic token lives as long as it is renewed within
     /// the period).
     pub token_period_seconds: u64,
+    /// Leave out the `default` policy: the token can do what its policies say and nothing
+    /// else (it cannot even look itself up; its issuer renews it).
+    pub token_no_default_policy: bool,
 }
 
 /// One node, read and driven through some transport.
@@ -137,10 +140,10 @@ pub trait NodeClient: Send + Sync {
     /// `sys/auth/<path>`: mounts an auth method.
     async fn enable_auth(&self, pod: &PodName, path: &str, kind: &str, token: &Token) -> Result<()>;
 
-    /// `sys/policies/acl/<name>`: the policy text, if the policy exists.
+    /// `sys/policy/<name>`: the policy text, if the policy exists.
     async fn read_policy(&self, pod: &PodName, name: &str, token: &Token) -> Result<Option<String>>;
 
-    /// `sys/policies/acl/<name>`: creates or replaces a policy.
+    /// `sys/policy/<name>`: creates or replaces a policy.
     async fn write_policy(&self, pod: &PodName, name: &str, rules: &str, token: &Token) -> Result<()>;
 
     /// `auth/<mount>/config`, if configured.

@@ -72,17 +72,21 @@ pub(crate) fn auth_mounts(pod: &PodName, data: &Value) -> Result<BTreeMap<String
         .collect())
 }
 
+/// The text of a policy read from `sys/policy/<name>` (`rules`).
 pub(crate) fn policy_text(pod: &PodName, data: &Value) -> Result<String> {
     #[derive(Deserialize)]
     struct Wire {
-        policy: String,
+        rules: String,
     }
-    parse_wire::<Wire>(pod, Step::Policy, data).map(|w| w.policy)
+    parse_wire::<Wire>(pod, Step::Policy, data).map(|w| w.rules)
 }
 
 pub(crate) fn kubernetes_config_body(config: &KubernetesAuthConfig) -> Value {
+    // The same fields vaultrs sends for the HTTP transport, so an ACL that pins the
+    // parameters (see `bootstrap`) accepts both transports.
     let mut body = json!({
         "kubernetes_host": config.kubernetes_host,
+        "disable_iss_validation": false,
         "disable_local_ca_jwt": config.disable_local_ca_jwt,
     });
     if let Some(ca) = &config.kubernetes_ca_cert {
@@ -119,8 +123,8 @@ pub(crate) fn kubernetes_role_body(role: &KubernetesRole) -> Value {
         "bound_service_account_names": role.bound_service_account_names,
         "bound_service_account_namespaces": role.bound_service_account_namespaces,
         "token_policies": role.token_policies,
-        "token_ttl": role.token_ttl_seconds,
-        "token_max_ttl": role.token_max_ttl_seconds,
+        "token_ttl": format!("{}s", role.token_ttl_seconds),
+        "token_max_ttl": format!("{}s", role.token_max_ttl_seconds),
         "token_no_default_policy": role.token_no_default_policy,
     })
 }
@@ -158,7 +162,8 @@ pub(crate) fn token_role_body(role: &TokenRole) -> Value {
         "allowed_policies": role.allowed_policies,
         "orphan": role.orphan,
         "renewable": role.renewable,
-        "token_period": role.token_period_seconds,
+        "token_period": format!("{}s", role.token_period_seconds),
+        "token_no_default_policy": role.token_no_default_policy,
     })
 }
 
@@ -173,6 +178,8 @@ pub(crate) fn token_role(pod: &PodName, name: &str, data: &Value) -> Result<Toke
         renewable: bool,
         #[serde(default)]
         token_period: u64,
+        #[serde(default)]
+        token_no_default_policy: bool,
     }
     let wire: Wire = parse_wire(pod, Step::TokenRole, data)?;
     Ok(TokenRole {
@@ -181,6 +188,7 @@ pub(crate) fn token_role(pod: &PodName, name: &str, data: &Value) -> Result<Toke
         orphan: wire.orphan,
         renewable: wire.renewable,
         token_period_seconds: wire.token_period,
+        token_no_default_policy: wire.token_no_default_policy,
     })
 }
 

@@ -1,0 +1,452 @@
+//! One lifecycle pass: observe every pod, decide, act, report.
+//!
+//! [`Lifecycle`] is the piece with memory: it holds the init output from the moment
+//! `sys/init` answers until the key store has accepted it, and retries the write on every
+//! pass until then (the decision turns a pending write into [`Action::PersistKeys`] and
+//! nothing else). If the process dies in that window the keys are gone, the next process
+//! sees an initialized cluster without keys and stops with `KeysMissing`; it never
+//! initializes again.
+//!
+//! How later steps authenticate: with the root token while it is kept; once it is revoked
+//! (or in self-init mode, where there never was one), with the operator's own Kubernetes
+//! auth login ([`OperatorLogin`]), whose policy allows raft membership changes and
+//! re-applying bootstrap and nothing else (see [`crate::bootstrap`]). The root token is
+//! only revoked after that login has been proven to work. (`sys/generate-root` from the
+//! kept shares is not used: OpenBao >= 2.5.3 turns its unauthenticated endpoints off by
+//! default.)
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tracing::{info, warn};
+
+use crate::bootstrap::{self, Authority, BootstrapReport, BootstrapSpec};
+use crate::client::NodeClient;
+use crate::decide::{Action, BootstrapState, ClusterIntent, KeysState, NodeObservation, NodeState, Observation, StopReason, WaitReason, decide};
+use crate::error::{Error, Result, Step};
+use crate::keys::{InitKeys, KeyStore};
+use crate::node::{PodName, UnsealProgress};
+use crate::secret::{SecretString, Token};
+
+/// Where the operator's service-account JWT comes from (a projected token file in a pod).
+#[async_trait]
+pub trait JwtSource: Send + Sync {
+    /// The current JWT.
+    async fn jwt(&self) -> Result<SecretString>;
+}
+
+/// Reads the JWT from a file each time (projected tokens are rotated by the kubelet).
+#[derive(Clone, Debug)]
+pub struct FileJwt(pub PathBuf);
+
+#[async_trait]
+impl JwtSource for FileJwt {
+    async fn jwt(&self) -> Result<SecretString> {
+        let text = tokio::fs::read_to_string(&self.0).await.map_err(|e| Error::NoToken {
+            step: Step::KubernetesLogin,
+            reason: format!("cannot read the service-account token {}: {e}", self.0.display()),
+        })?;
+        Ok(SecretString::new(text.trim_end().to_string()))
+    }
+}
+
+/// How the operator logs in once there is no root token.
+#[derive(Clone)]
+pub struct OperatorLogin {
+    /// Kubernetes auth mount path.
+    pub mount: String,
+    /// The operator's role.
+    pub role: String,
+    /// Its service-account JWT.
+    pub jwt: Arc<dyn JwtSource>,
+}
+
+/// What an executed action achieved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Done {
+    /// Init answered and the keys are persisted.
+    Initialized,
+    /// Pending keys are now persisted.
+    KeysPersisted,
+    /// The pod is unsealed.
+    Unsealed,
+    /// All threshold shares were accepted but the pod still reports sealed (it is
+    /// finishing a raft join); the next pass looks again.
+    SharesSubmitted(UnsealProgress),
+    /// Leadership moved.
+    SteppedDown,
+    /// The peer is gone.
+    PeerRemoved,
+    /// Bootstrap applied; the report says what changed.
+    Bootstrapped(BootstrapReport),
+    /// Bootstrap applied and the root token revoked and dropped from the key store.
+    BootstrappedAndRootRevoked(BootstrapReport),
+    /// A wait or stop was reported; nothing was done.
+    Reported,
+}
+
+/// One action and how it went.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The action.
+    pub action: Action,
+    /// What it achieved, or why it failed.
+    pub result: Result<Done>,
+}
+
+/// Everything one pass saw and did.
+#[derive(Debug)]
+pub struct PassReport {
+    /// What was observed.
+    pub observation: Observation,
+    /// What was decided.
+    pub actions: Vec<Action>,
+    /// What happened, action by action (a failed init or key write ends the pass early).
+    pub outcomes: Vec<Outcome>,
+}
+
+impl PassReport {
+    /// The stop reason, if the decision stopped.
+    pub fn stop_reason(&self) -> Option<&StopReason> {
+        self.actions.iter().find_map(|a| match a {
+            Action::Stop(reason) => Some(reason),
+            _ => None,
+        })
+    }
+
+    /// Every wait reason.
+    pub fn waits(&self) -> Vec<&WaitReason> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Wait(reason) => Some(reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every failed action's error.
+    pub fn errors(&self) -> Vec<&Error> {
+        self.outcomes.iter().filter_map(|o| o.result.as_ref().err()).collect()
+    }
+
+    /// Nothing left to do or wait for: every desired pod is unsealed and nothing was
+    /// decided.
+    pub fn is_converged(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+/// The lifecycle of one cluster.
+pub struct Lifecycle<C, S> {
+    client: C,
+    store: S,
+    intent: ClusterIntent,
+    bootstrap: Option<BootstrapSpec>,
+    operator_login: Option<OperatorLogin>,
+    pending: Option<InitKeys>,
+    bootstrapped: bool,
+}
+
+impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
+    /// A lifecycle for `intent`, driving nodes through `client` and keeping keys in `store`.
+    pub fn new(client: C, store: S, intent: ClusterIntent) -> Self {
+        Lifecycle {
+            client,
+            store,
+            intent,
+            bootstrap: None,
+            operator_login: None,
+            pending: None,
+            bootstrapped: false,
+        }
+    }
+
+    /// Bootstraps with `spec` once the cluster has an active node.
+    pub fn with_bootstrap(mut self, spec: BootstrapSpec) -> Self {
+        self.bootstrap = Some(spec);
+        self
+    }
+
+    /// Logs in as the operator when no root token is available.
+    pub fn with_operator_login(mut self, login: OperatorLogin) -> Self {
+        self.operator_login = Some(login);
+        self
+    }
+
+    /// Replaces the intent (e.g. after a scale).
+    pub fn set_intent(&mut self, intent: ClusterIntent) {
+        self.intent = intent;
+    }
+
+    /// Tells the lifecycle whether bootstrap is already applied for the current spec (the
+    /// operator keeps this in status across restarts).
+    pub fn set_bootstrapped(&mut self, done: bool) {
+        self.bootstrapped = done;
+    }
+
+    /// Whether bootstrap has been applied.
+    pub fn is_bootstrapped(&self) -> bool {
+        self.bootstrapped
+    }
+
+    /// Whether init output is held in memory, not yet persisted.
+    pub fn has_pending_keys(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// The node client.
+    pub fn client(&self) -> &C {
+        &self.client
+    }
+
+    /// The key store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    async fn observe_pod(&self, pod: &PodName) -> NodeObservation {
+        let status = match self.client.seal_status(pod).await {
+            Ok(status) => status,
+            Err(e) => return NodeObservation::new(pod.clone(), NodeState::Unreachable { reason: e.to_string() }),
+        };
+        let state = if !status.initialized {
+            NodeState::Uninitialized
+        } else if status.sealed {
+            NodeState::Sealed {
+                progress: status.progress,
+                threshold: status.threshold,
+            }
+        } else {
+            match self.client.health(pod).await {
+                Ok(health) if health.is_active() => NodeState::Active,
+                Ok(health) if health.sealed => NodeState::Sealed {
+                    progress: 0,
+                    threshold: status.threshold,
+                },
+                Ok(_) => NodeState::Standby,
+                Err(e) => NodeState::Unreachable { reason: e.to_string() },
+            }
+        };
+        NodeObservation {
+            pod: pod.clone(),
+            state,
+            seal_type: Some(status.seal_type),
+            cluster_id: status.cluster_id,
+        }
+    }
+
+    /// A token for raft and bootstrap work: the root token while kept (and valid), else the
+    /// operator's login. The second value says which.
+    async fn token(&mut self, via: &PodName, keys: &mut Option<InitKeys>) -> Result<(Token, Authority)> {
+        if let Some(root) = keys.as_ref().and_then(|k| k.root_token.clone()) {
+            match self.client.lookup_self(via, &root).await {
+                Ok(_) => return Ok((root, Authority::Root)),
+                Err(Error::PermissionDenied { .. }) => {
+                    // Revoked after our own revoke but before the store write, or by a
+                    // person: drop it from the store so nobody trusts it again.
+                    warn!(pod = %via, "the stored root token is no longer valid; removing it from the key store");
+                    if let Some(k) = keys.as_mut() {
+                        k.root_token = None;
+                        self.store.store(k).await?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let login = self.operator_login.clone().ok_or_else(|| Error::NoToken {
+            step: Step::KubernetesLogin,
+            reason: "the root token is not kept and no operator login is configured".into(),
+        })?;
+        let jwt = login.jwt.jwt().await?;
+        let token = self.client.kubernetes_login(via, &login.mount, &login.role, &jwt).await?;
+        Ok((token, Authority::Operator))
+    }
+
+    /// Runs one pass. `leftover_pods` are pods that still exist but are not desired (a
+    /// scale-down in progress); they are observed so that an initialized or active leftover
+    /// is taken into account.
+    pub async fn run_pass(&mut self, leftover_pods: &[PodName]) -> Result<PassReport> {
+        let mut pods: Vec<PodName> = self.intent.pods().to_vec();
+        pods.extend(leftover_pods.iter().filter(|p| !self.intent.pods().contains(p)).cloned());
+        let nodes = futures::future::join_all(pods.iter().map(|p| self.observe_pod(p))).await;
+
+        let (keys_state, mut keys) = match &self.pending {
+            Some(pending) => (KeysState::PendingWrite(pending.summary()), None),
+            None => match self.store.load().await? {
+                Some(keys) => (KeysState::Stored(keys.summary()), Some(keys)),
+                None => (KeysState::Missing, None),
+            },
+        };
+
+        // Raft membership from the active node, when there is one and a token for it.
+        let mut session: Option<(Token, Authority)> = None;
+        let mut raft = None;
+        let active: Vec<&NodeObservation> = nodes.iter().filter(|n| n.state == NodeState::Active).collect();
+        let keys_usable = !matches!(keys_state, KeysState::PendingWrite(_));
+        if let ([active], true) = (active.as_slice(), keys_usable) {
+            let via = active.pod.clone();
+            match self.token(&via, &mut keys).await {
+                Ok(credentials) => {
+                    match self.client.raft_configuration(&via, &credentials.0).await {
+                        Ok(config) => raft = Some(config),
+                        Err(e) => warn!(pod = %via, error = %e, "cannot read the raft configuration"),
+                    }
+                    session = Some(credentials);
+                }
+                Err(e) => warn!(pod = %via, error = %e, "no token for raft and bootstrap work"),
+            }
+        }
+
+        let bootstrap = match (&self.bootstrap, self.bootstrapped) {
+            (None, _) => BootstrapState::Disabled,
+            (Some(_), true) => BootstrapState::Done,
+            (Some(_), false) => BootstrapState::Needed,
+        };
+        let observation = Observation {
+            nodes,
+            keys: keys_state,
+            raft,
+            bootstrap,
+        };
+        let actions = decide(&self.intent, &observation);
+        let mut outcomes = Vec::new();
+        for action in &actions {
+            let result = self.act(action, &mut keys, &mut session).await;
+            let fatal = result.is_err() && matches!(action, Action::Init { .. } | Action::PersistKeys);
+            match &result {
+                Ok(done) => info!(action = ?action, outcome = ?done, "lifecycle action"),
+                Err(e) => warn!(action = ?action, error = %e, "lifecycle action failed"),
+            }
+            outcomes.push(Outcome {
+                action: action.clone(),
+                result,
+            });
+            if fatal {
+                break;
+            }
+        }
+        // Tokens from the operator's login are not left lying around.
+        if let Some((token, Authority::Operator)) = session {
+            if let Some(via) = self.intent.pods().first() {
+                let _ = self.client.revoke_self(via, &token).await;
+            }
+        }
+        Ok(PassReport {
+            observation,
+            actions,
+            outcomes,
+        })
+    }
+
+    async fn persist_pending(&mut self) -> Result<()> {
+        if let Some(keys) = &self.pending {
+            self.store.store(keys).await?;
+            info!(keys = ?keys.summary(), "init output persisted");
+            self.pending = None;
+        }
+        Ok(())
+    }
+
+    async fn act(&mut self, action: &Action, keys: &mut Option<InitKeys>, session: &mut Option<(Token, Authority)>) -> Result<Done> {
+        match action {
+            Action::PersistKeys => {
+                self.persist_pending().await?;
+                Ok(Done::KeysPersisted)
+            }
+            Action::Init { pod, request } => {
+                // The decision saw every pod uninitialized moments ago; ask the target
+                // once more right before the one call that must never happen twice.
+                if self.client.init_status(pod).await? {
+                    return Err(Error::UnexpectedResponse {
+                        pod: pod.clone(),
+                        step: Step::Init,
+                        reason: "the pod reports initialized now; init skipped".into(),
+                    });
+                }
+                let answer = self.client.init(pod, request).await?;
+                info!(pod = %pod, keys = ?answer.summary(), "initialized; persisting the keys before anything else");
+                self.pending = Some(answer);
+                self.persist_pending().await?;
+                Ok(Done::Initialized)
+            }
+            Action::Unseal { pod, reset_first } => {
+                let keys = keys.as_ref().ok_or_else(|| Error::KeyStore {
+                    step: Step::KeyStoreLoad,
+                    reason: "no stored shares to unseal with".into(),
+                })?;
+                if *reset_first {
+                    info!(pod = %pod, "discarding a partial unseal before entering the stored shares");
+                    self.client.unseal_reset(pod).await?;
+                }
+                let mut progress = None;
+                for share in keys.shares.iter().take(usize::from(keys.threshold)) {
+                    let answer = self.client.unseal(pod, share).await?;
+                    progress = Some(answer);
+                    if !answer.sealed {
+                        return Ok(Done::Unsealed);
+                    }
+                }
+                match progress {
+                    Some(p) => Ok(Done::SharesSubmitted(p)),
+                    None => Err(Error::KeyStore {
+                        step: Step::KeyStoreLoad,
+                        reason: "the stored record has no shares".into(),
+                    }),
+                }
+            }
+            Action::StepDown { pod } => {
+                let token = self.session_token(pod, keys, session).await?;
+                self.client.step_down(pod, &token.0).await?;
+                Ok(Done::SteppedDown)
+            }
+            Action::RemovePeer { node_id, via } => {
+                let token = self.session_token(via, keys, session).await?;
+                self.client.remove_raft_peer(via, node_id, &token.0).await?;
+                Ok(Done::PeerRemoved)
+            }
+            Action::Bootstrap { via } => {
+                let spec = self.bootstrap.clone().ok_or_else(|| Error::invalid("bootstrap", "no bootstrap spec", "configure bootstrap"))?;
+                let (token, authority) = self.session_token(via, keys, session).await?;
+                let report = bootstrap::apply(&self.client, via, &spec, &token, authority).await?;
+                self.bootstrapped = true;
+                if spec.revoke_root_token && authority == Authority::Root {
+                    self.revoke_root(via, &token, keys).await?;
+                    *session = None;
+                    return Ok(Done::BootstrappedAndRootRevoked(report));
+                }
+                Ok(Done::Bootstrapped(report))
+            }
+            Action::Wait(_) | Action::Stop(_) => Ok(Done::Reported),
+        }
+    }
+
+    async fn session_token(&mut self, via: &PodName, keys: &mut Option<InitKeys>, session: &mut Option<(Token, Authority)>) -> Result<(Token, Authority)> {
+        if let Some(credentials) = session {
+            return Ok(credentials.clone());
+        }
+        let credentials = self.token(via, keys).await?;
+        *session = Some(credentials.clone());
+        Ok(credentials)
+    }
+
+    /// Revokes the root token, but only after proving the operator can still get in.
+    async fn revoke_root(&mut self, via: &PodName, root: &Token, keys: &mut Option<InitKeys>) -> Result<()> {
+        let login = self.operator_login.clone().ok_or_else(|| Error::NoToken {
+            step: Step::TokenRevoke,
+            reason: "revoking the root token needs the operator's Kubernetes login configured, or the operator would lock itself out".into(),
+        })?;
+        let jwt = login.jwt.jwt().await?;
+        let operator = self.client.kubernetes_login(via, &login.mount, &login.role, &jwt).await?;
+        self.client.lookup_self(via, &operator).await?;
+        let _ = self.client.revoke_self(via, &operator).await;
+        self.client.revoke_self(via, root).await?;
+        info!(pod = %via, "root token revoked; later steps log in as the operator");
+        if let Some(k) = keys.as_mut() {
+            k.root_token = None;
+            self.store.store(k).await?;
+        }
+        Ok(())
+    }
+}
