@@ -27,7 +27,8 @@ use crate::secret::{EncryptionKey, SecretString};
 use crate::vault::{KubernetesLogin, VaultClient, active_node_address, tls_config};
 
 /// Where the projected service-account token is mounted in a pod.
-pub const DEFAULT_SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+pub const DEFAULT_SERVICE_ACCOUNT_TOKEN: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// How to reach and authenticate to Vault.
 #[derive(Debug, Clone, clap::Args)]
@@ -218,7 +219,11 @@ pub fn outcome_line<T: Serialize>(outcome: &Result<T>) -> (String, ExitCode) {
     let failed = value["status"] == "failed";
     (
         value.to_string(),
-        if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS },
+        if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
     )
 }
 
@@ -231,7 +236,9 @@ pub fn parse_age(field: &'static str, text: &str) -> Result<SignedDuration> {
         ),
     };
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(invalid)?;
     let (number, unit) = text.split_at(split);
     let n: i64 = number.parse().map_err(|_| invalid())?;
     let minutes = match unit {
@@ -368,11 +375,15 @@ pub async fn run_backup(args: BackupArgs) -> Result<BackupReport> {
     let policy = retention_policy(args.keep_last, args.max_age.as_deref())?;
     let stale_after = parse_age("--stale-upload-after", &args.stale_upload_after)
         .unwrap_or(DEFAULT_STALE_UPLOAD_AFTER);
-    if args.part_size_mib.saturating_mul(1024 * 1024) < MIN_PART_SIZE || args.part_size_mib > 5 * 1024
+    if args.part_size_mib.saturating_mul(1024 * 1024) < MIN_PART_SIZE
+        || args.part_size_mib > 5 * 1024
     {
         return Err(Error::InvalidArgument {
             field: "--part-size-mib",
-            reason: format!("{} is outside 5..=5120 (S3's part size limits)", args.part_size_mib),
+            reason: format!(
+                "{} is outside 5..=5120 (S3's part size limits)",
+                args.part_size_mib
+            ),
         });
     }
     if !(1..=16).contains(&args.parts_in_flight) {
@@ -385,7 +396,18 @@ pub async fn run_backup(args: BackupArgs) -> Result<BackupReport> {
     let store = S3Store::connect(&s3_settings(&args.s3)?).await?;
     let entry = vault_client(&args.vault)?;
     let session = authenticate(&entry, &args.vault).await?;
-    let result = backup_with_session(&args, &location, &policy, stale_after, started_at, &key, &store, &entry, &session).await;
+    let result = backup_with_session(
+        &args,
+        &location,
+        &policy,
+        stale_after,
+        started_at,
+        &key,
+        &store,
+        &entry,
+        &session,
+    )
+    .await;
     end_session(&entry, &session).await;
     let mut report = result?;
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -434,8 +456,16 @@ async fn backup_with_session(
         parts_in_flight: args.parts_in_flight,
         ..PipelineOptions::default()
     };
-    let manifest =
-        write_backup(store, location, started_at, snapshot, source_info, key, options).await?;
+    let manifest = write_backup(
+        store,
+        location,
+        started_at,
+        snapshot,
+        source_info,
+        key,
+        options,
+    )
+    .await?;
     tracing::info!(object = %manifest.object, size = manifest.ciphertext.size, "backup written");
 
     let (deleted, retention_error) = match apply_retention(store, location, policy).await {
@@ -518,7 +548,10 @@ pub async fn resolve_backup(
     };
     let manifest_key = manifest_key(&object);
     let manifest = if store.exists(&manifest_key).await? {
-        Some(Manifest::from_json(&manifest_key, &store.get_small(&manifest_key).await?)?)
+        Some(Manifest::from_json(
+            &manifest_key,
+            &store.get_small(&manifest_key).await?,
+        )?)
     } else {
         tracing::warn!(%object, "no manifest: relying on the encryption's authentication alone");
         None
@@ -594,10 +627,27 @@ mod tests {
 
     #[test]
     fn ages_parse_and_bad_ones_name_the_flag() {
-        assert_eq!(parse_age("--max-age", "30d").unwrap(), SignedDuration::from_hours(720));
-        assert_eq!(parse_age("--max-age", "2w").unwrap(), SignedDuration::from_hours(336));
-        assert_eq!(parse_age("--max-age", "90m").unwrap(), SignedDuration::from_mins(90));
-        for bad in ["", "d", "30", "30 days", "-1d", "1.5h", "99999999999999999w"] {
+        assert_eq!(
+            parse_age("--max-age", "30d").unwrap(),
+            SignedDuration::from_hours(720)
+        );
+        assert_eq!(
+            parse_age("--max-age", "2w").unwrap(),
+            SignedDuration::from_hours(336)
+        );
+        assert_eq!(
+            parse_age("--max-age", "90m").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        for bad in [
+            "",
+            "d",
+            "30",
+            "30 days",
+            "-1d",
+            "1.5h",
+            "99999999999999999w",
+        ] {
             let err = parse_age("--max-age", bad).unwrap_err();
             assert!(err.to_string().contains("--max-age"), "{bad}: {err}");
         }
@@ -614,28 +664,68 @@ mod tests {
     #[test]
     fn backup_args_parse_with_kubernetes_auth_and_token_file_conflicts() {
         let cli = Cli::try_parse_from([
-            "vaultkeeper", "backup", "--vault-addr", "https://vault-active:8200",
-            "--auth-role", "vault-backup", "--bucket", "b", "--cluster-name", "vault",
-            "--encryption-key-file", "/k", "--keep-last", "7",
+            "vaultkeeper",
+            "backup",
+            "--vault-addr",
+            "https://vault-active:8200",
+            "--auth-role",
+            "vault-backup",
+            "--bucket",
+            "b",
+            "--cluster-name",
+            "vault",
+            "--encryption-key-file",
+            "/k",
+            "--keep-last",
+            "7",
         ])
         .unwrap();
-        let Command::Backup(args) = cli.command else { panic!("not backup") };
+        let Command::Backup(args) = cli.command else {
+            panic!("not backup")
+        };
         assert_eq!(args.vault.auth_mount, "kubernetes");
-        assert_eq!(args.vault.service_account_token_file, Path::new(DEFAULT_SERVICE_ACCOUNT_TOKEN));
+        assert_eq!(
+            args.vault.service_account_token_file,
+            Path::new(DEFAULT_SERVICE_ACCOUNT_TOKEN)
+        );
         assert_eq!(args.part_size_mib, 8);
 
         let both = Cli::try_parse_from([
-            "vaultkeeper", "backup", "--vault-addr", "https://v:8200", "--auth-role", "r",
-            "--token-file", "/t", "--bucket", "b", "--cluster-name", "vault",
-            "--encryption-key-file", "/k",
+            "vaultkeeper",
+            "backup",
+            "--vault-addr",
+            "https://v:8200",
+            "--auth-role",
+            "r",
+            "--token-file",
+            "/t",
+            "--bucket",
+            "b",
+            "--cluster-name",
+            "vault",
+            "--encryption-key-file",
+            "/k",
         ]);
         assert!(both.is_err());
         let restore = Cli::try_parse_from([
-            "vaultkeeper", "restore", "--vault-addr", "https://v:8200", "--token-file", "/t",
-            "--bucket", "b", "--cluster-name", "vault", "--encryption-key-file", "/k", "--force",
+            "vaultkeeper",
+            "restore",
+            "--vault-addr",
+            "https://v:8200",
+            "--token-file",
+            "/t",
+            "--bucket",
+            "b",
+            "--cluster-name",
+            "vault",
+            "--encryption-key-file",
+            "/k",
+            "--force",
         ])
         .unwrap();
-        let Command::Restore(r) = restore.command else { panic!("not restore") };
+        let Command::Restore(r) = restore.command else {
+            panic!("not restore")
+        };
         assert_eq!(r.from, "latest");
         assert!(r.force);
     }

@@ -195,9 +195,10 @@ impl StreamEncryptor {
             if self.pending.len() == self.chunk_size {
                 // A full chunk is never the last one: the last is always shorter (maybe
                 // empty), so it can be sealed now without knowing whether more follows.
-                let stream = self.stream.as_mut().ok_or(Error::EncryptionLimit {
-                    chunk: self.chunks,
-                })?;
+                let stream = self
+                    .stream
+                    .as_mut()
+                    .ok_or(Error::EncryptionLimit { chunk: self.chunks })?;
                 stream
                     .encrypt_next_in_place(&self.header, &mut self.pending)
                     .map_err(|_| Error::EncryptionLimit { chunk: self.chunks })?;
@@ -212,9 +213,10 @@ impl StreamEncryptor {
     /// Seals the last chunk (what is pending, possibly nothing) and appends it to `out`.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<()> {
         self.write_header(out);
-        let stream = self.stream.take().ok_or(Error::EncryptionLimit {
-            chunk: self.chunks,
-        })?;
+        let stream = self
+            .stream
+            .take()
+            .ok_or(Error::EncryptionLimit { chunk: self.chunks })?;
         stream
             .encrypt_last_in_place(&self.header, &mut self.pending)
             .map_err(|_| Error::EncryptionLimit { chunk: self.chunks })?;
@@ -307,7 +309,8 @@ impl StreamDecryptor {
             }
             let mut header = [0u8; HEADER_LEN];
             header.copy_from_slice(buf);
-            let stream = DecryptorBE32::from_aead(new_cipher(&self.key)?, &parsed.nonce_prefix.into());
+            let stream =
+                DecryptorBE32::from_aead(new_cipher(&self.key)?, &parsed.nonce_prefix.into());
             let chunk_size = parsed.chunk_size as usize;
             self.pending = Vec::with_capacity(chunk_size + TAG_LEN);
             self.state = DecryptState::Body {
@@ -499,7 +502,13 @@ mod tests {
         type Check = fn(&Error) -> bool;
         let table: Vec<(&str, Vec<u8>, Check)> = vec![
             ("version bumped", version_bumped, |e| {
-                matches!(e, Error::UnsupportedFormatVersion { found: 2, supported: 1 })
+                matches!(
+                    e,
+                    Error::UnsupportedFormatVersion {
+                        found: 2,
+                        supported: 1
+                    }
+                )
             }),
             ("algorithm changed", algorithm_changed, |e| {
                 matches!(e, Error::UnsupportedAlgorithm { found: 7 })
@@ -507,13 +516,21 @@ mod tests {
             ("chunk size in header changed", chunk_size_changed, |e| {
                 matches!(e, Error::Tampered { chunk: 0 })
             }),
-            ("nonce prefix changed", nonce_changed, |e| matches!(e, Error::Tampered { chunk: 0 })),
+            ("nonce prefix changed", nonce_changed, |e| {
+                matches!(e, Error::Tampered { chunk: 0 })
+            }),
             ("one bit flipped in chunk 1", flipped_bit, |e| {
                 matches!(e, Error::Tampered { chunk: 1 })
             }),
-            ("chunks 0 and 1 swapped", swapped, |e| matches!(e, Error::Tampered { chunk: 0 })),
-            ("chunk 0 dropped", dropped, |e| matches!(e, Error::Tampered { chunk: 0 })),
-            ("chunk 1 duplicated", duplicated, |e| matches!(e, Error::Tampered { chunk: 2 })),
+            ("chunks 0 and 1 swapped", swapped, |e| {
+                matches!(e, Error::Tampered { chunk: 0 })
+            }),
+            ("chunk 0 dropped", dropped, |e| {
+                matches!(e, Error::Tampered { chunk: 0 })
+            }),
+            ("chunk 1 duplicated", duplicated, |e| {
+                matches!(e, Error::Tampered { chunk: 2 })
+            }),
             ("cut at a chunk boundary", cut_at_boundary, |e| {
                 matches!(e, Error::Truncated { chunks: 4 })
             }),
@@ -523,8 +540,12 @@ mod tests {
             ("cut 20 bytes into chunk 2", cut_past_tag, |e| {
                 matches!(e, Error::Tampered { chunk: 2 })
             }),
-            ("last byte missing", cut_in_last, |e| matches!(e, Error::Tampered { chunk: 4 })),
-            ("junk appended", appended, |e| matches!(e, Error::Tampered { chunk: 4 })),
+            ("last byte missing", cut_in_last, |e| {
+                matches!(e, Error::Tampered { chunk: 4 })
+            }),
+            ("junk appended", appended, |e| {
+                matches!(e, Error::Tampered { chunk: 4 })
+            }),
             ("not our magic", foreign, |e| matches!(e, Error::NotABackup)),
             ("header only", sealed[..HEADER_LEN].to_vec(), |e| {
                 matches!(e, Error::Truncated { chunks: 0 })
@@ -532,7 +553,9 @@ mod tests {
             ("half a header", sealed[..20].to_vec(), |e| {
                 matches!(e, Error::TruncatedHeader { .. })
             }),
-            ("empty object", Vec::new(), |e| matches!(e, Error::TruncatedHeader { .. })),
+            ("empty object", Vec::new(), |e| {
+                matches!(e, Error::TruncatedHeader { .. })
+            }),
         ];
         for (case, object, expected) in table {
             let err = decrypt_all(&key(1), &object).expect_err(case);
@@ -566,7 +589,10 @@ mod tests {
         dec.update(&sealed, &mut out).unwrap();
         // The six full chunks authenticated; the damaged last one was held back.
         assert_eq!(out, data[..96]);
-        assert!(matches!(dec.finish(&mut out), Err(Error::Tampered { chunk: 6 })));
+        assert!(matches!(
+            dec.finish(&mut out),
+            Err(Error::Tampered { chunk: 6 })
+        ));
         assert_eq!(out.len(), 96);
     }
 

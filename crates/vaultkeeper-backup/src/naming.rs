@@ -89,8 +89,8 @@ impl BackupLocation {
     pub fn object_key(&self, taken_at: Timestamp) -> String {
         // Formatting a Timestamp with this pattern cannot fail; fall back to the
         // RFC 3339 form rather than panic if it ever did.
-        let stamp = strtime::format(TIMESTAMP_FORMAT, taken_at)
-            .unwrap_or_else(|_| taken_at.to_string());
+        let stamp =
+            strtime::format(TIMESTAMP_FORMAT, taken_at).unwrap_or_else(|_| taken_at.to_string());
         format!(
             "{}{}-{stamp}{OBJECT_SUFFIX}",
             self.list_prefix(),
@@ -102,8 +102,9 @@ impl BackupLocation {
     pub fn parse(&self, key: &str) -> Option<ParsedKey> {
         let rest = key.strip_prefix(&self.list_prefix())?;
         let rest = rest.strip_prefix(&self.cluster)?.strip_prefix('-')?;
-        let (stamp, kind) = if let Some(stamp) =
-            rest.strip_suffix(MANIFEST_SUFFIX).and_then(|r| r.strip_suffix(OBJECT_SUFFIX))
+        let (stamp, kind) = if let Some(stamp) = rest
+            .strip_suffix(MANIFEST_SUFFIX)
+            .and_then(|r| r.strip_suffix(OBJECT_SUFFIX))
         {
             (stamp, KeyKind::Manifest)
         } else {
@@ -184,15 +185,47 @@ mod tests {
         let object = loc.object_key(t);
         let table: Vec<(&str, String, Option<KeyKind>)> = vec![
             ("our object", object.clone(), Some(KeyKind::Object)),
-            ("our manifest", manifest_key(&object), Some(KeyKind::Manifest)),
-            ("other cluster in its own dir", "b/vault-prod/vault-prod-20260301T020000Z.vkb".into(), None),
-            ("other cluster with our prefix", "b/vault/vault-prod-20260301T020000Z.vkb".into(), None),
+            (
+                "our manifest",
+                manifest_key(&object),
+                Some(KeyKind::Manifest),
+            ),
+            (
+                "other cluster in its own dir",
+                "b/vault-prod/vault-prod-20260301T020000Z.vkb".into(),
+                None,
+            ),
+            (
+                "other cluster with our prefix",
+                "b/vault/vault-prod-20260301T020000Z.vkb".into(),
+                None,
+            ),
             ("a user's file", "b/vault/notes.txt".into(), None),
-            ("wrong suffix", "b/vault/vault-20260301T020000Z.tar.gz".into(), None),
-            ("short stamp", "b/vault/vault-2026031T020000Z.vkb".into(), None),
-            ("impossible date", "b/vault/vault-20261301T020000Z.vkb".into(), None),
-            ("outside the prefix", "other/vault/vault-20260301T020000Z.vkb".into(), None),
-            ("nested deeper", "b/vault/x/vault-20260301T020000Z.vkb".into(), None),
+            (
+                "wrong suffix",
+                "b/vault/vault-20260301T020000Z.tar.gz".into(),
+                None,
+            ),
+            (
+                "short stamp",
+                "b/vault/vault-2026031T020000Z.vkb".into(),
+                None,
+            ),
+            (
+                "impossible date",
+                "b/vault/vault-20261301T020000Z.vkb".into(),
+                None,
+            ),
+            (
+                "outside the prefix",
+                "other/vault/vault-20260301T020000Z.vkb".into(),
+                None,
+            ),
+            (
+                "nested deeper",
+                "b/vault/x/vault-20260301T020000Z.vkb".into(),
+                None,
+            ),
         ];
         for (case, key, expected) in table {
             let parsed = loc.parse(&key);

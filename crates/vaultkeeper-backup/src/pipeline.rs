@@ -152,10 +152,14 @@ where
     if let Some(index) = source_info.raft_index {
         metadata.insert("vaultkeeper-raft-index".into(), index.to_string());
     }
-    let upload = store.upload(&object, metadata, options.part_size, options.parts_in_flight);
+    let upload = store.upload(
+        &object,
+        metadata,
+        options.part_size,
+        options.parts_in_flight,
+    );
     let nonce_prefix = format::random_nonce_prefix()?;
-    let outcome =
-        encrypt_and_upload(source, key, nonce_prefix, options.chunk_size, upload).await?;
+    let outcome = encrypt_and_upload(source, key, nonce_prefix, options.chunk_size, upload).await?;
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         object: object.clone(),

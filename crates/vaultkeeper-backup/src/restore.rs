@@ -27,8 +27,8 @@ use crate::format::StreamDecryptor;
 use crate::manifest::{Digest, Manifest};
 use crate::s3::S3Store;
 use crate::secret::EncryptionKey;
-use crate::vault::VaultClient;
 use crate::secret::SecretString;
+use crate::vault::VaultClient;
 
 /// Read size of the second pass.
 const READ_BUFFER: usize = 256 * 1024;
@@ -107,12 +107,16 @@ pub async fn download_and_verify(
     spool_dir: Option<&Path>,
 ) -> Result<VerifiedBackup> {
     if let Some(m) = manifest {
-        check(object, "the key id", &m.encryption.key_id, &key.key_id().to_string()).map_err(
-            |_| Error::WrongKey {
-                backup_key_id: m.encryption.key_id.clone(),
-                given_key_id: key.key_id().to_string(),
-            },
-        )?;
+        check(
+            object,
+            "the key id",
+            &m.encryption.key_id,
+            &key.key_id().to_string(),
+        )
+        .map_err(|_| Error::WrongKey {
+            backup_key_id: m.encryption.key_id.clone(),
+            given_key_id: key.key_id().to_string(),
+        })?;
     }
     let mut builder = tempfile::Builder::new();
     builder.prefix("vaultkeeper-restore-").suffix(".vkb");
@@ -158,10 +162,30 @@ pub async fn download_and_verify(
         sha256: hex::encode(sealed.0.finalize()),
     };
     if let Some(m) = manifest {
-        check(object, "the object size", &m.ciphertext.size.to_string(), &ciphertext.size.to_string())?;
-        check(object, "the object SHA-256", &m.ciphertext.sha256, &ciphertext.sha256)?;
-        check(object, "the snapshot size", &m.plaintext.size.to_string(), &plaintext.size.to_string())?;
-        check(object, "the snapshot SHA-256", &m.plaintext.sha256, &plaintext.sha256)?;
+        check(
+            object,
+            "the object size",
+            &m.ciphertext.size.to_string(),
+            &ciphertext.size.to_string(),
+        )?;
+        check(
+            object,
+            "the object SHA-256",
+            &m.ciphertext.sha256,
+            &ciphertext.sha256,
+        )?;
+        check(
+            object,
+            "the snapshot size",
+            &m.plaintext.size.to_string(),
+            &plaintext.size.to_string(),
+        )?;
+        check(
+            object,
+            "the snapshot SHA-256",
+            &m.plaintext.sha256,
+            &plaintext.sha256,
+        )?;
     }
     Ok(VerifiedBackup {
         object: object.to_owned(),

@@ -113,13 +113,18 @@ struct Pair {
     manifest: bool,
 }
 
-fn pairs(listing: &[ListedObject], location: &BackupLocation) -> BTreeMap<(Timestamp, String), Pair> {
+fn pairs(
+    listing: &[ListedObject],
+    location: &BackupLocation,
+) -> BTreeMap<(Timestamp, String), Pair> {
     let mut pairs: BTreeMap<(Timestamp, String), Pair> = BTreeMap::new();
     for object in listing {
         let Some(parsed) = location.parse(&object.key) else {
             continue;
         };
-        let entry = pairs.entry((parsed.taken_at, parsed.object_key)).or_default();
+        let entry = pairs
+            .entry((parsed.taken_at, parsed.object_key))
+            .or_default();
         match parsed.kind {
             KeyKind::Object => entry.object_size = Some(object.size),
             KeyKind::Manifest => entry.manifest = true,
@@ -129,7 +134,10 @@ fn pairs(listing: &[ListedObject], location: &BackupLocation) -> BTreeMap<(Times
 }
 
 /// This cluster's complete backups in a listing, newest first.
-pub fn complete_backups(listing: &[ListedObject], location: &BackupLocation) -> Vec<CompleteBackup> {
+pub fn complete_backups(
+    listing: &[ListedObject],
+    location: &BackupLocation,
+) -> Vec<CompleteBackup> {
     let mut complete: Vec<CompleteBackup> = pairs(listing, location)
         .into_iter()
         .filter_map(|((taken_at, object_key), pair)| match pair {
@@ -167,9 +175,7 @@ pub fn plan_retention(
     for (index, backup) in complete.iter().enumerate() {
         let age = now.duration_since(backup.taken_at);
         let newest = index == 0;
-        let within_count = policy
-            .keep_last
-            .is_some_and(|n| index < n.get() as usize);
+        let within_count = policy.keep_last.is_some_and(|n| index < n.get() as usize);
         let within_age = policy.max_age.is_some_and(|max| age <= max);
         if newest || within_count || within_age {
             plan.keep.push(backup.object_key.clone());
@@ -346,7 +352,13 @@ mod tests {
             },
             Row {
                 case: "both rules: kept if either keeps it",
-                listing: vec![complete(1), complete(2), complete(3), complete(10), complete(20)],
+                listing: vec![
+                    complete(1),
+                    complete(2),
+                    complete(3),
+                    complete(10),
+                    complete(20),
+                ],
                 policy: policy(Some(4), Some(2)),
                 deleted: vec![(20, Expired)],
             },
@@ -376,7 +388,11 @@ mod tests {
             },
             Row {
                 case: "incomplete object within grace is left (its run may be going), past grace removed",
-                listing: vec![complete(0), only_object_hours_ago(30), only_object_hours_ago(20)],
+                listing: vec![
+                    complete(0),
+                    only_object_hours_ago(30),
+                    only_object_hours_ago(20),
+                ],
                 policy: policy(Some(5), None),
                 deleted: vec![(1, Incomplete)],
             },
@@ -404,7 +420,12 @@ mod tests {
             let plan = plan_retention(&listing, &loc(), &row.policy, now());
             assert_eq!(days_deleted(&plan), row.deleted, "{}", row.case);
             for d in &plan.delete {
-                assert!(loc().parse(&d.key).is_some(), "{}: deletes foreign {}", row.case, d.key);
+                assert!(
+                    loc().parse(&d.key).is_some(),
+                    "{}: deletes foreign {}",
+                    row.case,
+                    d.key
+                );
             }
             if !complete_backups(&listing, &loc()).is_empty() {
                 assert!(!plan.keep.is_empty(), "{}: no good backup kept", row.case);
@@ -417,7 +438,13 @@ mod tests {
         let listing: Vec<_> = [complete(1), complete(2)].concat();
         let plan = plan_retention(&listing, &loc(), &policy(Some(1), None), now());
         let keys: Vec<&str> = plan.delete.iter().map(|d| d.key.as_str()).collect();
-        assert_eq!(keys, vec![manifest_key(&object_key(2)).as_str(), object_key(2).as_str()]);
+        assert_eq!(
+            keys,
+            vec![
+                manifest_key(&object_key(2)).as_str(),
+                object_key(2).as_str()
+            ]
+        );
         assert_eq!(plan.keep, vec![object_key(1)]);
     }
 

@@ -116,8 +116,8 @@ impl S3Settings {
             ));
         }
         let shared = loader.load().await;
-        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(self.force_path_style);
+        let mut builder =
+            aws_sdk_s3::config::Builder::from(&shared).force_path_style(self.force_path_style);
         if let Some(endpoint) = &self.endpoint {
             builder = builder.endpoint_url(endpoint.clone());
         }
@@ -289,7 +289,10 @@ impl S3Store {
         if size.is_some_and(|s| s > MAX_SMALL_OBJECT as u64) {
             return Err(Error::InvalidManifest {
                 object: key.to_owned(),
-                reason: format!("it is {} bytes, more than a manifest can be", size.unwrap_or(0)),
+                reason: format!(
+                    "it is {} bytes, more than a manifest can be",
+                    size.unwrap_or(0)
+                ),
             });
         }
         let mut out = Vec::new();
@@ -421,12 +424,15 @@ impl ObjectUpload {
             .send()
             .await
             .map_err(|e| sdk_error("CreateMultipartUpload", &store.bucket, &self.key, e))?;
-        let id = created.upload_id().map(str::to_owned).ok_or_else(|| Error::S3 {
-            operation: "CreateMultipartUpload",
-            bucket: store.bucket.clone(),
-            key: self.key.clone(),
-            message: "the answer has no UploadId".into(),
-        })?;
+        let id = created
+            .upload_id()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::S3 {
+                operation: "CreateMultipartUpload",
+                bucket: store.bucket.clone(),
+                key: self.key.clone(),
+                message: "the answer has no UploadId".into(),
+            })?;
         self.upload_id = Some(id.clone());
         Ok(id)
     }

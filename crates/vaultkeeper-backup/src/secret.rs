@@ -40,17 +40,11 @@ impl EncryptionKey {
             return Self::from_bytes(contents);
         }
         let text = std::str::from_utf8(contents).map_err(|_| Error::InvalidKey {
-            reason: format!(
-                "it is {} bytes long and not base64 text",
-                contents.len()
-            ),
+            reason: format!("it is {} bytes long and not base64 text", contents.len()),
         })?;
         let decoded = Zeroizing::new(STANDARD.decode(text.trim().as_bytes()).map_err(|_| {
             Error::InvalidKey {
-                reason: format!(
-                    "it is {} bytes long and not valid base64",
-                    contents.len()
-                ),
+                reason: format!("it is {} bytes long and not valid base64", contents.len()),
             }
         })?);
         Self::from_bytes(&decoded).map_err(|_| Error::InvalidKey {

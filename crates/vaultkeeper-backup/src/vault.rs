@@ -152,7 +152,10 @@ impl KubernetesLogin {
             "Kubernetes auth is not enabled at that mount: enable it or fix --auth-mount"
         } else if lower.contains("invalid role name") || lower.contains("role not found") {
             "the role does not exist: create it or fix --auth-role"
-        } else if status == 403 || lower.contains("permission denied") || lower.contains("not authorized") {
+        } else if status == 403
+            || lower.contains("permission denied")
+            || lower.contains("not authorized")
+        {
             "the service account or namespace is not bound to this role (bound_service_account_names / bound_service_account_namespaces), or the JWT was rejected by the TokenReview"
         } else if status >= 500 {
             "Vault could not review the token with the Kubernetes API: check auth/<mount>/config and Vault's access to TokenReview"
@@ -223,7 +226,9 @@ impl VaultClient {
         let addr = addr.trim_end_matches('/').to_owned();
         let url = reqwest::Url::parse(&addr).map_err(|e| Error::InvalidArgument {
             field: "--vault-addr",
-            reason: format!("{addr:?} is not a URL ({e}); expected e.g. https://vault-active.vault.svc:8200"),
+            reason: format!(
+                "{addr:?} is not a URL ({e}); expected e.g. https://vault-active.vault.svc:8200"
+            ),
         })?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err(Error::InvalidArgument {
@@ -258,10 +263,11 @@ impl VaultClient {
     }
 
     fn token_header(token: &SecretString) -> Result<HeaderMap> {
-        let mut value = HeaderValue::from_str(token.expose()).map_err(|_| Error::InvalidArgument {
-            field: "Vault token",
-            reason: "it contains characters that cannot be sent in an HTTP header".into(),
-        })?;
+        let mut value =
+            HeaderValue::from_str(token.expose()).map_err(|_| Error::InvalidArgument {
+                field: "Vault token",
+                reason: "it contains characters that cannot be sent in an HTTP header".into(),
+            })?;
         value.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert("X-Vault-Token", value);
@@ -304,7 +310,10 @@ impl VaultClient {
         if !accept_any_status && !response.status().is_success() {
             return Err(self.refused(operation, response).await);
         }
-        let body = response.bytes().await.map_err(self.unreachable(operation))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(self.unreachable(operation))?;
         serde_json::from_slice(&body).map_err(|e| Error::VaultResponse {
             addr: self.addr.clone(),
             operation,
@@ -359,7 +368,10 @@ impl VaultClient {
             .await
             .map_err(self.unreachable(OPERATION))?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(self.unreachable(OPERATION))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(self.unreachable(OPERATION))?;
         if !(200..300).contains(&status) {
             return Err(login.refused(status, &body));
         }
@@ -397,7 +409,10 @@ impl VaultClient {
         if !response.status().is_success() {
             return Err(self.refused(OPERATION, response).await);
         }
-        let body = response.bytes().await.map_err(self.unreachable(OPERATION))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(self.unreachable(OPERATION))?;
         let lookup: Lookup = serde_json::from_slice(&body).map_err(|e| Error::VaultResponse {
             addr: self.addr.clone(),
             operation: OPERATION,
@@ -465,7 +480,10 @@ impl VaultClient {
                 "POST sys/storage/raft/snapshot-force",
             )
         } else {
-            ("sys/storage/raft/snapshot", "POST sys/storage/raft/snapshot")
+            (
+                "sys/storage/raft/snapshot",
+                "POST sys/storage/raft/snapshot",
+            )
         };
         let response = self
             .http
@@ -528,10 +546,26 @@ mod tests {
     #[test]
     fn login_failures_map_to_an_actionable_hint() {
         let table: Vec<(u16, &str, &str)> = vec![
-            (400, r#"{"errors":["invalid role name \"vault-backup\""]}"#, "--auth-role"),
-            (403, r#"{"errors":["permission denied"]}"#, "bound_service_account_names"),
-            (404, r#"{"errors":["no handler for route \"auth/kubernetes/login\""]}"#, "--auth-mount"),
-            (500, r#"{"errors":["lookup failed: service account unauthorized"]}"#, "TokenReview"),
+            (
+                400,
+                r#"{"errors":["invalid role name \"vault-backup\""]}"#,
+                "--auth-role",
+            ),
+            (
+                403,
+                r#"{"errors":["permission denied"]}"#,
+                "bound_service_account_names",
+            ),
+            (
+                404,
+                r#"{"errors":["no handler for route \"auth/kubernetes/login\""]}"#,
+                "--auth-mount",
+            ),
+            (
+                500,
+                r#"{"errors":["lookup failed: service account unauthorized"]}"#,
+                "TokenReview",
+            ),
             (502, "<html>bad gateway</html>", "TokenReview"),
             (400, "", "server log"),
         ];
@@ -539,7 +573,10 @@ mod tests {
             let err = login().refused(status, body.as_bytes());
             let text = err.to_string();
             assert!(text.contains(hint), "{status} {body}: {text}");
-            assert!(text.contains("vault-backup") && text.contains(&status.to_string()), "{text}");
+            assert!(
+                text.contains("vault-backup") && text.contains(&status.to_string()),
+                "{text}"
+            );
             assert!(!text.contains("payload"), "JWT leaked: {text}");
         }
     }
@@ -561,7 +598,10 @@ mod tests {
             raft_committed_index: Some(7),
         };
         let asked = "https://vault-active:8200";
-        assert_eq!(active_node_address(asked, &leader(true, "https://vault-1:8200")).unwrap(), asked);
+        assert_eq!(
+            active_node_address(asked, &leader(true, "https://vault-1:8200")).unwrap(),
+            asked
+        );
         assert_eq!(
             active_node_address(asked, &leader(false, "https://vault-1:8200/")).unwrap(),
             "https://vault-1:8200"

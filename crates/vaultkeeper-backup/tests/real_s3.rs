@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use support::{Bao, CutProxy, Moto, key_file};
-use vaultkeeper_backup::cli::{BackupArgs, RestoreArgs, S3Args, VaultArgs, run_backup, run_restore};
+use vaultkeeper_backup::cli::{
+    BackupArgs, RestoreArgs, S3Args, VaultArgs, run_backup, run_restore,
+};
 use vaultkeeper_backup::naming::manifest_key;
 use vaultkeeper_backup::{Error, manifest::Manifest};
 
@@ -49,7 +51,13 @@ fn s3_args(endpoint: &str, dir: &Path) -> S3Args {
     }
 }
 
-fn backup_args(bao: &Bao, token_file: PathBuf, endpoint: &str, key: &Path, dir: &Path) -> BackupArgs {
+fn backup_args(
+    bao: &Bao,
+    token_file: PathBuf,
+    endpoint: &str,
+    key: &Path,
+    dir: &Path,
+) -> BackupArgs {
     BackupArgs {
         vault: vault_args(bao, token_file),
         s3: s3_args(endpoint, dir),
@@ -63,7 +71,14 @@ fn backup_args(bao: &Bao, token_file: PathBuf, endpoint: &str, key: &Path, dir: 
     }
 }
 
-fn restore_args(bao: &Bao, endpoint: &str, key: &Path, dir: &Path, from: &str, force: bool) -> RestoreArgs {
+fn restore_args(
+    bao: &Bao,
+    endpoint: &str,
+    key: &Path,
+    dir: &Path,
+    from: &str,
+    force: bool,
+) -> RestoreArgs {
     RestoreArgs {
         vault: vault_args(bao, bao.root_token_file()),
         s3: s3_args(endpoint, dir),
@@ -91,18 +106,40 @@ async fn backup_then_total_loss_then_restore_into_a_new_cluster_brings_the_data_
     let old = Bao::start_initialized("127.30.1.1").await;
     old.enable_kv().await;
     let old_root = old.root_token();
-    old.write_kv(&old_root, "app/db", json!({"password": "correct horse battery staple"})).await;
+    old.write_kv(
+        &old_root,
+        "app/db",
+        json!({"password": "correct horse battery staple"}),
+    )
+    .await;
     old.fill(16, 512 * 1024).await; // ~11 MiB snapshot: a multipart upload of 3 parts
     let old_keys = old.init.clone().unwrap().keys;
 
     eprintln!("{:?} cluster filled", t0.elapsed());
     let token_file = old.backup_token_file().await;
-    let report = run_backup(backup_args(&old, token_file, &moto.endpoint, &key, work.path()))
-        .await
-        .expect("backup");
+    let report = run_backup(backup_args(
+        &old,
+        token_file,
+        &moto.endpoint,
+        &key,
+        work.path(),
+    ))
+    .await
+    .expect("backup");
     assert!(report.object.starts_with("backups/vault/vault-") && report.object.ends_with(".vkb"));
-    assert!(report.size > 10 * 1024 * 1024, "snapshot too small to need parts: {}", report.size);
-    assert!(report.vault_version.as_deref().unwrap_or("").starts_with("2."), "{report:?}");
+    assert!(
+        report.size > 10 * 1024 * 1024,
+        "snapshot too small to need parts: {}",
+        report.size
+    );
+    assert!(
+        report
+            .vault_version
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("2."),
+        "{report:?}"
+    );
     assert!(report.raft_index.unwrap_or(0) > 0, "{report:?}");
 
     // What is in the bucket is what the report says: object and manifest, no upload left.
@@ -110,11 +147,15 @@ async fn backup_then_total_loss_then_restore_into_a_new_cluster_brings_the_data_
     assert_eq!(stored.len() as u64, report.size);
     assert_eq!(sha256_hex(&stored), report.sha256);
     assert_eq!(&stored[..8], b"VKBACKUP");
-    let manifest = Manifest::from_json("m", &moto.get(BUCKET, &manifest_key(&report.object)).await).unwrap();
+    let manifest =
+        Manifest::from_json("m", &moto.get(BUCKET, &manifest_key(&report.object)).await).unwrap();
     assert_eq!(manifest.ciphertext.sha256, report.sha256);
     assert_eq!(manifest.plaintext.size, report.snapshot_size);
     assert!(manifest.source.cluster_id.is_some());
-    assert_eq!(moto.keys(BUCKET).await, vec![report.object.clone(), manifest_key(&report.object)]);
+    assert_eq!(
+        moto.keys(BUCKET).await,
+        vec![report.object.clone(), manifest_key(&report.object)]
+    );
     assert!(moto.pending_uploads(BUCKET).await.is_empty());
 
     eprintln!("{:?} backup done: {report:?}", t0.elapsed());
@@ -127,41 +168,83 @@ async fn backup_then_total_loss_then_restore_into_a_new_cluster_brings_the_data_
     assert_eq!(new.read_kv(&new.root_token(), "app/db").await.0, 404);
 
     // Without --force the restore is refused: the backup is from another cluster.
-    let refused = run_restore(restore_args(&new, &moto.endpoint, &key, work.path(), "latest", false))
-        .await
-        .unwrap_err();
+    let refused = run_restore(restore_args(
+        &new,
+        &moto.endpoint,
+        &key,
+        work.path(),
+        "latest",
+        false,
+    ))
+    .await
+    .unwrap_err();
     assert!(matches!(refused, Error::OtherCluster { .. }), "{refused}");
 
-    let restored = run_restore(restore_args(&new, &moto.endpoint, &key, work.path(), "latest", true))
-        .await
-        .expect("restore");
+    let restored = run_restore(restore_args(
+        &new,
+        &moto.endpoint,
+        &key,
+        work.path(),
+        "latest",
+        true,
+    ))
+    .await
+    .expect("restore");
     assert_eq!(restored.object, report.object);
     assert_eq!(restored.mode, "snapshot-force");
     assert_eq!(restored.snapshot_sha256, report.snapshot_sha256);
 
-    eprintln!("{:?} restored; seal status {}", t0.elapsed(), new.seal_status().await);
+    eprintln!(
+        "{:?} restored; seal status {}",
+        t0.elapsed(),
+        new.seal_status().await
+    );
     // The barrier keys are now the old cluster's: unseal with the OLD keys.
     let status = new.seal_status().await;
     if !status["sealed"].as_bool().unwrap() {
         // Some versions keep serving until restarted; seal so the old keys are needed.
-        let (s, b) = new.call(reqwest::Method::PUT, "sys/seal", Some(&old_root), None).await;
-        assert!(s == 204 || s == 200, "seal with the old root token: {s} {b}");
+        let (s, b) = new
+            .call(reqwest::Method::PUT, "sys/seal", Some(&old_root), None)
+            .await;
+        assert!(
+            s == 204 || s == 200,
+            "seal with the old root token: {s} {b}"
+        );
     }
     // The new cluster's own keys no longer open it.
     let new_keys = new.init.clone().unwrap().keys;
     let (s, _) = new
-        .call(reqwest::Method::PUT, "sys/unseal", None, Some(json!({"key": new_keys[0]})))
+        .call(
+            reqwest::Method::PUT,
+            "sys/unseal",
+            None,
+            Some(json!({"key": new_keys[0]})),
+        )
         .await;
     let (s2, body) = new
-        .call(reqwest::Method::PUT, "sys/unseal", None, Some(json!({"key": new_keys[1]})))
+        .call(
+            reqwest::Method::PUT,
+            "sys/unseal",
+            None,
+            Some(json!({"key": new_keys[1]})),
+        )
         .await;
     assert!(
         s != 200 || s2 != 200 || body["sealed"] == true,
         "the new cluster's keys still unseal it: {body}"
     );
-    new.call(reqwest::Method::PUT, "sys/unseal", None, Some(json!({"reset": true}))).await;
+    new.call(
+        reqwest::Method::PUT,
+        "sys/unseal",
+        None,
+        Some(json!({"reset": true})),
+    )
+    .await;
     let still_sealed = new.unseal(&old_keys).await;
-    assert!(!still_sealed, "the old keys must unseal the restored cluster");
+    assert!(
+        !still_sealed,
+        "the old keys must unseal the restored cluster"
+    );
     new.wait_active().await;
     let (status, data) = new.read_kv(&old_root, "app/db").await;
     assert_eq!(status, 200);
@@ -181,14 +264,26 @@ async fn tampered_truncated_or_wrongly_keyed_backups_are_refused_before_vault_is
     let bao = Bao::start_initialized("127.30.2.1").await;
     bao.enable_kv().await;
     let root = bao.root_token();
-    bao.write_kv(&root, "app/db", json!({"password": "in the backup"})).await;
+    bao.write_kv(&root, "app/db", json!({"password": "in the backup"}))
+        .await;
     bao.fill(4, 256 * 1024).await;
     let token_file = bao.backup_token_file().await;
-    let report = run_backup(backup_args(&bao, token_file, &moto.endpoint, &key, work.path()))
-        .await
-        .expect("backup");
+    let report = run_backup(backup_args(
+        &bao,
+        token_file,
+        &moto.endpoint,
+        &key,
+        work.path(),
+    ))
+    .await
+    .expect("backup");
     let object = report.object.clone();
-    bao.write_kv(&root, "app/db", json!({"password": "changed after the backup"})).await;
+    bao.write_kv(
+        &root,
+        "app/db",
+        json!({"password": "changed after the backup"}),
+    )
+    .await;
     assert!(bao.audit_log_lines() > 0, "the audit log records nothing");
     let restore_requests = || bao.restore_requests_audited();
     let original = moto.get(BUCKET, &object).await;
@@ -199,52 +294,107 @@ async fn tampered_truncated_or_wrongly_keyed_backups_are_refused_before_vault_is
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x01;
     moto.put(BUCKET, &object, flipped).await;
-    let err = run_restore(restore_args(&bao, &moto.endpoint, &key, work.path(), "latest", false))
-        .await
-        .unwrap_err();
+    let err = run_restore(restore_args(
+        &bao,
+        &moto.endpoint,
+        &key,
+        work.path(),
+        "latest",
+        false,
+    ))
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::Tampered { .. }), "{err}");
 
     // Cut at a chunk boundary, manifest gone: only the encryption can tell.
     let chunk = DEFAULT_CHUNK_SIZE as usize + TAG_LEN;
-    moto.put(BUCKET, &object, original[..HEADER_LEN + 3 * chunk].to_vec()).await;
+    moto.put(BUCKET, &object, original[..HEADER_LEN + 3 * chunk].to_vec())
+        .await;
     moto.delete(BUCKET, &manifest_key(&object)).await;
-    let err = run_restore(restore_args(&bao, &moto.endpoint, &key, work.path(), &object, false))
-        .await
-        .unwrap_err();
+    let err = run_restore(restore_args(
+        &bao,
+        &moto.endpoint,
+        &key,
+        work.path(),
+        &object,
+        false,
+    ))
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::Truncated { chunks: 3 }), "{err}");
 
     // Last bytes missing, manifest back.
-    moto.put(BUCKET, &object, original[..original.len() - 100].to_vec()).await;
-    moto.put(BUCKET, &manifest_key(&object), original_manifest.clone()).await;
-    let err = run_restore(restore_args(&bao, &moto.endpoint, &key, work.path(), "latest", false))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Tampered { .. } | Error::Truncated { .. }), "{err}");
+    moto.put(BUCKET, &object, original[..original.len() - 100].to_vec())
+        .await;
+    moto.put(BUCKET, &manifest_key(&object), original_manifest.clone())
+        .await;
+    let err = run_restore(restore_args(
+        &bao,
+        &moto.endpoint,
+        &key,
+        work.path(),
+        "latest",
+        false,
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Tampered { .. } | Error::Truncated { .. }),
+        "{err}"
+    );
 
     // Intact object, wrong key.
     moto.put(BUCKET, &object, original.clone()).await;
     let other_dir = tempfile::tempdir().unwrap();
     let other_key = key_file(other_dir.path());
-    let err = run_restore(restore_args(&bao, &moto.endpoint, &other_key, work.path(), "latest", false))
-        .await
-        .unwrap_err();
+    let err = run_restore(restore_args(
+        &bao,
+        &moto.endpoint,
+        &other_key,
+        work.path(),
+        "latest",
+        false,
+    ))
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::WrongKey { .. }), "{err}");
 
     // Vault never saw a restore request, and its data is as it was.
     assert_eq!(restore_requests(), 0, "a refused backup reached Vault");
     let (_, data) = bao.read_kv(&root, "app/db").await;
     assert_eq!(data.unwrap()["password"], "changed after the backup");
-    assert_eq!(std::fs::read_dir(work.path()).unwrap().filter(|e| {
-        e.as_ref().unwrap().file_name().to_string_lossy().starts_with("vaultkeeper-restore-")
-    }).count(), 0, "spool files must not outlive a refused restore");
+    assert_eq!(
+        std::fs::read_dir(work.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("vaultkeeper-restore-")
+            })
+            .count(),
+        0,
+        "spool files must not outlive a refused restore"
+    );
 
     // The same checks see a real restore: the intact backup goes through (same cluster,
     // no force) and brings the old value back.
-    let restored = run_restore(restore_args(&bao, &moto.endpoint, &key, work.path(), "latest", false))
-        .await
-        .expect("intact backup restores");
+    let restored = run_restore(restore_args(
+        &bao,
+        &moto.endpoint,
+        &key,
+        work.path(),
+        "latest",
+        false,
+    ))
+    .await
+    .expect("intact backup restores");
     assert_eq!(restored.mode, "snapshot");
-    assert!(restore_requests() > 0, "the audit check cannot see restores");
+    assert!(
+        restore_requests() > 0,
+        "the audit check cannot see restores"
+    );
     bao.wait_active().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -252,7 +402,10 @@ async fn tampered_truncated_or_wrongly_keyed_backups_are_refused_before_vault_is
         if status == 200 && data.as_ref().unwrap()["password"] == "in the backup" {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "restored value never appeared: {status} {data:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "restored value never appeared: {status} {data:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
@@ -272,7 +425,11 @@ impl aws_sdk_s3::config::Intercept for RejectPart {
         _: &aws_sdk_s3::config::RuntimeComponents,
         _: &mut aws_sdk_s3::config::ConfigBag,
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
-        if context.request().uri().contains(&format!("partNumber={}", self.0)) {
+        if context
+            .request()
+            .uri()
+            .contains(&format!("partNumber={}", self.0))
+        {
             return Err("S3 rejected this part (injected)".into());
         }
         Ok(())
@@ -318,8 +475,16 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
         node: bao.addr.clone(),
     };
     let nothing_left = || async {
-        assert_eq!(moto.keys(BUCKET).await, Vec::<String>::new(), "an object was left");
-        assert_eq!(moto.pending_uploads(BUCKET).await, vec![], "a multipart upload was left");
+        assert_eq!(
+            moto.keys(BUCKET).await,
+            Vec::<String>::new(),
+            "an object was left"
+        );
+        assert_eq!(
+            moto.pending_uploads(BUCKET).await,
+            vec![],
+            "a multipart upload was left"
+        );
     };
 
     // 1. S3 rejects part 2 of the real snapshot.
@@ -331,41 +496,94 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
         .interceptor(RejectPart(2));
     let rejecting = S3Store::from_config(config, BUCKET);
     let snapshot = vault.snapshot(&token).await.unwrap();
-    let err = write_backup(&rejecting, &location, jiff::Timestamp::now(), snapshot, source_info(), &key, options)
-        .await
-        .unwrap_err();
-    let Error::UploadAborted { cause, .. } = &err else { panic!("expected UploadAborted, got {err}") };
-    assert!(matches!(**cause, Error::S3 { operation: "UploadPart", .. }), "{cause}");
+    let err = write_backup(
+        &rejecting,
+        &location,
+        jiff::Timestamp::now(),
+        snapshot,
+        source_info(),
+        &key,
+        options,
+    )
+    .await
+    .unwrap_err();
+    let Error::UploadAborted { cause, .. } = &err else {
+        panic!("expected UploadAborted, got {err}")
+    };
+    assert!(
+        matches!(
+            **cause,
+            Error::S3 {
+                operation: "UploadPart",
+                ..
+            }
+        ),
+        "{cause}"
+    );
     nothing_left().await;
 
     // 2. The source breaks after 12 MiB (Vault went away mid-snapshot).
-    let store = S3Store::connect(&moto.settings(&moto.endpoint, BUCKET)).await.unwrap();
+    let store = S3Store::connect(&moto.settings(&moto.endpoint, BUCKET))
+        .await
+        .unwrap();
     let broken = futures::stream::iter((0..13).map(|i| {
         if i < 12 {
             Ok(bytes::Bytes::from(vec![i as u8; 1024 * 1024]))
         } else {
-            Err(Error::Spool(std::io::Error::other("connection reset by Vault")))
+            Err(Error::Spool(std::io::Error::other(
+                "connection reset by Vault",
+            )))
         }
     }));
-    let err = write_backup(&store, &location, jiff::Timestamp::now(), broken, source_info(), &key, options)
-        .await
-        .unwrap_err();
-    let Error::UploadAborted { cause, .. } = &err else { panic!("expected UploadAborted, got {err}") };
-    assert!(cause.to_string().contains("connection reset by Vault"), "{cause}");
+    let err = write_backup(
+        &store,
+        &location,
+        jiff::Timestamp::now(),
+        broken,
+        source_info(),
+        &key,
+        options,
+    )
+    .await
+    .unwrap_err();
+    let Error::UploadAborted { cause, .. } = &err else {
+        panic!("expected UploadAborted, got {err}")
+    };
+    assert!(
+        cause.to_string().contains("connection reset by Vault"),
+        "{cause}"
+    );
     nothing_left().await;
 
     // 3. The S3 server vanishes after ~7 MiB: the upload fails and so does the abort.
     let proxy = CutProxy::start("127.30.3.11:5000", moto.addr, 7 * 1024 * 1024).await;
-    let args = backup_args(&bao, token_file.clone(), &proxy.endpoint, &key_path, work.path());
+    let args = backup_args(
+        &bao,
+        token_file.clone(),
+        &proxy.endpoint,
+        &key_path,
+        work.path(),
+    );
     let err = run_backup(args.clone()).await.unwrap_err();
     assert!(proxy.is_cut());
-    let Error::AbortFailed { upload_id, key: object, .. } = &err else {
+    let Error::AbortFailed {
+        upload_id,
+        key: object,
+        ..
+    } = &err
+    else {
         panic!("expected AbortFailed, got {err}")
     };
-    assert!(err.to_string().contains("next backup run aborts it"), "{err}");
+    assert!(
+        err.to_string().contains("next backup run aborts it"),
+        "{err}"
+    );
     // Like a crash: the upload is dangling, but no object is listed.
     assert_eq!(moto.keys(BUCKET).await, Vec::<String>::new());
-    assert_eq!(moto.pending_uploads(BUCKET).await, vec![(object.clone(), upload_id.clone())]);
+    assert_eq!(
+        moto.pending_uploads(BUCKET).await,
+        vec![(object.clone(), upload_id.clone())]
+    );
 
     // S3 is back; the next run aborts the stale upload and writes a complete backup.
     proxy.heal();
@@ -377,7 +595,10 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
     .expect("backup after S3 came back");
     assert_eq!(next.aborted_uploads, vec![object.clone()]);
     assert_eq!(moto.pending_uploads(BUCKET).await, vec![]);
-    assert_eq!(moto.keys(BUCKET).await, vec![next.object.clone(), manifest_key(&next.object)]);
+    assert_eq!(
+        moto.keys(BUCKET).await,
+        vec![next.object.clone(), manifest_key(&next.object)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,9 +610,15 @@ async fn retention_keeps_what_it_should_and_root_tokens_are_refused() {
     let bao = Bao::start_initialized("127.30.4.1").await;
 
     // Never with the root token.
-    let err = run_backup(backup_args(&bao, bao.root_token_file(), &moto.endpoint, &key, work.path()))
-        .await
-        .unwrap_err();
+    let err = run_backup(backup_args(
+        &bao,
+        bao.root_token_file(),
+        &moto.endpoint,
+        &key,
+        work.path(),
+    ))
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("root token"), "{err}");
     assert_eq!(moto.keys(BUCKET).await, Vec::<String>::new());
 
@@ -408,9 +635,15 @@ async fn retention_keeps_what_it_should_and_root_tokens_are_refused() {
     let old = |day: u32| format!("backups/vault/vault-202001{day:02}T000000Z.vkb");
     for day in [1, 2] {
         moto.put(BUCKET, &old(day), b"old backup".to_vec()).await;
-        moto.put(BUCKET, &manifest_key(&old(day)), b"{}".to_vec()).await;
+        moto.put(BUCKET, &manifest_key(&old(day)), b"{}".to_vec())
+            .await;
     }
-    moto.put(BUCKET, &old(3), b"upload whose manifest never came".to_vec()).await;
+    moto.put(
+        BUCKET,
+        &old(3),
+        b"upload whose manifest never came".to_vec(),
+    )
+    .await;
 
     let token_file = bao.backup_token_file().await;
     let args = BackupArgs {
@@ -418,7 +651,10 @@ async fn retention_keeps_what_it_should_and_root_tokens_are_refused() {
         ..backup_args(&bao, token_file, &moto.endpoint, &key, work.path())
     };
     let first = run_backup(args.clone()).await.expect("first backup");
-    assert!(first.size < 5 * 1024 * 1024, "a small snapshot goes up in one PutObject");
+    assert!(
+        first.size < 5 * 1024 * 1024,
+        "a small snapshot goes up in one PutObject"
+    );
     let mut deleted = first.deleted.clone();
     deleted.sort();
     assert_eq!(deleted, vec![old(1), manifest_key(&old(1)), old(3)]);

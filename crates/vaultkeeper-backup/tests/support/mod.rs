@@ -82,7 +82,9 @@ impl Moto {
         let child = Command::new(tool("VAULTKEEPER_MOTO", "moto_server"))
             .args(["-H", ip, "-p", "5000"])
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("moto.err")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("moto.err")).unwrap(),
+            ))
             .spawn()
             .expect("start moto_server");
         let addr: SocketAddr = format!("{ip}:5000").parse().unwrap();
@@ -115,13 +117,25 @@ impl Moto {
 
     /// A raw SDK client straight to moto (for setup and for inspecting what is stored).
     pub async fn client(&self) -> aws_sdk_s3::Client {
-        let config = self.settings(&self.endpoint, "unused").sdk_config().await.unwrap();
+        let config = self
+            .settings(&self.endpoint, "unused")
+            .sdk_config()
+            .await
+            .unwrap();
         aws_sdk_s3::Client::from_conf(config.build())
     }
 
     pub async fn create_bucket(&self, bucket: &str) -> S3Store {
-        self.client().await.create_bucket().bucket(bucket).send().await.unwrap();
-        S3Store::connect(&self.settings(&self.endpoint, bucket)).await.unwrap()
+        self.client()
+            .await
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        S3Store::connect(&self.settings(&self.endpoint, bucket))
+            .await
+            .unwrap()
     }
 
     pub async fn keys(&self, bucket: &str) -> Vec<String> {
@@ -133,7 +147,11 @@ impl Moto {
             .send()
             .await
             .unwrap();
-        let mut keys: Vec<String> = out.contents().iter().filter_map(|o| o.key().map(String::from)).collect();
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(String::from))
+            .collect();
         keys.sort();
         keys
     }
@@ -149,12 +167,25 @@ impl Moto {
             .unwrap();
         out.uploads()
             .iter()
-            .map(|u| (u.key().unwrap_or("").to_owned(), u.upload_id().unwrap_or("").to_owned()))
+            .map(|u| {
+                (
+                    u.key().unwrap_or("").to_owned(),
+                    u.upload_id().unwrap_or("").to_owned(),
+                )
+            })
             .collect()
     }
 
     pub async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
-        let out = self.client().await.get_object().bucket(bucket).key(key).send().await.unwrap();
+        let out = self
+            .client()
+            .await
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
         out.body.collect().await.unwrap().into_bytes().to_vec()
     }
 
@@ -171,7 +202,14 @@ impl Moto {
     }
 
     pub async fn delete(&self, bucket: &str, key: &str) {
-        self.client().await.delete_object().bucket(bucket).key(key).send().await.unwrap();
+        self.client()
+            .await
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
     }
 }
 
@@ -213,14 +251,18 @@ impl CutProxy {
         let (f, l, tx) = (forwarded.clone(), limit.clone(), cut_tx.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { return };
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
                 if *tx.borrow() {
                     drop(client);
                     continue;
                 }
                 let (f, l, tx, rx) = (f.clone(), l.clone(), tx.clone(), cut_rx.clone());
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(upstream).await else { return };
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
                     let mut cut_up = Box::pin(until_cut(rx.clone()));
@@ -298,10 +340,13 @@ pub struct Pki {
 pub fn pki_for(ip: &str) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "vaultkeeper test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "vaultkeeper test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.subject_alt_names.push(SanType::IpAddress(ip.parse::<IpAddr>().unwrap()));
+    leaf.subject_alt_names
+        .push(SanType::IpAddress(ip.parse::<IpAddr>().unwrap()));
     leaf.distinguished_name.push(DnType::CommonName, "vault");
     let key = KeyPair::generate().unwrap();
     let cert = leaf.signed_by(&key, &ca).unwrap();
@@ -384,7 +429,9 @@ log_level    = "info"
             .arg("server")
             .arg(format!("-config={d}/config.hcl"))
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("bao.err")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("bao.err")).unwrap(),
+            ))
             .spawn()
             .expect("start bao");
         let tls = vaultkeeper_backup::vault::tls_config(Some(pki.ca_pem.as_bytes())).unwrap();
@@ -401,7 +448,12 @@ log_level    = "info"
             http,
             init: None,
         };
-        wait_for_port(format!("{ip}:8200").parse().unwrap(), "bao", &bao.dir.path().join("bao.err")).await;
+        wait_for_port(
+            format!("{ip}:8200").parse().unwrap(),
+            "bao",
+            &bao.dir.path().join("bao.err"),
+        )
+        .await;
         bao
     }
 
@@ -410,8 +462,16 @@ log_level    = "info"
     }
 
     /// A raw API call; returns status and JSON body (Null when empty).
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}/v1/{path}", self.addr));
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.addr));
         if let Some(t) = token {
             req = req.header("X-Vault-Token", t);
         }
@@ -421,17 +481,31 @@ log_level    = "info"
         let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.unwrap();
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
         (status, value)
     }
 
     pub async fn initialize(&mut self) {
         let (status, body) = self
-            .call(reqwest::Method::PUT, "sys/init", None, Some(json!({"secret_shares": 3, "secret_threshold": 2})))
+            .call(
+                reqwest::Method::PUT,
+                "sys/init",
+                None,
+                Some(json!({"secret_shares": 3, "secret_threshold": 2})),
+            )
             .await;
         assert_eq!(status, 200, "init: {body}");
         self.init = Some(InitKeys {
-            keys: body["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect(),
+            keys: body["keys_base64"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_owned())
+                .collect(),
             root_token: body["root_token"].as_str().unwrap().to_owned(),
         });
     }
@@ -440,7 +514,14 @@ log_level    = "info"
     pub async fn unseal(&self, keys: &[String]) -> bool {
         let mut sealed = true;
         for key in keys.iter().take(2) {
-            let (status, body) = self.call(reqwest::Method::PUT, "sys/unseal", None, Some(json!({"key": key}))).await;
+            let (status, body) = self
+                .call(
+                    reqwest::Method::PUT,
+                    "sys/unseal",
+                    None,
+                    Some(json!({"key": key})),
+                )
+                .await;
             assert_eq!(status, 200, "unseal: {body}");
             sealed = body["sealed"].as_bool().unwrap();
         }
@@ -448,27 +529,42 @@ log_level    = "info"
     }
 
     pub async fn seal_status(&self) -> Value {
-        self.call(reqwest::Method::GET, "sys/seal-status", None, None).await.1
+        self.call(reqwest::Method::GET, "sys/seal-status", None, None)
+            .await
+            .1
     }
 
     /// Waits until the node is the active node of its cluster.
     pub async fn wait_active(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let resp = self.http.get(format!("{}/v1/sys/health", self.addr)).send().await;
+            let resp = self
+                .http
+                .get(format!("{}/v1/sys/health", self.addr))
+                .send()
+                .await;
             if let Ok(r) = resp
                 && r.status().as_u16() == 200
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "bao at {} did not become active", self.addr);
+            assert!(
+                Instant::now() < deadline,
+                "bao at {} did not become active",
+                self.addr
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
     pub async fn enable_kv(&self) {
         let (s, b) = self
-            .call(reqwest::Method::POST, "sys/mounts/secret", Some(&self.root_token()), Some(json!({"type": "kv", "options": {"version": "2"}})))
+            .call(
+                reqwest::Method::POST,
+                "sys/mounts/secret",
+                Some(&self.root_token()),
+                Some(json!({"type": "kv", "options": {"version": "2"}})),
+            )
             .await;
         assert!(s == 204 || s == 200, "mount kv: {s} {b}");
         // A new KV v2 mount answers 400 ("upgrading") for a moment.
@@ -481,14 +577,26 @@ log_level    = "info"
 
     pub async fn write_kv(&self, token: &str, path: &str, data: Value) {
         let (s, b) = self
-            .call(reqwest::Method::POST, &format!("secret/data/{path}"), Some(token), Some(json!({"data": data})))
+            .call(
+                reqwest::Method::POST,
+                &format!("secret/data/{path}"),
+                Some(token),
+                Some(json!({"data": data})),
+            )
             .await;
         assert_eq!(s, 200, "write {path}: {b}");
     }
 
     /// Reads a KV value: `None` on 404.
     pub async fn read_kv(&self, token: &str, path: &str) -> (u16, Option<Value>) {
-        let (s, b) = self.call(reqwest::Method::GET, &format!("secret/data/{path}"), Some(token), None).await;
+        let (s, b) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("secret/data/{path}"),
+                Some(token),
+                None,
+            )
+            .await;
         (s, (s == 200).then(|| b["data"]["data"].clone()))
     }
 
@@ -506,7 +614,8 @@ log_level    = "info"
             }
             use base64::Engine as _;
             let value = base64::engine::general_purpose::STANDARD.encode(&bytes);
-            self.write_kv(&token, &format!("fill/{i}"), json!({"v": value})).await;
+            self.write_kv(&token, &format!("fill/{i}"), json!({"v": value}))
+                .await;
         }
     }
 
@@ -515,11 +624,21 @@ log_level    = "info"
         let root = self.root_token();
         let policy = r#"path "sys/storage/raft/snapshot" { capabilities = ["read"] }"#;
         let (s, b) = self
-            .call(reqwest::Method::PUT, "sys/policies/acl/vaultkeeper-backup", Some(&root), Some(json!({"policy": policy})))
+            .call(
+                reqwest::Method::PUT,
+                "sys/policies/acl/vaultkeeper-backup",
+                Some(&root),
+                Some(json!({"policy": policy})),
+            )
             .await;
         assert!(s == 204 || s == 200, "policy: {s} {b}");
         let (s, b) = self
-            .call(reqwest::Method::POST, "auth/token/create", Some(&root), Some(json!({"policies": ["vaultkeeper-backup"], "ttl": "1h"})))
+            .call(
+                reqwest::Method::POST,
+                "auth/token/create",
+                Some(&root),
+                Some(json!({"policies": ["vaultkeeper-backup"], "ttl": "1h"})),
+            )
             .await;
         assert_eq!(s, 200, "token: {b}");
         let path = self.dir.path().join("backup-token");
@@ -543,14 +662,20 @@ log_level    = "info"
             .filter(|e| {
                 e["type"] == "request"
                     && e["request"]["operation"] == "update"
-                    && e["request"]["path"].as_str().unwrap_or("").starts_with("sys/storage/raft/snapshot")
+                    && e["request"]["path"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("sys/storage/raft/snapshot")
             })
             .count()
     }
 
     /// Whether the audit log records anything at all (so a zero count means something).
     pub fn audit_log_lines(&self) -> usize {
-        std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default().lines().count()
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
     }
 
     /// Stops the server and deletes its data: the cluster is gone.
