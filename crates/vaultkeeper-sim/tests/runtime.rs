@@ -964,9 +964,10 @@ async fn exec_streams_stdin_and_returns_exit_codes() {
     assert_eq!(text(&out.stderr), "oops\n");
     assert_eq!(out.status.code, Some(3));
 
-    // A streaming session: write, read back, close stdin, wait.
+    // A streaming session, split as the pods/exec relay uses it: write, read back, close
+    // stdin, await the exit.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut session = rt
+    let session = rt
         .exec(
             &key,
             "main",
@@ -978,13 +979,32 @@ async fn exec_streams_stdin_and_returns_exit_codes() {
         )
         .await
         .expect("exec cat");
-    let mut stdin = session.stdin.take().expect("stdin");
+    let (stdin, mut stdout, _stderr, exit) = session.into_parts();
+    let exit = tokio::spawn(exit);
+    let mut stdin = stdin.expect("stdin");
     stdin.write_all(b"ping\n").await.expect("write");
     let mut buf = [0u8; 5];
-    session.stdout.read_exact(&mut buf).await.expect("read");
+    stdout.read_exact(&mut buf).await.expect("read");
     assert_eq!(&buf, b"ping\n");
     drop(stdin);
-    assert_eq!(session.wait().await.code, Some(0));
+    assert_eq!(exit.await.expect("join").code, Some(0));
+
+    // The glue can point names at new addresses while the pod runs.
+    rt.update_hosts(
+        &key,
+        vec![HostEntry {
+            ip: ip("127.22.4.20"),
+            names: vec!["late-peer.sim.svc.cluster.local".into(), "late-peer".into()],
+        }],
+    )
+    .expect("update hosts");
+    let resolved = exec(rt, &key, "main", &["getent", "hosts", "late-peer"], None).await;
+    assert_eq!(
+        text(&resolved.stdout).split_whitespace().next(),
+        Some("127.22.4.20"),
+        "{}",
+        text(&resolved.stderr)
+    );
 
     // Errors say what is wrong.
     let missing = rt
@@ -1153,7 +1173,13 @@ async fn configuration_problems_are_reported_on_the_container_not_faked() {
         failed |= matches!(&e.kind, RuntimeEventKind::Event { reason, .. } if reason == "Failed");
     }
     assert!(failed, "a Failed event names the image problem");
-    assert!(rt.logs(&key, "nginx", LogOptions::default()).is_err());
+    let e = rt
+        .logs(&key, "nginx", LogOptions::default())
+        .expect_err("no logs before the first start");
+    assert_eq!(
+        e.to_string(),
+        "container \"nginx\" in pod sim/web is waiting to start: ErrImagePull"
+    );
     rt.delete_pod(&key, None)
         .await
         .expect("delete a waiting pod");
@@ -1446,4 +1472,126 @@ fn the_runtime_refuses_clearly_without_root() {
     })
     .expect("refused");
     assert!(e.to_string().contains("CAP_SYS_ADMIN"), "{e}");
+}
+
+/// Sum of VmRSS (KiB) over a process and its descendants.
+fn tree_rss_kib(pid: i32) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        let children =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        stack.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok()),
+        );
+    }
+    total
+}
+
+/// Measurement, not a check: prints how long three Helm-like OpenBao pods take to come up,
+/// what an exec costs, and the memory the pods and the runtime use. Run with
+/// `cargo test -p vaultkeeper-sim --test runtime -- --ignored --nocapture measure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: prints numbers, asserts nothing about speed"]
+async fn measure_three_openbao_pods() {
+    let status_self = |field: &str| {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field).map(|v| v.trim().to_string()))
+            .unwrap_or_default()
+    };
+    let rss_before = status_self("VmRSS:");
+    let node = node();
+    let rt = &node.runtime;
+    let pods = [
+        ("vault-0", "127.22.10.10"),
+        ("vault-1", "127.22.10.11"),
+        ("vault-2", "127.22.10.12"),
+    ];
+    let tls = tls(
+        &[
+            "vault-0.vault-internal",
+            "vault-1.vault-internal",
+            "vault-2.vault-internal",
+        ],
+        &["127.22.10.10", "127.22.10.11", "127.22.10.12"],
+    );
+    let started = Instant::now();
+    for (i, (name, pod_ip)) in pods.iter().enumerate() {
+        let l = vault_launch(
+            &node,
+            name,
+            &format!("uid-10-{i}"),
+            pod_ip,
+            &tls,
+            vault_hosts(&pods),
+        );
+        rt.start_pod(l).await.expect("start");
+    }
+    let accepted = started.elapsed();
+    for (_, pod_ip) in pods {
+        wait_listening(SocketAddr::new(ip(pod_ip), 8200), Duration::from_secs(60)).await;
+    }
+    let listening = started.elapsed();
+    let key = PodKey::new("vault", "vault-0");
+    let mut exec_true = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let out = exec(rt, &key, "vault", &["true"], None).await;
+        assert!(out.status.success());
+        exec_true.push(t.elapsed());
+    }
+    let mut exec_status = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        let _ = vault_status(rt, &key).await;
+        exec_status.push(t.elapsed());
+    }
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
+    let max = |v: &[Duration]| v.iter().max().copied().unwrap_or_default();
+    let mut pod_rss = Vec::new();
+    for (name, _) in pods {
+        let s = rt.status(&PodKey::new("vault", name)).expect("status");
+        let pid = s.container("vault").and_then(|c| c.pid).expect("pid");
+        pod_rss.push(tree_rss_kib(pid));
+    }
+    let threads = status_self("Threads:");
+    println!("three Helm-like OpenBao pods (TLS, raft, fsGroup, readiness probe every 1 s):");
+    println!(
+        "  start_pod x3 returned after      {:>8.1} ms",
+        accepted.as_secs_f64() * 1e3
+    );
+    println!(
+        "  all three listening after        {:>8.1} ms",
+        listening.as_secs_f64() * 1e3
+    );
+    println!(
+        "  exec `true`:        mean {:>6.1} ms, max {:>6.1} ms (20 runs)",
+        mean(&exec_true).as_secs_f64() * 1e3,
+        max(&exec_true).as_secs_f64() * 1e3
+    );
+    println!(
+        "  exec `bao status`:  mean {:>6.1} ms, max {:>6.1} ms (10 runs)",
+        mean(&exec_status).as_secs_f64() * 1e3,
+        max(&exec_status).as_secs_f64() * 1e3
+    );
+    for ((name, _), kib) in pods.iter().zip(&pod_rss) {
+        println!(
+            "  {name} process tree RSS        {:>8.1} MiB",
+            *kib as f64 / 1024.0
+        );
+    }
+    println!(
+        "  test process RSS before/after    {rss_before} / {} (threads now: {threads})",
+        status_self("VmRSS:")
+    );
 }

@@ -96,6 +96,16 @@ pub enum RuntimeError {
         /// The container.
         container: String,
     },
+    /// The container has not started yet (waiting on its image or configuration).
+    #[error("container {container:?} in pod {pod} is waiting to start: {reason}")]
+    ContainerWaiting {
+        /// `namespace/name`.
+        pod: String,
+        /// The container.
+        container: String,
+        /// Why, e.g. `ErrImagePull`.
+        reason: String,
+    },
     /// The container's previous instance has no log (it never restarted).
     #[error("previous terminated container {container:?} in pod {pod} not found")]
     NoPreviousInstance {

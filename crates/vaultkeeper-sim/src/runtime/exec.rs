@@ -80,6 +80,22 @@ impl ExecSession {
         self.process.wait().await
     }
 
+    /// Splits the session for a protocol relay (the `pods/exec` websocket): stdin, stdout,
+    /// stderr, and a future that resolves to the exit status once the command ends.
+    pub fn into_parts(
+        self,
+    ) -> (
+        Option<pipe::Sender>,
+        pipe::Receiver,
+        pipe::Receiver,
+        impl std::future::Future<Output = ExitStatus> + Send + 'static,
+    ) {
+        let process = self.process;
+        (self.stdin, self.stdout, self.stderr, async move {
+            process.wait().await
+        })
+    }
+
     /// The command's pid in the runtime's PID namespace (diagnostics).
     pub fn process_id(&self) -> i32 {
         self.process.pid()

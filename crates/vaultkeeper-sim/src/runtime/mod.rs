@@ -6,7 +6,8 @@
 //! # Interface (for the kubelet glue)
 //!
 //! ```text
-//! let runtime = Runtime::new(RuntimeConfig::new(state_dir, ImageMap::standard(bao, Some((repo, vaultkeeper)))))?;
+//! let images = ImageMap::standard(bao, Some((repo, vaultkeeper))).with_shell(busybox);
+//! let runtime = Runtime::new(RuntimeConfig::new(state_dir, images))?;
 //! //   fails with RuntimeError::NotPrivileged (naming the privilege) unless root.
 //! let mut events = runtime.subscribe();              // broadcast of RuntimeEvent
 //! runtime.start_pod(PodLaunch { pod, pod_ip, host_ip, hosts, config_maps, secrets,
@@ -14,8 +15,10 @@
 //! runtime.status(&key)          -> Option<PodStatus>  // .to_k8s() gives core::v1::PodStatus
 //! runtime.exec(&key, "vault", argv, ExecOptions { stdin: true, tty: false }).await?
 //!                               -> ExecSession { stdin, stdout, stderr } + .wait() / .output()
+//!                                  .into_parts() -> (stdin, stdout, stderr, exit future)
 //! runtime.logs(&key, "vault", LogOptions { follow, previous, timestamps, tail_lines, since,
 //!                                          limit_bytes })? -> LogReader (.next().await)
+//! runtime.update_hosts(&key, hosts)?                 // rewrite a running pod's /etc/hosts
 //! runtime.delete_pod(&key, grace_override).await?    // preStop, SIGTERM, SIGKILL, cleanup
 //! runtime.signal_container(&key, "vault", libc::SIGKILL)?   // fault injection
 //! runtime.exec_audit()          -> Vec<ExecRecord>    // every argv run in any container
@@ -37,6 +40,12 @@
 //!   audience and per audience). Written without a trailing newline, as OpenBao needs.
 //! - `service_env`: `KUBERNETES_SERVICE_HOST`/`_PORT` (+ service links if wanted). The API
 //!   server must not listen on 127.0.0.1 or ::1: in a pod those mean the pod itself.
+//!
+//! Images: [`ImageMap::standard`] maps the Vault and OpenBao images to `bao` and the
+//! project's image to `vaultkeeper`; [`ImageMap::with_shell`] gives pods a static busybox
+//! as `/bin/sh`, as the Alpine-based Vault/OpenBao images have (the Helm chart's preStop
+//! `kill -SIGTERM $(pidof vault)` needs busybox ash; Debian's dash rejects `-SIGTERM`).
+//! Without it pods use the host's `/bin/sh`.
 //!
 //! Start-up failures the pod cannot recover from (a missing non-optional ConfigMap or
 //! Secret for a volume, an unsupported volume type, an invalid mount, probe or hook) are

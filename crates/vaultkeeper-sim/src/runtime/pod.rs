@@ -89,8 +89,9 @@ impl RuntimeConfig {
     }
 }
 
-/// Everything the glue resolved for one pod.
-#[derive(Debug, Clone)]
+/// Everything the glue resolved for one pod. Its `Debug` names the referenced objects
+/// but never prints their data (Secrets, tokens).
+#[derive(Clone)]
 pub struct PodLaunch {
     /// The pod (metadata: namespace, name, uid, labels, annotations; spec).
     pub pod: Pod,
@@ -110,6 +111,28 @@ pub struct PodLaunch {
     pub tokens: ServiceAccountTokens,
     /// `KUBERNETES_SERVICE_HOST`/`_PORT` and other service variables.
     pub service_env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for PodLaunch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodLaunch")
+            .field(
+                "pod",
+                &(&self.pod.metadata.namespace, &self.pod.metadata.name),
+            )
+            .field("pod_ip", &self.pod_ip)
+            .field("host_ip", &self.host_ip)
+            .field("hosts", &self.hosts)
+            .field("config_maps", &self.config_maps.keys().collect::<Vec<_>>())
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("claims", &self.claims)
+            .field("tokens", &self.tokens)
+            .field(
+                "service_env",
+                &self.service_env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// Normal or Warning, as Kubernetes Events.
@@ -225,6 +248,7 @@ struct ContainerRecord {
 
 struct PodRecord {
     key: PodKey,
+    host_aliases: Vec<k8s_openapi::api::core::v1::HostAlias>,
     uid: String,
     pod_ip: IpAddr,
     host_ip: IpAddr,
@@ -496,6 +520,36 @@ impl Runtime {
         Ok(status)
     }
 
+    /// Rewrites a running pod's `/etc/hosts` (e.g. when Endpoints change). The file is
+    /// rewritten in place, so the pod's bind mount sees the new content at once; like
+    /// the kubelet's, the localhost lines and the spec's `hostAliases` stay.
+    pub fn update_hosts(&self, key: &PodKey, hosts: Vec<HostEntry>) -> Result<()> {
+        let pod =
+            lock(&self.inner.pods)
+                .get(key)
+                .cloned()
+                .ok_or_else(|| RuntimeError::PodNotFound {
+                    pod: key.to_string(),
+                })?;
+        let content =
+            render_hosts_file(&hosts, &pod.host_aliases).map_err(|(field, message)| {
+                RuntimeError::InvalidPod {
+                    pod: key.to_string(),
+                    field,
+                    message,
+                }
+            })?;
+        // Same inode: truncate and write, never replace the file.
+        let path = pod.dir.join("hosts");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| RuntimeError::io(format!("pod {key}: opening its hosts file"), e))?;
+        std::io::Write::write_all(&mut file, content.as_bytes())
+            .map_err(|e| RuntimeError::io(format!("pod {key}: writing its hosts file"), e))
+    }
+
     /// Sends `signal` to a container's main process (fault injection: `SIGKILL` simulates a
     /// crash; the container then restarts according to `restartPolicy`).
     pub fn signal_container(&self, key: &PodKey, container: &str, signal: i32) -> Result<()> {
@@ -585,10 +639,10 @@ impl Runtime {
             if rt.instances == 0
                 && let ContainerState::Waiting { reason, .. } = &rt.state
             {
-                return Err(RuntimeError::InvalidPod {
+                return Err(RuntimeError::ContainerWaiting {
                     pod: key.to_string(),
-                    field: format!("container {container:?}"),
-                    message: format!("container is waiting to start: {reason}"),
+                    container: container.to_string(),
+                    reason: reason.clone(),
                 });
             }
             rt.logs.clone()
@@ -1261,6 +1315,7 @@ async fn prepare_pod(
     let (finished, _) = watch::channel(false);
     Ok(PodRecord {
         key: key.clone(),
+        host_aliases: spec.host_aliases.clone().unwrap_or_default(),
         uid: uid.to_string(),
         pod_ip: launch.pod_ip,
         host_ip: launch.host_ip,
@@ -2396,6 +2451,38 @@ mod tests {
         let e = validate_state_dir(&bad).unwrap_err().to_string();
         assert!(e.contains("state_dir") && e.contains("overlay"), "{e}");
         assert!(validate_state_dir(&base.path().join("fine")).is_ok());
+    }
+
+    #[test]
+    fn printing_a_launch_never_shows_secret_data() {
+        use k8s_openapi::ByteString;
+        let mut secrets = BTreeMap::new();
+        secrets.insert(
+            "vault-keys".to_string(),
+            Secret {
+                data: Some([("key".to_string(), ByteString(b"unseal-share-1".to_vec()))].into()),
+                ..Default::default()
+            },
+        );
+        let launch = PodLaunch {
+            pod: Pod::default(),
+            pod_ip: "127.22.0.10".parse().unwrap(),
+            host_ip: "127.22.0.1".parse().unwrap(),
+            hosts: vec![],
+            config_maps: BTreeMap::new(),
+            secrets,
+            claims: BTreeMap::new(),
+            tokens: ServiceAccountTokens {
+                default: Some(super::super::Sensitive::from("jwt-token-value")),
+                by_audience: BTreeMap::new(),
+            },
+            service_env: vec![("API_TOKEN".into(), "env-secret".into())],
+        };
+        let printed = format!("{launch:?}");
+        assert!(printed.contains("vault-keys"), "{printed}");
+        for secret in ["unseal-share-1", "jwt-token-value", "env-secret"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
     }
 
     #[test]
