@@ -309,6 +309,11 @@ fn vault_pod(name: &str, uid: &str) -> Pod {
                     {"name": "HOME", "value": "/home/vault"},
                     {"name": "VAULT_CACERT", "value": "/vault/userconfig/vault-tls/ca.crt"}
                 ],
+                "startupProbe": {
+                    "httpGet": {"path": "/v1/sys/health?standbyok=true&sealedcode=204&uninitcode=204",
+                                "port": 8200, "scheme": "HTTPS"},
+                    "periodSeconds": 1, "failureThreshold": 30
+                },
                 "readinessProbe": {
                     "exec": {"command": ["/bin/sh", "-ec", "vault status -tls-skip-verify"]},
                     "failureThreshold": 2, "initialDelaySeconds": 0, "periodSeconds": 1,
@@ -520,7 +525,11 @@ async fn helm_like_openbao_pods_serve_on_their_pod_ips_and_resolve_each_other() 
     for (_, pod_ip) in pods {
         wait_listening(SocketAddr::new(ip(pod_ip), 8200), Duration::from_secs(60)).await;
     }
-    let s0 = rt.status(&k0).expect("status");
+    // The HTTPS startup probe (no certificate verification, as the kubelet) passed.
+    let s0 = wait_status(rt, &k0, Duration::from_secs(30), "started", |s| {
+        s.container("vault").is_some_and(|c| c.started)
+    })
+    .await;
     assert_eq!(s0.phase, PodPhase::Running);
     assert!(!s0.ready(), "a sealed server is not ready");
 
@@ -1594,4 +1603,172 @@ async fn measure_three_openbao_pods() {
         "  test process RSS before/after    {rss_before} / {} (threads now: {threads})",
         status_self("VmRSS:")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_and_post_start_run_before_the_workload_sees_its_files() {
+    let node = node();
+    let rt = &node.runtime;
+    let pod = pod_from(json!({
+        "metadata": {"name": "staged", "namespace": "sim", "uid": "uid-11"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "volumes": [{"name": "work", "emptyDir": {}}],
+            "initContainers": [
+                {"name": "first", "image": "hashicorp/vault", "command": ["/bin/sh", "-c", "echo one > /work/order"],
+                 "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+                {"name": "second", "image": "hashicorp/vault", "command": ["/bin/sh", "-c", "echo two >> /work/order"],
+                 "volumeMounts": [{"name": "work", "mountPath": "/work"}]}
+            ],
+            "containers": [{
+                "name": "main", "image": "hashicorp/vault",
+                "command": ["/bin/sh", "-c", "cat /work/order; touch /etc/x 2>/dev/null || echo root-read-only; exec sleep 3600"],
+                "securityContext": {"readOnlyRootFilesystem": true},
+                "lifecycle": {"postStart": {"exec": {"command": ["/bin/sh", "-c", "echo hook > /work/post-start"]}}},
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}]
+            }]
+        }
+    }));
+    rt.start_pod(launch(pod, "127.22.11.10"))
+        .await
+        .expect("start");
+    let key = PodKey::new("sim", "staged");
+    let s = wait_status(rt, &key, Duration::from_secs(20), "main running", |s| {
+        is_running(s, "main")
+    })
+    .await;
+    for init in &s.init_containers {
+        assert!(
+            matches!(init.state, ContainerState::Terminated { exit_code: 0, .. }),
+            "{init:?}"
+        );
+    }
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Initialized" && c.status)
+    );
+    let start = Instant::now();
+    let logs = loop {
+        let mut r = rt.logs(&key, "main", LogOptions::default()).expect("logs");
+        let t = text(&r.read_to_end().await);
+        if t.contains("root-read-only") || start.elapsed() > Duration::from_secs(10) {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(logs, "one\ntwo\nroot-read-only\n");
+    let hook = exec(rt, &key, "main", &["cat", "/work/post-start"], None).await;
+    assert_eq!(text(&hook.stdout), "hook\n");
+    assert!(
+        rt.exec_audit()
+            .iter()
+            .any(|r| r.origin == ExecOrigin::PostStartHook)
+    );
+
+    // A failing init container with restartPolicy Never fails the pod; the workload never
+    // starts.
+    let pod = pod_from(json!({
+        "metadata": {"name": "broken", "namespace": "sim", "uid": "uid-11b"},
+        "spec": {
+            "restartPolicy": "Never",
+            "initContainers": [{"name": "check", "image": "hashicorp/vault", "command": ["/bin/sh", "-c", "exit 7"]}],
+            "containers": [{"name": "main", "image": "hashicorp/vault", "command": ["sleep", "3600"]}]
+        }
+    }));
+    rt.start_pod(launch(pod, "127.22.11.11"))
+        .await
+        .expect("start");
+    let key = PodKey::new("sim", "broken");
+    let s = wait_status(rt, &key, Duration::from_secs(20), "failed", |s| {
+        s.phase == PodPhase::Failed
+    })
+    .await;
+    assert!(matches!(
+        main_state(&s, "check"),
+        ContainerState::Terminated { exit_code: 7, .. }
+    ));
+    assert!(matches!(
+        main_state(&s, "main"),
+        ContainerState::Waiting { reason, .. } if reason == "PodInitializing"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_run_against_the_pod_and_a_failed_liveness_probe_restarts_it() {
+    let node = node();
+    let rt = &node.runtime;
+    let mut events = rt.subscribe();
+    // busybox httpd (the image's shell runs its applets) serves /healthz on "port 8080 of
+    // every address", which in the pod means its pod IP.
+    let script =
+        "mkdir -p /tmp/www && echo ok > /tmp/www/healthz && exec httpd -f -p 8080 -h /tmp/www";
+    let pod = shell_pod(
+        "probed",
+        "uid-12",
+        script,
+        json!({"containers": [{
+            "name": "main", "image": "hashicorp/vault",
+            "command": ["/bin/sh", "-c", script],
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "startupProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 10},
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 1},
+            "livenessProbe": {"exec": {"command": ["test", "-f", "/tmp/www/healthz"]}, "periodSeconds": 1, "failureThreshold": 2}
+        }]}),
+    );
+    rt.start_pod(launch(pod, "127.22.12.10"))
+        .await
+        .expect("start");
+    let key = PodKey::new("sim", "probed");
+    let s = wait_status(
+        rt,
+        &key,
+        Duration::from_secs(30),
+        "started and ready",
+        |s| s.ready(),
+    )
+    .await;
+    let c = s.container("main").expect("c");
+    assert!(c.started && c.ready && c.restart_count == 0);
+    // The server listens on the pod IP only, not on the host's 127.0.0.1.
+    assert!(
+        tokio::net::TcpStream::connect("127.22.12.10:8080")
+            .await
+            .is_ok()
+    );
+
+    let rm = exec(rt, &key, "main", &["rm", "/tmp/www/healthz"], None).await;
+    assert!(rm.status.success());
+    // Readiness drops at once (404), liveness kills the container after two failures, and
+    // the fresh instance (fresh /tmp) is healthy again.
+    wait_status(rt, &key, Duration::from_secs(20), "not ready", |s| {
+        !s.ready()
+    })
+    .await;
+    let s = wait_status(
+        rt,
+        &key,
+        Duration::from_secs(30),
+        "restarted and ready",
+        |s| s.container("main").is_some_and(|c| c.restart_count == 1) && s.ready(),
+    )
+    .await;
+    assert!(matches!(
+        s.container("main").expect("c").last_state,
+        Some(ContainerState::Terminated { .. })
+    ));
+    let mut killing = false;
+    let mut readiness_failed = false;
+    while let Ok(e) = events.try_recv() {
+        if let RuntimeEventKind::Event {
+            reason, message, ..
+        } = &e.kind
+        {
+            killing |= reason == "Killing" && message.contains("failed liveness probe");
+            readiness_failed |= reason == "Unhealthy"
+                && message
+                    .contains("Readiness probe failed: HTTP probe failed with statuscode: 404");
+        }
+    }
+    assert!(killing && readiness_failed);
 }

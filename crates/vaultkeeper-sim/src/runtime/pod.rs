@@ -218,10 +218,17 @@ struct Prepared {
 #[derive(Debug)]
 struct Instance {
     process: Arc<Process>,
+    /// The container's namespaces, for exec; `None` when its PID 1 exited before they
+    /// could be opened (a short-lived process: nothing can exec into it any more).
+    namespaces: Option<Namespaces>,
+    stopping: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Namespaces {
     mnt: Arc<OwnedFd>,
     uts: Arc<OwnedFd>,
-    pid_ns: Arc<OwnedFd>,
-    stopping: AtomicBool,
+    pid: Arc<OwnedFd>,
 }
 
 #[derive(Debug)]
@@ -1851,29 +1858,20 @@ async fn run_instance(
             }
         }
     }
-    let namespaces = (|| -> std::io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
-        Ok((
-            super::sandbox::open_namespace(process.pid(), "mnt")?,
-            super::sandbox::open_namespace(process.pid(), "uts")?,
-            super::sandbox::open_namespace(process.pid(), "pid")?,
-        ))
-    })();
-    let (mnt, uts, pid_ns) = match namespaces {
-        Ok(n) => n,
-        Err(e) => {
-            process.kill_and_reap_blocking(Duration::from_secs(1));
-            let _ = std::fs::remove_dir_all(&instance_dir);
-            return fail_start(format!(
-                "the process exited before its namespaces could be opened: {e}"
-            ));
-        }
-    };
+    // A process that already exited (an init container that only echoes) has no
+    // namespaces left to open; that is not a start failure, its exit is reported below.
+    let namespaces = (|| -> std::io::Result<Namespaces> {
+        Ok(Namespaces {
+            mnt: Arc::new(super::sandbox::open_namespace(process.pid(), "mnt")?),
+            uts: Arc::new(super::sandbox::open_namespace(process.pid(), "uts")?),
+            pid: Arc::new(super::sandbox::open_namespace(process.pid(), "pid")?),
+        })
+    })()
+    .ok();
     let started_at = inner.now();
     let instance = Arc::new(Instance {
         process: process.clone(),
-        mnt: Arc::new(mnt),
-        uts: Arc::new(uts),
-        pid_ns: Arc::new(pid_ns),
+        namespaces,
         stopping: AtomicBool::new(false),
     });
     let logs = LogBuffer::new(inner.config.log_limit_bytes);
@@ -2354,6 +2352,9 @@ async fn exec_with_instance(
     if instance.process.exit_status().is_some() {
         return Err(not_running());
     }
+    let Some(ns) = &instance.namespaces else {
+        return Err(not_running());
+    };
     let loopback = match pod_ipv4(inner, pod) {
         Some(_) => Some(
             loopback::socket_pair()
@@ -2363,12 +2364,12 @@ async fn exec_with_instance(
     };
     let mut steps = vec![
         Step::SetNs {
-            fd: std::os::fd::AsRawFd::as_raw_fd(&*instance.mnt),
+            fd: std::os::fd::AsRawFd::as_raw_fd(&*ns.mnt),
             nstype: libc::CLONE_NEWNS,
             what: "mount",
         },
         Step::SetNs {
-            fd: std::os::fd::AsRawFd::as_raw_fd(&*instance.uts),
+            fd: std::os::fd::AsRawFd::as_raw_fd(&*ns.uts),
             nstype: libc::CLONE_NEWUTS,
             what: "UTS",
         },
@@ -2388,9 +2389,9 @@ async fn exec_with_instance(
         argv: command.iter().map(OsString::from).collect(),
         env: prepared.env.clone(),
         stdin,
-        pid_namespace: PidNamespace::Join(instance.pid_ns.clone()),
+        pid_namespace: PidNamespace::Join(ns.pid.clone()),
         steps,
-        keep_open: vec![instance.mnt.clone(), instance.uts.clone()],
+        keep_open: vec![ns.mnt.clone(), ns.uts.clone()],
     };
     let result = inner.spawner.spawn(plan).await;
     let (parent_socket, child_socket) = match loopback {
