@@ -164,6 +164,13 @@ fn hcl_list(values: &[String]) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// The `allowed_parameters` value that admits exactly this list. A list parameter is
+/// compared as a whole with each allowed value, so the allowed value is the list itself,
+/// inside the list of allowed values.
+fn pinned_list(values: &[String]) -> String {
+    format!("[{}]", hcl_list(values))
+}
+
 /// `read` on the raft snapshot, nothing else.
 pub fn backup_policy() -> String {
     "# vaultkeeper backup: stream raft snapshots, nothing else.\npath \"sys/storage/raft/snapshot\" {\n  capabilities = [\"read\"]\n}\n".to_string()
@@ -272,9 +279,9 @@ pub fn operator_policy(spec: &BootstrapSpec) -> String {
         text.push_str(&format!(
             "path \"auth/{mount}/role/{}\" {{\n  capabilities = [\"create\", \"update\", \"read\"]\n  allowed_parameters = {{\n    \"bound_service_account_names\" = {}\n    \"bound_service_account_namespaces\" = {}\n    \"token_policies\" = {}\n    \"token_ttl\" = [\"{}s\"]\n    \"token_max_ttl\" = [\"{}s\"]\n    \"token_no_default_policy\" = [{}]\n  }}\n}}\n",
             role.name,
-            hcl_list(&role.bound_service_account_names),
-            hcl_list(&role.bound_service_account_namespaces),
-            hcl_list(&role.token_policies),
+            pinned_list(&role.bound_service_account_names),
+            pinned_list(&role.bound_service_account_namespaces),
+            pinned_list(&role.token_policies),
             role.token_ttl_seconds,
             role.token_max_ttl_seconds,
             role.token_no_default_policy,
@@ -284,9 +291,11 @@ pub fn operator_policy(spec: &BootstrapSpec) -> String {
         "path \"auth/{mount}/role/{}\" {{\n  capabilities = [\"read\"]\n}}\n",
         spec.operator.role
     ));
+    // vaultrs repeats the name in the body of a policy write; pin it too.
     for (name, policy) in &policies {
         text.push_str(&format!(
-            "path \"sys/policy/{name}\" {{\n  capabilities = [\"create\", \"update\", \"read\"]\n  allowed_parameters = {{\n    \"policy\" = [{}]\n  }}\n}}\n",
+            "path \"sys/policy/{name}\" {{\n  capabilities = [\"create\", \"update\", \"read\"]\n  allowed_parameters = {{\n    \"name\" = [{}]\n    \"policy\" = [{}]\n  }}\n}}\n",
+            hcl_string(name),
             hcl_string(policy)
         ));
     }
@@ -295,7 +304,7 @@ pub fn operator_policy(spec: &BootstrapSpec) -> String {
         text.push_str(&format!(
             "path \"auth/token/roles/{}\" {{\n  capabilities = [\"create\", \"update\", \"read\"]\n  allowed_parameters = {{\n    \"allowed_policies\" = {}\n    \"orphan\" = [{}]\n    \"renewable\" = [{}]\n    \"token_period\" = [\"{}s\"]\n    \"token_no_default_policy\" = [{}]\n  }}\n}}\n",
             role.name,
-            hcl_list(&role.allowed_policies),
+            pinned_list(&role.allowed_policies),
             role.orphan,
             role.renewable,
             role.token_period_seconds,
@@ -524,7 +533,7 @@ mod tests {
         assert!(policy.contains("path \"auth/kubernetes/role/vaultkeeper-operator\" {\n  capabilities = [\"read\"]\n}"));
         // The backup policy text is pinned, escaped as an HCL string.
         assert!(policy.contains(&hcl_string(&backup_policy())));
-        assert!(policy.contains("\"bound_service_account_names\" = [\"vault-backup\"]"));
+        assert!(policy.contains("\"bound_service_account_names\" = [[\"vault-backup\"]]"));
         assert!(policy.contains("\"kubernetes_host\" = [\"https://kubernetes.default.svc:443\"]"));
     }
 

@@ -18,18 +18,23 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The real `bao` binary: `VAULTKEEPER_BAO`, else `<workspace>/.tools/bin/bao`.
+/// Finds the real `bao` binary: the override (from `VAULTKEEPER_BAO`) if given, else
+/// `<workspace>/.tools/bin/bao`. The error names the install script.
+pub fn locate_bao(override_path: Option<PathBuf>) -> Result<PathBuf, String> {
+    let path = override_path.unwrap_or_else(|| workspace_root().join(".tools/bin/bao"));
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "the OpenBao binary is missing at {}: run scripts/install-tools.sh (or set VAULTKEEPER_BAO to a bao binary)",
+            path.display()
+        ))
+    }
+}
+
+/// The real `bao` binary; fails the test (never skips it) when it is missing.
 pub fn bao_binary() -> PathBuf {
-    let path = match std::env::var_os("VAULTKEEPER_BAO") {
-        Some(p) => PathBuf::from(p),
-        None => workspace_root().join(".tools/bin/bao"),
-    };
-    assert!(
-        path.exists(),
-        "the OpenBao binary is missing at {}: run scripts/install-tools.sh (or set VAULTKEEPER_BAO to a bao binary)",
-        path.display()
-    );
-    path
+    locate_bao(std::env::var_os("VAULTKEEPER_BAO").map(PathBuf::from)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The seal a cluster uses.

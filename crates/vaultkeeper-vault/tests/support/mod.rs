@@ -8,6 +8,7 @@ pub mod logs;
 pub mod pki;
 pub mod raw;
 pub mod tokenreview;
+pub mod transit;
 
 use std::time::{Duration, Instant};
 

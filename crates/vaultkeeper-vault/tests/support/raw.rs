@@ -69,3 +69,17 @@ impl JsonBody for reqwest::RequestBuilder {
         self.header("Content-Type", "application/json").body(serde_json::to_vec(body).unwrap_or_default())
     }
 }
+
+impl Raw {
+    pub async fn post_bytes(&self, ip: Ipv4Addr, path: &str, token: Option<&str>, body: Vec<u8>) -> Answer {
+        let mut request = self.http.post(format!("https://{ip}:8200/v1/{path}")).body(body);
+        if let Some(token) = token {
+            request = request.header("X-Vault-Token", token);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap_or_else(|e| panic!("{e}")).to_vec();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Answer { status, json, bytes }
+    }
+}
