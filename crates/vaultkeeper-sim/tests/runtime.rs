@@ -1073,7 +1073,8 @@ async fn run_as_user_and_fs_group_apply_to_the_process_and_its_volumes() {
             "volumes": [
                 {"name": "secret", "secret": {"secretName": "app", "defaultMode": 256}},
                 {"name": "data", "persistentVolumeClaim": {"claimName": "data-ids"}},
-                {"name": "scratch", "emptyDir": {}}
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "settings", "configMap": {"name": "settings"}}
             ],
             "containers": [{
                 "name": "main",
@@ -1082,7 +1083,9 @@ async fn run_as_user_and_fs_group_apply_to_the_process_and_its_volumes() {
                 "volumeMounts": [
                     {"name": "secret", "mountPath": "/etc/app"},
                     {"name": "data", "mountPath": "/data"},
-                    {"name": "scratch", "mountPath": "/scratch"}
+                    {"name": "scratch", "mountPath": "/scratch"},
+                    {"name": "settings", "mountPath": "/etc/settings"},
+                    {"name": "settings", "mountPath": "/etc/app.conf", "subPath": "app.conf"}
                 ]
             }]
         }),
@@ -1095,8 +1098,16 @@ async fn run_as_user_and_fs_group_apply_to_the_process_and_its_volumes() {
             ..Default::default()
         },
     );
+    l.config_maps.insert(
+        "settings".into(),
+        ConfigMap {
+            data: Some([("app.conf".to_string(), "v1\n".to_string())].into()),
+            ..Default::default()
+        },
+    );
     let claim = node.claims.path().join("data-ids");
     l.claims.insert("data-ids".into(), claim.clone());
+    let mut later = l.clone();
     rt.start_pod(l).await.expect("start");
     let key = PodKey::new("sim", "ids");
     wait_status(rt, &key, Duration::from_secs(20), "running", |s| {
@@ -1126,6 +1137,44 @@ async fn run_as_user_and_fs_group_apply_to_the_process_and_its_volumes() {
     let ls: Vec<&str> = lines[4].split_whitespace().collect();
     assert_eq!((ls[2], ls[3]), ("100", "1000"), "{logs}");
     assert_eq!(lines[5], "scratch-ok", "{logs}");
+
+    // A subPath file mount shows the key as a single file.
+    let conf = exec(rt, &key, "main", &["cat", "/etc/app.conf"], None).await;
+    assert_eq!(text(&conf.stdout), "v1\n");
+
+    // The Secret and ConfigMap change: the mounted volumes follow (still readable through
+    // the fsGroup), the subPath mount keeps its old content, as in Kubernetes.
+    later.secrets.insert(
+        "app".into(),
+        Secret {
+            data: Some([("key".to_string(), ByteString(b"rotated-key".to_vec()))].into()),
+            ..Default::default()
+        },
+    );
+    later.config_maps.insert(
+        "settings".into(),
+        ConfigMap {
+            data: Some([("app.conf".to_string(), "v2\n".to_string())].into()),
+            ..Default::default()
+        },
+    );
+    let updated = rt.refresh_volumes(&key, &later).expect("refresh");
+    assert_eq!(updated, ["secret", "settings"]);
+    assert!(
+        rt.refresh_volumes(&key, &later).expect("again").is_empty(),
+        "nothing changed the second time"
+    );
+    let key_now = exec(rt, &key, "main", &["cat", "/etc/app/key"], None).await;
+    assert_eq!(
+        text(&key_now.stdout),
+        "rotated-key",
+        "{}",
+        text(&key_now.stderr)
+    );
+    let conf_dir = exec(rt, &key, "main", &["cat", "/etc/settings/app.conf"], None).await;
+    assert_eq!(text(&conf_dir.stdout), "v2\n");
+    let conf = exec(rt, &key, "main", &["cat", "/etc/app.conf"], None).await;
+    assert_eq!(text(&conf.stdout), "v1\n");
 
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(claim.join("file")).expect("file on the claim");

@@ -19,6 +19,7 @@
 //! runtime.logs(&key, "vault", LogOptions { follow, previous, timestamps, tail_lines, since,
 //!                                          limit_bytes })? -> LogReader (.next().await)
 //! runtime.update_hosts(&key, hosts)?                 // rewrite a running pod's /etc/hosts
+//! runtime.refresh_volumes(&key, &launch)?            // ConfigMap/Secret/token changes -> files
 //! runtime.delete_pod(&key, grace_override).await?    // preStop, SIGTERM, SIGKILL, cleanup
 //! runtime.signal_container(&key, "vault", libc::SIGKILL)?   // fault injection
 //! runtime.exec_audit()          -> Vec<ExecRecord>    // every argv run in any container
@@ -183,6 +184,6 @@ pub use status::{
 };
 pub use volumes::{
     DEFAULT_MODE, FsGroupPolicy, PlannedFile, ServiceAccountTokens, VolumeContent, VolumeInputs,
-    VolumePlan, apply_fs_group, data_dir_stamp, fs_group_mode, plan_volumes, validate_item_path,
-    write_files_volume,
+    VolumePlan, apply_fs_group, data_dir_stamp, fs_group_mode, plan_volumes, update_files_volume,
+    validate_item_path, write_files_volume,
 };

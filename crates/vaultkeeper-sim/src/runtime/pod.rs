@@ -256,6 +256,9 @@ struct ContainerRecord {
 struct PodRecord {
     key: PodKey,
     host_aliases: Vec<k8s_openapi::api::core::v1::HostAlias>,
+    fs_group: Option<u32>,
+    /// ConfigMap/Secret/projected/downward-API volumes: directory and current files.
+    files_volumes: Mutex<BTreeMap<String, (PathBuf, Vec<super::volumes::PlannedFile>)>>,
     uid: String,
     pod_ip: IpAddr,
     host_ip: IpAddr,
@@ -555,6 +558,59 @@ impl Runtime {
             .map_err(|e| RuntimeError::io(format!("pod {key}: opening its hosts file"), e))?;
         std::io::Write::write_all(&mut file, content.as_bytes())
             .map_err(|e| RuntimeError::io(format!("pod {key}: writing its hosts file"), e))
+    }
+
+    /// Brings a running pod's ConfigMap, Secret, projected (service-account token) and
+    /// downward-API volumes up to date with `launch` (the glue calls it when a referenced
+    /// object, a token or the pod's labels change), as the kubelet does: each changed
+    /// volume is swapped atomically; `subPath` mounts keep their old content. Returns the
+    /// names of the volumes that changed. A referenced object that disappeared is an error
+    /// and leaves every volume as it was.
+    pub fn refresh_volumes(&self, key: &PodKey, launch: &PodLaunch) -> Result<Vec<String>> {
+        let inner = &self.inner;
+        let pod = lock(&inner.pods)
+            .get(key)
+            .cloned()
+            .ok_or_else(|| RuntimeError::PodNotFound {
+                pod: key.to_string(),
+            })?;
+        let plans = plan_volumes(&VolumeInputs {
+            pod: &launch.pod,
+            pod_ip: pod.pod_ip,
+            host_ip: pod.host_ip,
+            config_maps: &launch.config_maps,
+            secrets: &launch.secrets,
+            claims: &launch.claims,
+            tokens: &launch.tokens,
+        })?;
+        let mut current = lock(&pod.files_volumes);
+        let mut updated = Vec::new();
+        for plan in plans {
+            let VolumeContent::Files(files) = plan.content else {
+                continue;
+            };
+            let Some((dir, old)) = current.get_mut(&plan.name) else {
+                continue;
+            };
+            if *old == files {
+                continue;
+            }
+            let stamp = format!(
+                "{}{}",
+                data_dir_stamp(inner.now()),
+                inner.next_id.fetch_add(1, Ordering::SeqCst)
+            );
+            super::volumes::update_files_volume(dir, &files, &stamp, pod.fs_group).map_err(
+                |e| RuntimeError::Volume {
+                    pod: key.to_string(),
+                    volume: plan.name.clone(),
+                    message: format!("updating files: {e}"),
+                },
+            )?;
+            *old = files;
+            updated.push(plan.name);
+        }
+        Ok(updated)
     }
 
     /// Sends `signal` to a container's main process (fault injection: `SIGKILL` simulates a
@@ -1320,9 +1376,18 @@ async fn prepare_pod(
     let init = records.pop().unwrap_or_default();
     let (stopping, _) = watch::channel(false);
     let (finished, _) = watch::channel(false);
+    let files_volumes = volume_dirs
+        .iter()
+        .filter_map(|(name, (dir, plan))| match &plan.content {
+            VolumeContent::Files(files) => Some((name.clone(), (dir.clone(), files.clone()))),
+            _ => None,
+        })
+        .collect();
     Ok(PodRecord {
         key: key.clone(),
         host_aliases: spec.host_aliases.clone().unwrap_or_default(),
+        fs_group,
+        files_volumes: Mutex::new(files_volumes),
         uid: uid.to_string(),
         pod_ip: launch.pod_ip,
         host_ip: launch.host_ip,
@@ -1823,12 +1888,28 @@ async fn run_instance(
         steps,
         keep_open,
     };
+    inner.event(
+        &pod.key,
+        Some(&c.name),
+        EventType::Normal,
+        "Pulled",
+        format!("Container image {:?} already present on machine", c.image),
+    );
     let spawned = inner.spawner.spawn(plan).await;
     let (parent_socket, child_socket) = match loopback {
         Some((p, c)) => (Some(p), Some(c)),
         None => (None, None),
     };
     drop(child_socket);
+    if spawned.is_ok() {
+        inner.event(
+            &pod.key,
+            Some(&c.name),
+            EventType::Normal,
+            "Created",
+            format!("Created container: {}", c.name),
+        );
+    }
     let spawned = match spawned {
         Ok(s) => s,
         Err(f) => {

@@ -292,7 +292,8 @@ impl PodStatus {
             .any(|c| c.type_ == "Ready" && c.status)
     }
 
-    /// The API's `PodStatus` (the glue adds `PodScheduled` and readiness gates).
+    /// The API's `PodStatus` (the glue adds `PodScheduled` and readiness gates, and keeps
+    /// the `qosClass` the API server computed at creation).
     pub fn to_k8s(&self) -> core::PodStatus {
         let ip = self.pod_ip.to_string();
         let host = self.host_ip.to_string();
@@ -303,7 +304,6 @@ impl PodStatus {
             host_ip: Some(host.clone()),
             host_ips: Some(vec![core::HostIP { ip: host }]),
             start_time: Some(Time(self.start_time)),
-            qos_class: Some("BestEffort".to_string()),
             init_container_statuses: (!self.init_containers.is_empty())
                 .then(|| self.init_containers.iter().map(|c| c.to_k8s()).collect()),
             container_statuses: Some(self.containers.iter().map(|c| c.to_k8s()).collect()),

@@ -473,6 +473,62 @@ pub fn write_files_volume(dir: &Path, files: &[PlannedFile], stamp: &str) -> std
     Ok(())
 }
 
+/// Replaces the content of a files volume written by [`write_files_volume`] the way the
+/// kubelet's atomic writer updates a mounted ConfigMap or Secret: a new timestamped
+/// directory, then one `rename` of a fresh `..data` symlink over the old one, so a reader
+/// sees either the old or the new set of files, never a mix. Top-level links are added or
+/// removed to match; the old directory goes last. Files mounted with `subPath` keep their
+/// old content, as in Kubernetes. Afterwards `fs_group` (when set) is applied to the new
+/// files.
+pub fn update_files_volume(
+    dir: &Path,
+    files: &[PlannedFile],
+    stamp: &str,
+    fs_group: Option<u32>,
+) -> std::io::Result<()> {
+    let old_target = std::fs::read_link(dir.join("..data"))?;
+    let data_dir_name = format!("..{stamp}");
+    let data_dir = dir.join(&data_dir_name);
+    std::fs::create_dir(&data_dir)?;
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755))?;
+    let mut tops = std::collections::BTreeSet::new();
+    for f in files {
+        let target = data_dir.join(&f.path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&target, f.contents.expose())?;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(f.mode))?;
+        if let Some(top) = f.path.split('/').next() {
+            tops.insert(top.to_string());
+        }
+    }
+    if let Some(gid) = fs_group {
+        apply_fs_group(&data_dir, gid, true, FsGroupPolicy::Always)?;
+    }
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&data_dir_name, &tmp)?;
+    std::fs::rename(&tmp, dir.join("..data"))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("..") && !tops.contains(&name) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    for top in tops {
+        let link = dir.join(&top);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{top}"), link)?;
+        }
+    }
+    if old_target != Path::new(&data_dir_name) {
+        std::fs::remove_dir_all(dir.join(old_target))?;
+    }
+    Ok(())
+}
+
 /// When to hand a volume to the pod's `fsGroup` (`fsGroupChangePolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsGroupPolicy {
@@ -879,6 +935,45 @@ mod tests {
                 "{current:o} {dir} {ro}"
             );
         }
+    }
+
+    #[test]
+    fn updating_a_files_volume_swaps_all_files_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |path: &str, contents: &str| PlannedFile {
+            path: path.into(),
+            mode: 0o644,
+            contents: Sensitive::from(contents),
+        };
+        write_files_volume(
+            dir.path(),
+            &[file("tls.crt", "old cert"), file("old-only", "x")],
+            "2026_01_01_00_00_00.1",
+        )
+        .unwrap();
+        // A reader holding the old path keeps reading through `..data` after the swap.
+        update_files_volume(
+            dir.path(),
+            &[file("tls.crt", "new cert"), file("ca.crt", "ca")],
+            "2026_01_01_00_00_01.2",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("tls.crt")).unwrap(),
+            "new cert"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("ca.crt")).unwrap(),
+            "ca"
+        );
+        assert!(std::fs::symlink_metadata(dir.path().join("old-only")).is_err());
+        assert!(!dir.path().join("..2026_01_01_00_00_00.1").exists());
+        assert!(!dir.path().join("..data_tmp").exists());
+        assert_eq!(
+            std::fs::read_link(dir.path().join("..data")).unwrap(),
+            PathBuf::from("..2026_01_01_00_00_01.2")
+        );
     }
 
     #[test]
