@@ -596,24 +596,25 @@ async fn self_initialized_openbao_is_observed_and_bootstrapped_never_initialized
     logs::init();
     let key_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let key_file = write_static_key(key_dir.path());
-    // The reviewer needs the cluster's PKI, and the stanza needs the reviewer's URL: make
-    // the PKI first with a throwaway cluster directory, then the real cluster with the
-    // stanza. Simpler: the reviewer listens on a fixed address known in advance.
+    // The stanza needs the reviewer's URL and the cluster's CA: the reviewer listens on an
+    // address fixed in advance, the PKI comes with the cluster, and the nodes are added
+    // once the stanza is known. Only the first pod gets the stanza: with it on every pod,
+    // each one initializes a cluster of its own (checked: three cluster ids, which the
+    // decision reports as SplitBrain); without it the others join through retry_join.
     let reviewer_address = SocketAddr::new(Ipv4Addr::new(127, 10, 8, 3).into(), 8443);
-    let mut cluster = Cluster::new(8, 1, Seal::Static { key_file: key_file.clone() });
+    let mut cluster = Cluster::new(8, 0, Seal::Static { key_file: key_file.clone() });
     let spec = bootstrap_spec(&format!("https://{reviewer_address}"), &cluster.pki.ca_pem);
-    let stanza = vaultkeeper_vault::selfinit::initialize_stanza(&spec).unwrap_or_else(|e| panic!("{e}"));
-    // Rebuild the one node's config with the stanza (same PKI, same directories).
-    cluster.extra_config = stanza;
-    cluster.nodes.clear();
-    cluster.add_node(1);
+    cluster.first_node_config = vaultkeeper_vault::selfinit::initialize_stanza(&spec).unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..3 {
+        cluster.add_node(3);
+    }
     let reviewer = TokenReviewServer::start(reviewer_address, &cluster.pki).await;
     cluster.start_all();
 
     let operator_jwt = reviewer.issue("secrets", "vaultkeeper");
     let keys_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = FileKeyStore::new(keys_dir.path().join("keys.json"));
-    let pods = cluster.pods(1);
+    let pods = cluster.pods(3);
     let executor = cluster.executor();
     let mut lifecycle = Lifecycle::new(ExecNodeClient::new(executor.clone(), Flavor::OpenBao), store.clone(), auto(pods.clone(), InitMode::SelfInit))
         .with_bootstrap(spec.clone())
@@ -649,7 +650,11 @@ async fn self_initialized_openbao_is_observed_and_bootstrapped_never_initialized
     let backup_jwt = reviewer.issue("secrets", "vault-backup");
     let backup = login(&raw, ip, "vaultkeeper-backup", &backup_jwt).await;
     assert_eq!(raw.get(ip, "sys/storage/raft/snapshot", Some(&backup)).await.status, 200);
-    // And after a restart the node comes back unsealed, still with nothing to init.
+    // Once the cluster is initialized the stanza is taken out of the first pod's config
+    // (a pod-0 that lost its volume must join, not start a cluster of its own); after a
+    // restart of every node all come back unsealed, still with nothing to init.
+    cluster.first_node_config.clear();
+    cluster.rewrite_config(0, 3);
     cluster.kill_all();
     cluster.start_all();
     lifecycle.set_bootstrapped(false);

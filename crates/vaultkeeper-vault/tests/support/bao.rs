@@ -166,6 +166,8 @@ pub struct Cluster {
     pub pki: Pki,
     pub seal: Seal,
     pub extra_config: String,
+    /// Configuration only the first node gets (OpenBao's `initialize` stanza).
+    pub first_node_config: String,
     pub nodes: Vec<Node>,
     /// A directory with `bao` in it, for the local executor's PATH.
     pub bin_dir: PathBuf,
@@ -188,6 +190,7 @@ impl Cluster {
             pki,
             seal,
             extra_config,
+            first_node_config: String::new(),
             nodes: Vec::new(),
             bin_dir,
         };
@@ -197,9 +200,7 @@ impl Cluster {
         cluster
     }
 
-    /// Adds (does not start) the next node; its `retry_join` lists `join_count` nodes.
-    pub fn add_node(&mut self, join_count: usize) -> &mut Node {
-        let ordinal = self.nodes.len();
+    fn config_for(&self, ordinal: usize, join_count: usize) -> String {
         let ip = node_ip(self.subnet, ordinal);
         let ca = self.pki.ca_file.display().to_string();
         let node_dir = self.dir.path().join(format!("vault-{ordinal}"));
@@ -210,17 +211,26 @@ impl Cluster {
                 node_ip(self.subnet, j)
             ));
         }
-        let config = format!(
+        let first = if ordinal == 0 { self.first_node_config.as_str() } else { "" };
+        format!(
             "api_addr = \"https://{ip}:8200\"\ncluster_addr = \"https://{ip}:8201\"\n\
              listener \"tcp\" {{\n  address = \"{ip}:8200\"\n  cluster_address = \"{ip}:8201\"\n  tls_cert_file = \"{cert}\"\n  tls_key_file = \"{key}\"\n}}\n\
              storage \"raft\" {{\n  path = \"{data}\"\n  node_id = \"vault-{ordinal}\"\n{joins}}}\n\
-             telemetry {{\n  prometheus_retention_time = \"30s\"\n  disable_hostname = true\n}}\n{seal}{extra}",
+             telemetry {{\n  prometheus_retention_time = \"30s\"\n  disable_hostname = true\n}}\n{seal}{extra}{first}",
             cert = self.pki.cert_file.display(),
             key = self.pki.key_file.display(),
             data = node_dir.join("data").display(),
             seal = self.seal.stanza(),
             extra = self.extra_config,
-        );
+        )
+    }
+
+    /// Adds (does not start) the next node; its `retry_join` lists `join_count` nodes.
+    pub fn add_node(&mut self, join_count: usize) -> &mut Node {
+        let ordinal = self.nodes.len();
+        let ip = node_ip(self.subnet, ordinal);
+        let node_dir = self.dir.path().join(format!("vault-{ordinal}"));
+        let config = self.config_for(ordinal, join_count);
         let server = Server::new(node_dir, &config, SocketAddr::new(ip.into(), 8200));
         self.nodes.push(Node {
             pod: PodName::new(format!("vault-{ordinal}")).unwrap_or_else(|e| panic!("{e}")),
@@ -230,6 +240,13 @@ impl Cluster {
         });
         let last = self.nodes.len() - 1;
         &mut self.nodes[last]
+    }
+
+    /// Rewrites a node's config file from the current settings (as a ConfigMap change
+    /// would); it takes effect at the node's next start.
+    pub fn rewrite_config(&self, ordinal: usize, join_count: usize) {
+        let config = self.config_for(ordinal, join_count);
+        std::fs::write(&self.nodes[ordinal].server.config, config).unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn start_all(&mut self) {
