@@ -168,7 +168,8 @@ pub use logs::{LogBuffer, LogLine, LogOptions, LogReader, LogStream};
 pub use loopback::{SocketCall, translate as translate_loopback};
 pub use mounts::{MountRequest, plan_container_mounts, resolve_mount_source};
 pub use pod::{
-    Clock, EventType, PodLaunch, Runtime, RuntimeConfig, RuntimeEvent, RuntimeEventKind,
+    AUDIT_LIMIT, Clock, EventType, PodLaunch, Runtime, RuntimeConfig, RuntimeEvent,
+    RuntimeEventKind,
 };
 pub use privilege::{Privileges, check_privileges, current_privileges, privilege_problem};
 pub use probes::{

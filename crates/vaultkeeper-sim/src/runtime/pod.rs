@@ -311,11 +311,14 @@ struct Inner {
     spawner: Spawner,
     pods: Mutex<BTreeMap<PodKey, Arc<PodRecord>>>,
     events: broadcast::Sender<RuntimeEvent>,
-    audit: Mutex<Vec<ExecRecord>>,
+    audit: Mutex<std::collections::VecDeque<ExecRecord>>,
     processes: Mutex<Vec<Weak<Process>>>,
     shut_down: AtomicBool,
     next_id: AtomicU64,
 }
+
+/// How many exec records the audit keeps (oldest dropped first).
+pub const AUDIT_LIMIT: usize = 100_000;
 
 /// Runs pods as real processes. Dropping it kills every process it started.
 pub struct Runtime {
@@ -386,7 +389,7 @@ impl Runtime {
                 spawner,
                 pods: Mutex::new(BTreeMap::new()),
                 events,
-                audit: Mutex::new(Vec::new()),
+                audit: Mutex::new(std::collections::VecDeque::new()),
                 processes: Mutex::new(Vec::new()),
                 shut_down: AtomicBool::new(false),
                 next_id: AtomicU64::new(1),
@@ -681,9 +684,10 @@ impl Runtime {
         .await
     }
 
-    /// Every command run inside any container so far (exec, probes, hooks), oldest first.
+    /// Every command run inside any container so far (exec, probes, hooks), oldest first;
+    /// the last [`AUDIT_LIMIT`] are kept.
     pub fn exec_audit(&self) -> Vec<ExecRecord> {
-        lock(&self.inner.audit).clone()
+        lock(&self.inner.audit).iter().cloned().collect()
     }
 
     /// A reader over a container's log (`previous` reads the instance before the last
@@ -740,7 +744,13 @@ impl Inner {
     }
 
     fn audit(&self, pod: &PodKey, container: &str, argv: &[String], origin: ExecOrigin) {
-        lock(&self.audit).push(ExecRecord {
+        let mut audit = lock(&self.audit);
+        // Bounded for long sandbox sessions (probes run every few seconds); far more than
+        // any test produces.
+        if audit.len() >= AUDIT_LIMIT {
+            audit.pop_front();
+        }
+        audit.push_back(ExecRecord {
             at: self.now(),
             pod: pod.clone(),
             container: container.to_string(),
@@ -2533,6 +2543,16 @@ mod tests {
         let e = validate_state_dir(&bad).unwrap_err().to_string();
         assert!(e.contains("state_dir") && e.contains("overlay"), "{e}");
         assert!(validate_state_dir(&base.path().join("fine")).is_ok());
+    }
+
+    #[test]
+    fn handles_can_be_shared_across_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Runtime>();
+        send_sync::<PodLaunch>();
+        send::<ExecSession>();
+        send::<LogReader>();
     }
 
     #[test]
