@@ -44,6 +44,9 @@ pub struct SimConfig {
     pub bookmark_interval: Duration,
     /// Name of the simulated node.
     pub node_name: String,
+    /// Run pods as real processes (needs root and the OpenBao binary); `None` leaves
+    /// pods `Pending` as on a cluster without nodes.
+    pub pods: Option<crate::kubelet::KubeletConfig>,
 }
 
 impl Default for SimConfig {
@@ -59,6 +62,7 @@ impl Default for SimConfig {
             watch_history: 10_000,
             bookmark_interval: Duration::from_secs(5),
             node_name: "sim-node".into(),
+            pods: None,
         }
     }
 }
@@ -102,6 +106,7 @@ pub struct SimCluster {
     dir: StateDir,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    kubelet: Option<(Arc<crate::kubelet::Kubelet>, Mutex<Option<JoinHandle<()>>>)>,
     config: SimConfig,
 }
 
@@ -164,6 +169,23 @@ impl SimCluster {
         let mut tasks = vec![tokio::spawn(accept_loop(listener, acceptor, server.clone(), shutdown_rx.clone()))];
         tasks.extend(crate::controllers::start_all(core.clone(), shutdown_rx, config.node_name.clone()));
 
+        let kubelet = match &config.pods {
+            Some(kc) => {
+                let k = crate::kubelet::Kubelet::new(
+                    core.clone(),
+                    kc,
+                    dir.path().to_path_buf(),
+                    config.node_name.clone(),
+                    config.api_address,
+                    config.pod_ip_start,
+                    config.pod_ip_count,
+                )?;
+                server.set_pod_io(k.clone());
+                let handle = k.spawn(shutdown.subscribe());
+                Some((k, Mutex::new(Some(handle))))
+            }
+            None => None,
+        };
         let kubeconfig = dir.path().join("kubeconfig");
         write_kubeconfig(&kubeconfig, addr, &pki.ca_pem, &admin)?;
         let cluster = SimCluster {
@@ -175,6 +197,7 @@ impl SimCluster {
             dir,
             shutdown,
             tasks: Mutex::new(tasks),
+            kubelet,
             config,
         };
         cluster.wait_for_default_namespace().await?;
@@ -303,9 +326,39 @@ impl SimCluster {
         self.shutdown.subscribe()
     }
 
-    /// Stops the server and the controllers and waits for them.
+    /// Every argv run inside any container (exec, exec probes, hooks), for tests that
+    /// prove no secret is ever on a command line. Empty without a kubelet.
+    pub fn exec_audit(&self) -> Vec<crate::runtime::ExecRecord> {
+        self.kubelet.as_ref().map(|(k, _)| k.runtime().exec_audit()).unwrap_or_default()
+    }
+
+    /// Kills a container's main process (SIGKILL), as a crash would; the kubelet restarts
+    /// it per the pod's `restartPolicy`.
+    pub fn kill_container(&self, namespace: &str, pod: &str, container: &str) -> Result<(), SimError> {
+        let (k, _) = self
+            .kubelet
+            .as_ref()
+            .ok_or_else(|| SimError::NotImplemented("this cluster runs no kubelet (SimConfig::pods is None)".into()))?;
+        k.runtime()
+            .signal_container(&crate::runtime::PodKey::new(namespace, pod), container, libc::SIGKILL)
+            .map_err(|e| SimError::BadRequest(e.to_string()))
+    }
+
+    /// The kubelet, when pods run.
+    pub fn kubelet(&self) -> Option<&Arc<crate::kubelet::Kubelet>> {
+        self.kubelet.as_ref().map(|(k, _)| k)
+    }
+
+    /// Stops the server, the controllers and every pod, and waits for them.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        if let Some((_, handle)) = &self.kubelet {
+            let h = handle.lock().ok().and_then(|mut h| h.take());
+            if let Some(h) = h {
+                // The kubelet stops its pods (SIGTERM, then SIGKILL after 5 s) on the signal.
+                let _ = tokio::time::timeout(Duration::from_secs(30), h).await;
+            }
+        }
         let tasks: Vec<JoinHandle<()>> = self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
         for t in tasks {
             t.abort();

@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod faults;
 pub mod kinds;
+pub mod kubelet;
 pub mod patch;
 pub mod pki;
 pub mod podio;

@@ -71,15 +71,23 @@ pub fn builtin_list_type(path: &[&str]) -> ListType {
 pub fn json_patch(doc: &mut Value, body: &[u8]) -> Result<(), SimError> {
     let ops: json_patch::Patch = serde_json::from_slice(body)
         .map_err(|e| SimError::BadRequest(format!("invalid JSON patch: {e}")))?;
-    // The API server's JSON patch library treats a missing path as null, so
-    // `{"op":"test","path":"/metadata/finalizers","value":null}` passes on an object
-    // without finalizers (kube::runtime's finalizer helper relies on it).
+    // The API server's JSON patch library (evanphx/json-patch v4) reads a missing object
+    // key as null: `test` against null passes on a missing path (kube::runtime's
+    // finalizer helper relies on it), and `replace` of a missing key inside an existing
+    // object sets it (OpenBao's service registration relies on it, replacing labels
+    // the pod does not have yet).
     let ops: Vec<json_patch::PatchOperation> = ops
         .0
         .into_iter()
         .filter(|op| match op {
             json_patch::PatchOperation::Test(t) => !(t.value.is_null() && doc.pointer(t.path.as_str()).is_none()),
             _ => true,
+        })
+        .map(|op| match op {
+            json_patch::PatchOperation::Replace(r) if missing_object_key(doc, r.path.as_str()) => {
+                json_patch::PatchOperation::Add(json_patch::AddOperation { path: r.path, value: r.value })
+            }
+            other => other,
         })
         .collect();
     json_patch::patch(doc, &ops).map_err(|e| {
@@ -96,6 +104,14 @@ pub fn json_patch(doc: &mut Value, body: &[u8]) -> Result<(), SimError> {
             )],
         }
     })
+}
+
+fn missing_object_key(doc: &Value, path: &str) -> bool {
+    let Some((parent, key)) = path.rsplit_once('/') else {
+        return false;
+    };
+    let key = key.replace("~1", "/").replace("~0", "~");
+    matches!(doc.pointer(parent), Some(Value::Object(m)) if !m.contains_key(&key))
 }
 
 /// Applies an RFC 7386 JSON merge patch.
@@ -433,5 +449,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d["metadata"]["labels"]["openbao-active"], "true");
+        // OpenBao replaces labels the pod does not have yet; the API server accepts it.
+        json_patch(
+            &mut d,
+            br#"[{"op":"replace","path":"/metadata/labels/openbao-sealed","value":"true"}]"#,
+        )
+        .unwrap();
+        assert_eq!(d["metadata"]["labels"]["openbao-sealed"], "true");
     }
 }

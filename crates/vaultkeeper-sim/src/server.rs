@@ -492,6 +492,12 @@ impl ApiServer {
         }
         let body = if matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection") {
             let content_type = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            // Protobuf and CBOR are not served; 415 makes client-go fall back to JSON.
+            if content_type.contains("protobuf") || content_type.contains("cbor") {
+                return Err(SimError::UnsupportedMediaType(format!(
+                    "the body of the request was in an unknown format ({content_type}) - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+                )));
+            }
             let bytes = req.into_body().collect().await.map_err(|e| SimError::BadRequest(format!("reading the request body: {e}")))?.to_bytes();
             Some((content_type, bytes))
         } else {
@@ -1084,7 +1090,13 @@ where
     let mut m = vec![3u8];
     m.extend_from_slice(status.to_string().as_bytes());
     let _ = out_tx.send(Message::Binary(m.into())).await;
-    let _ = out_tx.send(Message::Close(None)).await;
+    // A normal close (1000): kubectl treats a close without a status code as an error.
+    let _ = out_tx
+        .send(Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+            reason: "".into(),
+        })))
+        .await;
     drop(out_tx);
     let _ = writer.await;
     reader.abort();

@@ -24,6 +24,15 @@ struct Args {
     /// Directory for the kubeconfig and pod state (kept after exit).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Run pods with this OpenBao binary (needs root); without it pods stay Pending.
+    #[arg(long, env = "VAULTKEEPER_BAO")]
+    bao: Option<PathBuf>,
+    /// The project's image repository and the `vaultkeeper` binary its pods run.
+    #[arg(long, requires = "vaultkeeper_binary")]
+    vaultkeeper_image: Option<String>,
+    /// The built `vaultkeeper` binary (with --vaultkeeper-image).
+    #[arg(long)]
+    vaultkeeper_binary: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -33,6 +42,13 @@ async fn main() -> std::process::ExitCode {
     config.api_address = args.api_address;
     config.api_port = args.api_port;
     config.state_dir = args.state_dir;
+    if let Some(bao) = args.bao {
+        config.pods = Some(vaultkeeper_sim::kubelet::KubeletConfig {
+            bao,
+            vaultkeeper: args.vaultkeeper_image.zip(args.vaultkeeper_binary),
+            backoff: None,
+        });
+    }
     let cluster = match SimCluster::start(config).await {
         Ok(c) => c,
         Err(e) => {
@@ -42,7 +58,18 @@ async fn main() -> std::process::ExitCode {
     };
     println!("{}", cluster.kubeconfig_path().display());
     eprintln!("API server at {}; stop with Ctrl-C", cluster.url());
-    let _ = tokio::signal::ctrl_c().await;
+    // Stop on Ctrl-C or SIGTERM, so pods are stopped cleanly either way.
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
     cluster.shutdown().await;
     std::process::ExitCode::SUCCESS
 }
