@@ -213,3 +213,41 @@ async fn kubectl_wait_for_condition_returns_when_the_status_says_so() {
     assert!(cols.lines().nth(1).unwrap().contains("True"), "Ready column: {cols}");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_and_logs_reach_a_running_pod() {
+    // Needs root and the OpenBao binary (scripts/install-tools.sh): the pod really runs.
+    let mut cfg = SimConfig::for_slot(16);
+    cfg.pods = Some(vaultkeeper_sim::kubelet::KubeletConfig { bao: common::bao(), vaultkeeper: None, backoff: None });
+    let c = SimCluster::start(cfg).await.expect("cluster with a kubelet");
+    let k = Kubectl::new(&c);
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: shell\nspec:\n  containers:\n  - name: main\n    image: openbao/openbao:2.7.2\n    command: [\"/bin/sh\", \"-c\", \"echo hello from the pod; exec sleep 3600\"]\n";
+    k.ok(&["apply", "-f", &k.file("pod.yaml", pod)]);
+    k.ok(&["wait", "--for=condition=Ready", "pod/shell", "--timeout=60s"]);
+    let logs = k.ok(&["logs", "shell"]);
+    assert_eq!(logs.trim(), "hello from the pod");
+    // stdin reaches the command; stdout comes back.
+    let mut child = Command::new(kubectl())
+        .args(["exec", "-i", "shell", "--", "cat"])
+        .env("KUBECONFIG", c.kubeconfig_path())
+        .env("HOME", k.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through stdin\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+    // The exit code of the command is kubectl's exit code.
+    let failed = k.run(&["exec", "shell", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(failed.status.code(), Some(3), "{}", String::from_utf8_lossy(&failed.stderr));
+    // Every exec is in the audit, with its argv.
+    assert!(c.exec_audit().iter().any(|r| r.argv == ["sh", "-c", "exit 3"]));
+    c.shutdown().await;
+}
