@@ -1,0 +1,3 @@
+//! The implementations of the `vaultkeeper` subcommands.
+
+pub mod render;

@@ -1,0 +1,235 @@
+//! The Kubernetes side of key custody and of the Exec transport: the keys Secret as a
+//! [`KeyStore`], and pods/exec as an [`Executor`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, AttachParams, ObjectMeta, Patch, PatchParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vaultkeeper_vault::client::ExecRequest;
+use vaultkeeper_vault::client::{ExecOutput, Executor};
+use vaultkeeper_vault::keys::{InitKeys, KeyStore};
+use vaultkeeper_vault::node::PodName;
+use vaultkeeper_vault::secret::SecretBytes;
+use vaultkeeper_vault::{Error, Step};
+
+/// The key in the keys Secret that holds the init output (a versioned JSON record).
+pub const INIT_KEY: &str = "init.json";
+
+/// The field manager of the keys Secret, apart from everything else vaultkeeper applies.
+const KEYS_FIELD_MANAGER: &str = "vaultkeeper-keys";
+
+/// The keys Secret. It has no owner reference, so garbage collection can never delete it
+/// with the VaultCluster; it is labelled so a person finds it.
+pub struct SecretKeyStore {
+    api: Api<Secret>,
+    name: String,
+    cluster: String,
+}
+
+impl SecretKeyStore {
+    /// The store for `cluster`'s keys in the Secret `name`.
+    pub fn new(client: kube::Client, namespace: &str, name: &str, cluster: &str) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            name: name.to_owned(),
+            cluster: cluster.to_owned(),
+        }
+    }
+
+    fn error(&self, step: Step, detail: String) -> Error {
+        Error::KeyStore {
+            step,
+            reason: format!("Secret {}: {detail}", self.name),
+        }
+    }
+}
+
+/// Labels of the keys Secret.
+pub fn keys_secret_labels(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/instance".to_owned(), cluster.to_owned()),
+        ("app.kubernetes.io/component".to_owned(), "keys".to_owned()),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "vaultkeeper".to_owned(),
+        ),
+        ("vaultkeeper.io/keys".to_owned(), "true".to_owned()),
+    ])
+}
+
+#[async_trait]
+impl KeyStore for SecretKeyStore {
+    async fn load(&self) -> vaultkeeper_vault::Result<Option<InitKeys>> {
+        let secret = self.api.get_opt(&self.name).await.map_err(|e| {
+            self.error(
+                Step::KeyStoreLoad,
+                format!("cannot read: {}", api_error_summary(&e)),
+            )
+        })?;
+        let Some(secret) = secret else {
+            return Ok(None);
+        };
+        // A Secret by that name without our record is not "no keys": somebody put it there,
+        // and guessing would risk a second init.
+        let data = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(INIT_KEY))
+            .ok_or_else(|| {
+                self.error(
+                    Step::KeyStoreLoad,
+                    format!("exists but has no {INIT_KEY}; vaultkeeper will not guess"),
+                )
+            })?;
+        InitKeys::from_json(&data.0).map(Some)
+    }
+
+    async fn store(&self, keys: &InitKeys) -> vaultkeeper_vault::Result<()> {
+        let record = keys.to_json()?;
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                labels: Some(keys_secret_labels(&self.cluster)),
+                annotations: Some(BTreeMap::from([(
+                    "vaultkeeper.io/description".to_owned(),
+                    format!(
+                        "Init output of VaultCluster {}: unseal or recovery shares and the root \
+                         token while it is kept. Keep a copy of the shares outside the cluster.",
+                        self.cluster
+                    ),
+                )])),
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".to_owned()),
+            data: Some(BTreeMap::from([(
+                INIT_KEY.to_owned(),
+                ByteString(record.expose().to_vec()),
+            )])),
+            ..Secret::default()
+        };
+        // One request: the API server commits it to etcd before answering, so Ok means
+        // the keys are durable.
+        self.api
+            .patch(
+                &self.name,
+                &PatchParams::apply(KEYS_FIELD_MANAGER).force(),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .map_err(|e| {
+                self.error(
+                    Step::KeyStoreStore,
+                    format!("cannot write: {}", api_error_summary(&e)),
+                )
+            })?;
+        Ok(())
+    }
+}
+
+/// An API error without any request body echoed back (the body may hold the keys).
+fn api_error_summary(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} {}", status.code, status.reason),
+        other => other.to_string(),
+    }
+}
+
+/// Runs commands in a pod's Vault container through the pods/exec API. The command line
+/// is visible in the API server's audit log, which is why the vault library never puts a
+/// secret in it: secrets travel on stdin.
+pub struct KubeExecutor {
+    api: Api<Pod>,
+    container: String,
+    timeout: Duration,
+}
+
+impl KubeExecutor {
+    /// An executor for the pods of one namespace, in the container `container`.
+    pub fn new(client: kube::Client, namespace: &str, container: &str) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            container: container.to_owned(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[async_trait]
+impl Executor for KubeExecutor {
+    async fn exec(&self, pod: &PodName, request: &ExecRequest) -> Result<ExecOutput, String> {
+        let params = AttachParams::default()
+            .container(self.container.clone())
+            .stdin(request.stdin.is_some())
+            .stdout(true)
+            .stderr(true);
+        let run = async {
+            let mut process = self
+                .api
+                .exec(pod.as_str(), request.argv.clone(), &params)
+                .await
+                .map_err(|e| format!("exec in pod {}: {}", pod.as_str(), api_error_summary(&e)))?;
+            if let (Some(input), Some(mut stdin)) = (&request.stdin, process.stdin()) {
+                stdin
+                    .write_all(input.expose())
+                    .await
+                    .map_err(|e| format!("writing stdin to pod {}: {e}", pod.as_str()))?;
+                stdin
+                    .shutdown()
+                    .await
+                    .map_err(|e| format!("closing stdin of pod {}: {e}", pod.as_str()))?;
+            }
+            let mut stdout = process.stdout().ok_or("exec without stdout")?;
+            let mut stderr = process.stderr().ok_or("exec without stderr")?;
+            let status = process
+                .take_status()
+                .ok_or("exec without a status channel")?;
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let (read_out, read_err) =
+                tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+            read_out.map_err(|e| format!("reading stdout of pod {}: {e}", pod.as_str()))?;
+            read_err.map_err(|e| format!("reading stderr of pod {}: {e}", pod.as_str()))?;
+            let status = status.await;
+            let exit_code = exit_code(status.as_ref());
+            Ok::<_, String>(ExecOutput {
+                exit_code,
+                stdout: SecretBytes::new(out),
+                stderr: String::from_utf8_lossy(&err).into_owned(),
+            })
+        };
+        tokio::time::timeout(self.timeout, run).await.map_err(|_| {
+            format!(
+                "exec in pod {} timed out after {:?}",
+                pod.as_str(),
+                self.timeout
+            )
+        })?
+    }
+}
+
+/// The exit code the exec protocol's status channel reports: `Success`, or `Failure`
+/// with a cause `ExitCode` carrying the number.
+fn exit_code(status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>) -> i32 {
+    let Some(status) = status else {
+        return -1;
+    };
+    if status.status.as_deref() == Some("Success") {
+        return 0;
+    }
+    status
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_ref())
+        .and_then(|causes| {
+            causes
+                .iter()
+                .find(|c| c.reason.as_deref() == Some("ExitCode"))
+        })
+        .and_then(|c| c.message.as_deref())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(1)
+}
