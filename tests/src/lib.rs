@@ -1,1 +1,3 @@
 //! End-to-end tests for vaultkeeper on the simulated cluster.
+
+pub mod install;
