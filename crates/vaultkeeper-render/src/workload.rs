@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
 use vaultkeeper_api::{DeletionPolicy, UnsealType};
 
-use crate::config::{API_PORT, CLUSTER_PORT, POD_ADDR_PLACEHOLDER, server_config};
+use crate::config::{API_PORT, CLUSTER_PORT, server_config};
 use crate::labels::Component;
 use crate::manifest::{Manifest, metadata};
 use crate::tls::TlsFiles;
@@ -223,14 +223,13 @@ fn claim(
 }
 
 /// The container's start script: the charts' substitution of pod facts into a copy of
-/// the configuration, then `exec` so the server is the process Kubernetes signals.
+/// the configuration (so `spec.config` may use `POD_IP`, `HOST_IP` and `HOSTNAME` as
+/// the chart's values may), then `exec` so the server is the process Kubernetes signals.
 fn start_script(scope: &Scope<'_>) -> String {
     let layout = scope.layout;
     let config = format!("{}/{}", layout.config_dir(), layout.config_file_name());
     format!(
         "cp {config} /tmp/storageconfig.hcl;\n\
-         POD_ADDR=\"${{POD_IP}}\"; case \"${{POD_ADDR}}\" in *:*) POD_ADDR=\"[${{POD_ADDR}}]\";; esac;\n\
-         sed -Ei \"s|{POD_ADDR_PLACEHOLDER}|${{POD_ADDR}}|g\" /tmp/storageconfig.hcl;\n\
          [ -n \"${{HOST_IP}}\" ] && sed -Ei \"s|HOST_IP|${{HOST_IP?}}|g\" /tmp/storageconfig.hcl;\n\
          [ -n \"${{POD_IP}}\" ] && sed -Ei \"s|POD_IP|${{POD_IP?}}|g\" /tmp/storageconfig.hcl;\n\
          [ -n \"${{HOSTNAME}}\" ] && sed -Ei \"s|HOSTNAME|${{HOSTNAME?}}|g\" /tmp/storageconfig.hcl;\n\
@@ -337,9 +336,10 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
 }
 
 /// The charts' environment, in their order. The CLI inside the pod (the exec transport)
-/// reaches the server at the pod's own fully qualified name, which the kubelet writes
-/// into the pod's /etc/hosts and the server certificate covers, so it needs no DNS and
-/// verifies TLS.
+/// reaches the server at 127.0.0.1, which the server certificate carries, so it verifies
+/// TLS. The API address other nodes and redirected clients use is the pod's fully
+/// qualified name, which the certificate carries too (the charts use the bare pod IP,
+/// which no certificate names).
 fn server_env(scope: &Scope<'_>) -> Vec<EnvVar> {
     let layout = scope.layout;
     let scheme = scope.tls.scheme();

@@ -7,9 +7,11 @@
 //! loopback addresses. A rustls client that trusts only the rendered CA then completes TLS
 //! to each node under its pod DNS name and reads `sys/health`.
 //!
-//! Two things are left out because they need a Kubernetes API: the
-//! `service_registration "kubernetes"` block (the simulated cluster's tests cover it) and
-//! raft joining through pod DNS names (covered there too, with per-pod hosts files).
+//! What differs from a pod: the three servers share this machine's network, so each
+//! listener's `[::]` is rewritten to the node's own loopback address; and two things that
+//! need a Kubernetes API are left out, the `service_registration "kubernetes"` block and
+//! raft joining through pod DNS names (the simulated cluster's tests cover both, with
+//! per-pod network views and hosts files).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -153,7 +155,13 @@ fn start_node(rendered: &Rendered, ordinal: u32, ip: IpAddr, root: &Path) -> Ser
         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
         .expect("config entry");
     assert!(config.contains("service_registration \"kubernetes\" {}"));
-    let config = rewrite(&config).replace("service_registration \"kubernetes\" {}", "");
+    assert!(
+        config.contains("\"[::]:8200\""),
+        "the listener binds every address:\n{config}"
+    );
+    let config = rewrite(&config)
+        .replace("service_registration \"kubernetes\" {}", "")
+        .replace("\"[::]:", &format!("\"{ip}:"));
     std::fs::create_dir_all(local_root.join("config")).expect("mkdir config");
     std::fs::write(local_root.join("config").join(file), config).expect("write config");
     std::fs::create_dir_all(local_root.join("data")).expect("mkdir data");
