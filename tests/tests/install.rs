@@ -818,6 +818,93 @@ fn kustomize_build_installs_the_operator_in_vaultkeeper_system_like_the_chart() 
     }
 }
 
+#[test]
+fn kustomize_overlay_moves_the_operator_and_its_bindings_to_another_namespace() {
+    // The overlay docs/install.md shows, built against this base.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let overlay = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: platform-operators\nresources:\n- {}\nimages:\n- name: ghcr.io/vaultkeeper/vaultkeeper\n  newTag: 9.9.9\nreplicas:\n- name: vaultkeeper\n  count: 3\n",
+        relative_to(dir.path(), &deploy_dir())
+    );
+    std::fs::write(dir.path().join("kustomization.yaml"), overlay)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let built = ok(kustomize_build(dir.path()));
+    assert!(
+        find(&built, "Namespace", "platform-operators").is_ok(),
+        "the Namespace object moves too"
+    );
+    for o in &built {
+        if !matches!(
+            kind(o),
+            "Namespace" | "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding"
+        ) {
+            assert_eq!(
+                namespace(o),
+                "platform-operators",
+                "{} {}",
+                kind(o),
+                name(o)
+            );
+        }
+        for s in o["subjects"].as_array().into_iter().flatten() {
+            assert_eq!(
+                s["namespace"],
+                "platform-operators",
+                "{} {} binds the moved ServiceAccount",
+                kind(o),
+                name(o)
+            );
+        }
+    }
+    let dep = ok(find(&built, "Deployment", "vaultkeeper"));
+    assert_eq!(dep["spec"]["replicas"], 3);
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/vaultkeeper/vaultkeeper:9.9.9"
+    );
+}
+
+/// `to` as a path relative to the directory `from` (kustomize refuses absolute paths).
+fn relative_to(from: &std::path::Path, to: &std::path::Path) -> String {
+    let up = from
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .count();
+    let down = to.strip_prefix("/").unwrap_or(to);
+    format!("{}{}", "../".repeat(up), down.display())
+}
+
+#[test]
+fn install_docs_carry_the_health_check_and_every_permission() {
+    let docs = read(&workspace_root().join("docs/install.md"));
+    let script = read(&deploy_dir().join("argocd/health.lua"));
+    // The argocd-cm example embeds the script, indented under its key.
+    let key = "  resource.customizations.health.vaultkeeper.io_VaultCluster: |\n";
+    let start = docs
+        .find(key)
+        .unwrap_or_else(|| panic!("docs/install.md has no argocd-cm example"))
+        + key.len();
+    let block_end = docs[start..]
+        .find("```")
+        .map(|i| i + start)
+        .unwrap_or(docs.len());
+    let embedded: String = docs[start..block_end]
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert!(
+        embedded.trim_end() == script.trim_end(),
+        "the health check in docs/install.md differs from deploy/argocd/health.lua: paste it again, indented by four spaces"
+    );
+    for p in permissions(&deploy_rules()) {
+        let resource = p.resource.split('/').next().unwrap_or_default();
+        assert!(
+            docs.contains(&format!("`{resource}")),
+            "docs/install.md does not explain the permission on {resource}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Escalation prevention: the operator must hold what its rendered Roles grant.
 // ---------------------------------------------------------------------------------------
