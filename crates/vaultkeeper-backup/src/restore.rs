@@ -287,7 +287,9 @@ mod tests {
     #[test]
     fn restore_mode_table() {
         use RestoreMode::*;
-        let table: Vec<(Option<&str>, Option<&str>, bool, Option<RestoreMode>)> = vec![
+        // (backup cluster id, target cluster id, --force, expected mode or refusal)
+        type Row<'a> = (Option<&'a str>, Option<&'a str>, bool, Option<RestoreMode>);
+        let table: Vec<Row> = vec![
             (Some("a"), Some("a"), false, Some(Snapshot)),
             (Some("a"), Some("a"), true, Some(SnapshotForce)),
             (Some("a"), Some("b"), true, Some(SnapshotForce)),

@@ -261,7 +261,7 @@ async fn tampered_truncated_or_wrongly_keyed_backups_are_refused_before_vault_is
     let moto = Moto::start("127.30.2.10").await;
     moto.create_bucket(BUCKET).await;
     let key = key_file(work.path());
-    let bao = Bao::start_initialized("127.30.2.1").await;
+    let bao = Bao::start_initialized_audited("127.30.2.1").await;
     bao.enable_kv().await;
     let root = bao.root_token();
     bao.write_kv(&root, "app/db", json!({"password": "in the backup"}))

@@ -384,7 +384,20 @@ impl Drop for Bao {
 impl Bao {
     /// Starts a fresh node, initializes it (3 shares, threshold 2) and unseals it.
     pub async fn start_initialized(ip: &str) -> Self {
-        let mut bao = Self::start(ip).await;
+        Self::start_initialized_with(ip, false).await
+    }
+
+    /// Like [`Bao::start_initialized`], with a file audit device declared in the config.
+    ///
+    /// Not the default: a declared audit device is part of what a snapshot carries, and
+    /// OpenBao refuses to become active after restoring a snapshot whose audit table
+    /// disagrees with the config (e.g. another `file_path`).
+    pub async fn start_initialized_audited(ip: &str) -> Self {
+        Self::start_initialized_with(ip, true).await
+    }
+
+    async fn start_initialized_with(ip: &str, audit: bool) -> Self {
+        let mut bao = Self::start(ip, audit).await;
         bao.initialize().await;
         let keys = bao.init.clone().unwrap().keys;
         bao.unseal(&keys).await;
@@ -392,7 +405,7 @@ impl Bao {
         bao
     }
 
-    pub async fn start(ip: &str) -> Self {
+    pub async fn start(ip: &str, audit: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = pki_for(ip);
         let ca_path = dir.path().join("ca.pem");
@@ -401,6 +414,13 @@ impl Bao {
         std::fs::write(dir.path().join("tls.key"), &pki.key_pem).unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
         let d = dir.path().display();
+        let audit_stanza = if audit {
+            format!(
+                "audit \"file\" \"to-file\" {{\n  options {{\n    file_path = \"{d}/audit.log\"\n  }}\n}}"
+            )
+        } else {
+            String::new()
+        };
         let config = format!(
             r#"
 storage "raft" {{
@@ -413,11 +433,7 @@ listener "tcp" {{
   tls_cert_file   = "{d}/tls.crt"
   tls_key_file    = "{d}/tls.key"
 }}
-audit "file" "to-file" {{
-  options {{
-    file_path = "{d}/audit.log"
-  }}
-}}
+{audit_stanza}
 api_addr     = "https://{ip}:8200"
 cluster_addr = "https://{ip}:8201"
 log_level    = "info"
@@ -543,16 +559,21 @@ log_level    = "info"
                 .get(format!("{}/v1/sys/health", self.addr))
                 .send()
                 .await;
-            if let Ok(r) = resp
-                && r.status().as_u16() == 200
-            {
-                return;
+            let last = match resp {
+                Ok(r) if r.status().as_u16() == 200 => return,
+                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("bao.err")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                panic!(
+                    "bao at {} did not become active; last health: {last}; log tail:\n{}",
+                    self.addr,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
             }
-            assert!(
-                Instant::now() < deadline,
-                "bao at {} did not become active",
-                self.addr
-            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
