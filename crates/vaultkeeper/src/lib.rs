@@ -5,6 +5,9 @@
 pub mod apply;
 pub mod commands;
 pub mod custody;
+pub mod http;
+pub mod leader;
+pub mod metrics;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
