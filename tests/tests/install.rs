@@ -46,8 +46,16 @@ const CRUD: &[&str] = &[
     "get", "list", "watch", "create", "update", "patch", "delete",
 ];
 
+/// API group, resources, verbs, and the one object name the rule is limited to.
+type ReviewedRule = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    Option<&'static str>,
+);
+
 fn reviewed_permissions() -> BTreeSet<Permission> {
-    let table: &[(&str, &[&str], &[&str], Option<&str>)] = &[
+    let table: &[ReviewedRule] = &[
         (
             "vaultkeeper.io",
             &["vaultclusters"],
@@ -176,7 +184,7 @@ fn helm_lint_passes_for_the_defaults_and_every_documented_mode() {
 #[test]
 fn helm_template_renders_every_kind_the_operator_needs() {
     let objects = ok(helm_template(&[]));
-    let kinds: BTreeSet<&str> = objects.iter().map(|o| kind(o)).collect();
+    let kinds: BTreeSet<&str> = objects.iter().map(kind).collect();
     let expected: BTreeSet<&str> = [
         "CustomResourceDefinition",
         "ServiceAccount",
@@ -485,9 +493,8 @@ fn chart_values_are_all_commented_and_listed_in_the_readme() {
         );
         // Find the key's line by walking its path through the indentation.
         let mut from = 0;
-        let mut depth = 0;
         let mut line_no = None;
-        for part in d.split('.') {
+        for (depth, part) in d.split('.').enumerate() {
             let want = format!("{}{part}:", "  ".repeat(depth));
             let found = lines[from..]
                 .iter()
@@ -498,7 +505,6 @@ fn chart_values_are_all_commented_and_listed_in_the_readme() {
             };
             line_no = Some(i);
             from = i + 1;
-            depth += 1;
         }
         let i = line_no.unwrap_or_default();
         assert!(
@@ -743,7 +749,7 @@ fn cluster_role_has_no_wildcards_and_exactly_the_reviewed_permissions() {
 #[test]
 fn kustomize_build_installs_the_operator_in_vaultkeeper_system_like_the_chart() {
     let built = ok(kustomize_build(&deploy_dir()));
-    let kinds: BTreeSet<&str> = built.iter().map(|o| kind(o)).collect();
+    let kinds: BTreeSet<&str> = built.iter().map(kind).collect();
     let expected: BTreeSet<&str> = [
         "Namespace",
         "CustomResourceDefinition",
