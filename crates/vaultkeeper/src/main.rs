@@ -21,11 +21,31 @@ enum Command {
     /// Render everything vaultkeeper would apply for a VaultCluster manifest, like
     /// `helm template`, generating the cluster's PKI when it needs one.
     Render(render::RenderArgs),
+    /// Take an encrypted raft snapshot and upload it to S3, then apply retention (the
+    /// backup CronJob's entry point). Prints one JSON line with the outcome.
+    Backup(vaultkeeper_backup::cli::BackupArgs),
+    /// Download a backup, verify it completely, and restore it into a cluster. Destructive:
+    /// the target's data is replaced. See docs/restore-runbook.md.
+    Restore(vaultkeeper_backup::cli::RestoreArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Backup(args) => {
+            return async_command(|| async {
+                vaultkeeper_backup::cli::print_outcome(
+                    &vaultkeeper_backup::cli::run_backup(args).await,
+                )
+            });
+        }
+        Command::Restore(args) => {
+            return async_command(|| async {
+                vaultkeeper_backup::cli::print_outcome(
+                    &vaultkeeper_backup::cli::run_restore(args).await,
+                )
+            });
+        }
         Command::Crd => vaultkeeper_api::crd_yaml()
             .map(|yaml| print!("{yaml}"))
             .map_err(|e| CliError::Internal(format!("cannot serialize the CRD: {e}"))),
@@ -36,6 +56,24 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("error: {error}");
             error.exit_code()
+        }
+    }
+}
+
+/// Runs an async command on a multi-threaded runtime; start-up failure is exit status 1.
+fn async_command<F, Fut>(command: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(command()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(1)
         }
     }
 }
