@@ -115,20 +115,30 @@ pub struct TokenRejected(pub String);
 
 /// Authenticates a service-account JWT: signature, issuer, time window, audience, and
 /// that the service account (and the pod it is bound to) still exist with the same UID.
-pub fn authenticate_jwt(core: &Core, token: &str, audiences: &[String]) -> Result<UserInfo, TokenRejected> {
+pub fn authenticate_jwt(
+    core: &Core,
+    token: &str,
+    audiences: &[String],
+) -> Result<UserInfo, TokenRejected> {
     let claims = core
         .signer
         .verify(token)
         .ok_or_else(|| TokenRejected("invalid bearer token".into()))?;
     if claims["iss"] != ISSUER {
-        return Err(TokenRejected("invalid bearer token, token issuer is not accepted".into()));
+        return Err(TokenRejected(
+            "invalid bearer token, token issuer is not accepted".into(),
+        ));
     }
     let now = core.clock.now().as_second();
     if claims["exp"].as_i64().is_none_or(|e| e < now) {
-        return Err(TokenRejected("invalid bearer token, token has expired".into()));
+        return Err(TokenRejected(
+            "invalid bearer token, token has expired".into(),
+        ));
     }
     if claims["nbf"].as_i64().is_some_and(|n| n > now + 60) {
-        return Err(TokenRejected("invalid bearer token, token is not valid yet".into()));
+        return Err(TokenRejected(
+            "invalid bearer token, token is not valid yet".into(),
+        ));
     }
     let want: Vec<String> = if audiences.is_empty() {
         vec![ISSUER.to_string()]
@@ -140,13 +150,17 @@ pub fn authenticate_jwt(core: &Core, token: &str, audiences: &[String]) -> Resul
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     if !want.iter().any(|w| token_aud.contains(&w.as_str())) {
-        return Err(TokenRejected("invalid bearer token, token audiences are invalid".into()));
+        return Err(TokenRejected(
+            "invalid bearer token, token audiences are invalid".into(),
+        ));
     }
     let k8s = &claims["kubernetes.io"];
     let ns = k8s["namespace"].as_str().unwrap_or_default();
     let sa_name = k8s["serviceaccount"]["name"].as_str().unwrap_or_default();
     let sa_uid = k8s["serviceaccount"]["uid"].as_str().unwrap_or_default();
-    let sa_type = core.core_type("serviceaccounts").map_err(|e| TokenRejected(e.to_string()))?;
+    let sa_type = core
+        .core_type("serviceaccounts")
+        .map_err(|e| TokenRejected(e.to_string()))?;
     let sa = core
         .get_raw(&sa_type, ns, sa_name)
         .ok_or_else(|| TokenRejected(format!("serviceaccounts \"{sa_name}\" not found")))?;
@@ -158,24 +172,38 @@ pub fn authenticate_jwt(core: &Core, token: &str, audiences: &[String]) -> Resul
     }
     let mut extra = BTreeMap::new();
     if let Some(pod_name) = k8s["pod"]["name"].as_str() {
-        let pod_type = core.core_type("pods").map_err(|e| TokenRejected(e.to_string()))?;
+        let pod_type = core
+            .core_type("pods")
+            .map_err(|e| TokenRejected(e.to_string()))?;
         let pod = core
             .get_raw(&pod_type, ns, pod_name)
             .ok_or_else(|| TokenRejected(format!("pods \"{pod_name}\" not found")))?;
         if pod["metadata"]["uid"] != k8s["pod"]["uid"] {
-            return Err(TokenRejected(format!("pod UID does not match claim for pods \"{pod_name}\"")));
+            return Err(TokenRejected(format!(
+                "pod UID does not match claim for pods \"{pod_name}\""
+            )));
         }
-        if !pod["metadata"]["deletionTimestamp"].is_null() && pod["metadata"]["deletionGracePeriodSeconds"] == json!(0) {
-            return Err(TokenRejected(format!("pods \"{pod_name}\" is being deleted")));
+        if !pod["metadata"]["deletionTimestamp"].is_null()
+            && pod["metadata"]["deletionGracePeriodSeconds"] == json!(0)
+        {
+            return Err(TokenRejected(format!(
+                "pods \"{pod_name}\" is being deleted"
+            )));
         }
-        extra.insert("authentication.kubernetes.io/pod-name".into(), vec![pod_name.to_string()]);
+        extra.insert(
+            "authentication.kubernetes.io/pod-name".into(),
+            vec![pod_name.to_string()],
+        );
         extra.insert(
             "authentication.kubernetes.io/pod-uid".into(),
             vec![k8s["pod"]["uid"].as_str().unwrap_or_default().to_string()],
         );
     }
     if let Some(jti) = claims["jti"].as_str() {
-        extra.insert("authentication.kubernetes.io/credential-id".into(), vec![format!("JTI={jti}")]);
+        extra.insert(
+            "authentication.kubernetes.io/credential-id".into(),
+            vec![format!("JTI={jti}")],
+        );
     }
     Ok(UserInfo {
         username: format!("system:serviceaccount:{ns}:{sa_name}"),
@@ -190,7 +218,11 @@ pub fn authenticate_jwt(core: &Core, token: &str, audiences: &[String]) -> Resul
 }
 
 /// Authenticates a bearer token: the admin token, else a service-account JWT.
-pub fn authenticate(core: &Core, admin: &Token, bearer: Option<&str>) -> Result<UserInfo, SimError> {
+pub fn authenticate(
+    core: &Core,
+    admin: &Token,
+    bearer: Option<&str>,
+) -> Result<UserInfo, SimError> {
     let Some(token) = bearer else {
         return Err(SimError::Unauthorized);
     };
@@ -235,7 +267,10 @@ fn rule_allows(rule: &Value, a: &Attributes) -> bool {
             *u == "*" || *u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
         });
     }
-    if !strs(&rule["apiGroups"]).iter().any(|g| *g == "*" || *g == a.group) {
+    if !strs(&rule["apiGroups"])
+        .iter()
+        .any(|g| *g == "*" || *g == a.group)
+    {
         return false;
     }
     let combined = if a.subresource.is_empty() {
@@ -263,7 +298,10 @@ fn subject_matches(subject: &Value, user: &UserInfo, binding_ns: &str) -> bool {
         "User" => user.username == name,
         "Group" => user.groups.iter().any(|g| g == name),
         "ServiceAccount" => {
-            let ns = subject["namespace"].as_str().filter(|s| !s.is_empty()).unwrap_or(binding_ns);
+            let ns = subject["namespace"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(binding_ns);
             user.username == format!("system:serviceaccount:{ns}:{name}")
         }
         _ => false,
@@ -279,7 +317,10 @@ fn cluster_role_rules(cluster_roles: &[std::sync::Arc<Value>], name: &str) -> Ve
     if let Some(sels) = role["aggregationRule"]["clusterRoleSelectors"].as_array() {
         for sel in sels {
             if let Ok(s) = crate::selectors::LabelSelector::from_label_selector(sel) {
-                for r in cluster_roles.iter().filter(|r| r["metadata"]["name"] != name && s.matches_object(r)) {
+                for r in cluster_roles
+                    .iter()
+                    .filter(|r| r["metadata"]["name"] != name && s.matches_object(r))
+                {
                     rules.extend(r["rules"].as_array().cloned().unwrap_or_default());
                 }
             }
@@ -308,7 +349,10 @@ pub fn allowed(core: &Core, user: &UserInfo, a: &Attributes) -> bool {
             continue;
         }
         if b["roleRef"]["kind"] == "ClusterRole" {
-            let rules = cluster_role_rules(&cluster_roles, b["roleRef"]["name"].as_str().unwrap_or_default());
+            let rules = cluster_role_rules(
+                &cluster_roles,
+                b["roleRef"]["name"].as_str().unwrap_or_default(),
+            );
             if rules.iter().any(|r| rule_allows(r, a)) {
                 return true;
             }
@@ -319,7 +363,10 @@ pub fn allowed(core: &Core, user: &UserInfo, a: &Attributes) -> bool {
     }
     for b in core.list_raw(&rb_t, Some(&a.namespace)) {
         let subjects = b["subjects"].as_array().cloned().unwrap_or_default();
-        if !subjects.iter().any(|s| subject_matches(s, user, &a.namespace)) {
+        if !subjects
+            .iter()
+            .any(|s| subject_matches(s, user, &a.namespace))
+        {
             continue;
         }
         let role_name = b["roleRef"]["name"].as_str().unwrap_or_default();
@@ -341,7 +388,10 @@ pub fn allowed(core: &Core, user: &UserInfo, a: &Attributes) -> bool {
 /// The 403 message the real authorizer produces.
 pub fn forbidden_message(user: &UserInfo, a: &Attributes) -> String {
     if let Some(path) = &a.path {
-        return format!("forbidden: User \"{}\" cannot {} path \"{path}\"", user.username, a.verb);
+        return format!(
+            "forbidden: User \"{}\" cannot {} path \"{path}\"",
+            user.username, a.verb
+        );
     }
     let qualified = if a.group.is_empty() {
         a.resource.clone()
@@ -383,7 +433,8 @@ pub fn bootstrap_policy() -> Vec<Value> {
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
                "subjects": subjects})
     };
-    let group = |g: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g});
+    let group =
+        |g: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g});
     let read = json!(["get", "list", "watch"]);
     vec![
         cr("cluster-admin", json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}])),
@@ -419,12 +470,23 @@ mod tests {
         UserInfo {
             username: format!("system:serviceaccount:{ns}:{name}"),
             uid: String::new(),
-            groups: vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{ns}"), "system:authenticated".into()],
+            groups: vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{ns}"),
+                "system:authenticated".into(),
+            ],
             extra: BTreeMap::new(),
         }
     }
 
-    fn attrs(verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Attributes {
+    fn attrs(
+        verb: &str,
+        group: &str,
+        resource: &str,
+        sub: &str,
+        ns: &str,
+        name: &str,
+    ) -> Attributes {
         Attributes {
             verb: verb.into(),
             group: group.into(),
@@ -442,22 +504,55 @@ mod tests {
         // resourceNames restrict to named objects and never match create.
         let rule = json!({"apiGroups": [""], "resources": ["pods", "pods/exec"], "verbs": ["get", "create"]});
         assert!(rule_allows(&rule, &attrs("get", "", "pods", "", "ns", "p")));
-        assert!(rule_allows(&rule, &attrs("create", "", "pods", "exec", "ns", "p")));
-        assert!(!rule_allows(&rule, &attrs("create", "", "pods", "log", "ns", "p")));
-        assert!(!rule_allows(&rule, &attrs("patch", "", "pods", "", "ns", "p")));
-        assert!(!rule_allows(&rule, &attrs("get", "apps", "pods", "", "ns", "p")));
+        assert!(rule_allows(
+            &rule,
+            &attrs("create", "", "pods", "exec", "ns", "p")
+        ));
+        assert!(!rule_allows(
+            &rule,
+            &attrs("create", "", "pods", "log", "ns", "p")
+        ));
+        assert!(!rule_allows(
+            &rule,
+            &attrs("patch", "", "pods", "", "ns", "p")
+        ));
+        assert!(!rule_allows(
+            &rule,
+            &attrs("get", "apps", "pods", "", "ns", "p")
+        ));
         let named = json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update"], "resourceNames": ["keys"]});
-        assert!(rule_allows(&named, &attrs("get", "", "secrets", "", "ns", "keys")));
-        assert!(!rule_allows(&named, &attrs("get", "", "secrets", "", "ns", "other")));
-        assert!(!rule_allows(&named, &attrs("list", "", "secrets", "", "ns", "")));
+        assert!(rule_allows(
+            &named,
+            &attrs("get", "", "secrets", "", "ns", "keys")
+        ));
+        assert!(!rule_allows(
+            &named,
+            &attrs("get", "", "secrets", "", "ns", "other")
+        ));
+        assert!(!rule_allows(
+            &named,
+            &attrs("list", "", "secrets", "", "ns", "")
+        ));
     }
 
     #[test]
     fn service_account_subjects_default_to_the_binding_namespace() {
         let u = sa_user("vault", "vault");
-        assert!(subject_matches(&json!({"kind": "ServiceAccount", "name": "vault"}), &u, "vault"));
-        assert!(!subject_matches(&json!({"kind": "ServiceAccount", "name": "vault"}), &u, "other"));
-        assert!(subject_matches(&json!({"kind": "Group", "name": "system:serviceaccounts:vault"}), &u, ""));
+        assert!(subject_matches(
+            &json!({"kind": "ServiceAccount", "name": "vault"}),
+            &u,
+            "vault"
+        ));
+        assert!(!subject_matches(
+            &json!({"kind": "ServiceAccount", "name": "vault"}),
+            &u,
+            "other"
+        ));
+        assert!(subject_matches(
+            &json!({"kind": "Group", "name": "system:serviceaccounts:vault"}),
+            &u,
+            ""
+        ));
     }
 
     #[test]
@@ -468,7 +563,17 @@ mod tests {
             "pods \"vault-0\" is forbidden: User \"system:serviceaccount:vault:vault\" cannot patch resource \"pods\" in API group \"\" in the namespace \"vault\""
         );
         assert_eq!(
-            forbidden_message(&u, &attrs("create", "authentication.k8s.io", "tokenreviews", "", "", "")),
+            forbidden_message(
+                &u,
+                &attrs(
+                    "create",
+                    "authentication.k8s.io",
+                    "tokenreviews",
+                    "",
+                    "",
+                    ""
+                )
+            ),
             "tokenreviews.authentication.k8s.io is forbidden: User \"system:serviceaccount:vault:vault\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope"
         );
     }

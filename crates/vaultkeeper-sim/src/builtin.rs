@@ -32,10 +32,10 @@ pub fn allows_create_on_update(kind: &str) -> bool {
 }
 
 fn set_default(obj: &mut Value, key: &str, v: Value) {
-    if let Value::Object(m) = obj {
-        if m.get(key).is_none_or(Value::is_null) {
-            m.insert(key.to_string(), v);
-        }
+    if let Value::Object(m) = obj
+        && m.get(key).is_none_or(Value::is_null)
+    {
+        m.insert(key.to_string(), v);
     }
 }
 
@@ -47,7 +47,11 @@ pub fn default_pod_spec(spec: &mut Value) {
     set_default(spec, "terminationGracePeriodSeconds", json!(30));
     set_default(spec, "securityContext", json!({}));
     set_default(spec, "enableServiceLinks", json!(true));
-    if let Some(sa) = spec.get("serviceAccountName").cloned().filter(|v| !v.is_null()) {
+    if let Some(sa) = spec
+        .get("serviceAccountName")
+        .cloned()
+        .filter(|v| !v.is_null())
+    {
         set_default(spec, "serviceAccount", sa);
     }
     for list in ["containers", "initContainers"] {
@@ -55,7 +59,11 @@ pub fn default_pod_spec(spec: &mut Value) {
             for c in cs {
                 let image = c["image"].as_str().unwrap_or_default().to_string();
                 let latest = !image.contains(':') || image.ends_with(":latest");
-                set_default(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+                set_default(
+                    c,
+                    "imagePullPolicy",
+                    json!(if latest { "Always" } else { "IfNotPresent" }),
+                );
                 set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
                 set_default(c, "terminationMessagePolicy", json!("File"));
                 set_default(c, "resources", json!({}));
@@ -98,7 +106,11 @@ fn default_template(obj: &mut Value) {
 
 /// Applies the API server's defaults for `kind`. Service cluster IPs come from
 /// `allocate_ip` (only called when the Service needs one).
-pub fn apply_defaults(kind: &str, obj: &mut Value, allocate_ip: &mut dyn FnMut() -> Option<String>) {
+pub fn apply_defaults(
+    kind: &str,
+    obj: &mut Value,
+    allocate_ip: &mut dyn FnMut() -> Option<String>,
+) {
     match kind {
         "Pod" => {
             if let Some(spec) = obj.get_mut("spec") {
@@ -110,11 +122,23 @@ pub fn apply_defaults(kind: &str, obj: &mut Value, allocate_ip: &mut dyn FnMut()
                 set_default(spec, "replicas", json!(1));
                 set_default(spec, "podManagementPolicy", json!("OrderedReady"));
                 set_default(spec, "revisionHistoryLimit", json!(10));
-                set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+                set_default(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                );
                 if spec["updateStrategy"]["type"] == "RollingUpdate" {
-                    set_default(&mut spec["updateStrategy"], "rollingUpdate", json!({"partition": 0}));
+                    set_default(
+                        &mut spec["updateStrategy"],
+                        "rollingUpdate",
+                        json!({"partition": 0}),
+                    );
                 }
-                set_default(spec, "persistentVolumeClaimRetentionPolicy", json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+                set_default(
+                    spec,
+                    "persistentVolumeClaimRetentionPolicy",
+                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                );
                 if let Some(Value::Array(ts)) = spec.get_mut("volumeClaimTemplates") {
                     for t in ts {
                         set_default(t, "apiVersion", json!("v1"));
@@ -144,10 +168,10 @@ pub fn apply_defaults(kind: &str, obj: &mut Value, allocate_ip: &mut dyn FnMut()
                 set_default(spec, "completionMode", json!("NonIndexed"));
                 set_default(spec, "suspend", json!(false));
                 set_default(spec, "manualSelector", Value::Null);
-                if spec.get("manualSelector").is_some_and(Value::is_null) {
-                    if let Value::Object(m) = spec {
-                        m.remove("manualSelector");
-                    }
+                if spec.get("manualSelector").is_some_and(Value::is_null)
+                    && let Value::Object(m) = spec
+                {
+                    m.remove("manualSelector");
                 }
                 set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
             }
@@ -183,20 +207,14 @@ pub fn apply_defaults(kind: &str, obj: &mut Value, allocate_ip: &mut dyn FnMut()
                 }
                 let needs_ip = spec["type"] != "ExternalName"
                     && spec.get("clusterIP").is_none_or(|v| v.is_null() || v == "");
-                if needs_ip {
-                    if let Some(ip) = allocate_ip() {
-                        spec["clusterIP"] = json!(ip);
-                    }
+                if needs_ip && let Some(ip) = allocate_ip() {
+                    spec["clusterIP"] = json!(ip);
                 }
                 if let Some(ip) = spec["clusterIP"].as_str().map(str::to_string) {
                     set_default(spec, "clusterIPs", json!([ip]));
-                    if ip != "None" {
-                        set_default(spec, "ipFamilies", json!(["IPv4"]));
-                        set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
-                    } else {
-                        set_default(spec, "ipFamilies", json!(["IPv4"]));
-                        set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
-                    }
+                    // IPv4 single stack, headless or not.
+                    set_default(spec, "ipFamilies", json!(["IPv4"]));
+                    set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
                 }
             }
         }
@@ -271,19 +289,36 @@ pub fn validate(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             // Claim templates count as volumes of the pod template.
             let mut pod_spec = spec["template"]["spec"].clone();
             let mut vols: Vec<Value> = pod_spec["volumes"].as_array().cloned().unwrap_or_default();
-            for t in spec["volumeClaimTemplates"].as_array().into_iter().flatten() {
+            for t in spec["volumeClaimTemplates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 vols.push(json!({"name": t["metadata"]["name"], "persistentVolumeClaim": {"claimName": ""}}));
             }
             pod_spec["volumes"] = json!(vols);
             validate_pod_spec(&pod_spec, "spec.template.spec", &mut causes);
             if spec["replicas"].as_i64().is_some_and(|r| r < 0) {
-                causes.push(invalid("spec.replicas", format!("Invalid value: {}: must be greater than or equal to 0", spec["replicas"])));
+                causes.push(invalid(
+                    "spec.replicas",
+                    format!(
+                        "Invalid value: {}: must be greater than or equal to 0",
+                        spec["replicas"]
+                    ),
+                ));
             }
             if let Some(old) = old {
                 let strip = |s: &Value| {
                     let mut s = s.clone();
                     if let Value::Object(m) = &mut s {
-                        for f in ["replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "minReadySeconds"] {
+                        for f in [
+                            "replicas",
+                            "ordinals",
+                            "template",
+                            "updateStrategy",
+                            "persistentVolumeClaimRetentionPolicy",
+                            "minReadySeconds",
+                        ] {
                             m.remove(f);
                         }
                     }
@@ -300,22 +335,39 @@ pub fn validate(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         }
         "Deployment" | "ReplicaSet" | "DaemonSet" => {
             validate_selector_matches_template(&obj["spec"], &mut causes);
-            validate_pod_spec(&obj["spec"]["template"]["spec"], "spec.template.spec", &mut causes);
+            validate_pod_spec(
+                &obj["spec"]["template"]["spec"],
+                "spec.template.spec",
+                &mut causes,
+            );
         }
         "Job" => {
-            let rp = obj["spec"]["template"]["spec"]["restartPolicy"].as_str().unwrap_or_default();
+            let rp = obj["spec"]["template"]["spec"]["restartPolicy"]
+                .as_str()
+                .unwrap_or_default();
             if !matches!(rp, "Never" | "OnFailure") {
                 causes.push(Cause::new(
                     "FieldValueNotSupported",
                     "spec.template.spec.restartPolicy",
-                    format!("Unsupported value: {rp:?}: supported values: \"OnFailure\", \"Never\""),
+                    format!(
+                        "Unsupported value: {rp:?}: supported values: \"OnFailure\", \"Never\""
+                    ),
                 ));
             }
-            validate_pod_spec(&obj["spec"]["template"]["spec"], "spec.template.spec", &mut causes);
-            if let Some(old) = old {
-                if old["spec"]["template"] != obj["spec"]["template"] && obj["spec"]["suspend"] != json!(true) {
-                    causes.push(Cause::new("FieldValueInvalid", "spec.template", "Invalid value: field is immutable"));
-                }
+            validate_pod_spec(
+                &obj["spec"]["template"]["spec"],
+                "spec.template.spec",
+                &mut causes,
+            );
+            if let Some(old) = old
+                && old["spec"]["template"] != obj["spec"]["template"]
+                && obj["spec"]["suspend"] != json!(true)
+            {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    "spec.template",
+                    "Invalid value: field is immutable",
+                ));
             }
         }
         "CronJob" => {
@@ -323,12 +375,18 @@ pub fn validate(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             if sched.is_empty() {
                 causes.push(required("spec.schedule"));
             } else if crate::controllers::cronjob::parse_schedule(sched).is_err() {
-                causes.push(invalid("spec.schedule", format!("Invalid value: {sched:?}: unparseable schedule")));
+                causes.push(invalid(
+                    "spec.schedule",
+                    format!("Invalid value: {sched:?}: unparseable schedule"),
+                ));
             }
-            if let Some(tz) = obj["spec"]["timeZone"].as_str() {
-                if jiff::tz::TimeZone::get(tz).is_err() {
-                    causes.push(invalid("spec.timeZone", format!("Invalid value: {tz:?}: unknown time zone {tz}")));
-                }
+            if let Some(tz) = obj["spec"]["timeZone"].as_str()
+                && jiff::tz::TimeZone::get(tz).is_err()
+            {
+                causes.push(invalid(
+                    "spec.timeZone",
+                    format!("Invalid value: {tz:?}: unknown time zone {tz}"),
+                ));
             }
         }
         "Service" => {
@@ -340,28 +398,38 @@ pub fn validate(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             if let Some(old) = old {
                 let (o, n) = (&old["spec"]["clusterIP"], &spec["clusterIP"]);
                 if !o.is_null() && o != n {
-                    causes.push(invalid("spec.clusterIPs[0]", "Invalid value: field is immutable"));
+                    causes.push(invalid(
+                        "spec.clusterIPs[0]",
+                        "Invalid value: field is immutable",
+                    ));
                 }
             }
         }
         "ConfigMap" | "Secret" => {
-            if let Some(old) = old {
-                if old["immutable"] == json!(true) {
-                    let fields = ["data", "binaryData", "stringData"];
-                    if fields.iter().any(|f| old[f] != obj[f]) {
-                        causes.push(Cause::new("FieldValueForbidden", "data", "Forbidden: field is immutable when `immutable` is set"));
-                    }
+            if let Some(old) = old
+                && old["immutable"] == json!(true)
+            {
+                let fields = ["data", "binaryData", "stringData"];
+                if fields.iter().any(|f| old[f] != obj[f]) {
+                    causes.push(Cause::new(
+                        "FieldValueForbidden",
+                        "data",
+                        "Forbidden: field is immutable when `immutable` is set",
+                    ));
                 }
             }
-            if kind == "Secret" {
-                if let Some(Value::Object(data)) = obj.get("data") {
-                    for (k, v) in data {
-                        if v.as_str().is_some_and(|s| {
-                            use base64::Engine;
-                            base64::engine::general_purpose::STANDARD.decode(s).is_err()
-                        }) {
-                            causes.push(invalid(&format!("data[{k}]"), "Invalid value: <secret contents redacted>: illegal base64 data"));
-                        }
+            if kind == "Secret"
+                && let Some(Value::Object(data)) = obj.get("data")
+            {
+                for (k, v) in data {
+                    if v.as_str().is_some_and(|s| {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD.decode(s).is_err()
+                    }) {
+                        causes.push(invalid(
+                            &format!("data[{k}]"),
+                            "Invalid value: <secret contents redacted>: illegal base64 data",
+                        ));
                     }
                 }
             }
@@ -401,7 +469,10 @@ fn validate_selector_matches_template(spec: &Value, causes: &mut Vec<Cause>) {
         }
     };
     if sel.is_empty() {
-        causes.push(invalid("spec.selector", "Invalid value: empty selector is invalid for deployment/statefulset"));
+        causes.push(invalid(
+            "spec.selector",
+            "Invalid value: empty selector is invalid for deployment/statefulset",
+        ));
         return;
     }
     if !sel.matches(spec["template"]["metadata"]["labels"].as_object()) {
@@ -427,24 +498,40 @@ fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
         if name.is_empty() {
             causes.push(required(&format!("{path}.containers[{i}].name")));
         } else if names.contains(&name) {
-            causes.push(Cause::new("FieldValueDuplicate", format!("{path}.containers[{i}].name"), format!("Duplicate value: {name:?}")));
+            causes.push(Cause::new(
+                "FieldValueDuplicate",
+                format!("{path}.containers[{i}].name"),
+                format!("Duplicate value: {name:?}"),
+            ));
         }
         names.push(name);
         if c["image"].as_str().unwrap_or_default().is_empty() {
             causes.push(required(&format!("{path}.containers[{i}].image")));
         }
         let mut mounts = Vec::new();
-        for (j, m) in c["volumeMounts"].as_array().into_iter().flatten().enumerate() {
+        for (j, m) in c["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let vol = m["name"].as_str().unwrap_or_default();
             let known = spec["volumes"]
                 .as_array()
                 .is_some_and(|vs| vs.iter().any(|v| v["name"] == vol));
             if !known {
-                causes.push(Cause::new("FieldValueNotFound", format!("{path}.containers[{i}].volumeMounts[{j}].name"), format!("Not found: {vol:?}")));
+                causes.push(Cause::new(
+                    "FieldValueNotFound",
+                    format!("{path}.containers[{i}].volumeMounts[{j}].name"),
+                    format!("Not found: {vol:?}"),
+                ));
             }
             let mp = m["mountPath"].as_str().unwrap_or_default();
             if mounts.contains(&mp) {
-                causes.push(invalid(&format!("{path}.containers[{i}].volumeMounts[{j}].mountPath"), format!("Invalid value: {mp:?}: must be unique")));
+                causes.push(invalid(
+                    &format!("{path}.containers[{i}].volumeMounts[{j}].mountPath"),
+                    format!("Invalid value: {mp:?}: must be unique"),
+                ));
             }
             mounts.push(mp);
         }
@@ -455,16 +542,22 @@ fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
 pub fn validate_name(kind: &str, name: &str) -> Option<String> {
     let label = matches!(kind, "Namespace" | "Service");
     let max = if label { 63 } else { 253 };
-    let ok_chars = name.chars().all(|c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (!label && c == '.')
-    });
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (!label && c == '.'));
     let ok_ends = name
         .chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     // Names of a few kinds are paths or free-form (RBAC allows ':'), as in the real server.
-    let free_form = matches!(kind, "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding" | "Event");
+    let free_form = matches!(
+        kind,
+        "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding" | "Event"
+    );
     if free_form {
         return if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             Some(format!("Invalid value: {name:?}: may not contain '/'"))
@@ -498,9 +591,18 @@ mod tests {
         let mut s = sts();
         apply_defaults("StatefulSet", &mut s, &mut || None);
         assert_eq!(s["spec"]["podManagementPolicy"], "OrderedReady");
-        assert_eq!(s["spec"]["updateStrategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
-        assert_eq!(s["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
-        assert_eq!(s["spec"]["volumeClaimTemplates"][0]["kind"], "PersistentVolumeClaim");
+        assert_eq!(
+            s["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+        );
+        assert_eq!(
+            s["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        assert_eq!(
+            s["spec"]["volumeClaimTemplates"][0]["kind"],
+            "PersistentVolumeClaim"
+        );
     }
 
     #[test]
@@ -509,7 +611,10 @@ mod tests {
         let mut new = sts();
         new["spec"]["volumeClaimTemplates"][0]["spec"]["accessModes"] = json!(["ReadWriteMany"]);
         let c = validate("StatefulSet", &new, Some(&old));
-        assert!(c[0].message.contains("updates to statefulset spec for fields other than"));
+        assert!(
+            c[0].message
+                .contains("updates to statefulset spec for fields other than")
+        );
         new = sts();
         new["spec"]["replicas"] = json!(5);
         assert!(validate("StatefulSet", &new, Some(&old)).is_empty());
@@ -530,7 +635,9 @@ mod tests {
         assert_eq!(svc["spec"]["clusterIP"], "127.20.0.130");
         assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8200);
         let mut headless = json!({"spec": {"clusterIP": "None", "ports": [{"port": 8200}]}});
-        apply_defaults("Service", &mut headless, &mut || panic!("no IP for headless"));
+        apply_defaults("Service", &mut headless, &mut || {
+            panic!("no IP for headless")
+        });
         assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
     }
 

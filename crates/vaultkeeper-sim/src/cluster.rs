@@ -81,6 +81,9 @@ impl SimConfig {
     }
 }
 
+/// The kubelet and its sync task (taken at shutdown to wait for the pods to stop).
+type KubeletSlot = (Arc<crate::kubelet::Kubelet>, Mutex<Option<JoinHandle<()>>>);
+
 enum StateDir {
     Temp(tempfile::TempDir),
     Given(PathBuf),
@@ -106,13 +109,16 @@ pub struct SimCluster {
     dir: StateDir,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    kubelet: Option<(Arc<crate::kubelet::Kubelet>, Mutex<Option<JoinHandle<()>>>)>,
+    kubelet: Option<KubeletSlot>,
     config: SimConfig,
 }
 
 impl std::fmt::Debug for SimCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimCluster").field("addr", &self.addr).field("kubeconfig", &self.kubeconfig).finish()
+        f.debug_struct("SimCluster")
+            .field("addr", &self.addr)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish()
     }
 }
 
@@ -127,10 +133,13 @@ impl SimCluster {
     pub async fn start(config: SimConfig) -> Result<SimCluster, SimError> {
         let dir = match &config.state_dir {
             Some(p) => {
-                std::fs::create_dir_all(p).map_err(|e| SimError::io(format!("creating {}", p.display()), e))?;
+                std::fs::create_dir_all(p)
+                    .map_err(|e| SimError::io(format!("creating {}", p.display()), e))?;
                 StateDir::Given(p.clone())
             }
-            None => StateDir::Temp(tempfile::tempdir().map_err(|e| SimError::io("creating a state directory", e))?),
+            None => StateDir::Temp(
+                tempfile::tempdir().map_err(|e| SimError::io("creating a state directory", e))?,
+            ),
         };
         let pki = ServerPki::generate(config.api_address.into())?;
         let clock = Arc::new(SimClock::new());
@@ -147,7 +156,11 @@ impl SimCluster {
             config.watch_history,
         ));
         let admin = random_token();
-        let server = Arc::new(ApiServer::new(core.clone(), admin.clone(), config.bookmark_interval));
+        let server = Arc::new(ApiServer::new(
+            core.clone(),
+            admin.clone(),
+            config.bookmark_interval,
+        ));
         bootstrap(&core, &config)?;
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -166,8 +179,17 @@ impl SimCluster {
             .await
             .map_err(|e| SimError::io(format!("binding the API server to {addr}"), e))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(accept_loop(listener, acceptor, server.clone(), shutdown_rx.clone()))];
-        tasks.extend(crate::controllers::start_all(core.clone(), shutdown_rx, config.node_name.clone()));
+        let mut tasks = vec![tokio::spawn(accept_loop(
+            listener,
+            acceptor,
+            server.clone(),
+            shutdown_rx.clone(),
+        ))];
+        tasks.extend(crate::controllers::start_all(
+            core.clone(),
+            shutdown_rx,
+            config.node_name.clone(),
+        ));
 
         let kubelet = match &config.pods {
             Some(kc) => {
@@ -212,7 +234,9 @@ impl SimCluster {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Err(SimError::Setup("the namespace controller did not create the default ServiceAccount".into()))
+        Err(SimError::Setup(
+            "the namespace controller did not create the default ServiceAccount".into(),
+        ))
     }
 
     /// Path of the kubeconfig (admin identity) that kubectl and `kube::Config` read.
@@ -256,7 +280,10 @@ impl SimCluster {
     }
 
     fn kube_config_with(&self, token: &Token) -> Result<kube::Config, SimError> {
-        let url: http::Uri = self.url().parse().map_err(|e| SimError::Setup(format!("API server URL: {e}")))?;
+        let url: http::Uri = self
+            .url()
+            .parse()
+            .map_err(|e| SimError::Setup(format!("API server URL: {e}")))?;
         let mut cfg = kube::Config::new(url);
         cfg.root_cert = Some(vec![pem_to_der(&self.core.ca_pem)?]);
         cfg.auth_info.token = Some(token.expose().to_string().into());
@@ -266,21 +293,35 @@ impl SimCluster {
 
     /// A `kube::Client` with the administrator's identity (allowed everything).
     pub fn client(&self) -> Result<kube::Client, SimError> {
-        kube::Client::try_from(self.kube_config_with(&self.admin)?).map_err(|e| SimError::Setup(format!("building a client: {e}")))
+        kube::Client::try_from(self.kube_config_with(&self.admin)?)
+            .map_err(|e| SimError::Setup(format!("building a client: {e}")))
     }
 
     /// A `kube::Client` authenticated as a ServiceAccount (a token the server issued), so
     /// RBAC applies exactly as to a pod running as that account.
-    pub fn client_as_service_account(&self, namespace: &str, name: &str) -> Result<kube::Client, SimError> {
+    pub fn client_as_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<kube::Client, SimError> {
         let token = self.service_account_token(namespace, name)?;
-        kube::Client::try_from(self.kube_config_with(&token)?).map_err(|e| SimError::Setup(format!("building a client: {e}")))
+        kube::Client::try_from(self.kube_config_with(&token)?)
+            .map_err(|e| SimError::Setup(format!("building a client: {e}")))
     }
 
     /// Issues a token for a ServiceAccount (TokenRequest with the API audience).
     pub fn service_account_token(&self, namespace: &str, name: &str) -> Result<Token, SimError> {
         let sa_t = self.core.core_type("serviceaccounts")?;
         let sa = self.core.get(&sa_t, namespace, name)?;
-        Ok(auth::issue_token(&self.core, namespace, &sa, &[], auth::DEFAULT_TOKEN_SECONDS, None)?.0)
+        Ok(auth::issue_token(
+            &self.core,
+            namespace,
+            &sa,
+            &[],
+            auth::DEFAULT_TOKEN_SECONDS,
+            None,
+        )?
+        .0)
     }
 
     /// Every request the API server answered since start (or the last clear).
@@ -329,18 +370,31 @@ impl SimCluster {
     /// Every argv run inside any container (exec, exec probes, hooks), for tests that
     /// prove no secret is ever on a command line. Empty without a kubelet.
     pub fn exec_audit(&self) -> Vec<crate::runtime::ExecRecord> {
-        self.kubelet.as_ref().map(|(k, _)| k.runtime().exec_audit()).unwrap_or_default()
+        self.kubelet
+            .as_ref()
+            .map(|(k, _)| k.runtime().exec_audit())
+            .unwrap_or_default()
     }
 
     /// Kills a container's main process (SIGKILL), as a crash would; the kubelet restarts
     /// it per the pod's `restartPolicy`.
-    pub fn kill_container(&self, namespace: &str, pod: &str, container: &str) -> Result<(), SimError> {
-        let (k, _) = self
-            .kubelet
-            .as_ref()
-            .ok_or_else(|| SimError::NotImplemented("this cluster runs no kubelet (SimConfig::pods is None)".into()))?;
+    pub fn kill_container(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<(), SimError> {
+        let (k, _) = self.kubelet.as_ref().ok_or_else(|| {
+            SimError::NotImplemented(
+                "this cluster runs no kubelet (SimConfig::pods is None)".into(),
+            )
+        })?;
         k.runtime()
-            .signal_container(&crate::runtime::PodKey::new(namespace, pod), container, libc::SIGKILL)
+            .signal_container(
+                &crate::runtime::PodKey::new(namespace, pod),
+                container,
+                libc::SIGKILL,
+            )
             .map_err(|e| SimError::BadRequest(e.to_string()))
     }
 
@@ -359,7 +413,11 @@ impl SimCluster {
                 let _ = tokio::time::timeout(Duration::from_secs(30), h).await;
             }
         }
-        let tasks: Vec<JoinHandle<()>> = self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        let tasks: Vec<JoinHandle<()>> = self
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
         for t in tasks {
             t.abort();
             let _ = t.await;
@@ -385,7 +443,12 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>, SimError> {
         .map_err(|e| SimError::Setup(format!("decoding the CA certificate: {e}")))
 }
 
-fn write_kubeconfig(path: &Path, addr: SocketAddr, ca_pem: &str, admin: &Token) -> Result<(), SimError> {
+fn write_kubeconfig(
+    path: &Path,
+    addr: SocketAddr,
+    ca_pem: &str,
+    admin: &Token,
+) -> Result<(), SimError> {
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: vaultkeeper-sim\n  cluster:\n    server: https://{addr}\n    certificate-authority-data: {ca}\nusers:\n- name: vaultkeeper-sim-admin\n  user:\n    token: {}\ncontexts:\n- name: vaultkeeper-sim\n  context:\n    cluster: vaultkeeper-sim\n    user: vaultkeeper-sim-admin\n    namespace: default\ncurrent-context: vaultkeeper-sim\n",
@@ -400,10 +463,16 @@ fn write_kubeconfig(path: &Path, addr: SocketAddr, ca_pem: &str, admin: &Token) 
         .mode(0o600)
         .open(path)
         .map_err(|e| SimError::io(format!("writing {}", path.display()), e))?;
-    f.write_all(text.as_bytes()).map_err(|e| SimError::io(format!("writing {}", path.display()), e))
+    f.write_all(text.as_bytes())
+        .map_err(|e| SimError::io(format!("writing {}", path.display()), e))
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, server: Arc<ApiServer>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    server: Arc<ApiServer>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -432,10 +501,18 @@ async fn accept_loop(listener: tokio::net::TcpListener, acceptor: tokio_rustls::
 
 /// What a fresh cluster has before anyone uses it.
 fn bootstrap(core: &Core, config: &SimConfig) -> Result<(), SimError> {
-    let opts = WriteOptions { field_manager: "kube-apiserver".into(), ..Default::default() };
+    let opts = WriteOptions {
+        field_manager: "kube-apiserver".into(),
+        ..Default::default()
+    };
     let ns_t = core.core_type("namespaces")?;
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        core.create(&ns_t, "", json!({"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}), &opts)?;
+        core.create(
+            &ns_t,
+            "",
+            json!({"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}),
+            &opts,
+        )?;
     }
     let node_t = core.core_type("nodes")?;
     let now = core.clock.now_rfc3339();
@@ -449,7 +526,15 @@ fn bootstrap(core: &Core, config: &SimConfig) -> Result<(), SimError> {
         "addresses": [{"type": "InternalIP", "address": config.api_address.to_string()}, {"type": "Hostname", "address": config.node_name}],
         "nodeInfo": {"kubeletVersion": "v1.33.0-vaultkeeper-sim", "operatingSystem": "linux", "architecture": "amd64", "containerRuntimeVersion": "vaultkeeper-sim://0", "kernelVersion": "", "osImage": "", "kubeProxyVersion": "", "machineID": "", "systemUUID": "", "bootID": ""}}});
     let _ = node;
-    core.patch(&node_t, "", &config.node_name, crate::core::PatchType::Merge, status.to_string().as_bytes(), Some("status"), &opts)?;
+    core.patch(
+        &node_t,
+        "",
+        &config.node_name,
+        crate::core::PatchType::Merge,
+        status.to_string().as_bytes(),
+        Some("status"),
+        &opts,
+    )?;
     let svc_t = core.core_type("services")?;
     core.create(
         &svc_t,
@@ -468,7 +553,11 @@ fn bootstrap(core: &Core, config: &SimConfig) -> Result<(), SimError> {
     )?;
     for obj in auth::bootstrap_policy() {
         let kind = obj["kind"].as_str().unwrap_or_default().to_string();
-        let plural = if kind == "ClusterRole" { "clusterroles" } else { "clusterrolebindings" };
+        let plural = if kind == "ClusterRole" {
+            "clusterroles"
+        } else {
+            "clusterrolebindings"
+        };
         let t = core.type_of("rbac.authorization.k8s.io", "v1", plural)?;
         core.create(&t, "", obj, &opts)?;
     }

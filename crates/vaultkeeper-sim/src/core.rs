@@ -15,7 +15,7 @@ use crate::kinds::{KindSource, ResourceType, View, builtin_types};
 use crate::patch::{self, BuiltinLists, ListTypes};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::ssa::{self, Scope};
-use crate::store::{Change, Store};
+use crate::store::Store;
 use base64::Engine;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -145,7 +145,9 @@ pub struct Core {
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core").field("addresses", &self.addresses).finish()
+        f.debug_struct("Core")
+            .field("addresses", &self.addresses)
+            .finish()
     }
 }
 
@@ -173,7 +175,14 @@ pub fn new_uid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
@@ -183,7 +192,11 @@ fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
 fn finalizers(obj: &Value) -> Vec<String> {
     obj["metadata"]["finalizers"]
         .as_array()
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -230,7 +243,11 @@ fn decode_continue(token: &str) -> Result<(u64, String), SimError> {
         .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v["rv"].as_u64().ok_or_else(bad)?;
-    let start = v["start"].as_str().ok_or_else(bad)?.trim_end_matches('\u{0}').to_string();
+    let start = v["start"]
+        .as_str()
+        .ok_or_else(bad)?
+        .trim_end_matches('\u{0}')
+        .to_string();
     Ok((rv, start))
 }
 
@@ -287,7 +304,12 @@ impl Core {
     }
 
     /// A resource by `group/version` and plural (controllers' shorthand).
-    pub fn type_of(&self, group: &str, version: &str, plural: &str) -> Result<Arc<ResourceType>, SimError> {
+    pub fn type_of(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Result<Arc<ResourceType>, SimError> {
         self.resolve(group, version, plural)
             .ok_or_else(|| SimError::Internal(format!("resource {plural}.{group} missing")))
     }
@@ -359,7 +381,12 @@ impl Core {
     }
 
     /// LIST with selectors, paging and resourceVersion semantics.
-    pub fn list(&self, rt: &ResourceType, ns: Option<&str>, opts: &ListOptions) -> Result<Value, SimError> {
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<Value, SimError> {
         let store = self.store();
         let current = store.revision();
         let (snapshot_rv, start) = match &opts.continue_token {
@@ -368,14 +395,17 @@ impl Core {
                 (rv, Some(start))
             }
             None => {
-                let rv = match (opts.resource_version.as_deref(), opts.resource_version_match.as_deref()) {
-                    (Some(v), Some("Exact")) => v
-                        .parse::<u64>()
-                        .map_err(|_| SimError::BadRequest(format!("invalid resource version {v:?}")))?,
+                let rv = match (
+                    opts.resource_version.as_deref(),
+                    opts.resource_version_match.as_deref(),
+                ) {
+                    (Some(v), Some("Exact")) => v.parse::<u64>().map_err(|_| {
+                        SimError::BadRequest(format!("invalid resource version {v:?}"))
+                    })?,
                     (Some(v), _) if !v.is_empty() && v != "0" => {
-                        let n: u64 = v
-                            .parse()
-                            .map_err(|_| SimError::BadRequest(format!("invalid resource version {v:?}")))?;
+                        let n: u64 = v.parse().map_err(|_| {
+                            SimError::BadRequest(format!("invalid resource version {v:?}"))
+                        })?;
                         if n > current {
                             return Err(SimError::Timeout(format!(
                                 "Too large resource version: {n}, current: {current}"
@@ -412,12 +442,12 @@ impl Core {
             items.push(view);
         }
         let mut metadata = json!({"resourceVersion": snapshot_rv.to_string()});
-        if remaining > 0 {
-            if let Some(k) = next_key {
-                metadata["continue"] = json!(encode_continue(snapshot_rv, &k));
-                if opts.labels.is_empty() && opts.fields.0.is_empty() {
-                    metadata["remainingItemCount"] = json!(remaining);
-                }
+        if remaining > 0
+            && let Some(k) = next_key
+        {
+            metadata["continue"] = json!(encode_continue(snapshot_rv, &k));
+            if opts.labels.is_empty() && opts.fields.0.is_empty() {
+                metadata["remainingItemCount"] = json!(remaining);
             }
         }
         Ok(json!({
@@ -428,7 +458,13 @@ impl Core {
         }))
     }
 
-    fn check_namespace(&self, store: &Store, rt: &ResourceType, ns: &str, name: &str) -> Result<(), SimError> {
+    fn check_namespace(
+        &self,
+        store: &Store,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), SimError> {
         if !rt.namespaced {
             return Ok(());
         }
@@ -437,7 +473,10 @@ impl Core {
                 resource: "namespaces".into(),
                 name: ns.to_string(),
             }),
-            Some(n) if n["status"]["phase"] == "Terminating" || !n["metadata"]["deletionTimestamp"].is_null() => {
+            Some(n)
+                if n["status"]["phase"] == "Terminating"
+                    || !n["metadata"]["deletionTimestamp"].is_null() =>
+            {
                 Err(SimError::Forbidden(format!(
                     "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                     rt.qualified()
@@ -450,7 +489,10 @@ impl Core {
     fn allocate_service_ip(&self, store: &Store) -> Option<String> {
         let mut used = lock(&self.used_service_ips);
         for svc in store.list("/services", None) {
-            if let Some(ip) = svc["spec"]["clusterIP"].as_str().and_then(|s| s.parse().ok()) {
+            if let Some(ip) = svc["spec"]["clusterIP"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+            {
                 used.insert(ip);
             }
         }
@@ -512,7 +554,13 @@ impl Core {
     }
 
     /// POST: create an object.
-    pub fn create(&self, rt: &Arc<ResourceType>, ns: &str, body: Value, opts: &WriteOptions) -> Result<Written, SimError> {
+    pub fn create(
+        &self,
+        rt: &Arc<ResourceType>,
+        ns: &str,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Written, SimError> {
         self.create_with(rt, ns, body, opts, None)
     }
 
@@ -548,7 +596,11 @@ impl Core {
                     kind: srt.kind.clone(),
                     group: srt.group.clone(),
                     name: String::new(),
-                    causes: vec![Cause::new("FieldValueRequired", "metadata.name", "Required value: name or generateName is required")],
+                    causes: vec![Cause::new(
+                        "FieldValueRequired",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                    )],
                 });
             }
             obj["metadata"]["name"] = json!(format!("{prefix}{}", random_suffix(5)));
@@ -568,7 +620,10 @@ impl Core {
             ));
         }
         self.check_namespace(&store, &srt, ns, &name)?;
-        if store.get(&srt.storage, if srt.namespaced { ns } else { "" }, &name).is_some() {
+        if store
+            .get(&srt.storage, if srt.namespaced { ns } else { "" }, &name)
+            .is_some()
+        {
             return Err(SimError::AlreadyExists {
                 resource: rt.qualified(),
                 name,
@@ -576,16 +631,23 @@ impl Core {
         }
         let now = self.clock.now_rfc3339();
         if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
-            for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink"] {
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "selfLink",
+            ] {
                 meta.remove(f);
             }
             meta.insert("uid".into(), json!(new_uid()));
             meta.insert("creationTimestamp".into(), json!(now));
         }
-        if srt.has_status() {
-            if let Value::Object(m) = &mut obj {
-                m.remove("status");
-            }
+        if srt.has_status()
+            && let Value::Object(m) = &mut obj
+        {
+            m.remove("status");
         }
         if srt.kind == "Job" && srt.group == "batch" {
             crate::controllers::job::default_selector(&mut obj);
@@ -605,8 +667,21 @@ impl Core {
             obj["metadata"]["managedFields"] = managed;
         } else if !opts.field_manager.is_empty() {
             let lists = Self::lists_for(&srt);
-            let scope = if srt.has_status() { Scope::NoStatus } else { Scope::Whole };
-            ssa::track_update(&json!({}), &mut obj, lists.as_ref(), &opts.field_manager, &rt.api_version(), "", scope, &now);
+            let scope = if srt.has_status() {
+                Scope::NoStatus
+            } else {
+                Scope::Whole
+            };
+            ssa::track_update(
+                &json!({}),
+                &mut obj,
+                lists.as_ref(),
+                &opts.field_manager,
+                &rt.api_version(),
+                "",
+                scope,
+                &now,
+            );
         }
         self.after_write_hooks(&srt, &mut obj, None)?;
         let stored = if opts.dry_run {
@@ -625,13 +700,23 @@ impl Core {
         })
     }
 
-    fn fill_type_meta(&self, srt: &ResourceType, obj: &mut Value, rt: &ResourceType) -> Result<(), SimError> {
+    fn fill_type_meta(
+        &self,
+        srt: &ResourceType,
+        obj: &mut Value,
+        rt: &ResourceType,
+    ) -> Result<(), SimError> {
         if !obj.is_object() {
-            return Err(SimError::BadRequest("the request body must be a JSON object".into()));
+            return Err(SimError::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
         }
         let want = srt.api_version();
         match obj.get("apiVersion").and_then(Value::as_str) {
-            Some(v) if v != want && !(rt.custom().is_some() && v.starts_with(&format!("{}/", rt.group))) => {
+            Some(v)
+                if v != want
+                    && !(rt.custom().is_some() && v.starts_with(&format!("{}/", rt.group))) =>
+            {
                 return Err(SimError::BadRequest(format!(
                     "the API version in the data ({v}) does not match the expected API version ({want})"
                 )));
@@ -677,9 +762,13 @@ impl Core {
             return Ok(());
         }
         const MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-        let already = pod["spec"]["containers"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["volumeMounts"].as_array().is_some_and(|ms| ms.iter().any(|m| m["mountPath"] == MOUNT))));
+        let already = pod["spec"]["containers"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c["volumeMounts"]
+                    .as_array()
+                    .is_some_and(|ms| ms.iter().any(|m| m["mountPath"] == MOUNT))
+            })
+        });
         if already {
             return Ok(());
         }
@@ -708,15 +797,28 @@ impl Core {
     }
 
     /// Kind-specific bookkeeping before a write is stored (CRD status).
-    fn after_write_hooks(&self, rt: &ResourceType, obj: &mut Value, _old: Option<&Value>) -> Result<(), SimError> {
+    fn after_write_hooks(
+        &self,
+        rt: &ResourceType,
+        obj: &mut Value,
+        _old: Option<&Value>,
+    ) -> Result<(), SimError> {
         if rt.kind == "CustomResourceDefinition" && rt.group == "apiextensions.k8s.io" {
             let names = obj["spec"]["names"].clone();
             let mut accepted = names.clone();
             if accepted.get("singular").is_none_or(Value::is_null) {
-                accepted["singular"] = json!(names["kind"].as_str().unwrap_or_default().to_ascii_lowercase());
+                accepted["singular"] = json!(
+                    names["kind"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase()
+                );
             }
             if accepted.get("listKind").is_none_or(Value::is_null) {
-                accepted["listKind"] = json!(format!("{}List", names["kind"].as_str().unwrap_or_default()));
+                accepted["listKind"] = json!(format!(
+                    "{}List",
+                    names["kind"].as_str().unwrap_or_default()
+                ));
             }
             let now = self.clock.now_rfc3339();
             let stored: Vec<Value> = obj["spec"]["versions"]
@@ -787,17 +889,21 @@ impl Core {
                 kind: srt.kind.clone(),
                 group: srt.group.clone(),
                 name: name.to_string(),
-                causes: vec![Cause::new("FieldValueInvalid", "metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")],
+                causes: vec![Cause::new(
+                    "FieldValueInvalid",
+                    "metadata.resourceVersion",
+                    "Invalid value: 0x0: must be specified for an update",
+                )],
             });
         }
         let new = match subresource {
             Some("status") => {
                 let mut n = (*old).clone();
                 n["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
-                if n["status"].is_null() {
-                    if let Value::Object(m) = &mut n {
-                        m.remove("status");
-                    }
+                if n["status"].is_null()
+                    && let Value::Object(m) = &mut n
+                {
+                    m.remove("status");
                 }
                 n["metadata"]["resourceVersion"] = json!(body_rv);
                 n
@@ -859,7 +965,15 @@ impl Core {
         let old = current;
         let now = self.clock.now_rfc3339();
         // Server-owned metadata is kept from the stored object.
-        for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace", "name"] {
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "namespace",
+            "name",
+        ] {
             match old["metadata"].get(f) {
                 Some(v) => new["metadata"][f] = v.clone(),
                 None => {
@@ -890,7 +1004,11 @@ impl Core {
                     kind: srt.kind.clone(),
                     group: srt.group.clone(),
                     name: name.to_string(),
-                    causes: vec![Cause::new("FieldValueForbidden", "metadata.finalizers", "Forbidden: no new finalizers can be added if the object is being deleted")],
+                    causes: vec![Cause::new(
+                        "FieldValueForbidden",
+                        "metadata.finalizers",
+                        "Forbidden: no new finalizers can be added if the object is being deleted",
+                    )],
                 });
             }
         }
@@ -923,13 +1041,22 @@ impl Core {
                     }
                 } else {
                     new["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
-                    if new["metadata"]["managedFields"].is_null() {
-                        if let Some(Value::Object(m)) = new.get_mut("metadata") {
-                            m.remove("managedFields");
-                        }
+                    if new["metadata"]["managedFields"].is_null()
+                        && let Some(Value::Object(m)) = new.get_mut("metadata")
+                    {
+                        m.remove("managedFields");
                     }
                     if !opts.field_manager.is_empty() {
-                        ssa::track_update(&old, &mut new, lists.as_ref(), &opts.field_manager, &rt.api_version(), subresource, scope, &now);
+                        ssa::track_update(
+                            &old,
+                            &mut new,
+                            lists.as_ref(),
+                            &opts.field_manager,
+                            &rt.api_version(),
+                            subresource,
+                            scope,
+                            &now,
+                        );
                     }
                 }
             }
@@ -973,14 +1100,24 @@ impl Core {
         })
     }
 
-    fn apply_scale(&self, rt: &ResourceType, old: &Value, scale: &Value) -> Result<Value, SimError> {
+    fn apply_scale(
+        &self,
+        rt: &ResourceType,
+        old: &Value,
+        scale: &Value,
+    ) -> Result<Value, SimError> {
         let replicas = scale["spec"]["replicas"].clone();
         if !replicas.is_i64() && !replicas.is_u64() {
-            return Err(SimError::BadRequest("Scale.spec.replicas must be an integer".into()));
+            return Err(SimError::BadRequest(
+                "Scale.spec.replicas must be an integer".into(),
+            ));
         }
         let mut n = old.clone();
         let path = match rt.custom().and_then(|c| c.scale.clone()) {
-            Some(s) => s["specReplicasPath"].as_str().unwrap_or(".spec.replicas").to_string(),
+            Some(s) => s["specReplicasPath"]
+                .as_str()
+                .unwrap_or(".spec.replicas")
+                .to_string(),
             None => ".spec.replicas".into(),
         };
         let ptr = path.replace('.', "/");
@@ -1010,15 +1147,26 @@ impl Core {
     /// The `Scale` object for a resource with a scale subresource.
     pub fn get_scale(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, SimError> {
         let obj = self.get(rt, ns, name)?;
-        let (spec_path, status_path, selector_path) = match rt.custom().and_then(|c| c.scale.clone()) {
-            Some(s) => (
-                s["specReplicasPath"].as_str().unwrap_or(".spec.replicas").to_string(),
-                s["statusReplicasPath"].as_str().unwrap_or(".status.replicas").to_string(),
-                s["labelSelectorPath"].as_str().map(str::to_string),
-            ),
-            None => (".spec.replicas".into(), ".status.replicas".into(), None),
+        let (spec_path, status_path, selector_path) =
+            match rt.custom().and_then(|c| c.scale.clone()) {
+                Some(s) => (
+                    s["specReplicasPath"]
+                        .as_str()
+                        .unwrap_or(".spec.replicas")
+                        .to_string(),
+                    s["statusReplicasPath"]
+                        .as_str()
+                        .unwrap_or(".status.replicas")
+                        .to_string(),
+                    s["labelSelectorPath"].as_str().map(str::to_string),
+                ),
+                None => (".spec.replicas".into(), ".status.replicas".into(), None),
+            };
+        let at = |p: &str| {
+            obj.pointer(&p.replace('.', "/"))
+                .cloned()
+                .unwrap_or(json!(0))
         };
-        let at = |p: &str| obj.pointer(&p.replace('.', "/")).cloned().unwrap_or(json!(0));
         let selector = match selector_path {
             Some(p) => at(&p),
             None => json!(label_selector_string(&obj["spec"]["selector"])),
@@ -1048,7 +1196,9 @@ impl Core {
         let mut attempt = 0;
         loop {
             match self.patch_once(rt, ns, name, ptype, body, subresource, opts) {
-                Err(SimError::Conflict { causes, .. }) if causes.is_empty() && !names_rv && attempt < 5 => {
+                Err(SimError::Conflict { causes, .. })
+                    if causes.is_empty() && !names_rv && attempt < 5 =>
+                {
                     attempt += 1;
                 }
                 other => return other,
@@ -1132,7 +1282,17 @@ impl Core {
                 new
             }
         };
-        self.commit_update(rt, &srt, ns, name, &old, new, subresource.unwrap_or_default(), opts, false)
+        self.commit_update(
+            rt,
+            &srt,
+            ns,
+            name,
+            &old,
+            new,
+            subresource.unwrap_or_default(),
+            opts,
+            false,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1161,8 +1321,14 @@ impl Core {
         }
         let mut applied = Self::from_view(rt, applied);
         for f in ["apiVersion", "kind"] {
-            if applied.get(f).and_then(Value::as_str).is_none_or(str::is_empty) {
-                return Err(SimError::BadRequest(format!("{f} must be set in an apply patch")));
+            if applied
+                .get(f)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(SimError::BadRequest(format!(
+                    "{f} must be set in an apply patch"
+                )));
             }
         }
         self.fill_type_meta(srt, &mut applied, rt)?;
@@ -1195,7 +1361,14 @@ impl Core {
                 if sub == "status" {
                     return Err(Self::not_found(rt, name));
                 }
-                let mut created = ssa::apply(&json!({}), &applied, lists.as_ref(), &req, &rt.qualified(), name)?;
+                let mut created = ssa::apply(
+                    &json!({}),
+                    &applied,
+                    lists.as_ref(),
+                    &req,
+                    &rt.qualified(),
+                    name,
+                )?;
                 if let Some(Value::Object(m)) = created.get_mut("metadata") {
                     m.remove("resourceVersion");
                 }
@@ -1203,7 +1376,8 @@ impl Core {
                 self.create_with(rt, ns, Self::to_view(rt, &created), opts, Some(managed))
             }
             Some(old) => {
-                let mut new = ssa::apply(&old, &applied, lists.as_ref(), &req, &rt.qualified(), name)?;
+                let mut new =
+                    ssa::apply(&old, &applied, lists.as_ref(), &req, &rt.qualified(), name)?;
                 new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
                 if sub != "status" && srt.has_status() {
                     match old.get("status") {
@@ -1221,7 +1395,13 @@ impl Core {
     }
 
     /// DELETE one object: preconditions, propagation finalizers, graceful pod deletion.
-    pub fn delete(&self, rt: &Arc<ResourceType>, ns: &str, name: &str, opts: &DeleteOptions) -> Result<Deleted, SimError> {
+    pub fn delete(
+        &self,
+        rt: &Arc<ResourceType>,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, SimError> {
         let srt = self.storage_type(rt);
         let key_ns = if srt.namespaced { ns } else { "" };
         let mut store = self.store();
@@ -1237,15 +1417,19 @@ impl Core {
             ),
             causes: Vec::new(),
         };
-        if let Some(uid) = &opts.precondition_uid {
-            if uid != meta_str(&old, "uid") {
-                return Err(conflict("UID in precondition", uid, meta_str(&old, "uid")));
-            }
+        if let Some(uid) = &opts.precondition_uid
+            && uid != meta_str(&old, "uid")
+        {
+            return Err(conflict("UID in precondition", uid, meta_str(&old, "uid")));
         }
-        if let Some(rv) = &opts.precondition_rv {
-            if rv != meta_str(&old, "resourceVersion") {
-                return Err(conflict("ResourceVersion in precondition", rv, meta_str(&old, "resourceVersion")));
-            }
+        if let Some(rv) = &opts.precondition_rv
+            && rv != meta_str(&old, "resourceVersion")
+        {
+            return Err(conflict(
+                "ResourceVersion in precondition",
+                rv,
+                meta_str(&old, "resourceVersion"),
+            ));
         }
         let mut obj = (*old).clone();
         let mut fins = finalizers(&obj);
@@ -1266,7 +1450,13 @@ impl Core {
                     kind: "DeleteOptions".into(),
                     group: "meta.k8s.io".into(),
                     name: String::new(),
-                    causes: vec![Cause::new("FieldValueNotSupported", "propagationPolicy", format!("Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""))],
+                    causes: vec![Cause::new(
+                        "FieldValueNotSupported",
+                        "propagationPolicy",
+                        format!(
+                            "Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                        ),
+                    )],
                 });
             }
         }
@@ -1274,7 +1464,11 @@ impl Core {
         if srt.kind == "Namespace" {
             obj["status"]["phase"] = json!("Terminating");
         }
-        let pod_grace = if srt.kind == "Pod" && !obj["spec"]["nodeName"].is_null() && obj["status"]["phase"] != "Succeeded" && obj["status"]["phase"] != "Failed" {
+        let pod_grace = if srt.kind == "Pod"
+            && !obj["spec"]["nodeName"].is_null()
+            && obj["status"]["phase"] != "Succeeded"
+            && obj["status"]["phase"] != "Failed"
+        {
             let g = opts
                 .grace_period
                 .or_else(|| obj["metadata"]["deletionGracePeriodSeconds"].as_i64())
@@ -1289,7 +1483,9 @@ impl Core {
             None
         };
         let ns_pending = srt.kind == "Namespace"
-            && obj["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+            && obj["spec"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
         if fins.is_empty() && pod_grace.is_none() && !ns_pending {
             if opts.dry_run {
                 return Ok(Deleted::Gone(Self::to_view(rt, &obj)));
@@ -1303,7 +1499,9 @@ impl Core {
         let now = self.clock.now();
         if obj["metadata"]["deletionTimestamp"].is_null() {
             let ts = match pod_grace {
-                Some(g) => now.checked_add(jiff::SignedDuration::from_secs(g)).unwrap_or(now),
+                Some(g) => now
+                    .checked_add(jiff::SignedDuration::from_secs(g))
+                    .unwrap_or(now),
                 None => now,
             };
             obj["metadata"]["deletionTimestamp"] = json!(format_time(ts));
@@ -1339,15 +1537,23 @@ impl Core {
                 store.remove(&storage, meta_str(&o, "namespace"), meta_str(&o, "name"));
             }
         }
-        if rt.kind == "Service" {
-            if let Some(ip) = obj["spec"]["clusterIP"].as_str().and_then(|s| s.parse().ok()) {
-                lock(&self.used_service_ips).remove(&ip);
-            }
+        if rt.kind == "Service"
+            && let Some(ip) = obj["spec"]["clusterIP"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+        {
+            lock(&self.used_service_ips).remove(&ip);
         }
     }
 
     /// DELETE a collection (selectors apply), one delete per matching object.
-    pub fn delete_collection(&self, rt: &Arc<ResourceType>, ns: Option<&str>, list: &ListOptions, opts: &DeleteOptions) -> Result<Value, SimError> {
+    pub fn delete_collection(
+        &self,
+        rt: &Arc<ResourceType>,
+        ns: Option<&str>,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> Result<Value, SimError> {
         let objects = self.list(rt, ns, list)?;
         let mut items = Vec::new();
         for o in objects["items"].as_array().into_iter().flatten() {
@@ -1358,22 +1564,9 @@ impl Core {
                 Err(e) => return Err(e),
             }
         }
-        Ok(json!({"apiVersion": rt.api_version(), "kind": format!("{}List", rt.kind), "metadata": {"resourceVersion": self.store().revision().to_string()}, "items": items}))
-    }
-
-    /// Changes after `rv` (410 when too old), with a receiver subscribed atomically.
-    pub fn watch_from(
-        &self,
-        rv: Option<u64>,
-    ) -> Result<(Vec<Arc<Change>>, tokio::sync::broadcast::Receiver<Arc<Change>>, u64), SimError> {
-        let store = self.store();
-        let rx = store.subscribe();
-        let current = store.revision();
-        let changes = match rv {
-            Some(rv) => store.changes_since(rv)?,
-            None => Vec::new(),
-        };
-        Ok((changes, rx, current))
+        Ok(
+            json!({"apiVersion": rt.api_version(), "kind": format!("{}List", rt.kind), "metadata": {"resourceVersion": self.store().revision().to_string()}, "items": items}),
+        )
     }
 
     /// Forget the watch history (tests use it to force 410 Gone).
@@ -1399,7 +1592,10 @@ fn report_unknown(
             Ok(())
         }
         FieldValidation::Strict => {
-            let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+            let list: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
             Err(SimError::BadRequest(format!(
                 "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
                 rt.kind,
@@ -1407,9 +1603,8 @@ fn report_unknown(
                 rt.kind,
                 list.join(", ")
             )))
-            .map_err(|e| {
+            .inspect_err(|_e| {
                 let _ = name;
-                e
             })
         }
     }
@@ -1420,7 +1615,11 @@ fn unknown_fields(before: &Value, after: &Value, path: &str, out: &mut Vec<Strin
     match (before, after) {
         (Value::Object(b), Value::Object(a)) => {
             for (k, bv) in b {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match a.get(k) {
                     Some(av) => unknown_fields(bv, av, &p, out),
                     None if !bv.is_null() => out.push(p),
@@ -1447,7 +1646,12 @@ pub fn label_selector_string(sel: &Value) -> String {
     }
     for e in sel["matchExpressions"].as_array().into_iter().flatten() {
         let key = e["key"].as_str().unwrap_or_default();
-        let vals: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let vals: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         parts.push(match e["operator"].as_str().unwrap_or_default() {
             "In" => format!("{key} in ({})", vals.join(",")),
             "NotIn" => format!("{key} notin ({})", vals.join(",")),

@@ -62,7 +62,11 @@ pub fn validate_crd(crd: &Value) -> Result<(), SimError> {
         ));
     }
     if str_at(spec, &["names", "kind"]).is_empty() {
-        causes.push(Cause::new("FieldValueRequired", "spec.names.kind", "Required value"));
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.names.kind",
+            "Required value",
+        ));
     }
     if !matches!(str_at(spec, &["scope"]), "Namespaced" | "Cluster") {
         causes.push(Cause::new(
@@ -73,9 +77,16 @@ pub fn validate_crd(crd: &Value) -> Result<(), SimError> {
     }
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
-        causes.push(Cause::new("FieldValueRequired", "spec.versions", "Required value"));
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.versions",
+            "Required value",
+        ));
     }
-    let storage = versions.iter().filter(|v| v["storage"] == json!(true)).count();
+    let storage = versions
+        .iter()
+        .filter(|v| v["storage"] == json!(true))
+        .count();
     if !versions.is_empty() && storage != 1 {
         causes.push(Cause::new(
             "FieldValueInvalid",
@@ -93,9 +104,18 @@ pub fn validate_crd(crd: &Value) -> Result<(), SimError> {
             ));
             continue;
         }
-        structural_check(schema, &format!("spec.versions[{i}].schema.openAPIV3Schema"), &mut causes, true);
+        structural_check(
+            schema,
+            &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+            &mut causes,
+            true,
+        );
         let compiled = kube_cel::compile_schema(schema);
-        collect_compile_errors(&compiled, &format!("spec.versions[{i}].schema.openAPIV3Schema"), &mut causes);
+        collect_compile_errors(
+            &compiled,
+            &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+            &mut causes,
+        );
     }
     let strategy = str_at(spec, &["conversion", "strategy"]);
     if strategy == "Webhook" {
@@ -135,14 +155,19 @@ fn structural_check(s: &Value, path: &str, causes: &mut Vec<Cause>, root: bool) 
     let has_type = s.get("type").and_then(Value::as_str).is_some();
     let int_or_string = s["x-kubernetes-int-or-string"] == json!(true);
     let preserve = s["x-kubernetes-preserve-unknown-fields"] == json!(true);
-    if !has_type && !int_or_string && !(preserve && !root) {
+    let typed = has_type || int_or_string || (preserve && !root);
+    if !typed {
         causes.push(Cause::new(
             "FieldValueRequired",
             format!("{path}.type"),
             "Required value: must not be empty for specified object fields",
         ));
     }
-    if root && s.get("type").and_then(Value::as_str).is_some_and(|t| t != "object") {
+    if root
+        && s.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t != "object")
+    {
         causes.push(Cause::new(
             "FieldValueInvalid",
             format!("{path}.type"),
@@ -173,7 +198,11 @@ pub fn served_types(crd: &Value) -> Vec<ResourceType> {
     let names = &spec["names"];
     let strs = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let plural = str_at(names, &["plural"]).to_string();
@@ -271,7 +300,11 @@ impl ListTypes for SchemaLists<'_> {
             Some("map") => ListType::Map(
                 s["x-kubernetes-list-map-keys"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|k| k.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             ),
             Some("set") => ListType::Set,
@@ -341,7 +374,9 @@ fn prune(v: &mut Value, s: &Value, path: &str, unknown: &mut Vec<String>) {
                 for (k, child) in m.iter_mut() {
                     match props.get(k) {
                         Some(cs) => prune(child, cs, &format!("{path}.{k}"), unknown),
-                        None if preserve || (embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")) => {}
+                        None if preserve
+                            || (embedded
+                                && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")) => {}
                         None => drop.push(k.clone()),
                     }
                 }
@@ -423,7 +458,10 @@ pub fn validate_object(
                     }
                     // A rule the evaluator cannot run rejects the object (fail closed),
                     // saying why, instead of pretending it passed.
-                    _ => format!("Internal error: rule {:?} could not be evaluated: {}", e.rule, e.message),
+                    _ => format!(
+                        "Internal error: rule {:?} could not be evaluated: {}",
+                        e.rule, e.message
+                    ),
                 };
                 causes.push(Cause::new(reason, field, message));
             }
@@ -471,71 +509,109 @@ fn check(v: &Value, s: &Value, path: &str, causes: &mut Vec<Cause>) {
         causes.push(Cause::new(
             "FieldValueTypeInvalid",
             path,
-            format!("Invalid value: \"null\": {path} in body must be of type {}: \"null\"", s["type"].as_str().unwrap_or("object")),
+            format!(
+                "Invalid value: \"null\": {path} in body must be of type {}: \"null\"",
+                s["type"].as_str().unwrap_or("object")
+            ),
         ));
         return;
     }
     let int_or_string = s["x-kubernetes-int-or-string"] == json!(true);
     if let Some(t) = s.get("type").and_then(Value::as_str) {
         let actual = type_name(v);
-        let ok = actual == t || (t == "number" && actual == "integer") || (int_or_string && matches!(actual, "integer" | "string"));
+        let ok = actual == t
+            || (t == "number" && actual == "integer")
+            || (int_or_string && matches!(actual, "integer" | "string"));
         if !ok {
             causes.push(Cause::new(
                 "FieldValueTypeInvalid",
                 path,
-                format!("Invalid value: {}: {path} in body must be of type {t}: \"{actual}\"", show(v)),
+                format!(
+                    "Invalid value: {}: {path} in body must be of type {t}: \"{actual}\"",
+                    show(v)
+                ),
             ));
             return;
         }
     }
-    if let Some(en) = s.get("enum").and_then(Value::as_array) {
-        if !en.contains(v) {
-            let supported: Vec<String> = en.iter().map(|e| e.to_string()).collect();
-            causes.push(Cause::new(
-                "FieldValueNotSupported",
-                path,
-                format!("Unsupported value: {}: supported values: {}", v, supported.join(", ")),
-            ));
-        }
+    if let Some(en) = s.get("enum").and_then(Value::as_array)
+        && !en.contains(v)
+    {
+        let supported: Vec<String> = en.iter().map(|e| e.to_string()).collect();
+        causes.push(Cause::new(
+            "FieldValueNotSupported",
+            path,
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                v,
+                supported.join(", ")
+            ),
+        ));
     }
     if let Some(n) = v.as_f64() {
         let excl_min = s["exclusiveMinimum"] == json!(true);
         let excl_max = s["exclusiveMaximum"] == json!(true);
-        if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
-            if n < min || (excl_min && n == min) {
-                let rel = if excl_min { "greater than" } else { "greater than or equal to" };
-                causes.push(Cause::new(
-                    "FieldValueInvalid",
-                    path,
-                    format!("Invalid value: {v}: {path} in body should be {rel} {}", s["minimum"]),
-                ));
-            }
+        if let Some(min) = s.get("minimum").and_then(Value::as_f64)
+            && (n < min || (excl_min && n == min))
+        {
+            let rel = if excl_min {
+                "greater than"
+            } else {
+                "greater than or equal to"
+            };
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                path,
+                format!(
+                    "Invalid value: {v}: {path} in body should be {rel} {}",
+                    s["minimum"]
+                ),
+            ));
         }
-        if let Some(max) = s.get("maximum").and_then(Value::as_f64) {
-            if n > max || (excl_max && n == max) {
-                let rel = if excl_max { "less than" } else { "less than or equal to" };
-                causes.push(Cause::new(
-                    "FieldValueInvalid",
-                    path,
-                    format!("Invalid value: {v}: {path} in body should be {rel} {}", s["maximum"]),
-                ));
-            }
+        if let Some(max) = s.get("maximum").and_then(Value::as_f64)
+            && (n > max || (excl_max && n == max))
+        {
+            let rel = if excl_max {
+                "less than"
+            } else {
+                "less than or equal to"
+            };
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                path,
+                format!(
+                    "Invalid value: {v}: {path} in body should be {rel} {}",
+                    s["maximum"]
+                ),
+            ));
         }
         if s["format"] == json!("int32") && (n > i32::MAX as f64 || n < i32::MIN as f64) {
-            causes.push(Cause::new("FieldValueInvalid", path, format!("Invalid value: {v}: {path} in body must be of type int32")));
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                path,
+                format!("Invalid value: {v}: {path} in body must be of type int32"),
+            ));
         }
     }
     if let Some(st) = v.as_str() {
         let len = st.chars().count() as u64;
-        if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
-            if len < min {
-                causes.push(Cause::new("FieldValueInvalid", path, format!("Invalid value: {v}: {path} in body should be at least {min} chars long")));
-            }
+        if let Some(min) = s.get("minLength").and_then(Value::as_u64)
+            && len < min
+        {
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                path,
+                format!("Invalid value: {v}: {path} in body should be at least {min} chars long"),
+            ));
         }
-        if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
-            if len > max {
-                causes.push(Cause::new("FieldValueTooLong", path, format!("Too long: may not be more than {max} bytes")));
-            }
+        if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
+            && len > max
+        {
+            causes.push(Cause::new(
+                "FieldValueTooLong",
+                path,
+                format!("Too long: may not be more than {max} bytes"),
+            ));
         }
         if let Some(p) = s.get("pattern").and_then(Value::as_str) {
             match regex::Regex::new(p) {
@@ -555,33 +631,54 @@ fn check(v: &Value, s: &Value, path: &str, causes: &mut Vec<Cause>) {
     }
     match v {
         Value::Array(items) => {
-            if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
-                if (items.len() as u64) < min {
-                    causes.push(Cause::new("FieldValueInvalid", path, format!("Invalid value: {}: {path} in body should have at least {min} items", items.len())));
-                }
+            if let Some(min) = s.get("minItems").and_then(Value::as_u64)
+                && (items.len() as u64) < min
+            {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    path,
+                    format!(
+                        "Invalid value: {}: {path} in body should have at least {min} items",
+                        items.len()
+                    ),
+                ));
             }
-            if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
-                if (items.len() as u64) > max {
-                    causes.push(Cause::new("FieldValueTooMany", path, format!("Too many: {}: must have at most {max} items", items.len())));
-                }
+            if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
+                && (items.len() as u64) > max
+            {
+                causes.push(Cause::new(
+                    "FieldValueTooMany",
+                    path,
+                    format!("Too many: {}: must have at most {max} items", items.len()),
+                ));
             }
             if let Some(is) = s.get("items") {
                 for (i, item) in items.iter().enumerate() {
                     check(item, is, &format!("{path}[{i}]"), causes);
                 }
             }
-            if s["x-kubernetes-list-type"] == json!("set") || s["x-kubernetes-list-type"] == json!("map") {
+            if s["x-kubernetes-list-type"] == json!("set")
+                || s["x-kubernetes-list-type"] == json!("map")
+            {
                 let keys: Option<Vec<&str>> = s["x-kubernetes-list-map-keys"]
                     .as_array()
                     .map(|a| a.iter().filter_map(Value::as_str).collect());
                 let mut seen: Vec<Value> = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     let probe = match &keys {
-                        Some(ks) => Value::Object(ks.iter().map(|k| (k.to_string(), item[*k].clone())).collect::<Map<_, _>>()),
+                        Some(ks) => Value::Object(
+                            ks.iter()
+                                .map(|k| (k.to_string(), item[*k].clone()))
+                                .collect::<Map<_, _>>(),
+                        ),
                         None => item.clone(),
                     };
                     if seen.contains(&probe) {
-                        causes.push(Cause::new("FieldValueDuplicate", format!("{path}[{i}]"), format!("Duplicate value: {probe}")));
+                        causes.push(Cause::new(
+                            "FieldValueDuplicate",
+                            format!("{path}[{i}]"),
+                            format!("Duplicate value: {probe}"),
+                        ));
                     }
                     seen.push(probe);
                 }
@@ -591,14 +688,22 @@ fn check(v: &Value, s: &Value, path: &str, causes: &mut Vec<Cause>) {
             if let Some(req) = s.get("required").and_then(Value::as_array) {
                 for r in req.iter().filter_map(Value::as_str) {
                     if !m.contains_key(r) {
-                        causes.push(Cause::new("FieldValueRequired", format!("{path}.{r}"), "Required value"));
+                        causes.push(Cause::new(
+                            "FieldValueRequired",
+                            format!("{path}.{r}"),
+                            "Required value",
+                        ));
                     }
                 }
             }
-            if let Some(max) = s.get("maxProperties").and_then(Value::as_u64) {
-                if (m.len() as u64) > max {
-                    causes.push(Cause::new("FieldValueTooMany", path, format!("Too many: {}: must have at most {max} items", m.len())));
-                }
+            if let Some(max) = s.get("maxProperties").and_then(Value::as_u64)
+                && (m.len() as u64) > max
+            {
+                causes.push(Cause::new(
+                    "FieldValueTooMany",
+                    path,
+                    format!("Too many: {}: must have at most {max} items", m.len()),
+                ));
             }
             if let Some(props) = s.get("properties").and_then(Value::as_object) {
                 for (k, child) in m {
@@ -655,7 +760,10 @@ mod tests {
     #[test]
     fn defaults_are_applied_and_unknown_fields_pruned() {
         let k = kind();
-        let p = prune_and_default(&k, &json!({"metadata": {"name": "a"}, "spec": {"image": "x", "bogus": 1}}));
+        let p = prune_and_default(
+            &k,
+            &json!({"metadata": {"name": "a"}, "spec": {"image": "x", "bogus": 1}}),
+        );
         assert_eq!(p.object["spec"]["replicas"], 3);
         assert!(p.object["spec"].get("bogus").is_none());
         assert_eq!(p.unknown, vec!["spec.bogus".to_string()]);
@@ -664,9 +772,18 @@ mod tests {
     #[test]
     fn schema_violations_name_the_field_like_the_real_server() {
         let cases = [
-            (json!({"image": "x", "replicas": 9}), "spec.replicas: Invalid value: 9: spec.replicas in body should be less than or equal to 7"),
-            (json!({"image": "x", "replicas": "3"}), "spec.replicas: Invalid value: \"3\": spec.replicas in body must be of type integer: \"string\""),
-            (json!({"image": "x", "flavor": "Consul"}), "spec.flavor: Unsupported value: \"Consul\": supported values: \"Vault\", \"OpenBao\""),
+            (
+                json!({"image": "x", "replicas": 9}),
+                "spec.replicas: Invalid value: 9: spec.replicas in body should be less than or equal to 7",
+            ),
+            (
+                json!({"image": "x", "replicas": "3"}),
+                "spec.replicas: Invalid value: \"3\": spec.replicas in body must be of type integer: \"string\"",
+            ),
+            (
+                json!({"image": "x", "flavor": "Consul"}),
+                "spec.flavor: Unsupported value: \"Consul\": supported values: \"Vault\", \"OpenBao\"",
+            ),
             (json!({"replicas": 3}), "spec.image: Required value"),
         ];
         for (spec, want) in cases {
@@ -678,7 +795,8 @@ mod tests {
 
     #[test]
     fn cel_rules_run_after_defaults() {
-        let e = run(json!({"metadata": {"name": "a"}, "spec": {"image": "x", "replicas": 4}})).unwrap_err();
+        let e = run(json!({"metadata": {"name": "a"}, "spec": {"image": "x", "replicas": 4}}))
+            .unwrap_err();
         assert!(e.to_string().contains("replicas must be odd"), "{e}");
         assert!(run(json!({"metadata": {"name": "a"}, "spec": {"image": "x"}})).is_ok());
     }
@@ -686,10 +804,17 @@ mod tests {
     #[test]
     fn non_structural_and_uncompilable_crds_are_refused() {
         let mut bad = crd();
-        bad["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["x"] = json!({"description": "no type"});
-        assert!(validate_crd(&bad).unwrap_err().to_string().contains("properties[x].type"));
+        bad["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["x"] = json!({"description": "no type"});
+        assert!(
+            validate_crd(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("properties[x].type")
+        );
         let mut bad = crd();
-        bad["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] = json!([{"rule": "self.(("}]);
+        bad["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
+            json!([{"rule": "self.(("}]);
         assert!(validate_crd(&bad).is_err());
         assert!(validate_crd(&crd()).is_ok());
         let mut webhook = crd();

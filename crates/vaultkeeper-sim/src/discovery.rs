@@ -38,12 +38,32 @@ fn subresource_kind(t: &ResourceType, sub: &str) -> (String, String, String, Vec
     let same = (t.group.clone(), t.version.clone(), t.kind.clone());
     match sub {
         "status" => (same.0, same.1, same.2, vec!["get", "patch", "update"]),
-        "scale" => ("autoscaling".into(), "v1".into(), "Scale".into(), vec!["get", "patch", "update"]),
-        "exec" => ("".into(), "v1".into(), "PodExecOptions".into(), vec!["create", "get"]),
+        "scale" => (
+            "autoscaling".into(),
+            "v1".into(),
+            "Scale".into(),
+            vec!["get", "patch", "update"],
+        ),
+        "exec" => (
+            "".into(),
+            "v1".into(),
+            "PodExecOptions".into(),
+            vec!["create", "get"],
+        ),
         "log" => ("".into(), "v1".into(), "Pod".into(), vec!["get"]),
         "binding" => ("".into(), "v1".into(), "Binding".into(), vec!["create"]),
-        "eviction" => ("policy".into(), "v1".into(), "Eviction".into(), vec!["create"]),
-        "token" => ("authentication.k8s.io".into(), "v1".into(), "TokenRequest".into(), vec!["create"]),
+        "eviction" => (
+            "policy".into(),
+            "v1".into(),
+            "Eviction".into(),
+            vec!["create"],
+        ),
+        "token" => (
+            "authentication.k8s.io".into(),
+            "v1".into(),
+            "TokenRequest".into(),
+            vec!["create"],
+        ),
         "finalize" => (same.0, same.1, same.2, vec!["update"]),
         _ => (same.0, same.1, same.2, vec!["get"]),
     }
@@ -168,7 +188,10 @@ pub fn openapi_v3_root(groups: &GroupMap, revision: u64) -> Value {
     for (g, vs) in groups {
         for (v, _) in vs {
             let p = gv_path(g, v);
-            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={revision:016X}")}));
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={revision:016X}")}),
+            );
         }
     }
     json!({"paths": paths})
@@ -187,10 +210,10 @@ fn schema_key(t: &ResourceType) -> String {
 fn rewrite_refs(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            if let Some(Value::String(r)) = m.get_mut("$ref") {
-                if let Some(name) = r.strip_prefix("#/$defs/") {
-                    *r = format!("#/components/schemas/{name}");
-                }
+            if let Some(Value::String(r)) = m.get_mut("$ref")
+                && let Some(name) = r.strip_prefix("#/$defs/")
+            {
+                *r = format!("#/components/schemas/{name}");
             }
             for (_, c) in m.iter_mut() {
                 rewrite_refs(c);
@@ -205,7 +228,9 @@ fn rewrite_refs(v: &mut Value) {
 /// `x-kubernetes-patch-strategy`) to built-in schemas, from the same table the server's
 /// own strategic merge uses.
 fn add_patch_extensions(name: &str, schema: &mut Value) {
-    let Some(Value::Object(props)) = schema.get_mut("properties") else { return };
+    let Some(Value::Object(props)) = schema.get_mut("properties") else {
+        return;
+    };
     let in_container = name.ends_with(".Container") || name.ends_with(".EphemeralContainer");
     let in_service = name.ends_with(".ServiceSpec");
     let in_meta = name.ends_with(".ObjectMeta");
@@ -236,7 +261,12 @@ fn add_patch_extensions(name: &str, schema: &mut Value) {
 }
 
 /// One group version's OpenAPI v3 document.
-pub fn openapi_v3_gv(group: &str, version: &str, types: &[Arc<ResourceType>], object_meta: &Value) -> Value {
+pub fn openapi_v3_gv(
+    group: &str,
+    version: &str,
+    types: &[Arc<ResourceType>],
+    object_meta: &Value,
+) -> Value {
     let mut schemas: BTreeMap<String, Value> = BTreeMap::new();
     let mut paths = Map::new();
     let base = format!("/{}", gv_path(group, version));
@@ -272,7 +302,10 @@ pub fn openapi_v3_gv(group: &str, version: &str, types: &[Arc<ResourceType>], ob
                     props.entry("apiVersion").or_insert(json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
                     props.entry("kind").or_insert(json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
                 }
-                schemas.insert("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".into(), object_meta.clone());
+                schemas.insert(
+                    "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".into(),
+                    object_meta.clone(),
+                );
                 (schema_key(t), s)
             }
         };
@@ -334,23 +367,55 @@ mod tests {
         assert_eq!(groups[0].0, "", "core group first");
         let core = &groups[0].1[0].1;
         let list = resource_list("v1", core);
-        let names: Vec<&str> = list["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
         assert!(names.contains(&"pods/exec"));
         assert!(names.contains(&"serviceaccounts/token"));
         let agg = aggregated(&groups, false);
-        let apps = agg["items"].as_array().unwrap().iter().find(|i| i["metadata"]["name"] == "apps").unwrap();
-        let sts = apps["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "statefulsets").unwrap();
+        let apps = agg["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == "apps")
+            .unwrap();
+        let sts = apps["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "statefulsets")
+            .unwrap();
         assert_eq!(sts["subresources"][1]["responseKind"]["kind"], "Scale");
     }
 
     #[test]
     fn openapi_v3_documents_patch_with_field_validation() {
-        let types: Vec<Arc<ResourceType>> = builtin_types().into_iter().map(Arc::new).filter(|t| t.group == "apps").collect();
+        let types: Vec<Arc<ResourceType>> = builtin_types()
+            .into_iter()
+            .map(Arc::new)
+            .filter(|t| t.group == "apps")
+            .collect();
         let doc = openapi_v3_gv("apps", "v1", &types, &json!({}));
-        let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"]["patch"];
-        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "StatefulSet");
-        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        let patch =
+            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"]["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"]["kind"],
+            "StatefulSet"
+        );
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
         let spec = &doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"];
-        assert_eq!(spec["properties"]["containers"]["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(
+            spec["properties"]["containers"]["x-kubernetes-patch-merge-key"],
+            "name"
+        );
     }
 }

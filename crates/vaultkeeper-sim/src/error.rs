@@ -37,7 +37,11 @@ pub enum SimError {
         causes: Vec<Cause>,
     },
     /// 422: the object fails validation.
-    #[error("{} \"{name}\" is invalid: {}", qualified_kind(kind, group), join_causes(causes))]
+    #[error(
+        "{} \"{name}\" is invalid: {}",
+        qualified_kind(kind, group),
+        join_causes(causes)
+    )]
     Invalid {
         /// Kind of the object.
         kind: String,
@@ -200,7 +204,9 @@ impl SimError {
                 Value::Array(
                     causes
                         .iter()
-                        .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                        .map(
+                            |c| json!({"reason": c.reason, "message": c.message, "field": c.field}),
+                        )
                         .collect(),
                 ),
             );

@@ -30,7 +30,10 @@ const SAME: &[&str] = &[
 /// core/v1 Event → events.k8s.io/v1 Event.
 pub fn core_to_v1(core: &Value) -> Value {
     let mut out = Map::new();
-    out.insert("apiVersion".into(), Value::String("events.k8s.io/v1".into()));
+    out.insert(
+        "apiVersion".into(),
+        Value::String("events.k8s.io/v1".into()),
+    );
     out.insert("kind".into(), Value::String("Event".into()));
     for f in SAME {
         if let Some(v) = core.get(*f) {
@@ -65,10 +68,10 @@ pub fn v1_to_core(ev: &Value) -> Value {
     }
     // The real conversion fills the deprecated source from the reporting controller so
     // older clients still see who reported it.
-    if !out.contains_key("source") {
-        if let Some(rc) = ev.get("reportingController").and_then(Value::as_str) {
-            out.insert("source".into(), serde_json::json!({"component": rc}));
-        }
+    if !out.contains_key("source")
+        && let Some(rc) = ev.get("reportingController").and_then(Value::as_str)
+    {
+        out.insert("source".into(), serde_json::json!({"component": rc}));
     }
     Value::Object(out)
 }

@@ -94,11 +94,21 @@ mod tests {
 
     #[test]
     fn failure_rule_table() {
-        let rule = FailureRule { share: 0.5, code: 429, verbs: vec!["patch".into()], resources: vec![] };
+        let rule = FailureRule {
+            share: 0.5,
+            code: 429,
+            verbs: vec!["patch".into()],
+            resources: vec![],
+        };
         assert_eq!(decide_failure(&rule, "patch", "pods", 0.1), Some(429));
         assert_eq!(decide_failure(&rule, "patch", "pods", 0.9), None);
         assert_eq!(decide_failure(&rule, "get", "pods", 0.1), None);
-        let all = FailureRule { share: 1.0, code: 500, verbs: vec![], resources: vec!["secrets".into()] };
+        let all = FailureRule {
+            share: 1.0,
+            code: 500,
+            verbs: vec![],
+            resources: vec!["secrets".into()],
+        };
         assert_eq!(decide_failure(&all, "get", "secrets", 0.99), Some(500));
         assert_eq!(decide_failure(&all, "get", "pods", 0.0), None);
     }

@@ -174,15 +174,20 @@ macro_rules! builtin {
 pub fn builtin_types() -> Vec<ResourceType> {
     use k8s_openapi::api::{
         apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
-        batch::v1 as batch, coordination::v1 as coord, core::v1 as core,
-        discovery::v1 as disc, events::v1 as events, networking::v1 as net, policy::v1 as policy,
-        rbac::v1 as rbac, scheduling::v1 as sched, storage::v1 as storage,
+        batch::v1 as batch, coordination::v1 as coord, core::v1 as core, discovery::v1 as disc,
+        events::v1 as events, networking::v1 as net, policy::v1 as policy, rbac::v1 as rbac,
+        scheduling::v1 as sched, storage::v1 as storage,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
     const CREATE: &[&str] = &["create"];
     let list: Vec<Builtin> = vec![
         builtin!(core::Namespace, false, ["ns"], ["status", "finalize"]),
-        builtin!(core::Pod, true, ["po"], ["status", "exec", "log", "binding", "eviction"]),
+        builtin!(
+            core::Pod,
+            true,
+            ["po"],
+            ["status", "exec", "log", "binding", "eviction"]
+        ),
         builtin!(core::Service, true, ["svc"], ["status"]),
         builtin!(core::Endpoints, true, ["ep"], []),
         builtin!(core::ConfigMap, true, ["cm"], []),
@@ -267,9 +272,10 @@ pub fn builtin_types() -> Vec<ResourceType> {
     ];
     list.into_iter()
         .map(|b| {
-            let storage = b.storage.map(str::to_string).unwrap_or_else(|| {
-                format!("{}/{}", b.group, b.plural)
-            });
+            let storage = b
+                .storage
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}/{}", b.group, b.plural));
             ResourceType {
                 group: b.group.to_string(),
                 version: b.version.to_string(),
@@ -280,7 +286,14 @@ pub fn builtin_types() -> Vec<ResourceType> {
                 short_names: b.short.iter().map(|s| s.to_string()).collect(),
                 categories: if matches!(
                     b.kind,
-                    "Pod" | "Service" | "StatefulSet" | "Deployment" | "ReplicaSet" | "DaemonSet" | "Job" | "CronJob"
+                    "Pod"
+                        | "Service"
+                        | "StatefulSet"
+                        | "Deployment"
+                        | "ReplicaSet"
+                        | "DaemonSet"
+                        | "Job"
+                        | "CronJob"
                 ) {
                     vec!["all".to_string()]
                 } else {
@@ -321,7 +334,10 @@ mod tests {
     #[test]
     fn roundtrip_drops_unknown_fields_like_strict_decoding_finds_them() {
         let types = builtin_types();
-        let cm = types.iter().find(|t| t.kind == "ConfigMap").map(|t| t.source.clone());
+        let cm = types
+            .iter()
+            .find(|t| t.kind == "ConfigMap")
+            .map(|t| t.source.clone());
         let Some(KindSource::Builtin { roundtrip, .. }) = cm else {
             panic!("ConfigMap is built in");
         };

@@ -18,8 +18,8 @@ use crate::core::{Core, DeleteOptions};
 use crate::error::SimError;
 use crate::podio::{ExecExit, ExecRequest, ExecStreams, LogRequest, PodIo};
 use crate::runtime::{
-    EventType, ExecOptions, HostEntry, ImageMap, LogOptions, PodKey, PodLaunch, Runtime, RuntimeConfig, RuntimeEvent,
-    RuntimeEventKind, Sensitive, ServiceAccountTokens,
+    EventType, ExecOptions, HostEntry, ImageMap, LogOptions, PodKey, PodLaunch, Runtime,
+    RuntimeConfig, RuntimeEvent, RuntimeEventKind, Sensitive, ServiceAccountTokens,
 };
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -78,9 +78,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn rt_err(e: crate::runtime::RuntimeError) -> SimError {
     use crate::runtime::RuntimeError as R;
     match e {
-        R::PodNotFound { .. } | R::ContainerNotFound { .. } | R::ContainerNotRunning { .. } | R::NoPreviousInstance { .. } => {
-            SimError::BadRequest(e.to_string())
-        }
+        R::PodNotFound { .. }
+        | R::ContainerNotFound { .. }
+        | R::ContainerNotRunning { .. }
+        | R::NoPreviousInstance { .. } => SimError::BadRequest(e.to_string()),
         R::Unsupported { .. } => SimError::NotImplemented(e.to_string()),
         other => SimError::Internal(other.to_string()),
     }
@@ -102,15 +103,17 @@ impl Kubelet {
         let pods_dir = state_dir.join("pods");
         let claims_dir = state_dir.join("claims");
         for d in [&pods_dir, &claims_dir] {
-            std::fs::create_dir_all(d).map_err(|e| SimError::io(format!("creating {}", d.display()), e))?;
+            std::fs::create_dir_all(d)
+                .map_err(|e| SimError::io(format!("creating {}", d.display()), e))?;
         }
         let mut rc = RuntimeConfig::new(pods_dir, images);
         let clock = core.clock.clone();
         rc.clock = Arc::new(move || clock.now());
-        if let Some(b) = config.backoff.clone() {
+        if let Some(b) = config.backoff {
             rc.backoff = b;
         }
-        let runtime = Runtime::new(rc).map_err(|e| SimError::Setup(format!("starting the pod runtime: {e}")))?;
+        let runtime = Runtime::new(rc)
+            .map_err(|e| SimError::Setup(format!("starting the pod runtime: {e}")))?;
         Ok(Arc::new(Kubelet {
             core,
             runtime: Arc::new(runtime),
@@ -119,7 +122,12 @@ impl Kubelet {
             pod_ip_start,
             pod_ip_count,
             claims_dir,
-            state: Mutex::new(State { ips: HashMap::new(), started: HashSet::new(), stopping: HashSet::new(), failed: HashMap::new() }),
+            state: Mutex::new(State {
+                ips: HashMap::new(),
+                started: HashSet::new(),
+                stopping: HashSet::new(),
+                failed: HashMap::new(),
+            }),
         }))
     }
 
@@ -129,7 +137,10 @@ impl Kubelet {
     }
 
     /// Runs the sync loop until shutdown.
-    pub fn spawn(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(
+        self: &Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         let mut changes = self.core.store().subscribe();
         let mut events = self.runtime.subscribe();
@@ -163,13 +174,17 @@ impl Kubelet {
         }
         let used: HashSet<Ipv4Addr> = st.ips.values().copied().collect();
         let start = u32::from(self.pod_ip_start);
-        let ip = (0..self.pod_ip_count).map(|i| Ipv4Addr::from(start + i)).find(|ip| !used.contains(ip))?;
+        let ip = (0..self.pod_ip_count)
+            .map(|i| Ipv4Addr::from(start + i))
+            .find(|ip| !used.contains(ip))?;
         st.ips.insert((ns.to_string(), name.to_string()), ip);
         Some(ip)
     }
 
     async fn sync(self: &Arc<Self>) {
-        let Ok(pod_t) = self.core.core_type("pods") else { return };
+        let Ok(pod_t) = self.core.core_type("pods") else {
+            return;
+        };
         // Reserve IPs for StatefulSet ordinals first, so every pod's hosts file names them.
         if let Ok(sts_t) = self.core.type_of("apps", "v1", "statefulsets") {
             for sts in self.core.list_raw(&sts_t, None) {
@@ -186,39 +201,71 @@ impl Kubelet {
             .into_iter()
             .filter(|p| p["spec"]["nodeName"] == self.node.as_str())
             .collect();
-        let live: HashSet<String> = pods.iter().filter_map(|p| p["metadata"]["uid"].as_str().map(str::to_string)).collect();
+        let live: HashSet<String> = pods
+            .iter()
+            .filter_map(|p| p["metadata"]["uid"].as_str().map(str::to_string))
+            .collect();
         // Pods force-deleted from the API still running here.
         for key in self.runtime.pods() {
-            if let Some(st) = self.runtime.status(&key) {
-                if !live.contains(&st.uid) && lock(&self.state).stopping.insert(st.uid.clone()) {
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        let _ = me.runtime.delete_pod(&key, Some(Duration::from_secs(0))).await;
-                        let mut s = lock(&me.state);
-                        s.started.remove(&st.uid);
-                        s.stopping.remove(&st.uid);
-                    });
-                }
+            if let Some(st) = self.runtime.status(&key)
+                && !live.contains(&st.uid)
+                && lock(&self.state).stopping.insert(st.uid.clone())
+            {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let _ = me
+                        .runtime
+                        .delete_pod(&key, Some(Duration::from_secs(0)))
+                        .await;
+                    let mut s = lock(&me.state);
+                    s.started.remove(&st.uid);
+                    s.stopping.remove(&st.uid);
+                });
             }
         }
         for pod in pods {
-            let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+            let uid = pod["metadata"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let ns = namespace_of(&pod).to_string();
             let name = name_of(&pod).to_string();
             let started = lock(&self.state).started.contains(&uid);
             if terminating(&pod) {
                 if lock(&self.state).stopping.insert(uid.clone()) {
                     let me = self.clone();
-                    let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(30).max(0) as u64;
+                    let grace = pod["metadata"]["deletionGracePeriodSeconds"]
+                        .as_i64()
+                        .unwrap_or(30)
+                        .max(0) as u64;
                     tokio::spawn(async move {
                         if started {
-                            let _ = me.runtime.delete_pod(&PodKey::new(&ns, &name), Some(Duration::from_secs(grace))).await;
+                            let _ = me
+                                .runtime
+                                .delete_pod(
+                                    &PodKey::new(&ns, &name),
+                                    Some(Duration::from_secs(grace)),
+                                )
+                                .await;
                         }
                         let pod_t = me.core.core_type("pods");
                         if let Ok(pod_t) = pod_t {
                             // The kubelet finishes a graceful deletion with grace period 0.
-                            if me.core.get_raw(&pod_t, &ns, &name).is_some_and(|p| p["metadata"]["uid"] == uid.as_str()) {
-                                let _ = me.core.delete(&pod_t, &ns, &name, &DeleteOptions { grace_period: Some(0), precondition_uid: Some(uid.clone()), ..Default::default() });
+                            if me
+                                .core
+                                .get_raw(&pod_t, &ns, &name)
+                                .is_some_and(|p| p["metadata"]["uid"] == uid.as_str())
+                            {
+                                let _ = me.core.delete(
+                                    &pod_t,
+                                    &ns,
+                                    &name,
+                                    &DeleteOptions {
+                                        grace_period: Some(0),
+                                        precondition_uid: Some(uid.clone()),
+                                        ..Default::default()
+                                    },
+                                );
                             }
                         }
                         let mut s = lock(&me.state);
@@ -233,10 +280,10 @@ impl Kubelet {
             }
             let key = PodKey::new(&ns, &name);
             // An older pod of the same name (force-deleted) must be gone first.
-            if let Some(old) = self.runtime.status(&key) {
-                if old.uid != uid {
-                    continue;
-                }
+            if let Some(old) = self.runtime.status(&key)
+                && old.uid != uid
+            {
+                continue;
             }
             match self.launch(&pod).await {
                 Ok(Some(launch)) => {
@@ -266,7 +313,9 @@ impl Kubelet {
     async fn launch(&self, pod: &Value) -> Result<Option<PodLaunch>, SimError> {
         let ns = namespace_of(pod).to_string();
         let name = name_of(pod).to_string();
-        let pod_ip = self.ip_for(&ns, &name).ok_or_else(|| SimError::Internal("the pod IP range is exhausted".into()))?;
+        let pod_ip = self
+            .ip_for(&ns, &name)
+            .ok_or_else(|| SimError::Internal("the pod IP range is exhausted".into()))?;
         let (cm_t, sec_t, pvc_t, sa_t) = (
             self.core.core_type("configmaps")?,
             self.core.core_type("secrets")?,
@@ -276,12 +325,18 @@ impl Kubelet {
         let mut claims = BTreeMap::new();
         for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
             if let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() {
-                let Some(pvc) = self.core.get_raw(&pvc_t, &ns, claim) else { return Ok(None) };
+                let Some(pvc) = self.core.get_raw(&pvc_t, &ns, claim) else {
+                    return Ok(None);
+                };
                 if pvc["status"]["phase"] != "Bound" {
                     return Ok(None);
                 }
-                let dir = self.claims_dir.join(&ns).join(format!("{claim}-{}", pvc["metadata"]["uid"].as_str().unwrap_or_default()));
-                std::fs::create_dir_all(&dir).map_err(|e| SimError::io(format!("creating {}", dir.display()), e))?;
+                let dir = self.claims_dir.join(&ns).join(format!(
+                    "{claim}-{}",
+                    pvc["metadata"]["uid"].as_str().unwrap_or_default()
+                ));
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| SimError::io(format!("creating {}", dir.display()), e))?;
                 claims.insert(claim.to_string(), dir);
             }
         }
@@ -289,15 +344,27 @@ impl Kubelet {
             .core
             .list_raw(&cm_t, Some(&ns))
             .iter()
-            .filter_map(|o| Some((name_of(o).to_string(), serde_json::from_value((**o).clone()).ok()?)))
+            .filter_map(|o| {
+                Some((
+                    name_of(o).to_string(),
+                    serde_json::from_value((**o).clone()).ok()?,
+                ))
+            })
             .collect();
         let secrets: BTreeMap<String, k8s_openapi::api::core::v1::Secret> = self
             .core
             .list_raw(&sec_t, Some(&ns))
             .iter()
-            .filter_map(|o| Some((name_of(o).to_string(), serde_json::from_value((**o).clone()).ok()?)))
+            .filter_map(|o| {
+                Some((
+                    name_of(o).to_string(),
+                    serde_json::from_value((**o).clone()).ok()?,
+                ))
+            })
             .collect();
-        let sa_name = pod["spec"]["serviceAccountName"].as_str().unwrap_or("default");
+        let sa_name = pod["spec"]["serviceAccountName"]
+            .as_str()
+            .unwrap_or("default");
         let mut tokens = ServiceAccountTokens::default();
         if let Some(sa) = self.core.get_raw(&sa_t, &ns, sa_name) {
             let mut audiences: Vec<String> = Vec::new();
@@ -311,23 +378,53 @@ impl Kubelet {
             let (t, _) = auth::issue_token(&self.core, &ns, &sa, &[], 3607, Some(pod))?;
             tokens.default = Some(Sensitive::new(t.expose().as_bytes().to_vec()));
             for a in audiences {
-                let (t, _) = auth::issue_token(&self.core, &ns, &sa, std::slice::from_ref(&a), 3607, Some(pod))?;
-                tokens.by_audience.insert(a, Sensitive::new(t.expose().as_bytes().to_vec()));
+                let (t, _) = auth::issue_token(
+                    &self.core,
+                    &ns,
+                    &sa,
+                    std::slice::from_ref(&a),
+                    3607,
+                    Some(pod),
+                )?;
+                tokens
+                    .by_audience
+                    .insert(a, Sensitive::new(t.expose().as_bytes().to_vec()));
             }
         }
         let a = &self.core.addresses;
         let service_env = vec![
             ("KUBERNETES_SERVICE_HOST".to_string(), a.api_ip.to_string()),
-            ("KUBERNETES_SERVICE_PORT".to_string(), a.api_port.to_string()),
-            ("KUBERNETES_SERVICE_PORT_HTTPS".to_string(), a.api_port.to_string()),
-            ("KUBERNETES_PORT".to_string(), format!("tcp://{}:{}", a.api_ip, a.api_port)),
-            ("KUBERNETES_PORT_443_TCP".to_string(), format!("tcp://{}:{}", a.api_ip, a.api_port)),
-            ("KUBERNETES_PORT_443_TCP_PROTO".to_string(), "tcp".to_string()),
-            ("KUBERNETES_PORT_443_TCP_PORT".to_string(), a.api_port.to_string()),
-            ("KUBERNETES_PORT_443_TCP_ADDR".to_string(), a.api_ip.to_string()),
+            (
+                "KUBERNETES_SERVICE_PORT".to_string(),
+                a.api_port.to_string(),
+            ),
+            (
+                "KUBERNETES_SERVICE_PORT_HTTPS".to_string(),
+                a.api_port.to_string(),
+            ),
+            (
+                "KUBERNETES_PORT".to_string(),
+                format!("tcp://{}:{}", a.api_ip, a.api_port),
+            ),
+            (
+                "KUBERNETES_PORT_443_TCP".to_string(),
+                format!("tcp://{}:{}", a.api_ip, a.api_port),
+            ),
+            (
+                "KUBERNETES_PORT_443_TCP_PROTO".to_string(),
+                "tcp".to_string(),
+            ),
+            (
+                "KUBERNETES_PORT_443_TCP_PORT".to_string(),
+                a.api_port.to_string(),
+            ),
+            (
+                "KUBERNETES_PORT_443_TCP_ADDR".to_string(),
+                a.api_ip.to_string(),
+            ),
         ];
-        let typed: k8s_openapi::api::core::v1::Pod =
-            serde_json::from_value(pod.clone()).map_err(|e| SimError::Internal(format!("decoding pod {ns}/{name}: {e}")))?;
+        let typed: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod.clone())
+            .map_err(|e| SimError::Internal(format!("decoding pod {ns}/{name}: {e}")))?;
         Ok(Some(PodLaunch {
             pod: typed,
             pod_ip: IpAddr::V4(pod_ip),
@@ -355,8 +452,15 @@ impl Kubelet {
             }
             v
         };
-        let mut out = vec![HostEntry { ip: IpAddr::V4(self.core.addresses.api_ip), names: forms("kubernetes", "default") }];
-        let ips: Vec<((String, String), Ipv4Addr)> = lock(&self.state).ips.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut out = vec![HostEntry {
+            ip: IpAddr::V4(self.core.addresses.api_ip),
+            names: forms("kubernetes", "default"),
+        }];
+        let ips: Vec<((String, String), Ipv4Addr)> = lock(&self.state)
+            .ips
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         let sts_services: HashMap<(String, String), String> = self
             .core
             .type_of("apps", "v1", "statefulsets")
@@ -364,7 +468,15 @@ impl Kubelet {
                 self.core
                     .list_raw(&t, None)
                     .iter()
-                    .map(|s| ((namespace_of(s).to_string(), name_of(s).to_string()), s["spec"]["serviceName"].as_str().unwrap_or_default().to_string()))
+                    .map(|s| {
+                        (
+                            (namespace_of(s).to_string(), name_of(s).to_string()),
+                            s["spec"]["serviceName"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -380,10 +492,16 @@ impl Kubelet {
                     sts_services.get(&(pns.clone(), base.to_string())).cloned()
                 });
             if let Some(sub) = subdomain.filter(|s| !s.is_empty()) {
-                out.push(HostEntry { ip: IpAddr::V4(*ip), names: forms(&format!("{pname}.{sub}"), pns) });
+                out.push(HostEntry {
+                    ip: IpAddr::V4(*ip),
+                    names: forms(&format!("{pname}.{sub}"), pns),
+                });
             }
         }
-        if let (Ok(svc_t), Ok(ep_t)) = (self.core.core_type("services"), self.core.core_type("endpoints")) {
+        if let (Ok(svc_t), Ok(ep_t)) = (
+            self.core.core_type("services"),
+            self.core.core_type("endpoints"),
+        ) {
             for svc in self.core.list_raw(&svc_t, None) {
                 let (sns, sname) = (namespace_of(&svc), name_of(&svc));
                 if sns == "default" && sname == "kubernetes" {
@@ -391,10 +509,17 @@ impl Kubelet {
                 }
                 let ep = self.core.get_raw(&ep_t, sns, sname);
                 let first = ep.as_ref().and_then(|e| {
-                    e["subsets"].as_array()?.iter().find_map(|s| s["addresses"].as_array()?.first()?["ip"].as_str().and_then(|i| i.parse::<Ipv4Addr>().ok()))
+                    e["subsets"].as_array()?.iter().find_map(|s| {
+                        s["addresses"].as_array()?.first()?["ip"]
+                            .as_str()
+                            .and_then(|i| i.parse::<Ipv4Addr>().ok())
+                    })
                 });
                 if let Some(ip) = first {
-                    out.push(HostEntry { ip: IpAddr::V4(ip), names: forms(sname, sns) });
+                    out.push(HostEntry {
+                        ip: IpAddr::V4(ip),
+                        names: forms(sname, sns),
+                    });
                 }
             }
         }
@@ -404,8 +529,14 @@ impl Kubelet {
     fn on_runtime_event(&self, ev: RuntimeEvent) {
         match ev.kind {
             RuntimeEventKind::StatusChanged => self.write_status(&ev.pod),
-            RuntimeEventKind::Event { type_, reason, message } => {
-                let Ok(pod_t) = self.core.core_type("pods") else { return };
+            RuntimeEventKind::Event {
+                type_,
+                reason,
+                message,
+            } => {
+                let Ok(pod_t) = self.core.core_type("pods") else {
+                    return;
+                };
                 if let Some(pod) = self.core.get_raw(&pod_t, &ev.pod.namespace, &ev.pod.name) {
                     let ty = match type_ {
                         EventType::Normal => "Normal",
@@ -425,19 +556,29 @@ impl Kubelet {
     }
 
     fn write_status(&self, key: &PodKey) {
-        let Some(st) = self.runtime.status(key) else { return };
-        let Ok(pod_t) = self.core.core_type("pods") else { return };
-        let Some(pod) = self.core.get_raw(&pod_t, &key.namespace, &key.name) else { return };
+        let Some(st) = self.runtime.status(key) else {
+            return;
+        };
+        let Ok(pod_t) = self.core.core_type("pods") else {
+            return;
+        };
+        let Some(pod) = self.core.get_raw(&pod_t, &key.namespace, &key.name) else {
+            return;
+        };
         if pod["metadata"]["uid"] != st.uid.as_str() {
             return;
         }
-        let Ok(mut status) = serde_json::to_value(st.to_k8s()) else { return };
+        let Ok(mut status) = serde_json::to_value(st.to_k8s()) else {
+            return;
+        };
         self.keep_scheduled(&pod, &mut status);
         self.put_status(&pod, status);
     }
 
     fn keep_scheduled(&self, pod: &Value, status: &mut Value) {
-        let scheduled = pod["status"]["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled").cloned());
+        let scheduled = pod["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled").cloned());
         if let Some(s) = scheduled {
             match status.get_mut("conditions") {
                 Some(Value::Array(cs)) => {
@@ -448,15 +589,17 @@ impl Kubelet {
                 _ => status["conditions"] = json!([s]),
             }
         }
-        if status.get("qosClass").is_none() {
-            if let Some(q) = pod["status"].get("qosClass") {
-                status["qosClass"] = q.clone();
-            }
+        if status.get("qosClass").is_none()
+            && let Some(q) = pod["status"].get("qosClass")
+        {
+            status["qosClass"] = q.clone();
         }
     }
 
     fn put_status(&self, pod: &Value, status: Value) {
-        let Ok(pod_t) = self.core.core_type("pods") else { return };
+        let Ok(pod_t) = self.core.core_type("pods") else {
+            return;
+        };
         let (ns, name) = (namespace_of(pod), name_of(pod));
         if pod["status"] == status {
             return;
@@ -464,14 +607,17 @@ impl Kubelet {
         let mut new = pod.clone();
         new["status"] = status;
         let opts = manager("kubelet");
-        if let Err(SimError::Conflict { .. }) = self.core.update(&pod_t, ns, name, new.clone(), Some("status"), &opts) {
-            if let Some(cur) = self.core.get_raw(&pod_t, ns, name) {
-                if cur["metadata"]["uid"] == pod["metadata"]["uid"] {
-                    let mut again = (*cur).clone();
-                    again["status"] = new["status"].clone();
-                    let _ = self.core.update(&pod_t, ns, name, again, Some("status"), &opts);
-                }
-            }
+        if let Err(SimError::Conflict { .. }) =
+            self.core
+                .update(&pod_t, ns, name, new.clone(), Some("status"), &opts)
+            && let Some(cur) = self.core.get_raw(&pod_t, ns, name)
+            && cur["metadata"]["uid"] == pod["metadata"]["uid"]
+        {
+            let mut again = (*cur).clone();
+            again["status"] = new["status"].clone();
+            let _ = self
+                .core
+                .update(&pod_t, ns, name, again, Some("status"), &opts);
         }
     }
 
@@ -483,8 +629,17 @@ impl Kubelet {
         self.put_status(pod, status);
     }
 
-    fn record_event(&self, pod: &Value, container: Option<&str>, ty: &str, reason: &str, message: &str) {
-        let Ok(ev_t) = self.core.core_type("events") else { return };
+    fn record_event(
+        &self,
+        pod: &Value,
+        container: Option<&str>,
+        ty: &str,
+        reason: &str,
+        message: &str,
+    ) {
+        let Ok(ev_t) = self.core.core_type("events") else {
+            return;
+        };
         let ns = namespace_of(pod);
         let now = self.core.clock.now();
         let mut involved = json!({"kind": "Pod", "namespace": ns, "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"], "apiVersion": "v1", "resourceVersion": pod["metadata"]["resourceVersion"]});
@@ -509,12 +664,26 @@ impl PodIo for Kubelet {
         let key = PodKey::new(&req.namespace, &req.pod);
         let session = self
             .runtime
-            .exec(&key, &req.container, req.command, ExecOptions { stdin: req.stdin, tty: req.tty })
+            .exec(
+                &key,
+                &req.container,
+                req.command,
+                ExecOptions {
+                    stdin: req.stdin,
+                    tty: req.tty,
+                },
+            )
             .await
             .map_err(rt_err)?;
-        let crate::runtime::ExecSession { stdin, stdout, stderr, process } = session;
+        let crate::runtime::ExecSession {
+            stdin,
+            stdout,
+            stderr,
+            process,
+        } = session;
         Ok(ExecStreams {
-            stdin: stdin.map(|s| Box::pin(s) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>),
+            stdin: stdin
+                .map(|s| Box::pin(s) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>),
             stdout: Box::pin(stdout),
             stderr: Box::pin(stderr),
             exit: Box::pin(async move {
@@ -532,7 +701,8 @@ impl PodIo for Kubelet {
         let key = PodKey::new(&req.namespace, &req.pod);
         let since = req.since_seconds.map(|s| {
             let now = self.core.clock.now();
-            now.checked_sub(jiff::SignedDuration::from_secs(s)).unwrap_or(now)
+            now.checked_sub(jiff::SignedDuration::from_secs(s))
+                .unwrap_or(now)
         });
         let reader = self
             .runtime
@@ -549,6 +719,9 @@ impl PodIo for Kubelet {
                 },
             )
             .map_err(rt_err)?;
-        Ok(Box::pin(futures::stream::unfold(reader, |mut r| async move { r.next().await.map(|chunk| (Bytes::from(chunk), r)) })))
+        Ok(Box::pin(futures::stream::unfold(
+            reader,
+            |mut r| async move { r.next().await.map(|chunk| (Bytes::from(chunk), r)) },
+        )))
     }
 }

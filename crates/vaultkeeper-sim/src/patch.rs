@@ -80,12 +80,17 @@ pub fn json_patch(doc: &mut Value, body: &[u8]) -> Result<(), SimError> {
         .0
         .into_iter()
         .filter(|op| match op {
-            json_patch::PatchOperation::Test(t) => !(t.value.is_null() && doc.pointer(t.path.as_str()).is_none()),
+            json_patch::PatchOperation::Test(t) => {
+                !(t.value.is_null() && doc.pointer(t.path.as_str()).is_none())
+            }
             _ => true,
         })
         .map(|op| match op {
             json_patch::PatchOperation::Replace(r) if missing_object_key(doc, r.path.as_str()) => {
-                json_patch::PatchOperation::Add(json_patch::AddOperation { path: r.path, value: r.value })
+                json_patch::PatchOperation::Add(json_patch::AddOperation {
+                    path: r.path,
+                    value: r.value,
+                })
             }
             other => other,
         })
@@ -140,10 +145,10 @@ pub fn strategic_merge_patch(doc: &mut Value, body: &[u8]) -> Result<(), SimErro
     if !doc.is_object() {
         *doc = Value::Object(Map::new());
     }
-    if let Value::Object(d) = doc {
-        if smp_map(d, &p, &mut path)? == MapOutcome::Delete {
-            *doc = Value::Object(Map::new());
-        }
+    if let Value::Object(d) = doc
+        && smp_map(d, &p, &mut path)? == MapOutcome::Delete
+    {
+        *doc = Value::Object(Map::new());
     }
     Ok(())
 }
@@ -251,10 +256,10 @@ fn merge_keyed_list(
     path: &mut Vec<String>,
 ) -> Result<Vec<Value>, SimError> {
     // A list-level `{"$patch": "replace"}` item replaces the whole list.
-    if patch
-        .iter()
-        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace") && keys.iter().all(|k| i.get(k).is_none()))
-    {
+    if patch.iter().any(|i| {
+        i.get("$patch").and_then(Value::as_str) == Some("replace")
+            && keys.iter().all(|k| i.get(k).is_none())
+    }) {
         return Ok(patch
             .iter()
             .filter(|i| i.get("$patch").is_none())
@@ -275,10 +280,10 @@ fn merge_keyed_list(
         }
         match pos {
             Some(i) => {
-                if let Value::Object(dm) = &mut doc[i] {
-                    if smp_map(dm, pm, path)? == MapOutcome::Delete {
-                        doc.remove(i);
-                    }
+                if let Value::Object(dm) = &mut doc[i]
+                    && smp_map(dm, pm, path)? == MapOutcome::Delete
+                {
+                    doc.remove(i);
                 }
             }
             None => {
@@ -309,7 +314,12 @@ fn strip_value(v: &Value) -> Value {
 /// Merges an applied configuration into a live object following the list semantics
 /// (server-side apply's merge): maps merge recursively, keyed lists merge by key, sets
 /// union, atomic lists and scalars are replaced.
-pub fn apply_merge(live: &mut Value, applied: &Value, lists: &dyn ListTypes, path: &mut Vec<String>) {
+pub fn apply_merge(
+    live: &mut Value,
+    applied: &Value,
+    lists: &dyn ListTypes,
+    path: &mut Vec<String>,
+) {
     match (live, applied) {
         (Value::Object(l), Value::Object(a)) => {
             for (k, v) in a {
@@ -375,7 +385,13 @@ mod tests {
             json!({"spec": {"containers": [{"name": "vault", "image": "b", "env": [{"name": "Y", "value": "2"}]}]}}),
         );
         assert_eq!(out["spec"]["containers"][0]["image"], "b");
-        assert_eq!(out["spec"]["containers"][0]["env"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            out["spec"]["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
         assert_eq!(out["spec"]["containers"][1]["name"], "side");
     }
 
@@ -396,7 +412,10 @@ mod tests {
             doc,
             json!({"spec": {"containers": [{"name": "a", "args": ["z"], "workingDir": null}]}}),
         );
-        assert_eq!(out, json!({"spec": {"containers": [{"name": "a", "args": ["z"]}]}}));
+        assert_eq!(
+            out,
+            json!({"spec": {"containers": [{"name": "a", "args": ["z"]}]}})
+        );
     }
 
     #[test]
@@ -404,7 +423,10 @@ mod tests {
         let doc = json!({"metadata": {"finalizers": ["a", "b"]}});
         let out = smp(doc.clone(), json!({"metadata": {"finalizers": ["c", "a"]}}));
         assert_eq!(out["metadata"]["finalizers"], json!(["a", "b", "c"]));
-        let out = smp(doc, json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}));
+        let out = smp(
+            doc,
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
+        );
         assert_eq!(out["metadata"]["finalizers"], json!(["b"]));
     }
 

@@ -7,7 +7,9 @@ use crate::secret::Token;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+};
 use serde_json::{Value, json};
 use std::net::IpAddr;
 use zeroize::Zeroizing;
@@ -27,7 +29,9 @@ pub struct ServerPki {
 
 impl std::fmt::Debug for ServerPki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerPki").field("key_der", &"<redacted>").finish()
+        f.debug_struct("ServerPki")
+            .field("key_der", &"<redacted>")
+            .finish()
     }
 }
 
@@ -84,7 +88,9 @@ pub struct TokenSigner {
 
 impl std::fmt::Debug for TokenSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSigner").field("key_id", &self.key_id).finish()
+        f.debug_struct("TokenSigner")
+            .field("key_id", &self.key_id)
+            .finish()
     }
 }
 
@@ -93,9 +99,12 @@ impl TokenSigner {
     pub fn generate() -> Result<Self, SimError> {
         let rng = SystemRandom::new();
         let err = |_| SimError::Setup("generating the service-account signing key failed".into());
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(err)?;
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(err)?;
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .map_err(|_| SimError::Setup("loading the service-account signing key failed".into()))?;
+            .map_err(|_| {
+                SimError::Setup("loading the service-account signing key failed".into())
+            })?;
         let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref());
         let key_id = URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]);
         Ok(TokenSigner { key, key_id, rng })
@@ -159,8 +168,13 @@ mod tests {
     #[test]
     fn signed_tokens_verify_and_tampered_ones_do_not() {
         let s = TokenSigner::generate().unwrap();
-        let t = s.sign(&json!({"sub": "system:serviceaccount:a:b"})).unwrap();
-        assert_eq!(s.verify(t.expose()).unwrap()["sub"], "system:serviceaccount:a:b");
+        let t = s
+            .sign(&json!({"sub": "system:serviceaccount:a:b"}))
+            .unwrap();
+        assert_eq!(
+            s.verify(t.expose()).unwrap()["sub"],
+            "system:serviceaccount:a:b"
+        );
         let mut bad = t.expose().to_string();
         bad.push('x');
         assert!(s.verify(&bad).is_none());

@@ -32,7 +32,10 @@ pub struct RequestRecord {
 impl RequestRecord {
     /// Whether the request was a write (create, update, patch, delete).
     pub fn is_write(&self) -> bool {
-        matches!(self.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection")
+        matches!(
+            self.verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        )
     }
 }
 

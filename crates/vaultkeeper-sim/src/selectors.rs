@@ -396,8 +396,8 @@ mod tests {
         let f = FieldSelector::parse("status.phase=Running,metadata.name!=a", "Pod").unwrap();
         let pod = json!({"metadata": {"name": "b"}, "status": {"phase": "Running"}});
         assert!(f.matches("Pod", &pod));
-        let ev = FieldSelector::parse("involvedObject.name=vault-0,source=kubelet", "Event")
-            .unwrap();
+        let ev =
+            FieldSelector::parse("involvedObject.name=vault-0,source=kubelet", "Event").unwrap();
         assert!(ev.matches(
             "Event",
             &json!({"involvedObject": {"name": "vault-0"}, "source": {"component": "kubelet"}})

@@ -6,7 +6,9 @@
 //! pods/exec (websocket `v5.channel.k8s.io`/`v4.channel.k8s.io`) and pods/log.
 
 use crate::auth::{self, Attributes, UserInfo};
-use crate::core::{Core, DeleteOptions, Deleted, FieldValidation, ListOptions, PatchType, WriteOptions};
+use crate::core::{
+    Core, DeleteOptions, Deleted, FieldValidation, ListOptions, PatchType, WriteOptions,
+};
 use crate::discovery;
 use crate::error::SimError;
 use crate::faults::Faults;
@@ -50,7 +52,9 @@ pub struct ApiServer {
 
 impl std::fmt::Debug for ApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiServer").field("admin", &self.admin).finish()
+        f.debug_struct("ApiServer")
+            .field("admin", &self.admin)
+            .finish()
     }
 }
 
@@ -84,7 +88,11 @@ pub enum Route {
 
 /// Splits a URL path into a route (pure).
 pub fn parse_path(path: &str) -> Route {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] if !rest.is_empty() => (String::new(), v.to_string(), rest),
         ["apis", g, v, rest @ ..] if !rest.is_empty() => (g.to_string(), v.to_string(), rest),
@@ -134,10 +142,17 @@ impl Query {
         )
     }
     fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
     fn all(&self, k: &str) -> Vec<String> {
-        self.0.iter().filter(|(key, _)| key == k).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
     fn flag(&self, k: &str) -> bool {
         matches!(self.get(k), Some("true" | "1"))
@@ -153,7 +168,10 @@ enum Shape {
 }
 
 fn shape_of(headers: &HeaderMap) -> Result<Shape, SimError> {
-    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if accept.is_empty() {
         return Ok(Shape::Object);
     }
@@ -166,7 +184,11 @@ fn shape_of(headers: &HeaderMap) -> Result<Shape, SimError> {
         if alt.contains("as=PartialObjectMetadata") {
             return Ok(Shape::Metadata);
         }
-        if alt.starts_with("application/json") || alt.starts_with("*/*") || alt.starts_with("application/*") || alt.starts_with("application/yaml") {
+        if alt.starts_with("application/json")
+            || alt.starts_with("*/*")
+            || alt.starts_with("application/*")
+            || alt.starts_with("application/yaml")
+        {
             return Ok(Shape::Object);
         }
     }
@@ -178,14 +200,18 @@ fn shape_of(headers: &HeaderMap) -> Result<Shape, SimError> {
 fn json_response(code: u16, v: &Value) -> Response<Body> {
     let mut r = Response::new(full(v.to_string()));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 fn error_response(e: &SimError) -> Response<Body> {
     let mut r = json_response(e.code(), &e.to_status());
     if e.code() == 429 {
-        r.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     r
 }
@@ -193,7 +219,9 @@ fn error_response(e: &SimError) -> Response<Body> {
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 fn user_agent(headers: &HeaderMap) -> String {
@@ -272,7 +300,11 @@ impl ApiServer {
         resp
     }
 
-    async fn dispatch(self: Arc<Self>, req: Request<Incoming>, record: &mut RequestRecord) -> Result<Response<Body>, SimError> {
+    async fn dispatch(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        record: &mut RequestRecord,
+    ) -> Result<Response<Body>, SimError> {
         let user = match bearer(req.headers()) {
             Some(t) => auth::authenticate(&self.core, &self.admin, Some(&t))?,
             None => UserInfo {
@@ -308,9 +340,14 @@ impl ApiServer {
                 if !latency.is_zero() {
                     tokio::time::sleep(latency).await;
                 }
-                if let Some(code) = self.faults.should_fail(verb, &p.plural, crate::faults::sample()) {
+                if let Some(code) =
+                    self.faults
+                        .should_fail(verb, &p.plural, crate::faults::sample())
+                {
                     return Err(match code {
-                        429 => SimError::TooManyRequests("injected fault: too many requests, please try again later".into()),
+                        429 => SimError::TooManyRequests(
+                            "injected fault: too many requests, please try again later".into(),
+                        ),
                         409 => SimError::Conflict {
                             resource: p.plural.clone(),
                             name: p.name.clone().unwrap_or_default(),
@@ -332,16 +369,22 @@ impl ApiServer {
     fn non_resource(&self, path: &str, headers: &HeaderMap) -> Result<Response<Body>, SimError> {
         let types = self.core.types();
         let groups = discovery::group_map(&types);
-        let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let wants_aggregated = accept
-            .split(',')
-            .next()
-            .is_some_and(|first| first.contains("g=apidiscovery.k8s.io") && first.contains("v=v2") && !first.contains("v=v2beta1"));
+        let accept = headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let wants_aggregated = accept.split(',').next().is_some_and(|first| {
+            first.contains("g=apidiscovery.k8s.io")
+                && first.contains("v=v2")
+                && !first.contains("v=v2beta1")
+        });
         let aggregated = |core: bool| {
             let mut r = json_response(200, &discovery::aggregated(&groups, core));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"),
+                HeaderValue::from_static(
+                    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+                ),
             );
             r
         };
@@ -350,48 +393,100 @@ impl ApiServer {
         let a = &self.core.addresses;
         Ok(match segs.as_slice() {
             ["api"] if wants_aggregated => aggregated(true),
-            ["api"] => json_response(200, &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": format!("{}:{}", a.api_ip, a.api_port)}]})),
+            ["api"] => json_response(
+                200,
+                &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": format!("{}:{}", a.api_ip, a.api_port)}]}),
+            ),
             ["apis"] if wants_aggregated => aggregated(false),
             ["apis"] => json_response(200, &discovery::api_group_list(&groups)),
             ["api", v] => {
-                let ts = groups.iter().find(|(g, _)| g.is_empty()).and_then(|(_, vs)| vs.iter().find(|(x, _)| x == v)).map(|(_, ts)| ts.clone());
+                let ts = groups
+                    .iter()
+                    .find(|(g, _)| g.is_empty())
+                    .and_then(|(_, vs)| vs.iter().find(|(x, _)| x == v))
+                    .map(|(_, ts)| ts.clone());
                 match ts {
                     Some(ts) => json_response(200, &discovery::resource_list(v, &ts)),
-                    None => return Err(SimError::NotFound { resource: String::new(), name: path.to_string() }),
+                    None => {
+                        return Err(SimError::NotFound {
+                            resource: String::new(),
+                            name: path.to_string(),
+                        });
+                    }
                 }
             }
             ["apis", g] => match groups.iter().find(|(x, _)| x == g) {
                 Some((_, vs)) => json_response(200, &discovery::api_group(g, vs)),
-                None => return Err(SimError::NotFound { resource: String::new(), name: path.to_string() }),
+                None => {
+                    return Err(SimError::NotFound {
+                        resource: String::new(),
+                        name: path.to_string(),
+                    });
+                }
             },
             ["apis", g, v] => {
-                let ts = groups.iter().find(|(x, _)| x == g).and_then(|(_, vs)| vs.iter().find(|(x, _)| x == v)).map(|(_, ts)| ts.clone());
+                let ts = groups
+                    .iter()
+                    .find(|(x, _)| x == g)
+                    .and_then(|(_, vs)| vs.iter().find(|(x, _)| x == v))
+                    .map(|(_, ts)| ts.clone());
                 match ts {
-                    Some(ts) => json_response(200, &discovery::resource_list(&format!("{g}/{v}"), &ts)),
-                    None => return Err(SimError::NotFound { resource: String::new(), name: path.to_string() }),
+                    Some(ts) => {
+                        json_response(200, &discovery::resource_list(&format!("{g}/{v}"), &ts))
+                    }
+                    None => {
+                        return Err(SimError::NotFound {
+                            resource: String::new(),
+                            name: path.to_string(),
+                        });
+                    }
                 }
             }
-            ["version"] => json_response(200, &json!({
-                "major": "1", "minor": "33", "gitVersion": "v1.33.0-vaultkeeper-sim", "gitCommit": "", "gitTreeState": "clean",
-                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "", "compiler": "rustc", "platform": "linux/amd64"
-            })),
+            ["version"] => json_response(
+                200,
+                &json!({
+                    "major": "1", "minor": "33", "gitVersion": "v1.33.0-vaultkeeper-sim", "gitCommit": "", "gitTreeState": "clean",
+                    "buildDate": "2026-01-01T00:00:00Z", "goVersion": "", "compiler": "rustc", "platform": "linux/amd64"
+                }),
+            ),
             ["healthz"] | ["livez"] | ["readyz"] => {
                 let mut r = Response::new(full("ok"));
-                r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain"),
+                );
                 r
             }
-            ["openapi", "v3"] => json_response(200, &discovery::openapi_v3_root(&groups, self.core.store().revision())),
+            ["openapi", "v3"] => json_response(
+                200,
+                &discovery::openapi_v3_root(&groups, self.core.store().revision()),
+            ),
             ["openapi", "v3", rest @ ..] => {
                 let (g, v) = match rest {
                     ["api", v] => (String::new(), v.to_string()),
                     ["apis", g, v] => (g.to_string(), v.to_string()),
-                    _ => return Err(SimError::NotFound { resource: String::new(), name: path.to_string() }),
+                    _ => {
+                        return Err(SimError::NotFound {
+                            resource: String::new(),
+                            name: path.to_string(),
+                        });
+                    }
                 };
-                let ts = groups.iter().find(|(x, _)| *x == g).and_then(|(_, vs)| vs.iter().find(|(x, _)| *x == v)).map(|(_, ts)| ts.clone());
+                let ts = groups
+                    .iter()
+                    .find(|(x, _)| *x == g)
+                    .and_then(|(_, vs)| vs.iter().find(|(x, _)| *x == v))
+                    .map(|(_, ts)| ts.clone());
                 let Some(ts) = ts else {
-                    return Err(SimError::NotFound { resource: String::new(), name: path.to_string() });
+                    return Err(SimError::NotFound {
+                        resource: String::new(),
+                        name: path.to_string(),
+                    });
                 };
-                let meta = serde_json::to_value(schemars::schema_for!(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta)).unwrap_or(Value::Null);
+                let meta = serde_json::to_value(schemars::schema_for!(
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta
+                ))
+                .unwrap_or(Value::Null);
                 let mut meta = meta;
                 if let Value::Object(m) = &mut meta {
                     m.remove("$schema");
@@ -406,32 +501,71 @@ impl ApiServer {
                     name: "/openapi/v2 (not served: the simulated API server publishes OpenAPI v3 only, which kubectl 1.27+ uses)".into(),
                 });
             }
-            [".well-known", "openid-configuration"] => json_response(200, &json!({
-                "issuer": crate::pki::ISSUER,
-                "jwks_uri": format!("https://{}:{}/openid/v1/jwks", a.api_ip, a.api_port),
-                "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["ES256"]
-            })),
+            [".well-known", "openid-configuration"] => json_response(
+                200,
+                &json!({
+                    "issuer": crate::pki::ISSUER,
+                    "jwks_uri": format!("https://{}:{}/openid/v1/jwks", a.api_ip, a.api_port),
+                    "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["ES256"]
+                }),
+            ),
             ["openid", "v1", "jwks"] => json_response(200, &self.core.signer.jwks()),
-            _ => return Err(SimError::NotFound { resource: String::new(), name: path.to_string() }),
+            _ => {
+                return Err(SimError::NotFound {
+                    resource: String::new(),
+                    name: path.to_string(),
+                });
+            }
         })
     }
 
-    async fn resource(self: Arc<Self>, req: Request<Incoming>, p: ResourcePath, q: Query, verb: &str, user: &UserInfo) -> Result<Response<Body>, SimError> {
-        let rt = self.core.resolve(&p.group, &p.version, &p.plural).ok_or_else(|| SimError::NotFound {
-            resource: String::new(),
-            name: format!("the server could not find the requested resource ({} {})", p.plural, if p.group.is_empty() { p.version.clone() } else { format!("{}/{}", p.group, p.version) }),
-        })?;
-        if let Some(sub) = &p.subresource {
-            if !rt.has_subresource(sub) {
-                return Err(SimError::NotFound { resource: rt.qualified(), name: format!("{}/{sub}", p.name.clone().unwrap_or_default()) });
-            }
+    async fn resource(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        p: ResourcePath,
+        q: Query,
+        verb: &str,
+        user: &UserInfo,
+    ) -> Result<Response<Body>, SimError> {
+        let rt = self
+            .core
+            .resolve(&p.group, &p.version, &p.plural)
+            .ok_or_else(|| SimError::NotFound {
+                resource: String::new(),
+                name: format!(
+                    "the server could not find the requested resource ({} {})",
+                    p.plural,
+                    if p.group.is_empty() {
+                        p.version.clone()
+                    } else {
+                        format!("{}/{}", p.group, p.version)
+                    }
+                ),
+            })?;
+        if let Some(sub) = &p.subresource
+            && !rt.has_subresource(sub)
+        {
+            return Err(SimError::NotFound {
+                resource: rt.qualified(),
+                name: format!("{}/{sub}", p.name.clone().unwrap_or_default()),
+            });
         }
         if !rt.namespaced && p.namespace.is_some() {
-            return Err(SimError::NotFound { resource: rt.qualified(), name: p.name.clone().unwrap_or_default() });
+            return Err(SimError::NotFound {
+                resource: rt.qualified(),
+                name: p.name.clone().unwrap_or_default(),
+            });
         }
-        if rt.namespaced && p.namespace.is_none() && !matches!(verb, "list" | "watch") && !(rt.create_only() && rt.plural != "localsubjectaccessreviews") {
-            return Err(SimError::NotFound { resource: rt.qualified(), name: p.name.clone().unwrap_or_default() });
+        if rt.namespaced
+            && p.namespace.is_none()
+            && !matches!(verb, "list" | "watch")
+            && !(rt.create_only() && rt.plural != "localsubjectaccessreviews")
+        {
+            return Err(SimError::NotFound {
+                resource: rt.qualified(),
+                name: p.name.clone().unwrap_or_default(),
+            });
         }
         let attrs = Attributes {
             verb: verb.to_string(),
@@ -465,7 +599,11 @@ impl ApiServer {
         let ns = p.namespace.clone().unwrap_or_default();
         let name = p.name.clone().unwrap_or_default();
         let shape = shape_of(req.headers())?;
-        let manager_default = user_agent(req.headers()).split('/').next().unwrap_or_default().to_string();
+        let manager_default = user_agent(req.headers())
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let write_opts = |q: &Query| -> Result<WriteOptions, SimError> {
             let explicit = q.get("fieldManager").map(str::to_string);
             Ok(WriteOptions {
@@ -478,7 +616,11 @@ impl ApiServer {
                     Some("Strict") => FieldValidation::Strict,
                     Some("Warn") => FieldValidation::Warn,
                     Some("Ignore") => FieldValidation::Ignore,
-                    Some(other) => return Err(SimError::BadRequest(format!("fieldValidation: invalid value {other:?}: must be one of Ignore, Warn, Strict"))),
+                    Some(other) => {
+                        return Err(SimError::BadRequest(format!(
+                            "fieldValidation: invalid value {other:?}: must be one of Ignore, Warn, Strict"
+                        )));
+                    }
                 },
             })
         };
@@ -490,15 +632,28 @@ impl ApiServer {
             }
             _ => {}
         }
-        let body = if matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection") {
-            let content_type = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let body = if matches!(
+            verb,
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        ) {
+            let content_type = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             // Protobuf and CBOR are not served; 415 makes client-go fall back to JSON.
             if content_type.contains("protobuf") || content_type.contains("cbor") {
                 return Err(SimError::UnsupportedMediaType(format!(
                     "the body of the request was in an unknown format ({content_type}) - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
                 )));
             }
-            let bytes = req.into_body().collect().await.map_err(|e| SimError::BadRequest(format!("reading the request body: {e}")))?.to_bytes();
+            let bytes = req
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| SimError::BadRequest(format!("reading the request body: {e}")))?
+                .to_bytes();
             Some((content_type, bytes))
         } else {
             None
@@ -511,13 +666,17 @@ impl ApiServer {
                 std::str::from_utf8(b)
                     .ok()
                     .and_then(|s| serde_saphyr::from_str::<Value>(s).ok())
-                    .ok_or_else(|| SimError::BadRequest("the request body is neither JSON nor YAML".into()))
+                    .ok_or_else(|| {
+                        SimError::BadRequest("the request body is neither JSON nor YAML".into())
+                    })
             })
         };
         let written = |w: crate::core::Written| {
             let mut r = json_response(if w.created { 201 } else { 200 }, &w.object);
             for warn in &w.warnings {
-                if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", warn.replace('"', "\\\""))) {
+                if let Ok(v) =
+                    HeaderValue::from_str(&format!("299 - \"{}\"", warn.replace('"', "\\\"")))
+                {
                     r.headers_mut().append(http::header::WARNING, v);
                 }
             }
@@ -540,53 +699,91 @@ impl ApiServer {
             "watch" => {
                 let mut opts = list_options(&rt, &q)?;
                 if let Some(n) = &p.name {
-                    opts.fields.0.push(crate::selectors::FieldRequirement { field: "metadata.name".into(), value: n.clone(), negated: false });
+                    opts.fields.0.push(crate::selectors::FieldRequirement {
+                        field: "metadata.name".into(),
+                        value: n.clone(),
+                        negated: false,
+                    });
                 }
                 self.watch(rt, p.namespace.clone(), opts, shape, q).await
             }
             "create" => {
-                let Some((_, b)) = body else { return Err(SimError::BadRequest("missing body".into())) };
+                let Some((_, b)) = body else {
+                    return Err(SimError::BadRequest("missing body".into()));
+                };
                 let obj = decode(&b)?;
                 match (rt.plural.as_str(), p.subresource.as_deref()) {
                     ("tokenreviews", None) => Ok(json_response(201, &self.token_review(obj))),
-                    ("subjectaccessreviews", None) | ("selfsubjectaccessreviews", None) | ("localsubjectaccessreviews", None) => {
-                        Ok(json_response(201, &self.access_review(&rt, &ns, obj, user)?))
+                    ("subjectaccessreviews", None)
+                    | ("selfsubjectaccessreviews", None)
+                    | ("localsubjectaccessreviews", None) => Ok(json_response(
+                        201,
+                        &self.access_review(&rt, &ns, obj, user)?,
+                    )),
+                    ("serviceaccounts", Some("token")) => {
+                        Ok(json_response(201, &self.token_request(&ns, &name, obj)?))
                     }
-                    ("serviceaccounts", Some("token")) => Ok(json_response(201, &self.token_request(&ns, &name, obj)?)),
                     ("pods", Some("binding")) => {
                         self.bind_pod(&ns, &name, &obj)?;
-                        Ok(json_response(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+                        Ok(json_response(
+                            201,
+                            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                        ))
                     }
                     (_, None) => Ok(written(core.create(&rt, &ns, obj, &write_opts(&q)?)?)),
-                    (_, Some(sub)) => Err(SimError::MethodNotAllowed(format!("create is not supported on {}/{sub}", rt.plural))),
+                    (_, Some(sub)) => Err(SimError::MethodNotAllowed(format!(
+                        "create is not supported on {}/{sub}",
+                        rt.plural
+                    ))),
                 }
             }
             "update" => {
-                let Some((_, b)) = body else { return Err(SimError::BadRequest("missing body".into())) };
+                let Some((_, b)) = body else {
+                    return Err(SimError::BadRequest("missing body".into()));
+                };
                 let obj = decode(&b)?;
                 if p.subresource.as_deref() == Some("finalize") {
                     return Ok(json_response(200, &self.finalize_namespace(&name, &obj)?));
                 }
-                let w = core.update(&rt, &ns, &name, obj, p.subresource.as_deref(), &write_opts(&q)?)?;
+                let w = core.update(
+                    &rt,
+                    &ns,
+                    &name,
+                    obj,
+                    p.subresource.as_deref(),
+                    &write_opts(&q)?,
+                )?;
                 if p.subresource.as_deref() == Some("scale") {
                     return Ok(json_response(200, &core.get_scale(&rt, &ns, &name)?));
                 }
                 Ok(written(w))
             }
             "patch" => {
-                let Some((ct, b)) = body else { return Err(SimError::BadRequest("missing body".into())) };
+                let Some((ct, b)) = body else {
+                    return Err(SimError::BadRequest("missing body".into()));
+                };
                 let ptype = match ct.split(';').next().unwrap_or_default().trim() {
                     "application/json-patch+json" => PatchType::Json,
                     "application/merge-patch+json" => PatchType::Merge,
                     "application/strategic-merge-patch+json" => PatchType::Strategic,
-                    "application/apply-patch+yaml" | "application/apply-patch+cbor" => PatchType::Apply,
+                    "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+                        PatchType::Apply
+                    }
                     other => {
                         return Err(SimError::UnsupportedMediaType(format!(
                             "the body of the request was in an unknown format ({other:?}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
                         )));
                     }
                 };
-                let w = core.patch(&rt, &ns, &name, ptype, &b, p.subresource.as_deref(), &write_opts(&q)?)?;
+                let w = core.patch(
+                    &rt,
+                    &ns,
+                    &name,
+                    ptype,
+                    &b,
+                    p.subresource.as_deref(),
+                    &write_opts(&q)?,
+                )?;
                 if p.subresource.as_deref() == Some("scale") {
                     return Ok(json_response(200, &core.get_scale(&rt, &ns, &name)?));
                 }
@@ -603,9 +800,15 @@ impl ApiServer {
                 let b = body.map(|(_, b)| b).unwrap_or_default();
                 let opts = delete_options(&q, &decode(&b)?)?;
                 let list = list_options(&rt, &q)?;
-                Ok(json_response(200, &core.delete_collection(&rt, p.namespace.as_deref(), &list, &opts)?))
+                Ok(json_response(
+                    200,
+                    &core.delete_collection(&rt, p.namespace.as_deref(), &list, &opts)?,
+                ))
             }
-            _ => Err(SimError::MethodNotAllowed(format!("the server does not allow this method on the requested resource ({})", rt.plural))),
+            _ => Err(SimError::MethodNotAllowed(format!(
+                "the server does not allow this method on the requested resource ({})",
+                rt.plural
+            ))),
         }
     }
 
@@ -614,8 +817,18 @@ impl ApiServer {
             Shape::Object => obj,
             Shape::Metadata => table::partial_metadata(&obj),
             Shape::Table => {
-                let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
-                table::to_table(rt, &[obj], &rv, include_object(q), self.core.clock.now(), true)
+                let rv = obj["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                table::to_table(
+                    rt,
+                    &[obj],
+                    &rv,
+                    include_object(q),
+                    self.core.clock.now(),
+                    true,
+                )
             }
         }
     }
@@ -624,12 +837,26 @@ impl ApiServer {
         match shape {
             Shape::Object => list,
             Shape::Metadata => {
-                let items: Vec<Value> = list["items"].as_array().into_iter().flatten().map(table::partial_metadata).collect();
+                let items: Vec<Value> = list["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(table::partial_metadata)
+                    .collect();
                 json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list["metadata"], "items": items})
             }
             Shape::Table => {
                 let items: Vec<Value> = list["items"].as_array().cloned().unwrap_or_default();
-                let mut t = table::to_table(rt, &items, list["metadata"]["resourceVersion"].as_str().unwrap_or_default(), include_object(q), self.core.clock.now(), true);
+                let mut t = table::to_table(
+                    rt,
+                    &items,
+                    list["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or_default(),
+                    include_object(q),
+                    self.core.clock.now(),
+                    true,
+                );
                 if let Some(c) = list["metadata"].get("continue") {
                     t["metadata"]["continue"] = c.clone();
                 }
@@ -638,22 +865,40 @@ impl ApiServer {
         }
     }
 
-    async fn watch(self: Arc<Self>, rt: Arc<ResourceType>, ns: Option<String>, opts: ListOptions, shape: Shape, q: Query) -> Result<Response<Body>, SimError> {
+    async fn watch(
+        self: Arc<Self>,
+        rt: Arc<ResourceType>,
+        ns: Option<String>,
+        opts: ListOptions,
+        shape: Shape,
+        q: Query,
+    ) -> Result<Response<Body>, SimError> {
         let rv_param = q.get("resourceVersion").unwrap_or("").to_string();
         let send_initial = q.get("sendInitialEvents").map(|v| v == "true");
         let bookmarks = q.flag("allowWatchBookmarks");
-        let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs).unwrap_or(Duration::from_secs(1800));
+        let timeout = q
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(1800));
         if send_initial == Some(true) && q.get("resourceVersionMatch") != Some("NotOlderThan") {
             return Err(SimError::Invalid {
                 kind: "ListOptions".into(),
                 group: "meta.k8s.io".into(),
                 name: String::new(),
-                causes: vec![crate::error::Cause::new("FieldValueInvalid", "resourceVersionMatch", "Invalid value: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")],
+                causes: vec![crate::error::Cause::new(
+                    "FieldValueInvalid",
+                    "resourceVersionMatch",
+                    "Invalid value: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                )],
             });
         }
         let exact: Option<u64> = match rv_param.as_str() {
             "" | "0" => None,
-            v => Some(v.parse().map_err(|_| SimError::BadRequest(format!("invalid resource version {v:?}")))?),
+            v => Some(
+                v.parse()
+                    .map_err(|_| SimError::BadRequest(format!("invalid resource version {v:?}")))?,
+            ),
         };
         let initial_state = exact.is_none() || send_initial == Some(true);
         let (changes, mut rx, current, initial, gone) = {
@@ -691,7 +936,10 @@ impl ApiServer {
                     Shape::Object => v,
                     Shape::Metadata => table::partial_metadata(&v),
                     Shape::Table => {
-                        let rv = v["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+                        let rv = v["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
                         table::to_table(&rt, &[v], &rv, include, me.core.clock.now(), first)
                     }
                 }
@@ -755,16 +1003,34 @@ impl ApiServer {
                 }
             }
         });
-        let stream = futures::stream::unfold(body_rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx)) });
+        let stream = futures::stream::unfold(body_rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx))
+        });
         let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-        r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        r.headers_mut().insert(http::header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r.headers_mut().insert(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         Ok(r)
     }
 
     fn token_review(&self, obj: Value) -> Value {
-        let token = obj["spec"]["token"].as_str().unwrap_or_default().to_string();
-        let audiences: Vec<String> = obj["spec"]["audiences"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_string)).collect();
+        let token = obj["spec"]["token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let audiences: Vec<String> = obj["spec"]["audiences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
         let mut spec = obj["spec"].clone();
         // The token is not echoed back: it never needs to travel twice.
         if let Value::Object(m) = &mut spec {
@@ -772,30 +1038,56 @@ impl ApiServer {
         }
         let status = match auth::authenticate_jwt(&self.core, &token, &audiences) {
             Ok(u) => {
-                let auds = if audiences.is_empty() { vec![crate::pki::ISSUER.to_string()] } else { audiences };
+                let auds = if audiences.is_empty() {
+                    vec![crate::pki::ISSUER.to_string()]
+                } else {
+                    audiences
+                };
                 json!({"authenticated": true, "user": u.to_json(), "audiences": auds})
             }
-            Err(auth::TokenRejected(why)) => json!({"authenticated": false, "user": {}, "error": why}),
+            Err(auth::TokenRejected(why)) => {
+                json!({"authenticated": false, "user": {}, "error": why})
+            }
         };
         json!({"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1", "metadata": {"creationTimestamp": null}, "spec": spec, "status": status})
     }
 
-    fn access_review(&self, rt: &ResourceType, ns: &str, obj: Value, requester: &UserInfo) -> Result<Value, SimError> {
+    fn access_review(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        obj: Value,
+        requester: &UserInfo,
+    ) -> Result<Value, SimError> {
         let spec = &obj["spec"];
         let subject = if rt.plural == "selfsubjectaccessreviews" {
             requester.clone()
         } else {
             let user = spec["user"].as_str().unwrap_or_default().to_string();
-            let groups: Vec<String> = spec["groups"].as_array().into_iter().flatten().filter_map(|g| g.as_str().map(str::to_string)).collect();
+            let groups: Vec<String> = spec["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect();
             if user.is_empty() && groups.is_empty() {
                 return Err(SimError::Invalid {
                     kind: rt.kind.clone(),
                     group: rt.group.clone(),
                     name: String::new(),
-                    causes: vec![crate::error::Cause::new("FieldValueRequired", "spec.user", "Invalid value: \"\": at least one of user or group must be specified")],
+                    causes: vec![crate::error::Cause::new(
+                        "FieldValueRequired",
+                        "spec.user",
+                        "Invalid value: \"\": at least one of user or group must be specified",
+                    )],
                 });
             }
-            UserInfo { username: user, uid: spec["uid"].as_str().unwrap_or_default().to_string(), groups, extra: Default::default() }
+            UserInfo {
+                username: user,
+                uid: spec["uid"].as_str().unwrap_or_default().to_string(),
+                groups,
+                extra: Default::default(),
+            }
         };
         let a = if let Some(ra) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
             Attributes {
@@ -803,13 +1095,21 @@ impl ApiServer {
                 group: ra["group"].as_str().unwrap_or_default().to_string(),
                 resource: ra["resource"].as_str().unwrap_or_default().to_string(),
                 subresource: ra["subresource"].as_str().unwrap_or_default().to_string(),
-                namespace: if rt.plural == "localsubjectaccessreviews" { ns.to_string() } else { ra["namespace"].as_str().unwrap_or_default().to_string() },
+                namespace: if rt.plural == "localsubjectaccessreviews" {
+                    ns.to_string()
+                } else {
+                    ra["namespace"].as_str().unwrap_or_default().to_string()
+                },
                 name: ra["name"].as_str().unwrap_or_default().to_string(),
                 path: None,
             }
         } else {
             let nra = &spec["nonResourceAttributes"];
-            Attributes { verb: nra["verb"].as_str().unwrap_or_default().to_string(), path: Some(nra["path"].as_str().unwrap_or_default().to_string()), ..Default::default() }
+            Attributes {
+                verb: nra["verb"].as_str().unwrap_or_default().to_string(),
+                path: Some(nra["path"].as_str().unwrap_or_default().to_string()),
+                ..Default::default()
+            }
         };
         let allowed = auth::allowed(&self.core, &subject, &a);
         let mut out = obj.clone();
@@ -828,14 +1128,25 @@ impl ApiServer {
         let sa_t = self.core.core_type("serviceaccounts")?;
         let sa = self.core.get(&sa_t, ns, sa_name)?;
         let spec = &obj["spec"];
-        let audiences: Vec<String> = spec["audiences"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_string)).collect();
-        let exp = spec["expirationSeconds"].as_i64().unwrap_or(auth::DEFAULT_TOKEN_SECONDS);
+        let audiences: Vec<String> = spec["audiences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        let exp = spec["expirationSeconds"]
+            .as_i64()
+            .unwrap_or(auth::DEFAULT_TOKEN_SECONDS);
         if exp < 600 {
             return Err(SimError::Invalid {
                 kind: "TokenRequest".into(),
                 group: "authentication.k8s.io".into(),
                 name: sa_name.to_string(),
-                causes: vec![crate::error::Cause::new("FieldValueInvalid", "spec.expirationSeconds", "Invalid value: may not specify a duration less than 10 minutes")],
+                causes: vec![crate::error::Cause::new(
+                    "FieldValueInvalid",
+                    "spec.expirationSeconds",
+                    "Invalid value: may not specify a duration less than 10 minutes",
+                )],
             });
         }
         let pod = match spec["boundObjectRef"]["kind"].as_str() {
@@ -843,24 +1154,29 @@ impl ApiServer {
                 let pod_t = self.core.core_type("pods")?;
                 let pname = spec["boundObjectRef"]["name"].as_str().unwrap_or_default();
                 let pod = self.core.get(&pod_t, ns, pname)?;
-                if let Some(uid) = spec["boundObjectRef"]["uid"].as_str() {
-                    if pod["metadata"]["uid"] != uid {
-                        return Err(SimError::Conflict {
-                            resource: "pods".into(),
-                            name: pname.to_string(),
-                            message: format!("the UID in the bound object reference ({uid}) does not match the UID in record"),
-                            causes: Vec::new(),
-                        });
-                    }
+                if let Some(uid) = spec["boundObjectRef"]["uid"].as_str()
+                    && pod["metadata"]["uid"] != uid
+                {
+                    return Err(SimError::Conflict {
+                        resource: "pods".into(),
+                        name: pname.to_string(),
+                        message: format!(
+                            "the UID in the bound object reference ({uid}) does not match the UID in record"
+                        ),
+                        causes: Vec::new(),
+                    });
                 }
                 Some(pod)
             }
             Some(other) if !other.is_empty() => {
-                return Err(SimError::NotImplemented(format!("tokens bound to a {other} are not simulated (Pod only)")));
+                return Err(SimError::NotImplemented(format!(
+                    "tokens bound to a {other} are not simulated (Pod only)"
+                )));
             }
             _ => None,
         };
-        let (token, expiry) = auth::issue_token(&self.core, ns, &sa, &audiences, exp, pod.as_ref())?;
+        let (token, expiry) =
+            auth::issue_token(&self.core, ns, &sa, &audiences, exp, pod.as_ref())?;
         Ok(json!({
             "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"name": sa_name, "namespace": ns, "creationTimestamp": null},
@@ -878,16 +1194,37 @@ impl ApiServer {
             return Err(SimError::Conflict {
                 resource: "pods".into(),
                 name: name.to_string(),
-                message: format!("Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{existing}\""),
+                message: format!(
+                    "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{existing}\""
+                ),
                 causes: Vec::new(),
             });
         }
         let patch = json!({"spec": {"nodeName": node}});
-        let opts = WriteOptions { field_manager: "kube-scheduler".into(), ..Default::default() };
-        self.core.patch(&pod_t, ns, name, PatchType::Merge, patch.to_string().as_bytes(), None, &opts)?;
+        let opts = WriteOptions {
+            field_manager: "kube-scheduler".into(),
+            ..Default::default()
+        };
+        self.core.patch(
+            &pod_t,
+            ns,
+            name,
+            PatchType::Merge,
+            patch.to_string().as_bytes(),
+            None,
+            &opts,
+        )?;
         let now = self.core.clock.now_rfc3339();
         let status = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}]}});
-        self.core.patch(&pod_t, ns, name, PatchType::Strategic, status.to_string().as_bytes(), Some("status"), &opts)?;
+        self.core.patch(
+            &pod_t,
+            ns,
+            name,
+            PatchType::Strategic,
+            status.to_string().as_bytes(),
+            Some("status"),
+            &opts,
+        )?;
         Ok(())
     }
 
@@ -931,16 +1268,32 @@ impl ApiServer {
                 }
             }
         });
-        let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx)) });
+        let chunks = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx))
+        });
         let body = BodyExt::boxed(StreamBody::new(chunks));
         let mut r = Response::new(body);
-        r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
         Ok(r)
     }
 
-    async fn exec(&self, mut req: Request<Incoming>, ns: &str, name: &str, q: &Query) -> Result<Response<Body>, SimError> {
+    async fn exec(
+        &self,
+        mut req: Request<Incoming>,
+        ns: &str,
+        name: &str,
+        q: &Query,
+    ) -> Result<Response<Body>, SimError> {
         let headers = req.headers();
-        let is_ws = headers.get(http::header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        let is_ws = headers
+            .get(http::header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
         if !is_ws {
             return Err(SimError::NotImplemented(
                 "pods/exec over SPDY is not simulated: use the websocket protocol (v5.channel.k8s.io or v4.channel.k8s.io), which kubectl 1.31+ and kube::Client speak".into(),
@@ -966,13 +1319,22 @@ impl ApiServer {
         let container = container_for(&pod, q.get("container"))?;
         let command = q.all("command");
         if command.is_empty() {
-            return Err(SimError::BadRequest("you must specify at least 1 command".into()));
+            return Err(SimError::BadRequest(
+                "you must specify at least 1 command".into(),
+            ));
         }
         let stdin = q.flag("stdin");
         let tty = q.flag("tty");
         let io = self.pod_io()?;
         let streams = io
-            .exec(ExecRequest { namespace: ns.to_string(), pod: name.to_string(), container, command, stdin, tty })
+            .exec(ExecRequest {
+                namespace: ns.to_string(),
+                pod: name.to_string(),
+                container,
+                command,
+                stdin,
+                tty,
+            })
             .await?;
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
         let upgrade = hyper::upgrade::on(&mut req);
@@ -991,39 +1353,63 @@ impl ApiServer {
         *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = r.headers_mut();
         h.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
-        h.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("Upgrade"),
+        );
         if let Ok(v) = HeaderValue::from_str(&accept) {
             h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
         }
-        h.insert(http::header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+        h.insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(protocol),
+        );
         Ok(r)
     }
 }
 
 fn container_for(pod: &Value, requested: Option<&str>) -> Result<String, SimError> {
-    let names: Vec<&str> = pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    let names: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
     match requested.filter(|c| !c.is_empty()) {
         Some(c) if names.contains(&c) => Ok(c.to_string()),
         Some(c) => Err(SimError::BadRequest(format!(
             "container {c} is not valid for pod {}",
             pod["metadata"]["name"].as_str().unwrap_or_default()
         ))),
-        None => names.first().map(|s| s.to_string()).ok_or_else(|| SimError::BadRequest("the pod has no containers".into())),
+        None => names
+            .first()
+            .map(|s| s.to_string())
+            .ok_or_else(|| SimError::BadRequest("the pod has no containers".into())),
     }
 }
 
 /// Relays an exec between the websocket and the process, in the channel protocol:
 /// byte 0 of each binary message is the stream (0 stdin, 1 stdout, 2 stderr, 3 error
 /// status, 4 resize); v5 adds `[255, n]` to close stream n.
-async fn relay_exec<S>(ws: tokio_tungstenite::WebSocketStream<S>, streams: crate::podio::ExecStreams, v5: bool)
-where
+async fn relay_exec<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    streams: crate::podio::ExecStreams,
+    v5: bool,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     use tokio_tungstenite::tungstenite::Message;
     let (mut sink, mut source) = ws.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(64);
-    let crate::podio::ExecStreams { stdin, mut stdout, mut stderr, exit } = streams;
-    let pump = |mut r: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>, ch: u8, tx: mpsc::Sender<Message>| async move {
+    let crate::podio::ExecStreams {
+        stdin,
+        mut stdout,
+        mut stderr,
+        exit,
+    } = streams;
+    let pump = |mut r: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+                ch: u8,
+                tx: mpsc::Sender<Message>| async move {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             match r.read(&mut buf).await {
@@ -1039,8 +1425,16 @@ where
             }
         }
     };
-    let out_task = tokio::spawn(pump(std::mem::replace(&mut stdout, Box::pin(tokio::io::empty())), 1, out_tx.clone()));
-    let err_task = tokio::spawn(pump(std::mem::replace(&mut stderr, Box::pin(tokio::io::empty())), 2, out_tx.clone()));
+    let out_task = tokio::spawn(pump(
+        std::mem::replace(&mut stdout, Box::pin(tokio::io::empty())),
+        1,
+        out_tx.clone(),
+    ));
+    let err_task = tokio::spawn(pump(
+        std::mem::replace(&mut stderr, Box::pin(tokio::io::empty())),
+        2,
+        out_tx.clone(),
+    ));
     let writer = tokio::spawn(async move {
         while let Some(m) = out_rx.recv().await {
             let close = matches!(m, Message::Close(_));
@@ -1061,10 +1455,10 @@ where
             };
             match data.first() {
                 Some(0) => {
-                    if let Some(s) = stdin.as_mut() {
-                        if s.write_all(&data[1..]).await.is_err() {
-                            stdin = None;
-                        }
+                    if let Some(s) = stdin.as_mut()
+                        && s.write_all(&data[1..]).await.is_err()
+                    {
+                        stdin = None;
                     }
                 }
                 Some(255) if v5 && data.get(1) == Some(&0) => {
@@ -1084,18 +1478,24 @@ where
     let _ = err_task.await;
     let status = match code {
         ExecExit::Code(0) => json!({"metadata": {}, "status": "Success"}),
-        ExecExit::Code(c) => json!({"metadata": {}, "status": "Failure", "message": format!("command terminated with non-zero exit code: exit status {c}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": c.to_string()}]}}),
-        ExecExit::Signal(s) => json!({"metadata": {}, "status": "Failure", "message": format!("command terminated by signal {s}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": (128 + s).to_string()}]}}),
+        ExecExit::Code(c) => {
+            json!({"metadata": {}, "status": "Failure", "message": format!("command terminated with non-zero exit code: exit status {c}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": c.to_string()}]}})
+        }
+        ExecExit::Signal(s) => {
+            json!({"metadata": {}, "status": "Failure", "message": format!("command terminated by signal {s}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": (128 + s).to_string()}]}})
+        }
     };
     let mut m = vec![3u8];
     m.extend_from_slice(status.to_string().as_bytes());
     let _ = out_tx.send(Message::Binary(m.into())).await;
     // A normal close (1000): kubectl treats a close without a status code as an error.
     let _ = out_tx
-        .send(Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-            code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
-            reason: "".into(),
-        })))
+        .send(Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+                reason: "".into(),
+            },
+        )))
         .await;
     drop(out_tx);
     let _ = writer.await;
@@ -1111,48 +1511,75 @@ fn include_object(q: &Query) -> IncludeObject {
 }
 
 fn list_options(rt: &ResourceType, q: &Query) -> Result<ListOptions, SimError> {
-    let kind = if rt.custom().is_some() { "" } else { rt.kind.as_str() };
+    let kind = if rt.custom().is_some() {
+        ""
+    } else {
+        rt.kind.as_str()
+    };
     Ok(ListOptions {
         labels: LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?,
         fields: FieldSelector::parse(q.get("fieldSelector").unwrap_or(""), kind)?,
         limit: q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0),
-        continue_token: q.get("continue").filter(|c| !c.is_empty()).map(str::to_string),
+        continue_token: q
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
         resource_version: q.get("resourceVersion").map(str::to_string),
         resource_version_match: q.get("resourceVersionMatch").map(str::to_string),
     })
 }
 
 fn delete_options(q: &Query, body: &Value) -> Result<DeleteOptions, SimError> {
-    let mut propagation = body["propagationPolicy"].as_str().or(q.get("propagationPolicy")).map(str::to_string);
-    if propagation.is_none() {
-        if let Some(orphan) = body["orphanDependents"].as_bool().or(q.get("orphanDependents").map(|v| v == "true")) {
-            propagation = Some(if orphan { "Orphan" } else { "Background" }.to_string());
-        }
+    let mut propagation = body["propagationPolicy"]
+        .as_str()
+        .or(q.get("propagationPolicy"))
+        .map(str::to_string);
+    if propagation.is_none()
+        && let Some(orphan) = body["orphanDependents"]
+            .as_bool()
+            .or(q.get("orphanDependents").map(|v| v == "true"))
+    {
+        propagation = Some(if orphan { "Orphan" } else { "Background" }.to_string());
     }
-    let grace = body["gracePeriodSeconds"].as_i64().or_else(|| q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+    let grace = body["gracePeriodSeconds"]
+        .as_i64()
+        .or_else(|| q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
     if grace.is_some_and(|g| g < 0) {
-        return Err(SimError::BadRequest("gracePeriodSeconds must be non-negative".into()));
+        return Err(SimError::BadRequest(
+            "gracePeriodSeconds must be non-negative".into(),
+        ));
     }
-    let dry = body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All")) || q.get("dryRun") == Some("All");
+    let dry = body["dryRun"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|v| v == "All"))
+        || q.get("dryRun") == Some("All");
     Ok(DeleteOptions {
         grace_period: grace,
         propagation,
         precondition_uid: body["preconditions"]["uid"].as_str().map(str::to_string),
-        precondition_rv: body["preconditions"]["resourceVersion"].as_str().map(str::to_string),
+        precondition_rv: body["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
         dry_run: dry,
     })
 }
 
 /// Maps a stored change onto the event a watcher with these selectors sees: an object
 /// moving into the selection is ADDED, out of it DELETED (watch semantics of the cacher).
-fn filter_change(rt: &ResourceType, ns: Option<&str>, opts: &ListOptions, c: &Change) -> Option<(&'static str, Value)> {
+fn filter_change(
+    rt: &ResourceType,
+    ns: Option<&str>,
+    opts: &ListOptions,
+    c: &Change,
+) -> Option<(&'static str, Value)> {
     if c.storage != rt.storage {
         return None;
     }
-    if let Some(ns) = ns {
-        if rt.namespaced && c.namespace != ns {
-            return None;
-        }
+    if let Some(ns) = ns
+        && rt.namespaced
+        && c.namespace != ns
+    {
+        return None;
     }
     let matches = |o: &Value| {
         let view = Core::to_view(rt, o);
@@ -1183,16 +1610,40 @@ mod tests {
             Route::NonResource(_) => panic!("{p} is a resource path"),
         };
         let p = r("/api/v1/namespaces/vault/pods/vault-0/exec");
-        assert_eq!((p.namespace.as_deref(), p.plural.as_str(), p.name.as_deref(), p.subresource.as_deref()), (Some("vault"), "pods", Some("vault-0"), Some("exec")));
+        assert_eq!(
+            (
+                p.namespace.as_deref(),
+                p.plural.as_str(),
+                p.name.as_deref(),
+                p.subresource.as_deref()
+            ),
+            (Some("vault"), "pods", Some("vault-0"), Some("exec"))
+        );
         let p = r("/api/v1/namespaces/vault");
-        assert_eq!((p.namespace, p.plural.as_str(), p.name.as_deref()), (None, "namespaces", Some("vault")));
+        assert_eq!(
+            (p.namespace, p.plural.as_str(), p.name.as_deref()),
+            (None, "namespaces", Some("vault"))
+        );
         let p = r("/api/v1/namespaces/vault/finalize");
-        assert_eq!((p.plural.as_str(), p.name.as_deref(), p.subresource.as_deref()), ("namespaces", Some("vault"), Some("finalize")));
+        assert_eq!(
+            (
+                p.plural.as_str(),
+                p.name.as_deref(),
+                p.subresource.as_deref()
+            ),
+            ("namespaces", Some("vault"), Some("finalize"))
+        );
         let p = r("/apis/apps/v1/statefulsets");
-        assert_eq!((p.group.as_str(), p.plural.as_str(), p.name), ("apps", "statefulsets", None));
+        assert_eq!(
+            (p.group.as_str(), p.plural.as_str(), p.name),
+            ("apps", "statefulsets", None)
+        );
         let p = r("/api/v1/watch/namespaces/a/pods");
         assert!(p.legacy_watch);
         assert_eq!(parse_path("/apis"), Route::NonResource("/apis".into()));
-        assert_eq!(parse_path("/apis/apps/v1"), Route::NonResource("/apis/apps/v1".into()));
+        assert_eq!(
+            parse_path("/apis/apps/v1"),
+            Route::NonResource("/apis/apps/v1".into())
+        );
     }
 }

@@ -240,10 +240,10 @@ pub fn remove_at(obj: &mut Value, path: &[PathElem]) {
         if let Ok(probe) = serde_json::from_str::<Map<String, Value>>(key) {
             items.retain(|i| !probe.iter().all(|(k, v)| i.get(k) == Some(v)));
         }
-    } else if let Some(val) = last.strip_prefix("v:") {
-        if let Ok(probe) = serde_json::from_str::<Value>(val) {
-            items.retain(|i| *i != probe);
-        }
+    } else if let Some(val) = last.strip_prefix("v:")
+        && let Ok(probe) = serde_json::from_str::<Value>(val)
+    {
+        items.retain(|i| *i != probe);
     }
 }
 
@@ -425,7 +425,9 @@ pub fn apply(
             } else {
                 let lines: Vec<String> = conflicts
                     .iter()
-                    .map(|(m, v, p)| format!("conflict with \"{m}\" using {v}: {}", display_path(p)))
+                    .map(|(m, v, p)| {
+                        format!("conflict with \"{m}\" using {v}: {}", display_path(p))
+                    })
                     .collect();
                 format!("Apply failed with {n} conflicts: {}", lines.join("\n"))
             };
@@ -455,12 +457,16 @@ pub fn apply(
                 m.remove("status");
             }
             Scope::StatusOnly => {
-                m.retain(|k, _| matches!(k.as_str(), "status" | "apiVersion" | "kind" | "metadata"));
+                m.retain(|k, _| {
+                    matches!(k.as_str(), "status" | "apiVersion" | "kind" | "metadata")
+                });
             }
             Scope::Whole => {}
         }
         if let Some(Value::Object(meta)) = m.get_mut("metadata") {
-            meta.retain(|k, _| !IGNORED_METADATA.contains(&k.as_str()) || k == "name" || k == "namespace");
+            meta.retain(|k, _| {
+                !IGNORED_METADATA.contains(&k.as_str()) || k == "name" || k == "namespace"
+            });
             meta.remove("managedFields");
         }
     }
@@ -474,7 +480,11 @@ pub fn apply(
         .unwrap_or_default();
     let mut removed: Vec<&FieldPath> = previous
         .difference(&applied_set)
-        .filter(|p| !entries.iter().any(|e| !is_self(e) && owns_path_or_child(&e.fields, p)))
+        .filter(|p| {
+            !entries
+                .iter()
+                .any(|e| !is_self(e) && owns_path_or_child(&e.fields, p))
+        })
         .filter(|p| !applied_set.iter().any(|a| a.starts_with(p)))
         .collect();
     // Deepest first, so removing an item does not shift paths of its children.
@@ -580,7 +590,10 @@ mod tests {
             json!({})
         );
         assert_eq!(v["f:spec"]["f:replicas"], json!({}));
-        assert!(v["f:metadata"].get("f:name").is_none(), "name is server-owned, never managed");
+        assert!(
+            v["f:metadata"].get("f:name").is_none(),
+            "name is server-owned, never managed"
+        );
         assert_eq!(from_fields_v1(&v), set);
     }
 
@@ -588,59 +601,188 @@ mod tests {
     fn apply_conflicts_with_another_managers_different_value_unless_forced() {
         // SSA docs, "Conflicts": a conflict is an apply that changes a field another
         // manager owns; force takes ownership.
-        let first = apply(&json!({}), &sts(3, "a"), &BuiltinLists, &req("op", false), "statefulsets.apps", "vault").unwrap();
-        let e = apply(&first, &sts(5, "a"), &BuiltinLists, &req("kubectl", false), "statefulsets.apps", "vault")
-            .unwrap_err();
+        let first = apply(
+            &json!({}),
+            &sts(3, "a"),
+            &BuiltinLists,
+            &req("op", false),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap();
+        let e = apply(
+            &first,
+            &sts(5, "a"),
+            &BuiltinLists,
+            &req("kubectl", false),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap_err();
         assert_eq!(e.code(), 409);
         assert_eq!(
             e.to_string(),
             "Apply failed with 1 conflict: conflict with \"op\" using apps/v1: .spec.replicas"
         );
         // Same value: shared ownership, no conflict.
-        let shared = apply(&first, &sts(3, "a"), &BuiltinLists, &req("kubectl", false), "statefulsets.apps", "vault").unwrap();
+        let shared = apply(
+            &first,
+            &sts(3, "a"),
+            &BuiltinLists,
+            &req("kubectl", false),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap();
         assert_eq!(parse_managed(&shared).len(), 2);
-        let forced = apply(&first, &sts(5, "a"), &BuiltinLists, &req("kubectl", true), "statefulsets.apps", "vault").unwrap();
+        let forced = apply(
+            &first,
+            &sts(5, "a"),
+            &BuiltinLists,
+            &req("kubectl", true),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap();
         assert_eq!(forced["spec"]["replicas"], 5);
-        let op = parse_managed(&forced).into_iter().find(|e| e.manager == "op").unwrap();
-        assert!(!op.fields.contains(&vec!["f:spec".to_string(), "f:replicas".to_string()]));
+        let op = parse_managed(&forced)
+            .into_iter()
+            .find(|e| e.manager == "op")
+            .unwrap();
+        assert!(
+            !op.fields
+                .contains(&vec!["f:spec".to_string(), "f:replicas".to_string()])
+        );
     }
 
     #[test]
     fn fields_a_manager_stops_applying_are_removed_unless_someone_else_owns_them() {
         // SSA docs, "Field management": removing a field from the applied config removes
         // it from the object when no other manager owns it.
-        let first = apply(&json!({}), &sts(3, "a"), &BuiltinLists, &req("op", false), "statefulsets.apps", "vault").unwrap();
+        let first = apply(
+            &json!({}),
+            &sts(3, "a"),
+            &BuiltinLists,
+            &req("op", false),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap();
         let mut less = sts(3, "a");
         less["metadata"].as_object_mut().unwrap().remove("labels");
-        let out = apply(&first, &less, &BuiltinLists, &req("op", false), "statefulsets.apps", "vault").unwrap();
-        assert!(out["metadata"].get("labels").is_none_or(|l| l.get("a").is_none()));
+        let out = apply(
+            &first,
+            &less,
+            &BuiltinLists,
+            &req("op", false),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap();
+        assert!(
+            out["metadata"]
+                .get("labels")
+                .is_none_or(|l| l.get("a").is_none())
+        );
 
-        let shared = apply(&first, &sts(3, "a"), &BuiltinLists, &req("other", false), "statefulsets.apps", "vault").unwrap();
-        let out = apply(&shared, &less, &BuiltinLists, &req("op", false), "statefulsets.apps", "vault").unwrap();
-        assert_eq!(out["metadata"]["labels"]["a"], "1", "still owned by 'other'");
+        let shared = apply(
+            &first,
+            &sts(3, "a"),
+            &BuiltinLists,
+            &req("other", false),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap();
+        let out = apply(
+            &shared,
+            &less,
+            &BuiltinLists,
+            &req("op", false),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap();
+        assert_eq!(
+            out["metadata"]["labels"]["a"], "1",
+            "still owned by 'other'"
+        );
     }
 
     #[test]
     fn update_takes_ownership_of_changed_fields() {
-        let first = apply(&json!({}), &sts(3, "a"), &BuiltinLists, &req("op", false), "statefulsets.apps", "vault").unwrap();
+        let first = apply(
+            &json!({}),
+            &sts(3, "a"),
+            &BuiltinLists,
+            &req("op", false),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap();
         let mut new = first.clone();
         new["spec"]["replicas"] = json!(4);
-        track_update(&first, &mut new, &BuiltinLists, "kubectl-edit", "apps/v1", "", Scope::NoStatus, "t");
+        track_update(
+            &first,
+            &mut new,
+            &BuiltinLists,
+            "kubectl-edit",
+            "apps/v1",
+            "",
+            Scope::NoStatus,
+            "t",
+        );
         let entries = parse_managed(&new);
-        let edit = entries.iter().find(|e| e.manager == "kubectl-edit").unwrap();
+        let edit = entries
+            .iter()
+            .find(|e| e.manager == "kubectl-edit")
+            .unwrap();
         assert_eq!(edit.operation, "Update");
-        assert!(edit.fields.contains(&vec!["f:spec".to_string(), "f:replicas".to_string()]));
+        assert!(
+            edit.fields
+                .contains(&vec!["f:spec".to_string(), "f:replicas".to_string()])
+        );
         // Now the operator re-applying 3 conflicts with kubectl-edit.
-        let e = apply(&new, &sts(3, "a"), &BuiltinLists, &req("op", false), "statefulsets.apps", "vault").unwrap_err();
+        let e = apply(
+            &new,
+            &sts(3, "a"),
+            &BuiltinLists,
+            &req("op", false),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("kubectl-edit"));
     }
 
     #[test]
     fn keyed_items_merge_instead_of_replacing() {
-        let first = apply(&json!({}), &sts(3, "a"), &BuiltinLists, &req("op", false), "statefulsets.apps", "vault").unwrap();
+        let first = apply(
+            &json!({}),
+            &sts(3, "a"),
+            &BuiltinLists,
+            &req("op", false),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap();
         let side = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "vault"},
             "spec": {"template": {"spec": {"containers": [{"name": "side", "image": "s"}]}}}});
-        let out = apply(&first, &side, &BuiltinLists, &req("other", false), "statefulsets.apps", "vault").unwrap();
-        assert_eq!(out["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 2);
+        let out = apply(
+            &first,
+            &side,
+            &BuiltinLists,
+            &req("other", false),
+            "statefulsets.apps",
+            "vault",
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

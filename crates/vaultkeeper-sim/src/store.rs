@@ -131,8 +131,14 @@ impl Store {
         self.rv += 1;
         let rv = self.rv;
         obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let obj = Arc::new(obj);
         let old = self
             .objects
@@ -205,12 +211,7 @@ impl Store {
                 self.compacted
             )));
         }
-        Ok(self
-            .history
-            .iter()
-            .filter(|c| c.rv > rv)
-            .cloned()
-            .collect())
+        Ok(self.history.iter().filter(|c| c.rv > rv).cloned().collect())
     }
 
     /// The objects of a storage as they were at revision `rv` (for consistent paging with
@@ -229,11 +230,8 @@ impl Store {
                 "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".into(),
             ));
         }
-        let mut snapshot: BTreeMap<Key, Arc<Value>> = self
-            .objects
-            .get(storage)
-            .cloned()
-            .unwrap_or_default();
+        let mut snapshot: BTreeMap<Key, Arc<Value>> =
+            self.objects.get(storage).cloned().unwrap_or_default();
         for c in self.history.iter().rev().take_while(|c| c.rv > rv) {
             if c.storage != storage {
                 continue;
@@ -271,8 +269,16 @@ mod tests {
         let mut s = Store::new(100);
         let a = s.put("/cm", obj("a", 1));
         let b = s.put("/cm", obj("a", 2));
-        let ra: u64 = a["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
-        let rb: u64 = b["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+        let ra: u64 = a["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let rb: u64 = b["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(rb > ra);
         assert_eq!(s.revision(), rb);
     }

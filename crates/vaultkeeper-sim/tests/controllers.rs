@@ -13,7 +13,9 @@ use std::time::Duration;
 use vaultkeeper_sim::{SimCluster, SimConfig};
 
 async fn cluster(slot: u8) -> SimCluster {
-    SimCluster::start(SimConfig::for_slot(50 + slot)).await.expect("cluster starts")
+    SimCluster::start(SimConfig::for_slot(50 + slot))
+        .await
+        .expect("cluster starts")
 }
 
 async fn eventually<F, Fut, T>(what: &str, mut f: F) -> T
@@ -34,7 +36,9 @@ where
 async fn mark_running(pods: &Api<Pod>, name: &str, ip: &str, ready: bool) {
     let status = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
         "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}});
-    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
 }
 
 /// Stand-in kubelet, second duty: a pod being deleted gracefully is gone once its
@@ -43,8 +47,17 @@ fn finish_terminations(pods: Api<Pod>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             if let Ok(l) = pods.list(&ListParams::default()).await {
-                for p in l.items.iter().filter(|p| p.metadata.deletion_timestamp.is_some()) {
-                    let _ = pods.delete(p.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default().grace_period(0)).await;
+                for p in l
+                    .items
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_some())
+                {
+                    let _ = pods
+                        .delete(
+                            p.metadata.name.as_deref().unwrap_or_default(),
+                            &DeleteParams::default().grace_period(0),
+                        )
+                        .await;
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -76,12 +89,22 @@ async fn statefulset_parallel_creates_ordinal_pods_and_claims_that_outlive_their
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let pvcs: Api<PersistentVolumeClaim> = Api::default_namespaced(client.clone());
     let kubelet = finish_terminations(pods.clone());
-    sets.create(&PostParams::default(), &sts("Parallel", "OnDelete", 3)).await.unwrap();
+    sets.create(&PostParams::default(), &sts("Parallel", "OnDelete", 3))
+        .await
+        .unwrap();
     let names = eventually("three pods", || {
         let pods = pods.clone();
         async move {
-            let l = pods.list(&ListParams::default().labels("component=server")).await.ok()?;
-            (l.items.len() == 3).then(|| l.items.iter().map(|p| p.metadata.name.clone().unwrap()).collect::<Vec<_>>())
+            let l = pods
+                .list(&ListParams::default().labels("component=server"))
+                .await
+                .ok()?;
+            (l.items.len() == 3).then(|| {
+                l.items
+                    .iter()
+                    .map(|p| p.metadata.name.clone().unwrap())
+                    .collect::<Vec<_>>()
+            })
         }
     })
     .await;
@@ -91,45 +114,94 @@ async fn statefulset_parallel_creates_ordinal_pods_and_claims_that_outlive_their
     assert_eq!(spec.hostname.as_deref(), Some("vault-0"));
     assert_eq!(spec.subdomain.as_deref(), Some("vault-internal"));
     assert_eq!(spec.node_name.as_deref(), Some("sim-node"), "scheduled");
-    let claim = spec.volumes.unwrap().into_iter().find(|v| v.name == "data").unwrap();
-    assert_eq!(claim.persistent_volume_claim.unwrap().claim_name, "data-vault-0");
+    let claim = spec
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "data")
+        .unwrap();
+    assert_eq!(
+        claim.persistent_volume_claim.unwrap().claim_name,
+        "data-vault-0"
+    );
     assert!(spec.service_account_name.as_deref() == Some("default"));
     let labels = p0.metadata.labels.unwrap();
     assert_eq!(labels["statefulset.kubernetes.io/pod-name"], "vault-0");
     assert_eq!(labels["apps.kubernetes.io/pod-index"], "0");
     let pvc = eventually("claim bound", || {
         let pvcs = pvcs.clone();
-        async move { pvcs.get("data-vault-0").await.ok().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")) }
+        async move {
+            pvcs.get("data-vault-0")
+                .await
+                .ok()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
+        }
     })
     .await;
     let pvc_uid = pvc.metadata.uid.clone();
     // A deleted pod comes back with the same name and the same claim.
     let old_uid = p0.metadata.uid.clone();
-    pods.delete("vault-0", &DeleteParams::default().grace_period(0)).await.unwrap();
+    pods.delete("vault-0", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     eventually("vault-0 recreated", || {
         let pods = pods.clone();
         let old_uid = old_uid.clone();
-        async move { pods.get("vault-0").await.ok().filter(|p| p.metadata.uid != old_uid) }
+        async move {
+            pods.get("vault-0")
+                .await
+                .ok()
+                .filter(|p| p.metadata.uid != old_uid)
+        }
     })
     .await;
-    assert_eq!(pvcs.get("data-vault-0").await.unwrap().metadata.uid, pvc_uid, "the claim survived");
+    assert_eq!(
+        pvcs.get("data-vault-0").await.unwrap().metadata.uid,
+        pvc_uid,
+        "the claim survived"
+    );
     for (i, n) in names.iter().enumerate() {
         mark_running(&pods, n, &format!("127.21.51.{}", 10 + i), true).await;
     }
     let status = eventually("status counts ready pods", || {
         let sets = sets.clone();
-        async move { sets.get("vault").await.ok()?.status.filter(|s| s.ready_replicas == Some(3)) }
+        async move {
+            sets.get("vault")
+                .await
+                .ok()?
+                .status
+                .filter(|s| s.ready_replicas == Some(3))
+        }
     })
     .await;
     assert_eq!(status.observed_generation, Some(1));
     // Scale subresource.
-    sets.patch_scale("vault", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}}))).await.unwrap();
+    sets.patch_scale(
+        "vault",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .unwrap();
     eventually("scaled down to one", || {
         let pods = pods.clone();
-        async move { (pods.list(&ListParams::default().labels("component=server")).await.ok()?.items.len() == 1).then_some(()) }
+        async move {
+            (pods
+                .list(&ListParams::default().labels("component=server"))
+                .await
+                .ok()?
+                .items
+                .len()
+                == 1)
+                .then_some(())
+        }
     })
     .await;
-    assert_eq!(pvcs.list(&ListParams::default()).await.unwrap().items.len(), 3, "claims are retained on scale-down");
+    assert_eq!(
+        pvcs.list(&ListParams::default()).await.unwrap().items.len(),
+        3,
+        "claims are retained on scale-down"
+    );
     kubelet.abort();
     c.shutdown().await;
 }
@@ -143,14 +215,22 @@ async fn statefulset_ordered_ready_and_rolling_update() {
     let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let kubelet = finish_terminations(pods.clone());
-    sets.create(&PostParams::default(), &sts("OrderedReady", "RollingUpdate", 2)).await.unwrap();
+    sets.create(
+        &PostParams::default(),
+        &sts("OrderedReady", "RollingUpdate", 2),
+    )
+    .await
+    .unwrap();
     eventually("vault-0", || {
         let pods = pods.clone();
         async move { pods.get("vault-0").await.ok() }
     })
     .await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(pods.get_opt("vault-1").await.unwrap().is_none(), "waits for vault-0 to be ready");
+    assert!(
+        pods.get_opt("vault-1").await.unwrap().is_none(),
+        "waits for vault-0 to be ready"
+    );
     mark_running(&pods, "vault-0", "127.21.52.10", true).await;
     eventually("vault-1", || {
         let pods = pods.clone();
@@ -158,7 +238,9 @@ async fn statefulset_ordered_ready_and_rolling_update() {
     })
     .await;
     mark_running(&pods, "vault-1", "127.21.52.11", true).await;
-    let rev0 = pods.get("vault-0").await.unwrap().metadata.labels.unwrap()["controller-revision-hash"].clone();
+    let rev0 =
+        pods.get("vault-0").await.unwrap().metadata.labels.unwrap()["controller-revision-hash"]
+            .clone();
     sets.patch("vault", &PatchParams::default(), &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "vault", "image": "openbao/openbao:2.7.3"}]}}}})))
         .await
         .unwrap();
@@ -166,17 +248,30 @@ async fn statefulset_ordered_ready_and_rolling_update() {
     let new1 = eventually("vault-1 replaced", || {
         let pods = pods.clone();
         let rev0 = rev0.clone();
-        async move { pods.get("vault-1").await.ok().filter(|p| p.metadata.labels.as_ref().unwrap()["controller-revision-hash"] != rev0) }
+        async move {
+            pods.get("vault-1")
+                .await
+                .ok()
+                .filter(|p| p.metadata.labels.as_ref().unwrap()["controller-revision-hash"] != rev0)
+        }
     })
     .await;
-    assert_eq!(pods.get("vault-0").await.unwrap().metadata.labels.unwrap()["controller-revision-hash"], rev0);
+    assert_eq!(
+        pods.get("vault-0").await.unwrap().metadata.labels.unwrap()["controller-revision-hash"],
+        rev0
+    );
     let image = new1.spec.unwrap().containers[0].image.clone().unwrap();
     assert_eq!(image, "openbao/openbao:2.7.3");
     mark_running(&pods, "vault-1", "127.21.52.11", true).await;
     eventually("vault-0 replaced", || {
         let pods = pods.clone();
         let rev0 = rev0.clone();
-        async move { pods.get("vault-0").await.ok().filter(|p| p.metadata.labels.as_ref().unwrap()["controller-revision-hash"] != rev0) }
+        async move {
+            pods.get("vault-0")
+                .await
+                .ok()
+                .filter(|p| p.metadata.labels.as_ref().unwrap()["controller-revision-hash"] != rev0)
+        }
     })
     .await;
     // Changing claim templates is forbidden, as on a real cluster.
@@ -184,7 +279,10 @@ async fn statefulset_ordered_ready_and_rolling_update() {
         .patch("vault", &PatchParams::default(), &Patch::Merge(json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20Gi"}}}}]}})))
         .await
         .unwrap_err();
-    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 422 && s.message.contains("Forbidden: updates to statefulset spec")), "{err:?}");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 422 && s.message.contains("Forbidden: updates to statefulset spec")),
+        "{err:?}"
+    );
     kubelet.abort();
     c.shutdown().await;
 }
@@ -207,14 +305,32 @@ async fn endpoints_follow_pod_labels_and_readiness() {
     let active: Service = serde_json::from_value(json!({"metadata": {"name": "vault-active"}, "spec": {"selector": {"app": "vault", "openbao-active": "true"}, "ports": [{"name": "http", "port": 8200}]}})).unwrap();
     let internal: Service = serde_json::from_value(json!({"metadata": {"name": "vault-internal"}, "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {"app": "vault"}, "ports": [{"name": "http", "port": 8200}]}})).unwrap();
     let svc = svcs.create(&PostParams::default(), &active).await.unwrap();
-    assert!(svc.spec.unwrap().cluster_ip.unwrap().starts_with("127.20.53."), "cluster IPs come from the configured loopback range");
-    svcs.create(&PostParams::default(), &internal).await.unwrap();
+    assert!(
+        svc.spec
+            .unwrap()
+            .cluster_ip
+            .unwrap()
+            .starts_with("127.20.53."),
+        "cluster IPs come from the configured loopback range"
+    );
+    svcs.create(&PostParams::default(), &internal)
+        .await
+        .unwrap();
     let ips = |e: &Endpoints| -> Vec<String> {
-        e.subsets.iter().flatten().flat_map(|s| s.addresses.iter().flatten().map(|a| a.ip.clone())).collect()
+        e.subsets
+            .iter()
+            .flatten()
+            .flat_map(|s| s.addresses.iter().flatten().map(|a| a.ip.clone()))
+            .collect()
     };
     let e = eventually("internal endpoints", || {
         let eps = eps.clone();
-        async move { eps.get("vault-internal").await.ok().filter(|e| e.subsets.is_some()) }
+        async move {
+            eps.get("vault-internal")
+                .await
+                .ok()
+                .filter(|e| e.subsets.is_some())
+        }
     })
     .await;
     assert_eq!(ips(&e), ["127.21.53.10", "127.21.53.11"]);
@@ -224,25 +340,49 @@ async fn endpoints_follow_pod_labels_and_readiness() {
     // vault-1 is the leader but not ready: it appears as not ready.
     let e = eventually("active endpoints", || {
         let eps = eps.clone();
-        async move { eps.get("vault-active").await.ok().filter(|e| e.subsets.is_some()) }
+        async move {
+            eps.get("vault-active")
+                .await
+                .ok()
+                .filter(|e| e.subsets.is_some())
+        }
     })
     .await;
     assert!(ips(&e).is_empty());
-    assert_eq!(e.subsets.unwrap()[0].not_ready_addresses.as_ref().unwrap()[0].ip, "127.21.53.11");
+    assert_eq!(
+        e.subsets.unwrap()[0].not_ready_addresses.as_ref().unwrap()[0].ip,
+        "127.21.53.11"
+    );
     mark_running(&pods, "vault-1", "127.21.53.11", true).await;
     eventually("leader ready in endpoints", || {
         let eps = eps.clone();
-        async move { eps.get("vault-active").await.ok().filter(|e| ips(e) == ["127.21.53.11"]) }
+        async move {
+            eps.get("vault-active")
+                .await
+                .ok()
+                .filter(|e| ips(e) == ["127.21.53.11"])
+        }
     })
     .await;
-    let slice = slices.list(&ListParams::default().labels("kubernetes.io/service-name=vault-active")).await.unwrap();
+    let slice = slices
+        .list(&ListParams::default().labels("kubernetes.io/service-name=vault-active"))
+        .await
+        .unwrap();
     assert_eq!(slice.items.len(), 1);
     let value: Value = serde_json::to_value(&slice.items[0]).unwrap();
     assert_eq!(value["endpoints"][0]["addresses"][0], "127.21.53.11");
-    svcs.delete("vault-active", &DeleteParams::default()).await.unwrap();
+    svcs.delete("vault-active", &DeleteParams::default())
+        .await
+        .unwrap();
     eventually("endpoints removed with the service", || {
         let eps = eps.clone();
-        async move { eps.get_opt("vault-active").await.unwrap().is_none().then_some(()) }
+        async move {
+            eps.get_opt("vault-active")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
     })
     .await;
     c.shutdown().await;
@@ -261,11 +401,25 @@ async fn job_completes_and_cronjob_fires_on_the_driven_clock() {
     let cj: CronJob = serde_json::from_value(json!({"metadata": {"name": "vault-backup"}, "spec": {"schedule": "0 13 * * 4", "jobTemplate": {"spec": {"template": template}}}})).unwrap();
     cjs.create(&PostParams::default(), &cj).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(jobs.list(&ListParams::default()).await.unwrap().items.is_empty(), "nothing due yet");
+    assert!(
+        jobs.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "nothing due yet"
+    );
     c.clock().advance(jiff::SignedDuration::from_hours(24 * 8));
     let job = eventually("a job for the missed Thursday", || {
         let jobs = jobs.clone();
-        async move { jobs.list(&ListParams::default()).await.ok()?.items.into_iter().next() }
+        async move {
+            jobs.list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()
+        }
     })
     .await;
     let name = job.metadata.name.clone().unwrap();
@@ -274,24 +428,58 @@ async fn job_completes_and_cronjob_fires_on_the_driven_clock() {
     let t = jiff::Timestamp::from_second(minutes * 60).unwrap();
     assert_eq!(t.strftime("%a %H:%M").to_string(), "Thu 13:00");
     let sel = job.spec.as_ref().unwrap().selector.clone().unwrap();
-    assert!(sel.match_labels.unwrap().contains_key("batch.kubernetes.io/controller-uid"));
+    assert!(
+        sel.match_labels
+            .unwrap()
+            .contains_key("batch.kubernetes.io/controller-uid")
+    );
     let pod = eventually("the job's pod", || {
         let pods = pods.clone();
         let name = name.clone();
-        async move { pods.list(&ListParams::default().labels(&format!("job-name={name}"))).await.ok()?.items.into_iter().next() }
+        async move {
+            pods.list(&ListParams::default().labels(&format!("job-name={name}")))
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()
+        }
     })
     .await;
-    pods.patch_status(pod.metadata.name.as_deref().unwrap(), &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Succeeded"}}))).await.unwrap();
+    pods.patch_status(
+        pod.metadata.name.as_deref().unwrap(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Succeeded"}})),
+    )
+    .await
+    .unwrap();
     let done = eventually("job complete", || {
         let jobs = jobs.clone();
         let name = name.clone();
-        async move { jobs.get(&name).await.ok()?.status.filter(|s| s.succeeded == Some(1) && s.completion_time.is_some()) }
+        async move {
+            jobs.get(&name)
+                .await
+                .ok()?
+                .status
+                .filter(|s| s.succeeded == Some(1) && s.completion_time.is_some())
+        }
     })
     .await;
-    assert!(done.conditions.unwrap().iter().any(|c| c.type_ == "Complete" && c.status == "True"));
+    assert!(
+        done.conditions
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "Complete" && c.status == "True")
+    );
     let status = eventually("cronjob records success", || {
         let cjs = cjs.clone();
-        async move { cjs.get("vault-backup").await.ok()?.status.filter(|s| s.last_successful_time.is_some()) }
+        async move {
+            cjs.get("vault-backup")
+                .await
+                .ok()?
+                .status
+                .filter(|s| s.last_successful_time.is_some())
+        }
     })
     .await;
     assert!(status.last_schedule_time.is_some());

@@ -16,7 +16,10 @@ struct Kubectl<'a> {
 
 impl<'a> Kubectl<'a> {
     fn new(c: &'a SimCluster) -> Self {
-        Kubectl { kubeconfig: c.kubeconfig_path(), dir: tempfile::tempdir().unwrap() }
+        Kubectl {
+            kubeconfig: c.kubeconfig_path(),
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -50,7 +53,9 @@ impl<'a> Kubectl<'a> {
 const DEMO: &str = "apiVersion: vaultkeeper.io/v1alpha1\nkind: VaultCluster\nmetadata:\n  name: demo\nspec:\n  image: openbao/openbao:2.7.2\n";
 
 async fn cluster(slot: u8) -> SimCluster {
-    SimCluster::start(SimConfig::for_slot(10 + slot)).await.expect("cluster starts")
+    SimCluster::start(SimConfig::for_slot(10 + slot))
+        .await
+        .expect("cluster starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,9 +64,17 @@ async fn kubectl_applies_crd_and_object_client_side_then_server_side_and_prints_
     let k = Kubectl::new(&c);
     let crd = k.file("crd.yaml", VAULTCLUSTER_CRD);
     let out = k.ok(&["apply", "-f", &crd]);
-    assert!(out.contains("customresourcedefinition.apiextensions.k8s.io/vaultclusters.vaultkeeper.io created"), "{out}");
+    assert!(
+        out.contains(
+            "customresourcedefinition.apiextensions.k8s.io/vaultclusters.vaultkeeper.io created"
+        ),
+        "{out}"
+    );
     let vc = k.file("vc.yaml", DEMO);
-    assert!(k.ok(&["apply", "-f", &vc]).contains("vaultcluster.vaultkeeper.io/demo created"));
+    assert!(
+        k.ok(&["apply", "-f", &vc])
+            .contains("vaultcluster.vaultkeeper.io/demo created")
+    );
     // Re-applying an unchanged manifest changes nothing.
     assert!(k.ok(&["apply", "-f", &vc]).contains("unchanged"));
     // Printer columns come from the CRD; the default (3) was applied by the server.
@@ -71,26 +84,69 @@ async fn kubectl_applies_crd_and_object_client_side_then_server_side_and_prints_
     assert_eq!(header, ["NAME", "REPLICAS", "PHASE", "READY", "AGE"]);
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(&row[..2], ["demo", "3"]);
-    assert!(row[2].ends_with('s'), "age column prints as a duration: {row:?}");
+    assert!(
+        row[2].ends_with('s'),
+        "age column prints as a duration: {row:?}"
+    );
     // Short name resolves through discovery.
-    assert!(k.ok(&["get", "vc", "demo", "-o", "name"]).contains("vaultcluster.vaultkeeper.io/demo"));
+    assert!(
+        k.ok(&["get", "vc", "demo", "-o", "name"])
+            .contains("vaultcluster.vaultkeeper.io/demo")
+    );
     // Server-side apply takes over the fields with the kubectl field manager.
     let out = k.ok(&["apply", "--server-side", "--force-conflicts", "-f", &vc]);
     assert!(out.contains("serverside-applied"), "{out}");
-    let obj: Value = serde_json::from_str(&k.ok(&["get", "vc", "demo", "-o", "json", "--show-managed-fields"])).unwrap();
-    let managers: Vec<&str> = obj["metadata"]["managedFields"].as_array().unwrap().iter().map(|m| m["manager"].as_str().unwrap()).collect();
+    let obj: Value =
+        serde_json::from_str(&k.ok(&["get", "vc", "demo", "-o", "json", "--show-managed-fields"]))
+            .unwrap();
+    let managers: Vec<&str> = obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
     assert!(managers.contains(&"kubectl"), "{managers:?}");
     // A conflicting server-side apply from another manager is refused with the field named.
-    let five = k.file("vc5.yaml", &DEMO.replace("image: openbao/openbao:2.7.2", "image: openbao/openbao:2.7.2\n  replicas: 5"));
+    let five = k.file(
+        "vc5.yaml",
+        &DEMO.replace(
+            "image: openbao/openbao:2.7.2",
+            "image: openbao/openbao:2.7.2\n  replicas: 5",
+        ),
+    );
     // The creator owns the defaulted replicas, so the operator must force to take it.
-    let refused = k.run(&["apply", "--server-side", "--field-manager", "operator", "-f", &five]);
+    let refused = k.run(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "operator",
+        "-f",
+        &five,
+    ]);
     assert!(!refused.status.success());
-    k.ok(&["apply", "--server-side", "--force-conflicts", "--field-manager", "operator", "-f", &five]);
-    let seven = k.file("vc7.yaml", &DEMO.replace("image: openbao/openbao:2.7.2", "image: openbao/openbao:2.7.2\n  replicas: 7"));
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager",
+        "operator",
+        "-f",
+        &five,
+    ]);
+    let seven = k.file(
+        "vc7.yaml",
+        &DEMO.replace(
+            "image: openbao/openbao:2.7.2",
+            "image: openbao/openbao:2.7.2\n  replicas: 7",
+        ),
+    );
     let out2 = k.run(&["apply", "--server-side", "-f", &seven]);
     assert!(!out2.status.success());
     let err = String::from_utf8_lossy(&out2.stderr);
-    assert!(err.contains("conflict") && err.contains(".spec.replicas") && err.contains("operator"), "{err}");
+    assert!(
+        err.contains("conflict") && err.contains(".spec.replicas") && err.contains("operator"),
+        "{err}"
+    );
     c.shutdown().await;
 }
 
@@ -101,34 +157,87 @@ async fn kubectl_get_yaml_explain_patch_and_validation_errors() {
     k.ok(&["apply", "-f", &k.file("crd.yaml", VAULTCLUSTER_CRD)]);
     k.ok(&["apply", "-f", &k.file("vc.yaml", DEMO)]);
     let yaml = k.ok(&["get", "vc", "demo", "-o", "yaml"]);
-    for want in ["apiVersion: vaultkeeper.io/v1alpha1", "kind: VaultCluster", "generation: 1", "replicas: 3", "uid:", "creationTimestamp:"] {
+    for want in [
+        "apiVersion: vaultkeeper.io/v1alpha1",
+        "kind: VaultCluster",
+        "generation: 1",
+        "replicas: 3",
+        "uid:",
+        "creationTimestamp:",
+    ] {
         assert!(yaml.contains(want), "{want} missing from\n{yaml}");
     }
     let explain = k.ok(&["explain", "vaultcluster.spec.replicas"]);
     assert!(explain.contains("Number of Vault pods."), "{explain}");
     // Merge patch bumps generation; a status patch does not.
-    k.ok(&["patch", "vc", "demo", "--type=merge", "-p", r#"{"spec":{"replicas":5}}"#]);
-    k.ok(&["patch", "vc", "demo", "--subresource=status", "--type=merge", "-p", r#"{"status":{"phase":"Running"}}"#]);
+    k.ok(&[
+        "patch",
+        "vc",
+        "demo",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":5}}"#,
+    ]);
+    k.ok(&[
+        "patch",
+        "vc",
+        "demo",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Running"}}"#,
+    ]);
     let obj: Value = serde_json::from_str(&k.ok(&["get", "vc", "demo", "-o", "json"])).unwrap();
     assert_eq!(obj["spec"]["replicas"], 5);
     assert_eq!(obj["status"]["phase"], "Running");
     assert_eq!(obj["metadata"]["generation"], 2);
     // JSON patch works on custom objects too.
-    k.ok(&["patch", "vc", "demo", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/image","value":"openbao/openbao:2.7.3"}]"#]);
+    k.ok(&[
+        "patch",
+        "vc",
+        "demo",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/image","value":"openbao/openbao:2.7.3"}]"#,
+    ]);
     // Schema and CEL failures come back as the real server words them.
-    let bad = k.run(&["patch", "vc", "demo", "--type=merge", "-p", r#"{"spec":{"replicas":9}}"#]);
+    let bad = k.run(&[
+        "patch",
+        "vc",
+        "demo",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":9}}"#,
+    ]);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("spec.replicas: Invalid value: 9: spec.replicas in body should be less than or equal to 7"), "{err}");
-    let even = k.run(&["patch", "vc", "demo", "--type=merge", "-p", r#"{"spec":{"replicas":4}}"#]);
+    let even = k.run(&[
+        "patch",
+        "vc",
+        "demo",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":4}}"#,
+    ]);
     assert!(String::from_utf8_lossy(&even.stderr).contains("replicas must be odd"));
     // Strategic merge patch is refused for custom resources, as by the real server.
-    let smp = k.run(&["patch", "vc", "demo", "--type=strategic", "-p", r#"{"spec":{"replicas":3}}"#]);
+    let smp = k.run(&[
+        "patch",
+        "vc",
+        "demo",
+        "--type=strategic",
+        "-p",
+        r#"{"spec":{"replicas":3}}"#,
+    ]);
     assert!(!smp.status.success());
     // Unknown fields are refused under kubectl's default strict validation.
     let unknown = k.file("bad.yaml", &DEMO.replace("spec:\n", "spec:\n  bogus: 1\n"));
     let out = k.run(&["apply", "-f", &unknown]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("unknown field \"spec.bogus\""), "{err}");
+    assert!(
+        !out.status.success() && err.contains("unknown field \"spec.bogus\""),
+        "{err}"
+    );
     c.shutdown().await;
 }
 
@@ -141,7 +250,10 @@ async fn kubectl_describe_shows_events_recorded_through_events_k8s_io() {
     let obj: Value = serde_json::from_str(&k.ok(&["get", "vc", "demo", "-o", "json"])).unwrap();
     // The operator's recorder writes events.k8s.io/v1 Events; describe reads core/v1.
     let client = c.client().unwrap();
-    let reporter = kube::runtime::events::Reporter { controller: "vaultkeeper".into(), instance: Some("op-0".into()) };
+    let reporter = kube::runtime::events::Reporter {
+        controller: "vaultkeeper".into(),
+        instance: Some("op-0".into()),
+    };
     let recorder = kube::runtime::events::Recorder::new(client, reporter);
     let reference = k8s_openapi::api::core::v1::ObjectReference {
         api_version: Some("vaultkeeper.io/v1alpha1".into()),
@@ -165,7 +277,10 @@ async fn kubectl_describe_shows_events_recorded_through_events_k8s_io() {
         .await
         .expect("event recorded");
     let out = k.ok(&["describe", "vc", "demo"]);
-    assert!(out.contains("Initialized") && out.contains("cluster initialized on demo-0"), "{out}");
+    assert!(
+        out.contains("Initialized") && out.contains("cluster initialized on demo-0"),
+        "{out}"
+    );
     let events = k.ok(&["get", "events"]);
     assert!(events.contains("vaultcluster/demo"), "{events}");
     c.shutdown().await;
@@ -176,14 +291,31 @@ async fn kubectl_delete_keeps_the_object_until_the_last_finalizer_goes() {
     let c = cluster(4).await;
     let k = Kubectl::new(&c);
     k.ok(&["apply", "-f", &k.file("crd.yaml", VAULTCLUSTER_CRD)]);
-    let with_fin = DEMO.replace("  name: demo\n", "  name: demo\n  finalizers: [vaultkeeper.io/cleanup]\n");
+    let with_fin = DEMO.replace(
+        "  name: demo\n",
+        "  name: demo\n  finalizers: [vaultkeeper.io/cleanup]\n",
+    );
     k.ok(&["apply", "-f", &k.file("vc.yaml", &with_fin)]);
     k.ok(&["delete", "vc", "demo", "--wait=false"]);
     let obj: Value = serde_json::from_str(&k.ok(&["get", "vc", "demo", "-o", "json"])).unwrap();
-    assert!(obj["metadata"]["deletionTimestamp"].is_string(), "marked for deletion, still there");
-    k.ok(&["patch", "vc", "demo", "--type=json", "-p", r#"[{"op":"remove","path":"/metadata/finalizers"}]"#]);
+    assert!(
+        obj["metadata"]["deletionTimestamp"].is_string(),
+        "marked for deletion, still there"
+    );
+    k.ok(&[
+        "patch",
+        "vc",
+        "demo",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
     let gone = k.run(&["get", "vc", "demo"]);
-    assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"), "{}", String::from_utf8_lossy(&gone.stderr));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("NotFound"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
     c.shutdown().await;
 }
 
@@ -205,12 +337,29 @@ async fn kubectl_wait_for_condition_returns_when_the_status_says_so() {
     });
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "AllPodsReady", "message": "3/3 ready", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
-    k.ok(&["patch", "vc", "demo", "--subresource=status", "--type=merge", "-p", &status.to_string()]);
-    let out = tokio::task::spawn_blocking(move || waiter.join().unwrap()).await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    k.ok(&[
+        "patch",
+        "vc",
+        "demo",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+    ]);
+    let out = tokio::task::spawn_blocking(move || waiter.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("condition met"));
     let cols = k.ok(&["get", "vc", "demo"]);
-    assert!(cols.lines().nth(1).unwrap().contains("True"), "Ready column: {cols}");
+    assert!(
+        cols.lines().nth(1).unwrap().contains("True"),
+        "Ready column: {cols}"
+    );
     c.shutdown().await;
 }
 
@@ -218,12 +367,23 @@ async fn kubectl_wait_for_condition_returns_when_the_status_says_so() {
 async fn kubectl_exec_and_logs_reach_a_running_pod() {
     // Needs root and the OpenBao binary (scripts/install-tools.sh): the pod really runs.
     let mut cfg = SimConfig::for_slot(16);
-    cfg.pods = Some(vaultkeeper_sim::kubelet::KubeletConfig { bao: common::bao(), vaultkeeper: None, backoff: None });
-    let c = SimCluster::start(cfg).await.expect("cluster with a kubelet");
+    cfg.pods = Some(vaultkeeper_sim::kubelet::KubeletConfig {
+        bao: common::bao(),
+        vaultkeeper: None,
+        backoff: None,
+    });
+    let c = SimCluster::start(cfg)
+        .await
+        .expect("cluster with a kubelet");
     let k = Kubectl::new(&c);
     let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: shell\nspec:\n  containers:\n  - name: main\n    image: openbao/openbao:2.7.2\n    command: [\"/bin/sh\", \"-c\", \"echo hello from the pod; exec sleep 3600\"]\n";
     k.ok(&["apply", "-f", &k.file("pod.yaml", pod)]);
-    k.ok(&["wait", "--for=condition=Ready", "pod/shell", "--timeout=60s"]);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/shell",
+        "--timeout=60s",
+    ]);
     let logs = k.ok(&["logs", "shell"]);
     assert_eq!(logs.trim(), "hello from the pod");
     // stdin reaches the command; stdout comes back.
@@ -242,12 +402,25 @@ async fn kubectl_exec_and_logs_reach_a_running_pod() {
         stdin.write_all(b"through stdin\n").unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
     // The exit code of the command is kubectl's exit code.
     let failed = k.run(&["exec", "shell", "--", "sh", "-c", "exit 3"]);
-    assert_eq!(failed.status.code(), Some(3), "{}", String::from_utf8_lossy(&failed.stderr));
+    assert_eq!(
+        failed.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
     // Every exec is in the audit, with its argv.
-    assert!(c.exec_audit().iter().any(|r| r.argv == ["sh", "-c", "exit 3"]));
+    assert!(
+        c.exec_audit()
+            .iter()
+            .any(|r| r.argv == ["sh", "-c", "exit 3"])
+    );
     c.shutdown().await;
 }

@@ -38,10 +38,12 @@ struct Args {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let mut config = SimConfig::default();
-    config.api_address = args.api_address;
-    config.api_port = args.api_port;
-    config.state_dir = args.state_dir;
+    let mut config = SimConfig {
+        api_address: args.api_address,
+        api_port: args.api_port,
+        state_dir: args.state_dir,
+        ..SimConfig::default()
+    };
     if let Some(bao) = args.bao {
         config.pods = Some(vaultkeeper_sim::kubelet::KubeletConfig {
             bao,

@@ -11,14 +11,19 @@ use crate::selectors::LabelSelector;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+/// Ready addresses, not-ready addresses and the ports they share.
+type AddressGroup = (Vec<Value>, Vec<Value>, Vec<Value>);
+
 /// The `subsets` of an Endpoints object for a Service and candidate pods (pure).
 pub fn subsets(svc: &Value, pods: &[&Value]) -> Vec<Value> {
     let publish_all = svc["spec"]["publishNotReadyAddresses"] == json!(true);
     let svc_name = name_of(svc);
     // Group addresses by their resolved port list, as the real controller does.
-    let mut groups: BTreeMap<String, (Vec<Value>, Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, AddressGroup> = BTreeMap::new();
     for pod in pods {
-        let Some(ip) = pod["status"]["podIP"].as_str().filter(|s| !s.is_empty()) else { continue };
+        let Some(ip) = pod["status"]["podIP"].as_str().filter(|s| !s.is_empty()) else {
+            continue;
+        };
         if terminating(pod) && !publish_all {
             continue;
         }
@@ -27,8 +32,10 @@ pub fn subsets(svc: &Value, pods: &[&Value]) -> Vec<Value> {
             .into_iter()
             .flatten()
             .filter_map(|p| {
-                let target = resolve_target_port(pod, &p["targetPort"]).or_else(|| p["port"].as_i64())?;
-                let mut e = json!({"port": target, "protocol": p["protocol"].as_str().unwrap_or("TCP")});
+                let target =
+                    resolve_target_port(pod, &p["targetPort"]).or_else(|| p["port"].as_i64())?;
+                let mut e =
+                    json!({"port": target, "protocol": p["protocol"].as_str().unwrap_or("TCP")});
                 if let Some(n) = p["name"].as_str() {
                     e["name"] = json!(n);
                 }
@@ -39,13 +46,15 @@ pub fn subsets(svc: &Value, pods: &[&Value]) -> Vec<Value> {
         if let Some(n) = pod["spec"]["nodeName"].as_str() {
             addr["nodeName"] = json!(n);
         }
-        if pod["spec"]["subdomain"] == svc_name {
-            if let Some(h) = pod["spec"]["hostname"].as_str() {
-                addr["hostname"] = json!(h);
-            }
+        if pod["spec"]["subdomain"] == svc_name
+            && let Some(h) = pod["spec"]["hostname"].as_str()
+        {
+            addr["hostname"] = json!(h);
         }
         let key = serde_json::to_string(&ports).unwrap_or_default();
-        let entry = groups.entry(key).or_insert_with(|| (Vec::new(), Vec::new(), ports.clone()));
+        let entry = groups
+            .entry(key)
+            .or_insert_with(|| (Vec::new(), Vec::new(), ports.clone()));
         if pod_ready(pod) || publish_all {
             entry.0.push(addr);
         } else {
@@ -96,15 +105,28 @@ pub fn pass(core: &Core) {
     let opts = manager("endpoint-controller");
     let services = core.list_raw(&svc_t, None);
     for svc in &services {
-        let Some(sel) = svc["spec"]["selector"].as_object().filter(|s| !s.is_empty()) else { continue };
+        let Some(sel) = svc["spec"]["selector"]
+            .as_object()
+            .filter(|s| !s.is_empty())
+        else {
+            continue;
+        };
         if terminating(svc) {
             continue;
         }
         let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = name_of(svc);
-        let selector = LabelSelector::from_map(&sel.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect());
+        let selector = LabelSelector::from_map(
+            &sel.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect(),
+        );
         let all = core.list_raw(&pod_t, Some(ns));
-        let pods: Vec<&Value> = all.iter().map(|p| p.as_ref()).filter(|p| selector.matches_object(p)).collect();
+        let pods: Vec<&Value> = all
+            .iter()
+            .map(|p| p.as_ref())
+            .filter(|p| selector.matches_object(p))
+            .collect();
         let subsets = subsets(svc, &pods);
         let mut ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": ns}});
         if let Some(l) = svc["metadata"].get("labels") {
@@ -114,7 +136,9 @@ pub fn pass(core: &Core) {
             ep["subsets"] = json!(subsets);
         }
         match core.get_raw(&ep_t, ns, name) {
-            Some(cur) if cur["subsets"] == ep["subsets"] && cur["metadata"]["labels"] == ep["metadata"]["labels"] => {}
+            Some(cur)
+                if cur["subsets"] == ep["subsets"]
+                    && cur["metadata"]["labels"] == ep["metadata"]["labels"] => {}
             Some(cur) => {
                 ep["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
                 let _ = core.update(&ep_t, ns, name, ep, None, &opts);
@@ -138,13 +162,20 @@ pub fn pass(core: &Core) {
     }
 }
 
-fn write_slice(core: &Core, es_t: &std::sync::Arc<crate::kinds::ResourceType>, svc: &Value, pods: &[&Value]) {
+fn write_slice(
+    core: &Core,
+    es_t: &std::sync::Arc<crate::kinds::ResourceType>,
+    svc: &Value,
+    pods: &[&Value],
+) {
     let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
     let svc_name = name_of(svc);
     let publish_all = svc["spec"]["publishNotReadyAddresses"] == json!(true);
     let mut endpoints = Vec::new();
     for pod in pods {
-        let Some(ip) = pod["status"]["podIP"].as_str().filter(|s| !s.is_empty()) else { continue };
+        let Some(ip) = pod["status"]["podIP"].as_str().filter(|s| !s.is_empty()) else {
+            continue;
+        };
         let ready = pod_ready(pod) && !terminating(pod);
         let mut e = json!({
             "addresses": [ip],
@@ -154,10 +185,10 @@ fn write_slice(core: &Core, es_t: &std::sync::Arc<crate::kinds::ResourceType>, s
         if let Some(n) = pod["spec"]["nodeName"].as_str() {
             e["nodeName"] = json!(n);
         }
-        if pod["spec"]["subdomain"] == svc_name {
-            if let Some(h) = pod["spec"]["hostname"].as_str() {
-                e["hostname"] = json!(h);
-            }
+        if pod["spec"]["subdomain"] == svc_name
+            && let Some(h) = pod["spec"]["hostname"].as_str()
+        {
+            e["hostname"] = json!(h);
         }
         endpoints.push(e);
     }
@@ -208,7 +239,10 @@ mod tests {
     #[test]
     fn ready_and_not_ready_addresses_and_publish_not_ready() {
         let svc = json!({"metadata": {"name": "vault-active"}, "spec": {"ports": [{"name": "http", "port": 8200, "targetPort": "http"}]}});
-        let (a, b) = (pod("vault-0", "127.21.0.10", true), pod("vault-1", "127.21.0.11", false));
+        let (a, b) = (
+            pod("vault-0", "127.21.0.10", true),
+            pod("vault-1", "127.21.0.11", false),
+        );
         let s = subsets(&svc, &[&a, &b]);
         assert_eq!(s[0]["addresses"][0]["ip"], "127.21.0.10");
         assert_eq!(s[0]["notReadyAddresses"][0]["ip"], "127.21.0.11");
@@ -216,6 +250,9 @@ mod tests {
         let internal = json!({"metadata": {"name": "vault-internal"}, "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "ports": [{"port": 8200}]}});
         let s = subsets(&internal, &[&a, &b]);
         assert_eq!(s[0]["addresses"].as_array().unwrap().len(), 2);
-        assert_eq!(s[0]["addresses"][0]["hostname"], "vault-0", "pods under the governing service get hostnames");
+        assert_eq!(
+            s[0]["addresses"][0]["hostname"], "vault-0",
+            "pods under the governing service get hostnames"
+        );
     }
 }

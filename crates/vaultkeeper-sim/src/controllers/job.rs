@@ -23,7 +23,15 @@ pub enum JobStep {
 }
 
 /// Decides the next step from counts and spec (pure).
-pub fn decide(completions: i64, parallelism: i64, backoff_limit: i64, active: i64, succeeded: i64, failed: i64, suspended: bool) -> JobStep {
+pub fn decide(
+    completions: i64,
+    parallelism: i64,
+    backoff_limit: i64,
+    active: i64,
+    succeeded: i64,
+    failed: i64,
+    suspended: bool,
+) -> JobStep {
     if succeeded >= completions {
         return JobStep::Complete;
     }
@@ -36,18 +44,26 @@ pub fn decide(completions: i64, parallelism: i64, backoff_limit: i64, active: i6
     let remaining = completions - succeeded - active;
     let room = parallelism - active;
     let n = remaining.min(room);
-    if n > 0 { JobStep::Create(n as usize) } else { JobStep::Wait }
+    if n > 0 {
+        JobStep::Create(n as usize)
+    } else {
+        JobStep::Wait
+    }
 }
 
 fn finished(job: &Value) -> bool {
     job["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter().any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True")
+        cs.iter()
+            .any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True")
     })
 }
 
 /// One pass over every Job.
 pub fn pass(core: &Core) {
-    let (Ok(job_t), Ok(pod_t)) = (core.type_of("batch", "v1", "jobs"), core.core_type("pods")) else { return };
+    let (Ok(job_t), Ok(pod_t)) = (core.type_of("batch", "v1", "jobs"), core.core_type("pods"))
+    else {
+        return;
+    };
     let opts = manager("job-controller");
     for job in core.list_raw(&job_t, None) {
         if terminating(&job) || finished(&job) {
@@ -56,9 +72,21 @@ pub fn pass(core: &Core) {
         let ns = job["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = name_of(&job);
         let uid = job["metadata"]["uid"].as_str().unwrap_or_default();
-        let pods: Vec<_> = core.list_raw(&pod_t, Some(ns)).into_iter().filter(|p| controlled_by(p, uid)).collect();
-        let phase = |p: &Value| p["status"]["phase"].as_str().unwrap_or("Pending").to_string();
-        let active: Vec<_> = pods.iter().filter(|p| !terminating(p) && !matches!(phase(p).as_str(), "Succeeded" | "Failed")).collect();
+        let pods: Vec<_> = core
+            .list_raw(&pod_t, Some(ns))
+            .into_iter()
+            .filter(|p| controlled_by(p, uid))
+            .collect();
+        let phase = |p: &Value| {
+            p["status"]["phase"]
+                .as_str()
+                .unwrap_or("Pending")
+                .to_string()
+        };
+        let active: Vec<_> = pods
+            .iter()
+            .filter(|p| !terminating(p) && !matches!(phase(p).as_str(), "Succeeded" | "Failed"))
+            .collect();
         let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
         let failed = pods.iter().filter(|p| phase(p) == "Failed").count() as i64;
         let spec = &job["spec"];
@@ -112,14 +140,25 @@ pub fn pass(core: &Core) {
         }
         if changed {
             let body = json!({"status": status});
-            let _ = core.patch(&job_t, ns, name, PatchType::Merge, body.to_string().as_bytes(), Some("status"), &opts);
+            let _ = core.patch(
+                &job_t,
+                ns,
+                name,
+                PatchType::Merge,
+                body.to_string().as_bytes(),
+                Some("status"),
+                &opts,
+            );
         }
     }
 }
 
 fn new_pod(job: &Value) -> Value {
     let template = &job["spec"]["template"];
-    let labels: Map<String, Value> = template["metadata"]["labels"].as_object().cloned().unwrap_or_default();
+    let labels: Map<String, Value> = template["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let mut meta = json!({"generateName": format!("{}-", name_of(job)), "labels": labels, "ownerReferences": [controller_ref(job)]});
     if let Some(a) = template["metadata"].get("annotations") {
         meta["annotations"] = a.clone();

@@ -58,16 +58,58 @@ where
 }
 
 /// Starts every controller.
-pub fn start_all(core: Arc<Core>, shutdown: watch::Receiver<bool>, node: String) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn start_all(
+    core: Arc<Core>,
+    shutdown: watch::Receiver<bool>,
+    node: String,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let fast = Duration::from_millis(500);
     vec![
-        spawn_loop(core.clone(), &["/namespaces", "/serviceaccounts", "/configmaps"], Duration::from_secs(2), shutdown.clone(), namespace::pass),
-        spawn_loop(core.clone(), &[], Duration::from_secs(1), shutdown.clone(), gc::pass),
-        spawn_loop(core.clone(), &["/pods"], fast, shutdown.clone(), move |c| scheduler::pass(c, &node)),
-        spawn_loop(core.clone(), &["apps/statefulsets", "/pods", "/persistentvolumeclaims"], fast, shutdown.clone(), statefulset::pass),
-        spawn_loop(core.clone(), &["/services", "/pods"], fast, shutdown.clone(), endpoints::pass),
-        spawn_loop(core.clone(), &["batch/jobs", "/pods"], fast, shutdown.clone(), job::pass),
-        spawn_loop(core, &["batch/cronjobs", "batch/jobs"], fast, shutdown, cronjob::pass),
+        spawn_loop(
+            core.clone(),
+            &["/namespaces", "/serviceaccounts", "/configmaps"],
+            Duration::from_secs(2),
+            shutdown.clone(),
+            namespace::pass,
+        ),
+        spawn_loop(
+            core.clone(),
+            &[],
+            Duration::from_secs(1),
+            shutdown.clone(),
+            gc::pass,
+        ),
+        spawn_loop(core.clone(), &["/pods"], fast, shutdown.clone(), move |c| {
+            scheduler::pass(c, &node)
+        }),
+        spawn_loop(
+            core.clone(),
+            &["apps/statefulsets", "/pods", "/persistentvolumeclaims"],
+            fast,
+            shutdown.clone(),
+            statefulset::pass,
+        ),
+        spawn_loop(
+            core.clone(),
+            &["/services", "/pods"],
+            fast,
+            shutdown.clone(),
+            endpoints::pass,
+        ),
+        spawn_loop(
+            core.clone(),
+            &["batch/jobs", "/pods"],
+            fast,
+            shutdown.clone(),
+            job::pass,
+        ),
+        spawn_loop(
+            core,
+            &["batch/cronjobs", "batch/jobs"],
+            fast,
+            shutdown,
+            cronjob::pass,
+        ),
     ]
 }
 
@@ -87,14 +129,18 @@ pub fn controller_ref(owner: &Value) -> Value {
 pub fn controlled_by(obj: &Value, uid: &str) -> bool {
     obj["metadata"]["ownerReferences"]
         .as_array()
-        .is_some_and(|rs| rs.iter().any(|r| r["uid"] == uid && r["controller"] == json!(true)))
+        .is_some_and(|rs| {
+            rs.iter()
+                .any(|r| r["uid"] == uid && r["controller"] == json!(true))
+        })
 }
 
 /// Whether a pod's `Ready` condition is true.
 pub fn pod_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 /// Whether a pod is being deleted.

@@ -10,9 +10,14 @@ use serde_json::{Value, json};
 
 /// One pass over all namespaces.
 pub fn pass(core: &Core) {
-    let Ok(ns_t) = core.core_type("namespaces") else { return };
+    let Ok(ns_t) = core.core_type("namespaces") else {
+        return;
+    };
     for ns in core.list_raw(&ns_t, None) {
-        let name = ns["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = ns["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if ns["metadata"]["deletionTimestamp"].is_null() {
             ensure_defaults(core, &name);
         } else {
@@ -22,9 +27,19 @@ pub fn pass(core: &Core) {
 }
 
 fn ensure_defaults(core: &Core, ns: &str) {
-    let (Ok(sa_t), Ok(cm_t)) = (core.core_type("serviceaccounts"), core.core_type("configmaps")) else { return };
+    let (Ok(sa_t), Ok(cm_t)) = (
+        core.core_type("serviceaccounts"),
+        core.core_type("configmaps"),
+    ) else {
+        return;
+    };
     if core.get_raw(&sa_t, ns, "default").is_none() {
-        let _ = core.create(&sa_t, ns, json!({"metadata": {"name": "default"}}), &manager("kube-controller-manager"));
+        let _ = core.create(
+            &sa_t,
+            ns,
+            json!({"metadata": {"name": "default"}}),
+            &manager("kube-controller-manager"),
+        );
     }
     if core.get_raw(&cm_t, ns, "kube-root-ca.crt").is_none() {
         let _ = core.create(
@@ -38,12 +53,24 @@ fn ensure_defaults(core: &Core, ns: &str) {
 
 fn terminate(core: &Core, ns: &Value, name: &str) {
     let mut remaining = 0;
-    for t in core.types().iter().filter(|t| t.namespaced && t.view == crate::kinds::View::Native && !t.create_only()) {
+    for t in core
+        .types()
+        .iter()
+        .filter(|t| t.namespaced && t.view == crate::kinds::View::Native && !t.create_only())
+    {
         for o in core.list_raw(t, Some(name)) {
             remaining += 1;
             if o["metadata"]["deletionTimestamp"].is_null() {
                 let n = o["metadata"]["name"].as_str().unwrap_or_default();
-                let _ = core.delete(t, name, n, &DeleteOptions { propagation: Some("Background".into()), ..Default::default() });
+                let _ = core.delete(
+                    t,
+                    name,
+                    n,
+                    &DeleteOptions {
+                        propagation: Some("Background".into()),
+                        ..Default::default()
+                    },
+                );
             }
         }
     }
@@ -58,11 +85,25 @@ fn terminate(core: &Core, ns: &Value, name: &str) {
 /// namespace once it is being deleted and no finalizer of either kind is left.
 pub fn write_namespace(core: &Core, new: Value) -> Result<Value, SimError> {
     let ns_t = core.core_type("namespaces")?;
-    let name = new["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let w = core.update(&ns_t, "", &name, new, None, &manager("kube-controller-manager"))?;
+    let name = new["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let w = core.update(
+        &ns_t,
+        "",
+        &name,
+        new,
+        None,
+        &manager("kube-controller-manager"),
+    )?;
     let obj = w.object;
-    let spec_empty = obj["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty);
-    let meta_empty = obj["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
+    let spec_empty = obj["spec"]["finalizers"]
+        .as_array()
+        .is_none_or(Vec::is_empty);
+    let meta_empty = obj["metadata"]["finalizers"]
+        .as_array()
+        .is_none_or(Vec::is_empty);
     if !obj["metadata"]["deletionTimestamp"].is_null() && spec_empty && meta_empty {
         core.delete(&ns_t, "", &name, &DeleteOptions::default())?;
     }

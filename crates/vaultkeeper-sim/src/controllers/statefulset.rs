@@ -23,7 +23,9 @@ pub fn revision_name(sts_name: &str, template: &Value) -> String {
 
 /// One pass over every StatefulSet.
 pub fn pass(core: &Core) {
-    let Ok(sts_t) = core.type_of("apps", "v1", "statefulsets") else { return };
+    let Ok(sts_t) = core.type_of("apps", "v1", "statefulsets") else {
+        return;
+    };
     for sts in core.list_raw(&sts_t, None) {
         if !terminating(&sts) {
             reconcile(core, &sts);
@@ -84,7 +86,10 @@ pub fn plan(spec: &Spec, pods: &[PodView]) -> Plan {
     for pod in pods.iter().filter(|x| x.finished && !x.terminating) {
         p.delete.push(pod.name.clone());
     }
-    let healthy = |o: i64| pods.iter().any(|x| x.ordinal == o && x.ready && !x.terminating && !x.finished);
+    let healthy = |o: i64| {
+        pods.iter()
+            .any(|x| x.ordinal == o && x.ready && !x.terminating && !x.finished)
+    };
     let exists = |o: i64| pods.iter().any(|x| x.ordinal == o);
     // Creation.
     for o in wanted.clone() {
@@ -102,37 +107,58 @@ pub fn plan(spec: &Spec, pods: &[PodView]) -> Plan {
         }
     }
     // Scale down: ordinals beyond the range, highest first (one at a time when ordered).
-    let mut extra: Vec<&PodView> = pods.iter().filter(|x| !wanted.contains(&x.ordinal)).collect();
+    let mut extra: Vec<&PodView> = pods
+        .iter()
+        .filter(|x| !wanted.contains(&x.ordinal))
+        .collect();
     extra.sort_by_key(|x| std::cmp::Reverse(x.ordinal));
     if spec.parallel {
-        p.delete.extend(extra.iter().filter(|x| !x.terminating).map(|x| x.name.clone()));
-    } else if let Some(first) = extra.first() {
-        if !first.terminating && !p.create.iter().any(|_| true) && extra.iter().all(|x| !x.terminating) {
-            p.delete.push(first.name.clone());
-        }
+        p.delete.extend(
+            extra
+                .iter()
+                .filter(|x| !x.terminating)
+                .map(|x| x.name.clone()),
+        );
+    } else if let Some(first) = extra.first()
+        && !first.terminating
+        && !p.create.iter().any(|_| true)
+        && extra.iter().all(|x| !x.terminating)
+    {
+        p.delete.push(first.name.clone());
     }
     // Rolling update: the highest ordinal at or above the partition that is not yet at
     // the update revision, only when every pod is present, healthy and none is going.
-    if spec.rolling && p.create.is_empty() && extra.is_empty() && pods.iter().all(|x| !x.terminating) {
+    if spec.rolling
+        && p.create.is_empty()
+        && extra.is_empty()
+        && pods.iter().all(|x| !x.terminating)
+    {
         let all_healthy = wanted.clone().all(healthy);
         let mut stale: Vec<&PodView> = pods
             .iter()
-            .filter(|x| wanted.contains(&x.ordinal) && x.ordinal >= spec.partition && x.revision != spec.update_revision)
+            .filter(|x| {
+                wanted.contains(&x.ordinal)
+                    && x.ordinal >= spec.partition
+                    && x.revision != spec.update_revision
+            })
             .collect();
         stale.sort_by_key(|x| std::cmp::Reverse(x.ordinal));
-        if let Some(s) = stale.first() {
-            if all_healthy || spec.parallel {
-                if !p.delete.contains(&s.name) {
-                    p.delete.push(s.name.clone());
-                }
-            }
+        if let Some(s) = stale.first()
+            && (all_healthy || spec.parallel)
+            && !p.delete.contains(&s.name)
+        {
+            p.delete.push(s.name.clone());
         }
     }
     p
 }
 
 fn ordinal_of(sts_name: &str, pod_name: &str) -> Option<i64> {
-    pod_name.strip_prefix(sts_name)?.strip_prefix('-')?.parse().ok()
+    pod_name
+        .strip_prefix(sts_name)?
+        .strip_prefix('-')?
+        .parse()
+        .ok()
 }
 
 fn reconcile(core: &Core, sts: &Arc<Value>) {
@@ -148,7 +174,9 @@ fn reconcile(core: &Core, sts: &Arc<Value>) {
     let name = name_of(sts);
     let uid = sts["metadata"]["uid"].as_str().unwrap_or_default();
     let spec = &sts["spec"];
-    let Ok(selector) = LabelSelector::from_label_selector(&spec["selector"]) else { return };
+    let Ok(selector) = LabelSelector::from_label_selector(&spec["selector"]) else {
+        return;
+    };
     let template = &spec["template"];
     let update_revision = revision_name(name, template);
     ensure_revision(core, &rev_t, sts, &update_revision);
@@ -166,7 +194,10 @@ fn reconcile(core: &Core, sts: &Arc<Value>) {
                 ready: pod_ready(p),
                 terminating: terminating(p),
                 finished: matches!(p["status"]["phase"].as_str(), Some("Failed" | "Succeeded")),
-                revision: p["metadata"]["labels"]["controller-revision-hash"].as_str().unwrap_or_default().to_string(),
+                revision: p["metadata"]["labels"]["controller-revision-hash"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             })
         })
         .collect();
@@ -175,16 +206,25 @@ fn reconcile(core: &Core, sts: &Arc<Value>) {
         replicas: spec["replicas"].as_i64().unwrap_or(1),
         parallel: spec["podManagementPolicy"] == "Parallel",
         rolling: spec["updateStrategy"]["type"] != "OnDelete",
-        partition: spec["updateStrategy"]["rollingUpdate"]["partition"].as_i64().unwrap_or(0),
+        partition: spec["updateStrategy"]["rollingUpdate"]["partition"]
+            .as_i64()
+            .unwrap_or(0),
         update_revision: update_revision.clone(),
     };
     let p = plan(&s, &views);
     let opts = manager("kube-controller-manager");
     for o in &p.create {
-        for claim in spec["volumeClaimTemplates"].as_array().into_iter().flatten() {
+        for claim in spec["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let claim_name = format!("{}-{name}-{o}", name_of(claim));
             if core.get_raw(&pvc_t, ns, &claim_name).is_none() {
-                let mut labels: Map<String, Value> = claim["metadata"]["labels"].as_object().cloned().unwrap_or_default();
+                let mut labels: Map<String, Value> = claim["metadata"]["labels"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
                 if let Some(m) = spec["selector"]["matchLabels"].as_object() {
                     labels.extend(m.clone());
                 }
@@ -208,21 +248,37 @@ fn reconcile(core: &Core, sts: &Arc<Value>) {
         let _ = core.delete(&pod_t, ns, d, &DeleteOptions::default());
     }
     // Status.
-    let current = core.list_raw(&pod_t, Some(ns)).into_iter().filter(|p| controlled_by(p, uid)).collect::<Vec<_>>();
+    let current = core
+        .list_raw(&pod_t, Some(ns))
+        .into_iter()
+        .filter(|p| controlled_by(p, uid))
+        .collect::<Vec<_>>();
     let replicas = current.iter().filter(|p| !terminating(p)).count();
-    let ready = current.iter().filter(|p| !terminating(p) && pod_ready(p)).count();
+    let ready = current
+        .iter()
+        .filter(|p| !terminating(p) && pod_ready(p))
+        .count();
     let updated = current
         .iter()
-        .filter(|p| !terminating(p) && p["metadata"]["labels"]["controller-revision-hash"] == update_revision.as_str())
+        .filter(|p| {
+            !terminating(p)
+                && p["metadata"]["labels"]["controller-revision-hash"] == update_revision.as_str()
+        })
         .count();
     let current_revision = if updated == replicas && replicas as i64 == s.replicas {
         update_revision.clone()
     } else {
-        sts["status"]["currentRevision"].as_str().map(str::to_string).unwrap_or_else(|| update_revision.clone())
+        sts["status"]["currentRevision"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| update_revision.clone())
     };
     let current_replicas = current
         .iter()
-        .filter(|p| !terminating(p) && p["metadata"]["labels"]["controller-revision-hash"] == current_revision.as_str())
+        .filter(|p| {
+            !terminating(p)
+                && p["metadata"]["labels"]["controller-revision-hash"] == current_revision.as_str()
+        })
         .count();
     let status = json!({
         "observedGeneration": sts["metadata"]["generation"],
@@ -237,7 +293,15 @@ fn reconcile(core: &Core, sts: &Arc<Value>) {
     });
     if sts["status"] != status {
         let body = json!({"status": status});
-        let _ = core.patch(&sts_t, ns, name, PatchType::Merge, body.to_string().as_bytes(), Some("status"), &opts);
+        let _ = core.patch(
+            &sts_t,
+            ns,
+            name,
+            PatchType::Merge,
+            body.to_string().as_bytes(),
+            Some("status"),
+            &opts,
+        );
     }
 }
 
@@ -269,13 +333,22 @@ fn new_pod(sts: &Value, ordinal: i64, revision: &str) -> Value {
     let name = name_of(sts);
     let pod_name = format!("{name}-{ordinal}");
     let template = &sts["spec"]["template"];
-    let mut labels: Map<String, Value> = template["metadata"]["labels"].as_object().cloned().unwrap_or_default();
+    let mut labels: Map<String, Value> = template["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     labels.insert("controller-revision-hash".into(), json!(revision));
     labels.insert("statefulset.kubernetes.io/pod-name".into(), json!(pod_name));
-    labels.insert("apps.kubernetes.io/pod-index".into(), json!(ordinal.to_string()));
+    labels.insert(
+        "apps.kubernetes.io/pod-index".into(),
+        json!(ordinal.to_string()),
+    );
     let mut spec = template["spec"].clone();
     spec["hostname"] = json!(pod_name);
-    if let Some(svc) = sts["spec"]["serviceName"].as_str().filter(|s| !s.is_empty()) {
+    if let Some(svc) = sts["spec"]["serviceName"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+    {
         spec["subdomain"] = json!(svc);
     }
     let claims: Vec<Value> = sts["spec"]["volumeClaimTemplates"]
@@ -290,7 +363,8 @@ fn new_pod(sts: &Value, ordinal: i64, revision: &str) -> Value {
         vols.extend(claims);
         spec["volumes"] = json!(vols);
     }
-    let mut meta = json!({"name": pod_name, "labels": labels, "ownerReferences": [controller_ref(sts)]});
+    let mut meta =
+        json!({"name": pod_name, "labels": labels, "ownerReferences": [controller_ref(sts)]});
     if let Some(a) = template["metadata"].get("annotations") {
         meta["annotations"] = a.clone();
     }
@@ -299,7 +373,9 @@ fn new_pod(sts: &Value, ordinal: i64, revision: &str) -> Value {
 
 /// The simulated provisioner: every pending claim is bound at once.
 fn bind_claims(core: &Core) {
-    let Ok(pvc_t) = core.core_type("persistentvolumeclaims") else { return };
+    let Ok(pvc_t) = core.core_type("persistentvolumeclaims") else {
+        return;
+    };
     for pvc in core.list_raw(&pvc_t, None) {
         if pvc["status"]["phase"] == "Bound" || terminating(&pvc) {
             continue;
@@ -310,10 +386,26 @@ fn bind_claims(core: &Core) {
         let opts = manager("persistentvolume-binder");
         if pvc["spec"]["volumeName"].as_str().is_none_or(str::is_empty) {
             let spec = json!({"spec": {"volumeName": format!("pvc-{uid}")}});
-            let _ = core.patch(&pvc_t, ns, name, PatchType::Merge, spec.to_string().as_bytes(), None, &opts);
+            let _ = core.patch(
+                &pvc_t,
+                ns,
+                name,
+                PatchType::Merge,
+                spec.to_string().as_bytes(),
+                None,
+                &opts,
+            );
         }
         let status = json!({"status": {"phase": "Bound", "accessModes": pvc["spec"]["accessModes"], "capacity": {"storage": pvc["spec"]["resources"]["requests"]["storage"]}}});
-        let _ = core.patch(&pvc_t, ns, name, PatchType::Merge, status.to_string().as_bytes(), Some("status"), &opts);
+        let _ = core.patch(
+            &pvc_t,
+            ns,
+            name,
+            PatchType::Merge,
+            status.to_string().as_bytes(),
+            Some("status"),
+            &opts,
+        );
     }
 }
 
@@ -322,29 +414,56 @@ mod tests {
     use super::*;
 
     fn view(o: i64, ready: bool, rev: &str) -> PodView {
-        PodView { ordinal: o, name: format!("v-{o}"), ready, terminating: false, finished: false, revision: rev.into() }
+        PodView {
+            ordinal: o,
+            name: format!("v-{o}"),
+            ready,
+            terminating: false,
+            finished: false,
+            revision: rev.into(),
+        }
     }
 
     fn spec(replicas: i64, parallel: bool, rolling: bool) -> Spec {
-        Spec { start: 0, replicas, parallel, rolling, partition: 0, update_revision: "r2".into() }
+        Spec {
+            start: 0,
+            replicas,
+            parallel,
+            rolling,
+            partition: 0,
+            update_revision: "r2".into(),
+        }
     }
 
     #[test]
     fn ordered_ready_creates_one_pod_at_a_time_after_the_previous_is_ready() {
         // StatefulSet docs, "Deployment and Scaling Guarantees".
         assert_eq!(plan(&spec(3, false, true), &[]).create, [0]);
-        assert_eq!(plan(&spec(3, false, true), &[view(0, false, "r2")]).create, Vec::<i64>::new());
-        assert_eq!(plan(&spec(3, false, true), &[view(0, true, "r2")]).create, [1]);
+        assert_eq!(
+            plan(&spec(3, false, true), &[view(0, false, "r2")]).create,
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            plan(&spec(3, false, true), &[view(0, true, "r2")]).create,
+            [1]
+        );
     }
 
     #[test]
     fn parallel_creates_all_missing_pods_at_once() {
-        assert_eq!(plan(&spec(3, true, false), &[view(1, false, "r2")]).create, [0, 2]);
+        assert_eq!(
+            plan(&spec(3, true, false), &[view(1, false, "r2")]).create,
+            [0, 2]
+        );
     }
 
     #[test]
     fn scale_down_removes_the_highest_ordinal_first() {
-        let pods = [view(0, true, "r2"), view(1, true, "r2"), view(2, true, "r2")];
+        let pods = [
+            view(0, true, "r2"),
+            view(1, true, "r2"),
+            view(2, true, "r2"),
+        ];
         assert_eq!(plan(&spec(1, false, true), &pods).delete, ["v-2"]);
         let mut par = plan(&spec(1, true, true), &pods).delete;
         par.sort();
@@ -353,12 +472,22 @@ mod tests {
 
     #[test]
     fn rolling_update_replaces_the_highest_stale_ordinal_and_on_delete_never_does() {
-        let pods = [view(0, true, "r1"), view(1, true, "r1"), view(2, true, "r2")];
+        let pods = [
+            view(0, true, "r1"),
+            view(1, true, "r1"),
+            view(2, true, "r2"),
+        ];
         assert_eq!(plan(&spec(3, false, true), &pods).delete, ["v-1"]);
-        assert!(plan(&spec(3, false, false), &pods).delete.is_empty(), "OnDelete waits for a human (or the operator)");
+        assert!(
+            plan(&spec(3, false, false), &pods).delete.is_empty(),
+            "OnDelete waits for a human (or the operator)"
+        );
         let mut partitioned = spec(3, false, true);
         partitioned.partition = 2;
-        assert!(plan(&partitioned, &pods).delete.is_empty(), "ordinals below the partition keep their revision");
+        assert!(
+            plan(&partitioned, &pods).delete.is_empty(),
+            "ordinals below the partition keep their revision"
+        );
     }
 
     #[test]

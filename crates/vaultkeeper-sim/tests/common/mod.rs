@@ -10,15 +10,27 @@ pub fn workspace_root() -> PathBuf {
 
 /// kubectl: `VAULTKEEPER_KUBECTL`, else `/usr/bin/kubectl`.
 pub fn kubectl() -> PathBuf {
-    let p = std::env::var_os("VAULTKEEPER_KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/kubectl"));
-    assert!(p.exists(), "kubectl not found at {} (set VAULTKEEPER_KUBECTL)", p.display());
+    let p = std::env::var_os("VAULTKEEPER_KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/kubectl"));
+    assert!(
+        p.exists(),
+        "kubectl not found at {} (set VAULTKEEPER_KUBECTL)",
+        p.display()
+    );
     p
 }
 
 /// The OpenBao binary: `VAULTKEEPER_BAO`, else `<workspace>/.tools/bin/bao`.
 pub fn bao() -> PathBuf {
-    let p = std::env::var_os("VAULTKEEPER_BAO").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".tools/bin/bao"));
-    assert!(p.exists(), "bao not found at {}: run scripts/install-tools.sh (or set VAULTKEEPER_BAO)", p.display());
+    let p = std::env::var_os("VAULTKEEPER_BAO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".tools/bin/bao"));
+    assert!(
+        p.exists(),
+        "bao not found at {}: run scripts/install-tools.sh (or set VAULTKEEPER_BAO)",
+        p.display()
+    );
     p
 }
 
