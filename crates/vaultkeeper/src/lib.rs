@@ -8,6 +8,7 @@ pub mod custody;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod rollout;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,226 @@
+//! Rolling a new pod template out, one pod at a time, which no chart or peer automates:
+//! standbys first (highest ordinal first), then a step-down and the old active node last,
+//! each only after the previous pod is back, unsealed and a raft voter again. A pure
+//! decision over what the controller observed; the controller carries it out.
+
+/// One pod as the rollout sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolloutPod {
+    /// Pod name (also its raft node id).
+    pub name: String,
+    /// StatefulSet ordinal.
+    pub ordinal: u32,
+    /// The pod's `controller-revision-hash` label.
+    pub revision: Option<String>,
+    /// Whether the pod is being deleted already.
+    pub terminating: bool,
+    /// Unsealed and serving (active or standby).
+    pub unsealed: bool,
+    /// The active node.
+    pub active: bool,
+    /// A voting raft member.
+    pub voter: bool,
+}
+
+/// The next step of a rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RolloutStep {
+    /// Every pod runs the current template.
+    Done,
+    /// Something must settle first; the sentence says what.
+    Wait(String),
+    /// Delete this standby; the StatefulSet recreates it from the new template.
+    DeletePod(String),
+    /// Ask the active node to step down, so it can be replaced as a standby.
+    StepDown(String),
+}
+
+/// Decides the next step. `update_revision` is the StatefulSet's `status.updateRevision`;
+/// `desired` the number of pods the spec asks for.
+pub fn next_step(
+    pods: &[RolloutPod],
+    update_revision: Option<&str>,
+    desired: usize,
+) -> RolloutStep {
+    let Some(update_revision) = update_revision else {
+        return RolloutStep::Wait(
+            "the StatefulSet has not reported its update revision yet".into(),
+        );
+    };
+    let outdated: Vec<&RolloutPod> = pods
+        .iter()
+        .filter(|p| p.revision.as_deref() != Some(update_revision))
+        .collect();
+    if outdated.is_empty() {
+        return RolloutStep::Done;
+    }
+    // One disruption at a time: everything must be back before the next pod goes.
+    if let Some(p) = pods.iter().find(|p| p.terminating) {
+        return RolloutStep::Wait(format!("pod {} is terminating", p.name));
+    }
+    if pods.len() < desired {
+        return RolloutStep::Wait(format!("{} of {desired} pods exist", pods.len()));
+    }
+    if let Some(p) = pods.iter().find(|p| !p.unsealed) {
+        return RolloutStep::Wait(format!("pod {} is not unsealed yet", p.name));
+    }
+    if let Some(p) = pods.iter().find(|p| !p.voter) {
+        return RolloutStep::Wait(format!("pod {} is not a raft voter yet", p.name));
+    }
+    let actives: Vec<&RolloutPod> = pods.iter().filter(|p| p.active).collect();
+    if actives.len() != 1 {
+        return RolloutStep::Wait(format!(
+            "{} active nodes; waiting for exactly one",
+            actives.len()
+        ));
+    }
+    // Standbys first, highest ordinal first (the StatefulSet's own order).
+    let mut standbys: Vec<&&RolloutPod> = outdated.iter().filter(|p| !p.active).collect();
+    standbys.sort_by_key(|p| std::cmp::Reverse(p.ordinal));
+    if let Some(next) = standbys.first() {
+        return RolloutStep::DeletePod(next.name.clone());
+    }
+    // Only the active node is left: it hands leadership over first.
+    match outdated.first() {
+        Some(active) if pods.len() > 1 => RolloutStep::StepDown(active.name.clone()),
+        // A single pod has nobody to hand over to: replacing it is the only way.
+        Some(active) => RolloutStep::DeletePod(active.name.clone()),
+        None => RolloutStep::Done,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ordinal: u32, revision: &str, active: bool) -> RolloutPod {
+        RolloutPod {
+            name: format!("vault-{ordinal}"),
+            ordinal,
+            revision: Some(revision.to_owned()),
+            terminating: false,
+            unsealed: true,
+            active,
+            voter: true,
+        }
+    }
+
+    #[test]
+    fn nothing_to_do_when_every_pod_runs_the_update_revision() {
+        let pods = [
+            pod(0, "new", true),
+            pod(1, "new", false),
+            pod(2, "new", false),
+        ];
+        assert_eq!(next_step(&pods, Some("new"), 3), RolloutStep::Done);
+    }
+
+    #[test]
+    fn standbys_go_first_highest_ordinal_first() {
+        let pods = [
+            pod(0, "old", false),
+            pod(1, "old", true),
+            pod(2, "old", false),
+        ];
+        assert_eq!(
+            next_step(&pods, Some("new"), 3),
+            RolloutStep::DeletePod("vault-2".into())
+        );
+        let pods = [
+            pod(0, "old", false),
+            pod(1, "old", true),
+            pod(2, "new", false),
+        ];
+        assert_eq!(
+            next_step(&pods, Some("new"), 3),
+            RolloutStep::DeletePod("vault-0".into())
+        );
+    }
+
+    #[test]
+    fn the_active_node_steps_down_before_it_is_replaced() {
+        let pods = [
+            pod(0, "new", false),
+            pod(1, "old", true),
+            pod(2, "new", false),
+        ];
+        assert_eq!(
+            next_step(&pods, Some("new"), 3),
+            RolloutStep::StepDown("vault-1".into())
+        );
+        // After the step-down it is an outdated standby like any other.
+        let pods = [
+            pod(0, "new", true),
+            pod(1, "old", false),
+            pod(2, "new", false),
+        ];
+        assert_eq!(
+            next_step(&pods, Some("new"), 3),
+            RolloutStep::DeletePod("vault-1".into())
+        );
+    }
+
+    #[test]
+    fn nothing_moves_until_the_last_replaced_pod_is_back_as_a_voter() {
+        let mut pods = vec![
+            pod(0, "old", true),
+            pod(1, "old", false),
+            pod(2, "new", false),
+        ];
+        pods[2].voter = false;
+        assert!(
+            matches!(next_step(&pods, Some("new"), 3), RolloutStep::Wait(w) if w.contains("voter"))
+        );
+        pods[2].voter = true;
+        pods[2].unsealed = false;
+        assert!(
+            matches!(next_step(&pods, Some("new"), 3), RolloutStep::Wait(w) if w.contains("unsealed"))
+        );
+        pods[2].unsealed = true;
+        pods[1].terminating = true;
+        assert!(
+            matches!(next_step(&pods, Some("new"), 3), RolloutStep::Wait(w) if w.contains("terminating"))
+        );
+        let missing = [pod(0, "old", true), pod(1, "old", false)];
+        assert!(
+            matches!(next_step(&missing, Some("new"), 3), RolloutStep::Wait(w) if w.contains("2 of 3"))
+        );
+    }
+
+    #[test]
+    fn no_active_node_or_two_of_them_means_wait() {
+        let pods = [
+            pod(0, "old", false),
+            pod(1, "old", false),
+            pod(2, "old", false),
+        ];
+        assert!(matches!(
+            next_step(&pods, Some("new"), 3),
+            RolloutStep::Wait(_)
+        ));
+        let pods = [
+            pod(0, "old", true),
+            pod(1, "old", true),
+            pod(2, "old", false),
+        ];
+        assert!(matches!(
+            next_step(&pods, Some("new"), 3),
+            RolloutStep::Wait(_)
+        ));
+    }
+
+    #[test]
+    fn a_single_pod_cluster_replaces_its_only_pod() {
+        let pods = [pod(0, "old", true)];
+        assert_eq!(
+            next_step(&pods, Some("new"), 1),
+            RolloutStep::DeletePod("vault-0".into())
+        );
+    }
+
+    #[test]
+    fn unknown_update_revision_waits() {
+        let pods = [pod(0, "old", true)];
+        assert!(matches!(next_step(&pods, None, 1), RolloutStep::Wait(_)));
+    }
+}
