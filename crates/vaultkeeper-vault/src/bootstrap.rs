@@ -74,7 +74,9 @@ fn check_name(field: &str, value: &str) -> Result<()> {
     let valid = !value.is_empty()
         && value.len() <= 128
         && !value.starts_with(['-', '.'])
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if valid {
         Ok(())
     } else {
@@ -98,14 +100,21 @@ impl BootstrapSpec {
                 "use the API server URL, e.g. https://kubernetes.default.svc:443",
             ));
         }
-        let mut identities = vec![("operator", &self.operator), ("backup", &self.backup), ("metricsTokenJob", &self.metrics_token_job)];
+        let mut identities = vec![
+            ("operator", &self.operator),
+            ("backup", &self.backup),
+            ("metricsTokenJob", &self.metrics_token_job),
+        ];
         if let Some(restore) = &self.restore {
             identities.push(("restore", restore));
         }
         let mut policies = vec![self.metrics_policy.as_str()];
         let mut roles = Vec::new();
         for (name, identity) in &identities {
-            check_name(&format!("bootstrap.{name}.serviceAccount"), &identity.service_account)?;
+            check_name(
+                &format!("bootstrap.{name}.serviceAccount"),
+                &identity.service_account,
+            )?;
             check_name(&format!("bootstrap.{name}.role"), &identity.role)?;
             check_name(&format!("bootstrap.{name}.policy"), &identity.policy)?;
             policies.push(&identity.policy);
@@ -113,20 +122,30 @@ impl BootstrapSpec {
         }
         check_name("bootstrap.metricsPolicy", &self.metrics_policy)?;
         check_name("bootstrap.metricsTokenRole", &self.metrics_token_role)?;
-        for list in [&policies] {
-            let mut sorted = list.to_vec();
-            sorted.sort_unstable();
-            if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-                return Err(Error::invalid("bootstrap policies", format!("the policy name {:?} is used twice", w[0]), "give every identity its own policy"));
-            }
-            if sorted.iter().any(|p| *p == "root" || *p == "default") {
-                return Err(Error::invalid("bootstrap policies", "\"root\" and \"default\" are built-in policies", "choose other policy names"));
-            }
+        let mut sorted = policies.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::invalid(
+                "bootstrap policies",
+                format!("the policy name {:?} is used twice", w[0]),
+                "give every identity its own policy",
+            ));
+        }
+        if sorted.iter().any(|p| *p == "root" || *p == "default") {
+            return Err(Error::invalid(
+                "bootstrap policies",
+                "\"root\" and \"default\" are built-in policies",
+                "choose other policy names",
+            ));
         }
         let mut sorted_roles = roles.clone();
         sorted_roles.sort_unstable();
         if let Some(w) = sorted_roles.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::invalid("bootstrap roles", format!("the role name {:?} is used twice", w[0]), "give every identity its own role"));
+            return Err(Error::invalid(
+                "bootstrap roles",
+                format!("the role name {:?} is used twice", w[0]),
+                "give every identity its own role",
+            ));
         }
         if self.metrics_token_period_seconds < 3600 {
             return Err(Error::invalid(
@@ -136,7 +155,11 @@ impl BootstrapSpec {
             ));
         }
         if self.login_ttl_seconds < 60 {
-            return Err(Error::invalid("bootstrap.loginTTL", "shorter than a minute", "use e.g. 15m"));
+            return Err(Error::invalid(
+                "bootstrap.loginTTL",
+                "shorter than a minute",
+                "use e.g. 15m",
+            ));
         }
         Ok(())
     }
@@ -226,9 +249,15 @@ fn managed(spec: &BootstrapSpec) -> (Vec<(String, String)>, Vec<KubernetesRole>,
     let mut policies = vec![
         (spec.backup.policy.clone(), backup_policy()),
         (spec.metrics_policy.clone(), metrics_policy()),
-        (spec.metrics_token_job.policy.clone(), metrics_token_job_policy(&spec.metrics_token_role)),
+        (
+            spec.metrics_token_job.policy.clone(),
+            metrics_token_job_policy(&spec.metrics_token_role),
+        ),
     ];
-    let mut roles = vec![role_for(spec, &spec.backup, true), role_for(spec, &spec.metrics_token_job, true)];
+    let mut roles = vec![
+        role_for(spec, &spec.backup, true),
+        role_for(spec, &spec.metrics_token_job, true),
+    ];
     if let Some(restore) = &spec.restore {
         policies.push((restore.policy.clone(), restore_policy()));
         roles.push(role_for(spec, restore, true));
@@ -261,9 +290,15 @@ pub fn operator_policy(spec: &BootstrapSpec) -> String {
     ));
     let k = &spec.kubernetes;
     let mut config_params = vec![
-        format!("    \"kubernetes_host\" = [{}]", hcl_string(&k.kubernetes_host)),
+        format!(
+            "    \"kubernetes_host\" = [{}]",
+            hcl_string(&k.kubernetes_host)
+        ),
         "    \"disable_iss_validation\" = [false]".to_string(),
-        format!("    \"disable_local_ca_jwt\" = [{}]", k.disable_local_ca_jwt),
+        format!(
+            "    \"disable_local_ca_jwt\" = [{}]",
+            k.disable_local_ca_jwt
+        ),
     ];
     if let Some(ca) = &k.kubernetes_ca_cert {
         config_params.push(format!("    \"kubernetes_ca_cert\" = [{}]", hcl_string(ca)));
@@ -299,7 +334,10 @@ pub fn operator_policy(spec: &BootstrapSpec) -> String {
             hcl_string(policy)
         ));
     }
-    text.push_str(&format!("path \"sys/policy/{}\" {{\n  capabilities = [\"read\"]\n}}\n", spec.operator.policy));
+    text.push_str(&format!(
+        "path \"sys/policy/{}\" {{\n  capabilities = [\"read\"]\n}}\n",
+        spec.operator.policy
+    ));
     for role in &token_roles {
         text.push_str(&format!(
             "path \"auth/token/roles/{}\" {{\n  capabilities = [\"create\", \"update\", \"read\"]\n  allowed_parameters = {{\n    \"allowed_policies\" = {}\n    \"orphan\" = [{}]\n    \"renewable\" = [{}]\n    \"token_period\" = [\"{}s\"]\n    \"token_no_default_policy\" = [{}]\n  }}\n}}\n",
@@ -323,7 +361,8 @@ pub fn operator_role(spec: &BootstrapSpec) -> KubernetesRole {
 /// Computes the desired state. Pure.
 pub fn desired(spec: &BootstrapSpec) -> DesiredBootstrap {
     let (policies, roles, token_roles) = managed(spec);
-    let mut all_policies: Vec<(String, String, bool)> = vec![(spec.operator.policy.clone(), operator_policy(spec), true)];
+    let mut all_policies: Vec<(String, String, bool)> =
+        vec![(spec.operator.policy.clone(), operator_policy(spec), true)];
     all_policies.extend(policies.into_iter().map(|(n, t)| (n, t, false)));
     let mut all_roles = vec![(operator_role(spec), true)];
     all_roles.extend(roles.into_iter().map(|r| (r, false)));
@@ -400,7 +439,11 @@ impl BootstrapReport {
 
     /// Items that drifted and could not be fixed.
     pub fn drifted(&self) -> Vec<&Item> {
-        self.items.iter().filter(|(_, c)| *c == Change::Drifted).map(|(i, _)| i).collect()
+        self.items
+            .iter()
+            .filter(|(_, c)| *c == Change::Drifted)
+            .map(|(i, _)| i)
+            .collect()
     }
 }
 
@@ -414,7 +457,13 @@ fn change<T: PartialEq>(current: Option<&T>, desired: &T) -> Option<Change> {
 
 /// Applies the bootstrap through `pod` (the active node). Reads each item first and writes
 /// only what differs.
-pub async fn apply(client: &dyn NodeClient, pod: &PodName, spec: &BootstrapSpec, token: &Token, authority: Authority) -> Result<BootstrapReport> {
+pub async fn apply(
+    client: &dyn NodeClient,
+    pod: &PodName,
+    spec: &BootstrapSpec,
+    token: &Token,
+    authority: Authority,
+) -> Result<BootstrapReport> {
     spec.validate()?;
     let desired = desired(spec);
     let mut report = BootstrapReport::default();
@@ -422,7 +471,9 @@ pub async fn apply(client: &dyn NodeClient, pod: &PodName, spec: &BootstrapSpec,
 
     let mounts = client.auth_mounts(pod, token).await?;
     match mounts.get(&format!("{mount}/")) {
-        Some(kind) if kind == "kubernetes" => report.items.push((Item::AuthMount(mount.clone()), Change::Unchanged)),
+        Some(kind) if kind == "kubernetes" => report
+            .items
+            .push((Item::AuthMount(mount.clone()), Change::Unchanged)),
         Some(kind) => {
             return Err(Error::invalid(
                 "bootstrap.kubernetesMount",
@@ -432,19 +483,27 @@ pub async fn apply(client: &dyn NodeClient, pod: &PodName, spec: &BootstrapSpec,
         }
         None => {
             client.enable_auth(pod, mount, "kubernetes", token).await?;
-            report.items.push((Item::AuthMount(mount.clone()), Change::Created));
+            report
+                .items
+                .push((Item::AuthMount(mount.clone()), Change::Created));
         }
     }
 
-    let current = client.read_kubernetes_auth_config(pod, mount, token).await?;
+    let current = client
+        .read_kubernetes_auth_config(pod, mount, token)
+        .await?;
     let outcome = match change(current.as_ref(), &spec.kubernetes) {
         None => Change::Unchanged,
         Some(c) => {
-            client.write_kubernetes_auth_config(pod, mount, &spec.kubernetes, token).await?;
+            client
+                .write_kubernetes_auth_config(pod, mount, &spec.kubernetes, token)
+                .await?;
             c
         }
     };
-    report.items.push((Item::KubernetesConfig(mount.clone()), outcome));
+    report
+        .items
+        .push((Item::KubernetesConfig(mount.clone()), outcome));
 
     for (name, text, root_only) in &desired.policies {
         let current = client.read_policy(pod, name, token).await?;
@@ -460,16 +519,22 @@ pub async fn apply(client: &dyn NodeClient, pod: &PodName, spec: &BootstrapSpec,
     }
 
     for (role, root_only) in &desired.kubernetes_roles {
-        let current = client.read_kubernetes_role(pod, mount, &role.name, token).await?;
+        let current = client
+            .read_kubernetes_role(pod, mount, &role.name, token)
+            .await?;
         let outcome = match change(current.as_ref(), role) {
             None => Change::Unchanged,
             Some(_) if *root_only && authority == Authority::Operator => Change::Drifted,
             Some(c) => {
-                client.write_kubernetes_role(pod, mount, role, token).await?;
+                client
+                    .write_kubernetes_role(pod, mount, role, token)
+                    .await?;
                 c
             }
         };
-        report.items.push((Item::KubernetesRole(role.name.clone()), outcome));
+        report
+            .items
+            .push((Item::KubernetesRole(role.name.clone()), outcome));
     }
 
     for role in &desired.token_roles {
@@ -481,9 +546,22 @@ pub async fn apply(client: &dyn NodeClient, pod: &PodName, spec: &BootstrapSpec,
                 c
             }
         };
-        report.items.push((Item::TokenRole(role.name.clone()), outcome));
+        report
+            .items
+            .push((Item::TokenRole(role.name.clone()), outcome));
     }
     Ok(report)
+}
+
+/// The spec with the names the operator uses by default (for tests and documentation).
+#[cfg(test)]
+pub(crate) struct ExampleSpec;
+
+#[cfg(test)]
+impl ExampleSpec {
+    pub(crate) fn spec() -> BootstrapSpec {
+        tests::spec()
+    }
 }
 
 #[cfg(test)]
@@ -497,7 +575,7 @@ mod tests {
             policy: format!("vaultkeeper-{n}"),
         };
         BootstrapSpec {
-            namespace: "secrets".into(),
+            namespace: "vault".into(),
             kubernetes_mount: "kubernetes".into(),
             kubernetes: KubernetesAuthConfig {
                 kubernetes_host: "https://kubernetes.default.svc:443".into(),
@@ -505,7 +583,11 @@ mod tests {
                 issuer: None,
                 disable_local_ca_jwt: false,
             },
-            operator: identity("operator"),
+            operator: Identity {
+                service_account: "vaultkeeper".into(),
+                role: "vaultkeeper-operator".into(),
+                policy: "vaultkeeper-operator".into(),
+            },
             backup: identity("backup"),
             metrics_token_job: identity("metrics-token"),
             metrics_policy: "vaultkeeper-metrics".into(),
@@ -521,7 +603,14 @@ mod tests {
     fn the_backup_policy_grants_snapshot_read_only() {
         let policy = backup_policy();
         assert_eq!(policy.matches("path ").count(), 1);
-        assert!(policy.contains("path \"sys/storage/raft/snapshot\"") && policy.contains("[\"read\"]"));
+        assert!(
+            policy.contains("path \"sys/storage/raft/snapshot\"") && policy.contains("[\"read\"]")
+        );
+    }
+
+    #[test]
+    fn the_operator_policy_is_stable() {
+        insta::assert_snapshot!(operator_policy(&spec()));
     }
 
     #[test]
@@ -529,8 +618,12 @@ mod tests {
         let spec = spec();
         let policy = operator_policy(&spec);
         // Its own policy and role are read-only to it.
-        assert!(policy.contains("path \"sys/policy/vaultkeeper-operator\" {\n  capabilities = [\"read\"]\n}"));
-        assert!(policy.contains("path \"auth/kubernetes/role/vaultkeeper-operator\" {\n  capabilities = [\"read\"]\n}"));
+        assert!(policy.contains(
+            "path \"sys/policy/vaultkeeper-operator\" {\n  capabilities = [\"read\"]\n}"
+        ));
+        assert!(policy.contains(
+            "path \"auth/kubernetes/role/vaultkeeper-operator\" {\n  capabilities = [\"read\"]\n}"
+        ));
         // The backup policy text is pinned, escaped as an HCL string.
         assert!(policy.contains(&hcl_string(&backup_policy())));
         assert!(policy.contains("\"bound_service_account_names\" = [[\"vault-backup\"]]"));
@@ -546,13 +639,31 @@ mod tests {
     fn spec_validation_names_the_field() {
         let mut bad = spec();
         bad.backup.policy = "vaultkeeper-operator".into();
-        assert!(bad.validate().err().map(|e| e.to_string()).unwrap_or_default().contains("used twice"));
+        assert!(
+            bad.validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("used twice")
+        );
         let mut bad = spec();
         bad.backup.service_account = "-x".into();
-        assert!(bad.validate().err().map(|e| e.to_string()).unwrap_or_default().contains("bootstrap.backup.serviceAccount"));
+        assert!(
+            bad.validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("bootstrap.backup.serviceAccount")
+        );
         let mut bad = spec();
         bad.kubernetes.kubernetes_host = "http://x".into();
-        assert!(bad.validate().err().map(|e| e.to_string()).unwrap_or_default().contains("bootstrap.kubernetes.host"));
+        assert!(
+            bad.validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("bootstrap.kubernetes.host")
+        );
         assert!(spec().validate().is_ok());
     }
 }

@@ -5,7 +5,7 @@
 //! Kubernetes API server's audit log records exec argv (`command=` query parameters).
 //! Secrets go over stdin:
 //! - a share: `bao write -format=json sys/unseal key=-` reads it from stdin;
-//! - a token: `sh -c 'read -r VAULT_TOKEN && export VAULT_TOKEN && exec "$0" "$@"' bao …`
+//! - a token: `sh -c 'read -r VAULT_TOKEN && BAO_TOKEN="$VAULT_TOKEN" && export VAULT_TOKEN BAO_TOKEN && exec "$0" "$@"' bao …`
 //!   reads the first stdin line into the environment of the CLI only;
 //! - a request body: `bao write -format=json PATH -` reads JSON from (the rest of) stdin.
 //!
@@ -17,10 +17,12 @@ use crate::error::{Error, Result};
 use crate::node::InitRequest;
 use crate::secret::{KeyShare, SecretBytes, Token};
 
-/// The shell script that moves a token from stdin into `VAULT_TOKEN` and then runs the
-/// CLI with the remaining arguments. Constant: arguments follow as `$0 "$@"`, so nothing
-/// is ever interpolated into shell text.
-pub const TOKEN_FROM_STDIN: &str = r#"read -r VAULT_TOKEN && export VAULT_TOKEN && exec "$0" "$@""#;
+/// The shell script that moves a token from stdin into the CLI's environment and then runs
+/// the CLI with the remaining arguments. Constant: arguments follow as `$0 "$@"`, so nothing
+/// is ever interpolated into shell text. Both `VAULT_TOKEN` and `BAO_TOKEN` are set because
+/// the OpenBao CLI prefers `BAO_TOKEN`, and a container may already carry one (the transit
+/// seal's token), which would otherwise be used instead of ours.
+pub const TOKEN_FROM_STDIN: &str = r#"read -r VAULT_TOKEN && BAO_TOKEN="$VAULT_TOKEN" && export VAULT_TOKEN BAO_TOKEN && exec "$0" "$@""#;
 
 /// One command to run inside a pod.
 #[derive(Clone, Debug)]
@@ -38,7 +40,10 @@ impl ExecRequest {
 }
 
 fn cli_args(cli: &str, args: &[&str]) -> Vec<String> {
-    std::iter::once(cli).chain(args.iter().copied()).map(str::to_string).collect()
+    std::iter::once(cli)
+        .chain(args.iter().copied())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Checks an API path before it becomes an argument: it must look like a path and can
@@ -118,7 +123,10 @@ pub fn unseal(cli: &str, share: &KeyShare) -> ExecRequest {
 
 /// `bao write -format=json sys/unseal reset=true`.
 pub fn unseal_reset(cli: &str) -> ExecRequest {
-    ExecRequest::plain(cli_args(cli, &["write", "-format=json", "sys/unseal", "reset=true"]))
+    ExecRequest::plain(cli_args(
+        cli,
+        &["write", "-format=json", "sys/unseal", "reset=true"],
+    ))
 }
 
 fn token_line(token: &Token) -> Vec<u8> {
@@ -129,7 +137,11 @@ fn token_line(token: &Token) -> Vec<u8> {
 }
 
 fn with_token(cli: &str, args: &[&str]) -> Vec<String> {
-    let mut argv = vec!["sh".to_string(), "-c".to_string(), TOKEN_FROM_STDIN.to_string()];
+    let mut argv = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        TOKEN_FROM_STDIN.to_string(),
+    ];
     argv.extend(cli_args(cli, args));
     argv
 }
@@ -150,7 +162,9 @@ pub fn write(cli: &str, path: &str, body: Option<&Value>, token: &Token) -> Resu
     let mut stdin = token_line(token);
     let argv = match body {
         Some(body) => {
-            serde_json::to_writer(&mut stdin, body).map_err(|e| Error::invalid("request body", e.to_string(), "report this as a bug"))?;
+            serde_json::to_writer(&mut stdin, body).map_err(|e| {
+                Error::invalid("request body", e.to_string(), "report this as a bug")
+            })?;
             with_token(cli, &["write", "-format=json", path, "-"])
         }
         None => with_token(cli, &["write", "-format=json", "-force", path]),
@@ -164,7 +178,8 @@ pub fn write(cli: &str, path: &str, body: Option<&Value>, token: &Token) -> Resu
 /// `bao write -format=json PATH -` with a JSON body on stdin and no token (logins).
 pub fn write_unauthenticated(cli: &str, path: &str, body: &Value) -> Result<ExecRequest> {
     let path = checked_path(path)?;
-    let stdin = serde_json::to_vec(body).map_err(|e| Error::invalid("request body", e.to_string(), "report this as a bug"))?;
+    let stdin = serde_json::to_vec(body)
+        .map_err(|e| Error::invalid("request body", e.to_string(), "report this as a bug"))?;
     Ok(ExecRequest {
         argv: cli_args(cli, &["write", "-format=json", path, "-"]),
         stdin: Some(SecretBytes::new(stdin)),
@@ -187,8 +202,20 @@ mod tests {
             health("bao"),
             init_status("bao"),
             leader("bao"),
-            init("bao", &InitRequest::Shamir { shares: 5, threshold: 3 }),
-            init("vault", &InitRequest::Recovery { shares: 5, threshold: 3 }),
+            init(
+                "bao",
+                &InitRequest::Shamir {
+                    shares: 5,
+                    threshold: 3,
+                },
+            ),
+            init(
+                "vault",
+                &InitRequest::Recovery {
+                    shares: 5,
+                    threshold: 3,
+                },
+            ),
             unseal("bao", &share),
             unseal_reset("bao"),
             read("bao", "sys/storage/raft/configuration", &token)?,
@@ -206,25 +233,45 @@ mod tests {
             }
         }
         let share_cmd = unseal("bao", &KeyShare::new(SECRET.into()));
-        assert_eq!(share_cmd.argv, ["bao", "write", "-format=json", "sys/unseal", "key=-"]);
-        assert_eq!(share_cmd.stdin.as_ref().map(|s| s.expose().to_vec()), Some(SECRET.as_bytes().to_vec()));
+        assert_eq!(
+            share_cmd.argv,
+            ["bao", "write", "-format=json", "sys/unseal", "key=-"]
+        );
+        assert_eq!(
+            share_cmd.stdin.as_ref().map(|s| s.expose().to_vec()),
+            Some(SECRET.as_bytes().to_vec())
+        );
         let token_cmd = read("bao", "sys/leader", &Token::new(SECRET.into()))?;
         assert_eq!(token_cmd.argv[..3], ["sh", "-c", TOKEN_FROM_STDIN]);
-        assert_eq!(token_cmd.stdin.map(|s| s.expose().to_vec()), Some(format!("{SECRET}\n").into_bytes()));
+        assert_eq!(
+            token_cmd.stdin.map(|s| s.expose().to_vec()),
+            Some(format!("{SECRET}\n").into_bytes())
+        );
         Ok(())
     }
 
     #[test]
     fn every_command_asks_for_json() -> Result<()> {
         for request in every_command()? {
-            assert!(request.argv.iter().any(|a| a == "-format=json"), "{:?}", request.argv);
+            assert!(
+                request.argv.iter().any(|a| a == "-format=json"),
+                "{:?}",
+                request.argv
+            );
         }
         Ok(())
     }
 
     #[test]
     fn paths_that_could_be_read_as_flags_or_files_are_refused() {
-        for bad in ["-force", "@/etc/passwd", "sys/policy x", "a=b", "", "/sys/health"] {
+        for bad in [
+            "-force",
+            "@/etc/passwd",
+            "sys/policy x",
+            "a=b",
+            "",
+            "/sys/health",
+        ] {
             assert!(checked_path(bad).is_err(), "{bad:?}");
         }
         assert!(checked_path("auth/kubernetes/role/vaultkeeper-backup").is_ok());

@@ -87,13 +87,25 @@ impl ClusterIntent {
     /// (`vault-0`, `vault-1`, …); the first is where init happens.
     pub fn new(pods: Vec<PodName>, seal: SealIntent, init_mode: InitMode) -> Result<Self> {
         if pods.is_empty() {
-            return Err(Error::invalid("replicas", "no pods", "set replicas to 1, 3, 5 or 7"));
+            return Err(Error::invalid(
+                "replicas",
+                "no pods",
+                "set replicas to 1, 3, 5 or 7",
+            ));
         }
         let unique: BTreeSet<&PodName> = pods.iter().collect();
         if unique.len() != pods.len() {
-            return Err(Error::invalid("pods", "a pod name appears twice", "give each pod once"));
+            return Err(Error::invalid(
+                "pods",
+                "a pod name appears twice",
+                "give each pod once",
+            ));
         }
-        let intent = ClusterIntent { pods, seal, init_mode };
+        let intent = ClusterIntent {
+            pods,
+            seal,
+            init_mode,
+        };
         intent.init_request().validate()?;
         if init_mode == InitMode::SelfInit && matches!(seal, SealIntent::Shamir { .. }) {
             return Err(Error::invalid(
@@ -164,7 +176,10 @@ pub enum NodeState {
 
 impl NodeState {
     fn is_initialized(&self) -> bool {
-        matches!(self, NodeState::Sealed { .. } | NodeState::Standby | NodeState::Active)
+        matches!(
+            self,
+            NodeState::Sealed { .. } | NodeState::Standby | NodeState::Active
+        )
     }
 }
 
@@ -329,7 +344,11 @@ impl fmt::Display for StopReason {
                 f,
                 "the key store holds {stored:?} shares but the pods use a {reported:?} seal; these keys belong to another seal configuration"
             ),
-            StopReason::ThresholdMismatch { pod, stored, reported } => write!(
+            StopReason::ThresholdMismatch {
+                pod,
+                stored,
+                reported,
+            } => write!(
                 f,
                 "pod {pod} needs {reported} shares but the stored keys have a threshold of {stored}; the key store holds another cluster's keys"
             ),
@@ -337,7 +356,10 @@ impl fmt::Display for StopReason {
                 f,
                 "pod {pod} reports a {reported:?} seal, which is not the seal the cluster asks for; fix the seal configuration (seal migration is not automatic)"
             ),
-            StopReason::SplitBrain(ids) => write!(f, "pods report different cluster ids {ids:?}: more than one cluster exists; separate them by hand"),
+            StopReason::SplitBrain(ids) => write!(
+                f,
+                "pods report different cluster ids {ids:?}: more than one cluster exists; separate them by hand"
+            ),
         }
     }
 }
@@ -395,21 +417,32 @@ pub fn decide(intent: &ClusterIntent, observation: &Observation) -> Vec<Action> 
         .pods
         .iter()
         .map(|pod| {
-            observation.nodes.iter().find(|n| &n.pod == pod).cloned().unwrap_or_else(|| {
-                NodeObservation::new(
-                    pod.clone(),
-                    NodeState::Unreachable {
-                        reason: "not observed".into(),
-                    },
-                )
-            })
+            observation
+                .nodes
+                .iter()
+                .find(|n| &n.pod == pod)
+                .cloned()
+                .unwrap_or_else(|| {
+                    NodeObservation::new(
+                        pod.clone(),
+                        NodeState::Unreachable {
+                            reason: "not observed".into(),
+                        },
+                    )
+                })
         })
         .collect();
 
     // 2. One cluster, with the intended seal.
-    let cluster_ids: BTreeSet<&String> = observation.nodes.iter().filter_map(|n| n.cluster_id.as_ref()).collect();
+    let cluster_ids: BTreeSet<&String> = observation
+        .nodes
+        .iter()
+        .filter_map(|n| n.cluster_id.as_ref())
+        .collect();
     if cluster_ids.len() > 1 {
-        return vec![Action::Stop(StopReason::SplitBrain(cluster_ids.into_iter().cloned().collect()))];
+        return vec![Action::Stop(StopReason::SplitBrain(
+            cluster_ids.into_iter().cloned().collect(),
+        ))];
     }
     for node in &observation.nodes {
         if let Some(seal) = &node.seal_type {
@@ -431,37 +464,55 @@ pub fn decide(intent: &ClusterIntent, observation: &Observation) -> Vec<Action> 
     decide_initialized(intent, observation, &desired)
 }
 
-fn decide_before_init(intent: &ClusterIntent, observation: &Observation, desired: &[NodeObservation]) -> Vec<Action> {
+fn decide_before_init(
+    intent: &ClusterIntent,
+    observation: &Observation,
+    desired: &[NodeObservation],
+) -> Vec<Action> {
     let unreachable: Vec<PodName> = desired
         .iter()
         .filter(|n| matches!(n.state, NodeState::Unreachable { .. }))
         .map(|n| n.pod.clone())
         .collect();
     if !unreachable.is_empty() {
-        return vec![Action::Wait(WaitReason::PodsUnreachableBeforeInit(unreachable))];
+        return vec![Action::Wait(WaitReason::PodsUnreachableBeforeInit(
+            unreachable,
+        ))];
     }
     if let KeysState::Stored(_) = observation.keys {
         return vec![Action::Stop(StopReason::KeysWithoutInitializedPods)];
     }
-    match intent.init_mode {
-        InitMode::SelfInit => vec![Action::Wait(WaitReason::AwaitingSelfInitialization)],
-        InitMode::Operator => vec![Action::Init {
-            pod: intent.pods[0].clone(),
+    match (intent.init_mode, intent.pods.first()) {
+        (InitMode::Operator, Some(first)) => vec![Action::Init {
+            pod: first.clone(),
             request: intent.init_request(),
         }],
+        // `ClusterIntent::new` refuses an empty pod list, so `None` cannot happen.
+        (InitMode::Operator, None) | (InitMode::SelfInit, _) => {
+            vec![Action::Wait(WaitReason::AwaitingSelfInitialization)]
+        }
     }
 }
 
-fn decide_initialized(intent: &ClusterIntent, observation: &Observation, desired: &[NodeObservation]) -> Vec<Action> {
+fn decide_initialized(
+    intent: &ClusterIntent,
+    observation: &Observation,
+    desired: &[NodeObservation],
+) -> Vec<Action> {
     let stored = match (intent.init_mode, observation.keys) {
-        (InitMode::Operator, KeysState::Missing) => return vec![Action::Stop(StopReason::KeysMissing)],
+        (InitMode::Operator, KeysState::Missing) => {
+            return vec![Action::Stop(StopReason::KeysMissing)];
+        }
         (_, KeysState::Stored(summary)) => Some(summary),
         _ => None,
     };
     if let Some(summary) = stored {
         // The kind of the stored keys must fit the seal the pods report.
         if let Some(seal) = observation.nodes.iter().find_map(|n| n.seal_type.as_ref()) {
-            let fits = matches!((summary.kind, seal.is_auto()), (KeyKind::Unseal, false) | (KeyKind::Recovery, true));
+            let fits = matches!(
+                (summary.kind, seal.is_auto()),
+                (KeyKind::Unseal, false) | (KeyKind::Recovery, true)
+            );
             if !fits {
                 return vec![Action::Stop(StopReason::KeysDoNotMatchSeal {
                     stored: summary.kind,
@@ -474,11 +525,20 @@ fn decide_initialized(intent: &ClusterIntent, observation: &Observation, desired
     let mut actions = Vec::new();
     for node in desired {
         match &node.state {
-            NodeState::Unreachable { .. } => actions.push(Action::Wait(WaitReason::PodUnreachable(node.pod.clone()))),
-            NodeState::Uninitialized => actions.push(Action::Wait(WaitReason::JoiningRaft(node.pod.clone()))),
-            NodeState::Sealed { progress, threshold } => {
+            NodeState::Unreachable { .. } => {
+                actions.push(Action::Wait(WaitReason::PodUnreachable(node.pod.clone())))
+            }
+            NodeState::Uninitialized => {
+                actions.push(Action::Wait(WaitReason::JoiningRaft(node.pod.clone())))
+            }
+            NodeState::Sealed {
+                progress,
+                threshold,
+            } => {
                 if intent.wants_auto_seal() {
-                    actions.push(Action::Wait(WaitReason::AutoUnsealPending(node.pod.clone())));
+                    actions.push(Action::Wait(WaitReason::AutoUnsealPending(
+                        node.pod.clone(),
+                    )));
                     continue;
                 }
                 let Some(summary) = stored else {
@@ -501,7 +561,11 @@ fn decide_initialized(intent: &ClusterIntent, observation: &Observation, desired
         }
     }
 
-    let active: Vec<&NodeObservation> = observation.nodes.iter().filter(|n| n.state == NodeState::Active).collect();
+    let active: Vec<&NodeObservation> = observation
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Active)
+        .collect();
     let active = match active.as_slice() {
         [] => {
             actions.push(Action::Wait(WaitReason::NoActiveNode));
@@ -509,14 +573,18 @@ fn decide_initialized(intent: &ClusterIntent, observation: &Observation, desired
         }
         [one] => *one,
         several => {
-            actions.push(Action::Wait(WaitReason::SeveralActiveNodes(several.iter().map(|n| n.pod.clone()).collect())));
+            actions.push(Action::Wait(WaitReason::SeveralActiveNodes(
+                several.iter().map(|n| n.pod.clone()).collect(),
+            )));
             return actions;
         }
     };
     if !intent.pods.contains(&active.pod) {
         // The leader is on its way out: move leadership to a desired pod before anything
         // that writes.
-        actions.push(Action::StepDown { pod: active.pod.clone() });
+        actions.push(Action::StepDown {
+            pod: active.pod.clone(),
+        });
         return actions;
     }
 
@@ -538,14 +606,18 @@ fn decide_initialized(intent: &ClusterIntent, observation: &Observation, desired
             }
             for server in raft.servers.iter().filter(|s| !s.voter) {
                 if intent.pods.iter().any(|p| p.as_str() == server.node_id) {
-                    actions.push(Action::Wait(WaitReason::PromotionPending(server.node_id.clone())));
+                    actions.push(Action::Wait(WaitReason::PromotionPending(
+                        server.node_id.clone(),
+                    )));
                 }
             }
         }
     }
 
     if observation.bootstrap == BootstrapState::Needed {
-        actions.push(Action::Bootstrap { via: active.pod.clone() });
+        actions.push(Action::Bootstrap {
+            via: active.pod.clone(),
+        });
     }
     actions
 }

@@ -118,7 +118,9 @@ pub enum Error {
     },
 
     /// The token used was rejected: it expired, was revoked, or lacks the capability.
-    #[error("{step} on pod {pod}: permission denied (the token is revoked, expired or lacks the capability)")]
+    #[error(
+        "{step} on pod {pod}: permission denied (the token is revoked, expired or lacks the capability)"
+    )]
     PermissionDenied {
         /// The pod that was asked.
         pod: PodName,
@@ -158,7 +160,9 @@ pub enum Error {
     },
 
     /// A pod was named that the client has no address or executor for.
-    #[error("{step} on pod {pod}: this client has no address for the pod; add it to the client's endpoints")]
+    #[error(
+        "{step} on pod {pod}: this client has no address for the pod; add it to the client's endpoints"
+    )]
     UnknownPod {
         /// The pod that was asked for.
         pod: PodName,
@@ -178,7 +182,11 @@ pub enum Error {
 
 impl Error {
     /// Shorthand for [`Error::InvalidInput`].
-    pub fn invalid(field: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Error::InvalidInput {
             field: field.into(),
             problem: problem.into(),

@@ -45,7 +45,10 @@ impl fmt::Debug for InitKeys {
             .field("kind", &self.kind)
             .field("threshold", &self.threshold)
             .field("shares", &format_args!("<{} redacted>", self.shares.len()))
-            .field("root_token", &self.root_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "root_token",
+                &self.root_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -78,10 +81,12 @@ impl InitKeys {
             version: RECORD_VERSION,
             keys: self.clone(),
         };
-        serde_json::to_vec(&record).map(SecretBytes::new).map_err(|e| Error::KeyStore {
-            step: Step::KeyStoreStore,
-            reason: format!("cannot encode the key record: {e}"),
-        })
+        serde_json::to_vec(&record)
+            .map(SecretBytes::new)
+            .map_err(|e| Error::KeyStore {
+                step: Step::KeyStoreStore,
+                reason: format!("cannot encode the key record: {e}"),
+            })
     }
 
     /// Parses a record written by [`InitKeys::to_json`].
@@ -234,13 +239,20 @@ impl KeyStore for FileKeyStore {
                 .mode(0o600)
                 .open(&temp)
                 .map_err(|e| store_error(&temp, "cannot create", e))?;
-            file.write_all(bytes.expose()).map_err(|e| store_error(&temp, "cannot write", e))?;
-            file.sync_all().map_err(|e| store_error(&temp, "cannot sync", e))?;
+            file.write_all(bytes.expose())
+                .map_err(|e| store_error(&temp, "cannot write", e))?;
+            file.sync_all()
+                .map_err(|e| store_error(&temp, "cannot sync", e))?;
             drop(file);
-            std::fs::rename(&temp, &path).map_err(|e| store_error(&path, "cannot rename into", e))?;
+            std::fs::rename(&temp, &path)
+                .map_err(|e| store_error(&path, "cannot rename into", e))?;
             // The rename is durable only once the directory entry is.
             if let Some(dir) = path.parent() {
-                let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
                 std::fs::File::open(dir)
                     .and_then(|d| d.sync_all())
                     .map_err(|e| store_error(dir, "cannot sync directory", e))?;
@@ -275,7 +287,10 @@ mod tests {
     #[test]
     fn debug_of_init_keys_shows_shape_not_values() {
         let printed = format!("{:?}", sample());
-        assert!(printed.contains("threshold: 2") && printed.contains("<3 redacted>"), "{printed}");
+        assert!(
+            printed.contains("threshold: 2") && printed.contains("<3 redacted>"),
+            "{printed}"
+        );
         for secret in ["c2hhcmUtb25l", "s.rootTokenValue"] {
             assert!(!printed.contains(secret), "{printed}");
         }
@@ -286,18 +301,26 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().map_err(|e| store_error(Path::new("tmp"), "tempdir", e))?;
         let store = FileKeyStore::new(dir.path().join("keys.json"));
-        assert!(store.load().await?.is_none(), "empty store loads as nothing");
+        assert!(
+            store.load().await?.is_none(),
+            "empty store loads as nothing"
+        );
         store.store(&sample()).await?;
-        let mode = std::fs::metadata(store.path()).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        let mode = std::fs::metadata(store.path())
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
         assert_eq!(mode, 0o600);
-        let loaded = store.load().await?.ok_or_else(|| Error::invalid("test", "no keys", "-"))?;
+        let loaded = store
+            .load()
+            .await?
+            .ok_or_else(|| Error::invalid("test", "no keys", "-"))?;
         assert_eq!(loaded.summary(), sample().summary());
         assert_eq!(loaded.shares[1].expose(), "c2hhcmUtdHdv");
         // Overwrite: the record is replaced, and no temporary file is left behind.
         let mut without_root = sample();
         without_root.root_token = None;
         store.store(&without_root).await?;
-        assert!(!store.load().await?.is_some_and(|k| k.root_token.is_some()));
+        assert!(store.load().await?.is_some_and(|k| k.root_token.is_none()));
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
             .unwrap_or_default();
@@ -313,19 +336,35 @@ mod tests {
         store.store(&sample()).await?;
         std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o644))
             .map_err(|e| store_error(store.path(), "chmod", e))?;
-        let err = store.load().await.err().map(|e| e.to_string()).unwrap_or_default();
+        let err = store
+            .load()
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("chmod 600"), "{err}");
         Ok(())
     }
 
     #[test]
     fn a_corrupt_record_is_an_error_without_its_content() {
-        let err = InitKeys::from_json(br#"{"version":1,"kind":"unseal","threshold":4,"shares":["c2VjcmV0"]}"#)
+        let err = InitKeys::from_json(
+            br#"{"version":1,"kind":"unseal","threshold":4,"shares":["c2VjcmV0"]}"#,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.contains("threshold of 4") && !err.contains("c2VjcmV0"),
+            "{err}"
+        );
+        let err = InitKeys::from_json(b"not json c2VjcmV0")
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains("threshold of 4") && !err.contains("c2VjcmV0"), "{err}");
-        let err = InitKeys::from_json(b"not json c2VjcmV0").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("not valid JSON") && !err.contains("c2VjcmV0"), "{err}");
+        assert!(
+            err.contains("not valid JSON") && !err.contains("c2VjcmV0"),
+            "{err}"
+        );
     }
 }

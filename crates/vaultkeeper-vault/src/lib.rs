@@ -4,12 +4,15 @@
 //! - **decide**: [`decide`] turns the observed state of every pod, the key store and the
 //!   cluster intent into typed [`decide::Action`]s. Pure: no network, no clock.
 //! - **act**: [`client`] reads and drives nodes over HTTP or through `vault`/`bao` exec;
-//!   [`keys`] keeps the init output; [`bootstrap`] writes auth, policies and roles.
+//!   [`keys`] keeps the init output; [`bootstrap`] writes auth, policies and roles;
+//!   [`selfinit`] renders OpenBao's `initialize` stanza for the self-init mode.
 //! - **run one pass**: [`lifecycle::Lifecycle`] observes, decides and acts, holding the
 //!   init output in memory until the key store has it.
 //!
 //! Secrets (shares, tokens) only ever live in [`secret`] types, which print `<redacted>`
 //! and zeroize on drop, and they never appear in a command line (see [`commands`]).
+//!
+//! `docs/lifecycle.md` and `docs/vault-client.md` describe the behaviour for users.
 
 pub mod bootstrap;
 pub mod client;

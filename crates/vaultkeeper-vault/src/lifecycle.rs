@@ -17,13 +17,17 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tracing::{info, warn};
 
 use crate::bootstrap::{self, Authority, BootstrapReport, BootstrapSpec};
 use crate::client::NodeClient;
-use crate::decide::{Action, BootstrapState, ClusterIntent, KeysState, NodeObservation, NodeState, Observation, StopReason, WaitReason, decide};
+use crate::decide::{
+    Action, BootstrapState, ClusterIntent, KeysState, NodeObservation, NodeState, Observation,
+    StopReason, WaitReason, decide,
+};
 use crate::error::{Error, Result, Step};
 use crate::keys::{InitKeys, KeyStore};
 use crate::node::{PodName, UnsealProgress};
@@ -43,10 +47,15 @@ pub struct FileJwt(pub PathBuf);
 #[async_trait]
 impl JwtSource for FileJwt {
     async fn jwt(&self) -> Result<SecretString> {
-        let text = tokio::fs::read_to_string(&self.0).await.map_err(|e| Error::NoToken {
-            step: Step::KubernetesLogin,
-            reason: format!("cannot read the service-account token {}: {e}", self.0.display()),
-        })?;
+        let text = tokio::fs::read_to_string(&self.0)
+            .await
+            .map_err(|e| Error::NoToken {
+                step: Step::KubernetesLogin,
+                reason: format!(
+                    "cannot read the service-account token {}: {e}",
+                    self.0.display()
+                ),
+            })?;
         Ok(SecretString::new(text.trim_end().to_string()))
     }
 }
@@ -93,6 +102,8 @@ pub struct Outcome {
     pub action: Action,
     /// What it achieved, or why it failed.
     pub result: Result<Done>,
+    /// How long it took (for metrics and the measurement program).
+    pub elapsed: Duration,
 }
 
 /// Everything one pass saw and did.
@@ -128,7 +139,10 @@ impl PassReport {
 
     /// Every failed action's error.
     pub fn errors(&self) -> Vec<&Error> {
-        self.outcomes.iter().filter_map(|o| o.result.as_ref().err()).collect()
+        self.outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref().err())
+            .collect()
     }
 
     /// Nothing left to do or wait for: every desired pod is unsealed and nothing was
@@ -209,7 +223,14 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
     async fn observe_pod(&self, pod: &PodName) -> NodeObservation {
         let status = match self.client.seal_status(pod).await {
             Ok(status) => status,
-            Err(e) => return NodeObservation::new(pod.clone(), NodeState::Unreachable { reason: e.to_string() }),
+            Err(e) => {
+                return NodeObservation::new(
+                    pod.clone(),
+                    NodeState::Unreachable {
+                        reason: e.to_string(),
+                    },
+                );
+            }
         };
         let state = if !status.initialized {
             NodeState::Uninitialized
@@ -226,7 +247,9 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                     threshold: status.threshold,
                 },
                 Ok(_) => NodeState::Standby,
-                Err(e) => NodeState::Unreachable { reason: e.to_string() },
+                Err(e) => NodeState::Unreachable {
+                    reason: e.to_string(),
+                },
             }
         };
         NodeObservation {
@@ -239,7 +262,11 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
 
     /// A token for raft and bootstrap work: the root token while kept (and valid), else the
     /// operator's login. The second value says which.
-    async fn token(&mut self, via: &PodName, keys: &mut Option<InitKeys>) -> Result<(Token, Authority)> {
+    async fn token(
+        &mut self,
+        via: &PodName,
+        keys: &mut Option<InitKeys>,
+    ) -> Result<(Token, Authority)> {
         if let Some(root) = keys.as_ref().and_then(|k| k.root_token.clone()) {
             match self.client.lookup_self(via, &root).await {
                 Ok(_) => return Ok((root, Authority::Root)),
@@ -260,7 +287,10 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             reason: "the root token is not kept and no operator login is configured".into(),
         })?;
         let jwt = login.jwt.jwt().await?;
-        let token = self.client.kubernetes_login(via, &login.mount, &login.role, &jwt).await?;
+        let token = self
+            .client
+            .kubernetes_login(via, &login.mount, &login.role, &jwt)
+            .await?;
         Ok((token, Authority::Operator))
     }
 
@@ -269,7 +299,12 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
     /// is taken into account.
     pub async fn run_pass(&mut self, leftover_pods: &[PodName]) -> Result<PassReport> {
         let mut pods: Vec<PodName> = self.intent.pods().to_vec();
-        pods.extend(leftover_pods.iter().filter(|p| !self.intent.pods().contains(p)).cloned());
+        pods.extend(
+            leftover_pods
+                .iter()
+                .filter(|p| !self.intent.pods().contains(p))
+                .cloned(),
+        );
         let nodes = futures::future::join_all(pods.iter().map(|p| self.observe_pod(p))).await;
 
         let (keys_state, mut keys) = match &self.pending {
@@ -283,7 +318,10 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         // Raft membership from the active node, when there is one and a token for it.
         let mut session: Option<(Token, Authority)> = None;
         let mut raft = None;
-        let active: Vec<&NodeObservation> = nodes.iter().filter(|n| n.state == NodeState::Active).collect();
+        let active: Vec<&NodeObservation> = nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Active)
+            .collect();
         let keys_usable = !matches!(keys_state, KeysState::PendingWrite(_));
         if let ([active], true) = (active.as_slice(), keys_usable) {
             let via = active.pod.clone();
@@ -291,7 +329,9 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                 Ok(credentials) => {
                     match self.client.raft_configuration(&via, &credentials.0).await {
                         Ok(config) => raft = Some(config),
-                        Err(e) => warn!(pod = %via, error = %e, "cannot read the raft configuration"),
+                        Err(e) => {
+                            warn!(pod = %via, error = %e, "cannot read the raft configuration")
+                        }
                     }
                     session = Some(credentials);
                 }
@@ -313,8 +353,11 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         let actions = decide(&self.intent, &observation);
         let mut outcomes = Vec::new();
         for action in &actions {
+            let started = Instant::now();
             let result = self.act(action, &mut keys, &mut session).await;
-            let fatal = result.is_err() && matches!(action, Action::Init { .. } | Action::PersistKeys);
+            let elapsed = started.elapsed();
+            let fatal =
+                result.is_err() && matches!(action, Action::Init { .. } | Action::PersistKeys);
             match &result {
                 Ok(done) => info!(action = ?action, outcome = ?done, "lifecycle action"),
                 Err(e) => warn!(action = ?action, error = %e, "lifecycle action failed"),
@@ -322,6 +365,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             outcomes.push(Outcome {
                 action: action.clone(),
                 result,
+                elapsed,
             });
             if fatal {
                 break;
@@ -329,8 +373,14 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         }
         // Tokens from the operator's login are not left lying around.
         if let Some((token, Authority::Operator)) = session {
-            if let Some(via) = self.intent.pods().first() {
-                let _ = self.client.revoke_self(via, &token).await;
+            let active = observation
+                .nodes
+                .iter()
+                .find(|n| n.state == NodeState::Active)
+                .map(|n| n.pod.clone());
+            if let Some(via) = active {
+                // Best effort: the login token expires on its own soon anyway.
+                let _ = self.client.revoke_self(&via, &token).await;
             }
         }
         Ok(PassReport {
@@ -349,7 +399,12 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         Ok(())
     }
 
-    async fn act(&mut self, action: &Action, keys: &mut Option<InitKeys>, session: &mut Option<(Token, Authority)>) -> Result<Done> {
+    async fn act(
+        &mut self,
+        action: &Action,
+        keys: &mut Option<InitKeys>,
+        session: &mut Option<(Token, Authority)>,
+    ) -> Result<Done> {
         match action {
             Action::PersistKeys => {
                 self.persist_pending().await?;
@@ -407,7 +462,9 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                 Ok(Done::PeerRemoved)
             }
             Action::Bootstrap { via } => {
-                let spec = self.bootstrap.clone().ok_or_else(|| Error::invalid("bootstrap", "no bootstrap spec", "configure bootstrap"))?;
+                let spec = self.bootstrap.clone().ok_or_else(|| {
+                    Error::invalid("bootstrap", "no bootstrap spec", "configure bootstrap")
+                })?;
                 let (token, authority) = self.session_token(via, keys, session).await?;
                 let report = bootstrap::apply(&self.client, via, &spec, &token, authority).await?;
                 self.bootstrapped = true;
@@ -422,7 +479,12 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         }
     }
 
-    async fn session_token(&mut self, via: &PodName, keys: &mut Option<InitKeys>, session: &mut Option<(Token, Authority)>) -> Result<(Token, Authority)> {
+    async fn session_token(
+        &mut self,
+        via: &PodName,
+        keys: &mut Option<InitKeys>,
+        session: &mut Option<(Token, Authority)>,
+    ) -> Result<(Token, Authority)> {
         if let Some(credentials) = session {
             return Ok(credentials.clone());
         }
@@ -432,13 +494,21 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
     }
 
     /// Revokes the root token, but only after proving the operator can still get in.
-    async fn revoke_root(&mut self, via: &PodName, root: &Token, keys: &mut Option<InitKeys>) -> Result<()> {
+    async fn revoke_root(
+        &mut self,
+        via: &PodName,
+        root: &Token,
+        keys: &mut Option<InitKeys>,
+    ) -> Result<()> {
         let login = self.operator_login.clone().ok_or_else(|| Error::NoToken {
             step: Step::TokenRevoke,
             reason: "revoking the root token needs the operator's Kubernetes login configured, or the operator would lock itself out".into(),
         })?;
         let jwt = login.jwt.jwt().await?;
-        let operator = self.client.kubernetes_login(via, &login.mount, &login.role, &jwt).await?;
+        let operator = self
+            .client
+            .kubernetes_login(via, &login.mount, &login.role, &jwt)
+            .await?;
         self.client.lookup_self(via, &operator).await?;
         let _ = self.client.revoke_self(via, &operator).await;
         self.client.revoke_self(via, root).await?;

@@ -25,7 +25,9 @@ impl PodName {
         let name = name.into();
         let valid = !name.is_empty()
             && name.len() <= 63
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !name.starts_with('-')
             && !name.ends_with('-');
         if valid {
@@ -351,7 +353,11 @@ impl RaftConfiguration {
 
     /// Node ids of the voters.
     pub fn voters(&self) -> Vec<&str> {
-        self.servers.iter().filter(|s| s.voter).map(|s| s.node_id.as_str()).collect()
+        self.servers
+            .iter()
+            .filter(|s| s.voter)
+            .map(|s| s.node_id.as_str())
+            .collect()
     }
 }
 
@@ -499,7 +505,9 @@ impl InitRequest {
     /// Threshold.
     pub fn threshold(&self) -> u8 {
         match *self {
-            InitRequest::Shamir { threshold, .. } | InitRequest::Recovery { threshold, .. } => threshold,
+            InitRequest::Shamir { threshold, .. } | InitRequest::Recovery { threshold, .. } => {
+                threshold
+            }
         }
     }
 }
@@ -549,7 +557,11 @@ impl TokenInfo {
 
 /// Deserializes a known shape; the error keeps serde's reason (field names, types), never
 /// the body.
-pub(crate) fn parse_wire<T: serde::de::DeserializeOwned>(pod: &PodName, step: Step, value: &Value) -> Result<T> {
+pub(crate) fn parse_wire<T: serde::de::DeserializeOwned>(
+    pod: &PodName,
+    step: Step,
+    value: &Value,
+) -> Result<T> {
     T::deserialize(value).map_err(|e| Error::UnexpectedResponse {
         pod: pod.clone(),
         step,
@@ -571,11 +583,26 @@ mod tests {
         for good in ["vault-0", "a", "my-vault-12"] {
             assert!(PodName::new(good).is_ok(), "{good}");
         }
-        for bad in ["", "-vault", "Vault-0", "vault_0", "vault-0-", "@etc", "k=v", &"a".repeat(64)] {
-            let err = PodName::new(bad).err().map(|e| e.to_string()).unwrap_or_default();
+        for bad in [
+            "",
+            "-vault",
+            "Vault-0",
+            "vault_0",
+            "vault-0-",
+            "@etc",
+            "k=v",
+            &"a".repeat(64),
+        ] {
+            let err = PodName::new(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(err.contains("pod name"), "{bad:?}: {err}");
         }
-        assert_eq!(PodName::new("vault-2").ok().and_then(|p| p.ordinal()), Some(2));
+        assert_eq!(
+            PodName::new("vault-2").ok().and_then(|p| p.ordinal()),
+            Some(2)
+        );
     }
 
     #[test]
@@ -599,17 +626,50 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains("vault-0") && err.contains("seal status"), "{err}");
+        assert!(
+            err.contains("vault-0") && err.contains("seal status"),
+            "{err}"
+        );
     }
 
     #[test]
     fn init_request_validation_names_the_field() {
         let cases = [
-            (InitRequest::Shamir { shares: 5, threshold: 3 }, None),
-            (InitRequest::Shamir { shares: 1, threshold: 1 }, None),
-            (InitRequest::Shamir { shares: 0, threshold: 0 }, Some("unseal.shamir.keyShares")),
-            (InitRequest::Shamir { shares: 3, threshold: 4 }, Some("unseal.shamir.keyThreshold")),
-            (InitRequest::Recovery { shares: 5, threshold: 1 }, Some("unseal.recovery.keyThreshold")),
+            (
+                InitRequest::Shamir {
+                    shares: 5,
+                    threshold: 3,
+                },
+                None,
+            ),
+            (
+                InitRequest::Shamir {
+                    shares: 1,
+                    threshold: 1,
+                },
+                None,
+            ),
+            (
+                InitRequest::Shamir {
+                    shares: 0,
+                    threshold: 0,
+                },
+                Some("unseal.shamir.keyShares"),
+            ),
+            (
+                InitRequest::Shamir {
+                    shares: 3,
+                    threshold: 4,
+                },
+                Some("unseal.shamir.keyThreshold"),
+            ),
+            (
+                InitRequest::Recovery {
+                    shares: 5,
+                    threshold: 1,
+                },
+                Some("unseal.recovery.keyThreshold"),
+            ),
         ];
         for (request, field) in cases {
             match (request.validate(), field) {

@@ -85,3 +85,27 @@ pub fn initialize_stanza(spec: &BootstrapSpec) -> Result<String> {
         no_default = role.token_no_default_policy,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bootstrap::{ExampleSpec, Identity};
+
+    #[test]
+    fn the_stanza_for_the_default_names_is_stable() -> Result<()> {
+        let spec = ExampleSpec::spec();
+        insta::assert_snapshot!(initialize_stanza(&spec)?);
+        Ok(())
+    }
+
+    #[test]
+    fn the_stanza_refuses_an_invalid_spec() {
+        let mut spec = ExampleSpec::spec();
+        spec.operator = Identity {
+            service_account: "-bad".into(),
+            role: "r".into(),
+            policy: "p".into(),
+        };
+        assert!(initialize_stanza(&spec).is_err());
+    }
+}

@@ -2,7 +2,8 @@
 //! cluster and the exact actions it must lead to.
 
 use vaultkeeper_vault::decide::{
-    Action, BootstrapState, ClusterIntent, InitMode, KeysState, NodeObservation, NodeState, Observation, SealIntent, StopReason, WaitReason, decide,
+    Action, BootstrapState, ClusterIntent, InitMode, KeysState, NodeObservation, NodeState,
+    Observation, SealIntent, StopReason, WaitReason, decide,
 };
 use vaultkeeper_vault::keys::{KeyKind, KeysSummary};
 use vaultkeeper_vault::node::{InitRequest, PodName, RaftConfiguration, RaftServer, SealType};
@@ -16,7 +17,15 @@ fn pods(n: usize) -> Vec<PodName> {
 }
 
 fn shamir_intent(replicas: usize) -> ClusterIntent {
-    ClusterIntent::new(pods(replicas), SealIntent::Shamir { shares: 5, threshold: 3 }, InitMode::Operator).unwrap_or_else(|e| panic!("{e}"))
+    ClusterIntent::new(
+        pods(replicas),
+        SealIntent::Shamir {
+            shares: 5,
+            threshold: 3,
+        },
+        InitMode::Operator,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn auto_intent(replicas: usize, mode: InitMode) -> ClusterIntent {
@@ -37,7 +46,11 @@ const TRANSIT: fn() -> SealType = || SealType::Auto("transit".into());
 fn node(name: &str, state: NodeState, seal: SealType) -> NodeObservation {
     let initialized = matches!(state, NodeState::Standby | NodeState::Active);
     let n = NodeObservation::new(pod(name), state).with_seal(seal);
-    if initialized { n.with_cluster_id("cluster-a") } else { n }
+    if initialized {
+        n.with_cluster_id("cluster-a")
+    } else {
+        n
+    }
 }
 
 fn unreachable(name: &str) -> NodeObservation {
@@ -50,7 +63,10 @@ fn unreachable(name: &str) -> NodeObservation {
 }
 
 fn sealed(progress: u8) -> NodeState {
-    NodeState::Sealed { progress, threshold: 3 }
+    NodeState::Sealed {
+        progress,
+        threshold: 3,
+    }
 }
 
 fn unseal_keys() -> KeysState {
@@ -90,7 +106,11 @@ fn healthy_raft() -> Option<RaftConfiguration> {
     raft(&[("vault-0", true), ("vault-1", true), ("vault-2", true)])
 }
 
-fn observe(nodes: Vec<NodeObservation>, keys: KeysState, raft: Option<RaftConfiguration>) -> Observation {
+fn observe(
+    nodes: Vec<NodeObservation>,
+    keys: KeysState,
+    raft: Option<RaftConfiguration>,
+) -> Observation {
     Observation {
         nodes,
         keys,
@@ -102,12 +122,18 @@ fn observe(nodes: Vec<NodeObservation>, keys: KeysState, raft: Option<RaftConfig
 fn init_on(name: &str) -> Action {
     Action::Init {
         pod: pod(name),
-        request: InitRequest::Shamir { shares: 5, threshold: 3 },
+        request: InitRequest::Shamir {
+            shares: 5,
+            threshold: 3,
+        },
     }
 }
 
 fn never_inits(actions: &[Action]) {
-    assert!(!actions.iter().any(|a| matches!(a, Action::Init { .. })), "{actions:?}");
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Init { .. })),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -135,7 +161,13 @@ fn two_uninitialized_pods_lead_to_exactly_one_init() {
         None,
     );
     let actions = decide(&shamir_intent(2), &obs);
-    assert_eq!(actions.iter().filter(|a| matches!(a, Action::Init { .. })).count(), 1);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::Init { .. }))
+            .count(),
+        1
+    );
     assert_eq!(actions, vec![init_on("vault-0")]);
 }
 
@@ -150,7 +182,10 @@ fn initialized_cluster_without_keys_is_never_reinitialized() {
         KeysState::Missing,
         None,
     );
-    assert_eq!(decide(&shamir_intent(3), &obs), vec![Action::Stop(StopReason::KeysMissing)]);
+    assert_eq!(
+        decide(&shamir_intent(3), &obs),
+        vec![Action::Stop(StopReason::KeysMissing)]
+    );
 }
 
 #[test]
@@ -165,7 +200,10 @@ fn keys_missing_stops_even_when_the_cluster_is_otherwise_healthy() {
         healthy_raft(),
     );
     // Nothing else: no unseal, no raft change, no bootstrap.
-    assert_eq!(decide(&shamir_intent(3), &obs), vec![Action::Stop(StopReason::KeysMissing)]);
+    assert_eq!(
+        decide(&shamir_intent(3), &obs),
+        vec![Action::Stop(StopReason::KeysMissing)]
+    );
 }
 
 #[test]
@@ -198,7 +236,11 @@ fn pending_keys_come_first_even_if_pods_look_uninitialized() {
         shares: 5,
         root_token_kept: true,
     });
-    let obs = observe(vec![node("vault-0", NodeState::Uninitialized, SHAMIR())], pending, None);
+    let obs = observe(
+        vec![node("vault-0", NodeState::Uninitialized, SHAMIR())],
+        pending,
+        None,
+    );
     assert_eq!(decide(&shamir_intent(1), &obs), vec![Action::PersistKeys]);
 }
 
@@ -257,7 +299,10 @@ fn one_restarted_pod_is_unsealed_and_the_rest_left_alone() {
 #[test]
 fn partial_unseal_progress_is_reset_before_the_stored_shares_are_entered() {
     let obs = observe(
-        vec![node("vault-0", NodeState::Active, SHAMIR()), node("vault-1", sealed(2), SHAMIR())],
+        vec![
+            node("vault-0", NodeState::Active, SHAMIR()),
+            node("vault-1", sealed(2), SHAMIR()),
+        ],
         unseal_keys(),
         raft(&[("vault-0", true), ("vault-1", true)]),
     );
@@ -282,13 +327,19 @@ fn auto_unseal_cluster_gets_no_shares_and_keeps_its_recovery_keys() {
         healthy_raft(),
     );
     let actions = decide(&auto_intent(3, InitMode::Operator), &obs);
-    assert_eq!(actions, vec![Action::Wait(WaitReason::AutoUnsealPending(pod("vault-1")))]);
+    assert_eq!(
+        actions,
+        vec![Action::Wait(WaitReason::AutoUnsealPending(pod("vault-1")))]
+    );
 }
 
 #[test]
 fn fresh_auto_unseal_cluster_is_initialized_with_recovery_shares() {
     let obs = observe(
-        vec![node("vault-0", NodeState::Uninitialized, TRANSIT()), node("vault-1", NodeState::Uninitialized, TRANSIT())],
+        vec![
+            node("vault-0", NodeState::Uninitialized, TRANSIT()),
+            node("vault-1", NodeState::Uninitialized, TRANSIT()),
+        ],
         KeysState::Missing,
         None,
     );
@@ -296,7 +347,10 @@ fn fresh_auto_unseal_cluster_is_initialized_with_recovery_shares() {
         decide(&auto_intent(2, InitMode::Operator), &obs),
         vec![Action::Init {
             pod: pod("vault-0"),
-            request: InitRequest::Recovery { shares: 5, threshold: 3 },
+            request: InitRequest::Recovery {
+                shares: 5,
+                threshold: 3
+            },
         }]
     );
 }
@@ -304,7 +358,10 @@ fn fresh_auto_unseal_cluster_is_initialized_with_recovery_shares() {
 #[test]
 fn self_initializing_cluster_is_never_initialized_by_the_operator() {
     let obs = observe(
-        vec![node("vault-0", NodeState::Uninitialized, TRANSIT()), node("vault-1", NodeState::Uninitialized, TRANSIT())],
+        vec![
+            node("vault-0", NodeState::Uninitialized, TRANSIT()),
+            node("vault-1", NodeState::Uninitialized, TRANSIT()),
+        ],
         KeysState::Missing,
         None,
     );
@@ -317,14 +374,19 @@ fn self_initializing_cluster_is_never_initialized_by_the_operator() {
 #[test]
 fn self_initialized_cluster_without_keys_is_bootstrapped_not_stopped() {
     let mut obs = observe(
-        vec![node("vault-0", NodeState::Active, TRANSIT()), node("vault-1", NodeState::Standby, TRANSIT())],
+        vec![
+            node("vault-0", NodeState::Active, TRANSIT()),
+            node("vault-1", NodeState::Standby, TRANSIT()),
+        ],
         KeysState::Missing,
         raft(&[("vault-0", true), ("vault-1", true)]),
     );
     obs.bootstrap = BootstrapState::Needed;
     assert_eq!(
         decide(&auto_intent(2, InitMode::SelfInit), &obs),
-        vec![Action::Bootstrap { via: pod("vault-0") }]
+        vec![Action::Bootstrap {
+            via: pod("vault-0")
+        }]
     );
 }
 
@@ -337,7 +399,13 @@ fn departed_peer_after_scale_down_is_removed_through_the_active_pod() {
             node("vault-2", NodeState::Standby, SHAMIR()),
         ],
         unseal_keys(),
-        raft(&[("vault-1", true), ("vault-0", true), ("vault-2", true), ("vault-3", true), ("vault-4", true)]),
+        raft(&[
+            ("vault-1", true),
+            ("vault-0", true),
+            ("vault-2", true),
+            ("vault-3", true),
+            ("vault-4", true),
+        ]),
     );
     // One removal per pass.
     assert_eq!(
@@ -359,9 +427,19 @@ fn a_departed_pod_that_is_still_active_steps_down_before_any_removal() {
             node("vault-3", NodeState::Active, SHAMIR()),
         ],
         unseal_keys(),
-        raft(&[("vault-3", true), ("vault-0", true), ("vault-1", true), ("vault-2", true)]),
+        raft(&[
+            ("vault-3", true),
+            ("vault-0", true),
+            ("vault-1", true),
+            ("vault-2", true),
+        ]),
     );
-    assert_eq!(decide(&shamir_intent(3), &obs), vec![Action::StepDown { pod: pod("vault-3") }]);
+    assert_eq!(
+        decide(&shamir_intent(3), &obs),
+        vec![Action::StepDown {
+            pod: pod("vault-3")
+        }]
+    );
 }
 
 #[test]
@@ -377,12 +455,21 @@ fn a_pod_that_answers_nothing_before_init_blocks_init() {
     );
     let actions = decide(&shamir_intent(3), &obs);
     never_inits(&actions);
-    assert_eq!(actions, vec![Action::Wait(WaitReason::PodsUnreachableBeforeInit(vec![pod("vault-1")]))]);
+    assert_eq!(
+        actions,
+        vec![Action::Wait(WaitReason::PodsUnreachableBeforeInit(vec![
+            pod("vault-1")
+        ]))]
+    );
 }
 
 #[test]
 fn a_pod_that_was_never_observed_counts_as_unreachable() {
-    let obs = observe(vec![node("vault-0", NodeState::Uninitialized, SHAMIR())], KeysState::Missing, None);
+    let obs = observe(
+        vec![node("vault-0", NodeState::Uninitialized, SHAMIR())],
+        KeysState::Missing,
+        None,
+    );
     let actions = decide(&shamir_intent(2), &obs);
     never_inits(&actions);
 }
@@ -390,7 +477,11 @@ fn a_pod_that_was_never_observed_counts_as_unreachable() {
 #[test]
 fn a_pod_that_answers_nothing_in_a_running_cluster_is_reported_and_the_rest_proceeds() {
     let obs = observe(
-        vec![node("vault-0", NodeState::Active, SHAMIR()), unreachable("vault-1"), node("vault-2", sealed(0), SHAMIR())],
+        vec![
+            node("vault-0", NodeState::Active, SHAMIR()),
+            unreachable("vault-1"),
+            node("vault-2", sealed(0), SHAMIR()),
+        ],
         unseal_keys(),
         healthy_raft(),
     );
@@ -408,20 +499,36 @@ fn a_pod_that_answers_nothing_in_a_running_cluster_is_reported_and_the_rest_proc
 
 #[test]
 fn every_pod_unreachable_means_wait_not_init() {
-    let obs = observe(vec![unreachable("vault-0"), unreachable("vault-1"), unreachable("vault-2")], KeysState::Missing, None);
+    let obs = observe(
+        vec![
+            unreachable("vault-0"),
+            unreachable("vault-1"),
+            unreachable("vault-2"),
+        ],
+        KeysState::Missing,
+        None,
+    );
     let actions = decide(&shamir_intent(3), &obs);
     never_inits(&actions);
-    assert!(matches!(actions.as_slice(), [Action::Wait(WaitReason::PodsUnreachableBeforeInit(p))] if p.len() == 3));
+    assert!(
+        matches!(actions.as_slice(), [Action::Wait(WaitReason::PodsUnreachableBeforeInit(p))] if p.len() == 3)
+    );
 }
 
 #[test]
 fn keys_stored_but_every_pod_uninitialized_stops_instead_of_reinitializing() {
     let obs = observe(
-        vec![node("vault-0", NodeState::Uninitialized, SHAMIR()), node("vault-1", NodeState::Uninitialized, SHAMIR())],
+        vec![
+            node("vault-0", NodeState::Uninitialized, SHAMIR()),
+            node("vault-1", NodeState::Uninitialized, SHAMIR()),
+        ],
         unseal_keys(),
         None,
     );
-    assert_eq!(decide(&shamir_intent(2), &obs), vec![Action::Stop(StopReason::KeysWithoutInitializedPods)]);
+    assert_eq!(
+        decide(&shamir_intent(2), &obs),
+        vec![Action::Stop(StopReason::KeysWithoutInitializedPods)]
+    );
 }
 
 #[test]
@@ -437,7 +544,10 @@ fn an_initialized_leftover_pod_outside_the_desired_set_still_prevents_init() {
         KeysState::Missing,
         None,
     );
-    assert_eq!(decide(&shamir_intent(3), &obs), vec![Action::Stop(StopReason::KeysMissing)]);
+    assert_eq!(
+        decide(&shamir_intent(3), &obs),
+        vec![Action::Stop(StopReason::KeysMissing)]
+    );
 }
 
 #[test]
@@ -470,7 +580,10 @@ fn new_pods_of_a_scale_up_wait_for_retry_join_then_get_unsealed() {
 #[test]
 fn non_voters_are_reported_as_waiting_for_promotion() {
     let obs = observe(
-        vec![node("vault-0", NodeState::Active, SHAMIR()), node("vault-1", NodeState::Standby, SHAMIR())],
+        vec![
+            node("vault-0", NodeState::Active, SHAMIR()),
+            node("vault-1", NodeState::Standby, SHAMIR()),
+        ],
         unseal_keys(),
         raft(&[("vault-0", true), ("vault-1", false)]),
     );
@@ -483,12 +596,20 @@ fn non_voters_are_reported_as_waiting_for_promotion() {
 #[test]
 fn bootstrap_runs_through_the_active_pod_once_needed() {
     let mut obs = observe(
-        vec![node("vault-0", NodeState::Active, SHAMIR()), node("vault-1", NodeState::Standby, SHAMIR())],
+        vec![
+            node("vault-0", NodeState::Active, SHAMIR()),
+            node("vault-1", NodeState::Standby, SHAMIR()),
+        ],
         unseal_keys(),
         raft(&[("vault-0", true), ("vault-1", true)]),
     );
     obs.bootstrap = BootstrapState::Needed;
-    assert_eq!(decide(&shamir_intent(2), &obs), vec![Action::Bootstrap { via: pod("vault-0") }]);
+    assert_eq!(
+        decide(&shamir_intent(2), &obs),
+        vec![Action::Bootstrap {
+            via: pod("vault-0")
+        }]
+    );
     obs.bootstrap = BootstrapState::Done;
     assert_eq!(decide(&shamir_intent(2), &obs), vec![]);
 }
@@ -496,12 +617,18 @@ fn bootstrap_runs_through_the_active_pod_once_needed() {
 #[test]
 fn no_active_pod_means_no_raft_change_and_no_bootstrap() {
     let mut obs = observe(
-        vec![node("vault-0", NodeState::Standby, SHAMIR()), node("vault-1", NodeState::Standby, SHAMIR())],
+        vec![
+            node("vault-0", NodeState::Standby, SHAMIR()),
+            node("vault-1", NodeState::Standby, SHAMIR()),
+        ],
         unseal_keys(),
         raft(&[("vault-0", true), ("vault-1", true), ("vault-2", true)]),
     );
     obs.bootstrap = BootstrapState::Needed;
-    assert_eq!(decide(&shamir_intent(2), &obs), vec![Action::Wait(WaitReason::NoActiveNode)]);
+    assert_eq!(
+        decide(&shamir_intent(2), &obs),
+        vec![Action::Wait(WaitReason::NoActiveNode)]
+    );
 }
 
 #[test]
@@ -514,12 +641,18 @@ fn pods_of_two_different_clusters_stop_everything() {
         unseal_keys(),
         None,
     );
-    assert!(matches!(decide(&shamir_intent(2), &obs).as_slice(), [Action::Stop(StopReason::SplitBrain(ids))] if ids.len() == 2));
+    assert!(
+        matches!(decide(&shamir_intent(2), &obs).as_slice(), [Action::Stop(StopReason::SplitBrain(ids))] if ids.len() == 2)
+    );
 }
 
 #[test]
 fn a_seal_other_than_the_intended_one_stops_before_init() {
-    let obs = observe(vec![node("vault-0", NodeState::Uninitialized, TRANSIT())], KeysState::Missing, None);
+    let obs = observe(
+        vec![node("vault-0", NodeState::Uninitialized, TRANSIT())],
+        KeysState::Missing,
+        None,
+    );
     assert!(matches!(
         decide(&shamir_intent(1), &obs).as_slice(),
         [Action::Stop(StopReason::SealMismatch { .. })]
@@ -528,7 +661,11 @@ fn a_seal_other_than_the_intended_one_stops_before_init() {
 
 #[test]
 fn stored_keys_of_the_wrong_kind_are_not_used() {
-    let obs = observe(vec![node("vault-0", sealed(0), SHAMIR())], recovery_keys(), None);
+    let obs = observe(
+        vec![node("vault-0", sealed(0), SHAMIR())],
+        recovery_keys(),
+        None,
+    );
     assert!(matches!(
         decide(&shamir_intent(1), &obs).as_slice(),
         [Action::Stop(StopReason::KeysDoNotMatchSeal { .. })]
@@ -538,26 +675,72 @@ fn stored_keys_of_the_wrong_kind_are_not_used() {
 #[test]
 fn stored_keys_with_another_threshold_are_not_used() {
     let obs = observe(
-        vec![node("vault-0", NodeState::Sealed { progress: 0, threshold: 2 }, SHAMIR())],
+        vec![node(
+            "vault-0",
+            NodeState::Sealed {
+                progress: 0,
+                threshold: 2,
+            },
+            SHAMIR(),
+        )],
         unseal_keys(),
         None,
     );
     assert!(matches!(
         decide(&shamir_intent(1), &obs).as_slice(),
-        [Action::Stop(StopReason::ThresholdMismatch { stored: 3, reported: 2, .. })]
+        [Action::Stop(StopReason::ThresholdMismatch {
+            stored: 3,
+            reported: 2,
+            ..
+        })]
     ));
 }
 
 #[test]
 fn intent_validation_names_the_field_and_the_fix() {
     let cases: Vec<(Vec<PodName>, SealIntent, InitMode, &str)> = vec![
-        (vec![], SealIntent::Shamir { shares: 5, threshold: 3 }, InitMode::Operator, "replicas"),
-        (pods(3), SealIntent::Shamir { shares: 3, threshold: 5 }, InitMode::Operator, "keyThreshold"),
-        (pods(3), SealIntent::Shamir { shares: 5, threshold: 3 }, InitMode::SelfInit, "init.mode"),
-        (vec![pod("vault-0"), pod("vault-0")], SealIntent::Shamir { shares: 5, threshold: 3 }, InitMode::Operator, "pods"),
+        (
+            vec![],
+            SealIntent::Shamir {
+                shares: 5,
+                threshold: 3,
+            },
+            InitMode::Operator,
+            "replicas",
+        ),
+        (
+            pods(3),
+            SealIntent::Shamir {
+                shares: 3,
+                threshold: 5,
+            },
+            InitMode::Operator,
+            "keyThreshold",
+        ),
+        (
+            pods(3),
+            SealIntent::Shamir {
+                shares: 5,
+                threshold: 3,
+            },
+            InitMode::SelfInit,
+            "init.mode",
+        ),
+        (
+            vec![pod("vault-0"), pod("vault-0")],
+            SealIntent::Shamir {
+                shares: 5,
+                threshold: 3,
+            },
+            InitMode::Operator,
+            "pods",
+        ),
     ];
     for (pods, seal, mode, field) in cases {
-        let err = ClusterIntent::new(pods, seal, mode).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = ClusterIntent::new(pods, seal, mode)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains(field), "{field}: {err}");
     }
 }

@@ -29,15 +29,31 @@ use vaultkeeper_vault::{Error, Result, Step};
 const CONVERGE: Duration = Duration::from_secs(120);
 
 fn shamir(pods: Vec<PodName>) -> ClusterIntent {
-    ClusterIntent::new(pods, SealIntent::Shamir { shares: 5, threshold: 3 }, InitMode::Operator).unwrap_or_else(|e| panic!("{e}"))
+    ClusterIntent::new(
+        pods,
+        SealIntent::Shamir {
+            shares: 5,
+            threshold: 3,
+        },
+        InitMode::Operator,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn count_actions(reports: &[PassReport], pick: impl Fn(&Action) -> bool) -> usize {
-    reports.iter().flat_map(|r| &r.outcomes).filter(|o| pick(&o.action)).count()
+    reports
+        .iter()
+        .flat_map(|r| &r.outcomes)
+        .filter(|o| pick(&o.action))
+        .count()
 }
 
 async fn stored_keys(store: &FileKeyStore) -> InitKeys {
-    store.load().await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("no keys stored"))
+    store
+        .load()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no keys stored"))
 }
 
 fn secrets_of(keys: &InitKeys) -> Vec<String> {
@@ -50,15 +66,24 @@ fn secrets_of(keys: &InitKeys) -> Vec<String> {
 async fn assert_healthy(client: &dyn NodeClient, pods: &[PodName], token: &Token) {
     let mut active = Vec::new();
     for pod in pods {
-        let status = client.seal_status(pod).await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(status.initialized && !status.sealed, "{pod} is not unsealed: {status:?}");
+        let status = client
+            .seal_status(pod)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            status.initialized && !status.sealed,
+            "{pod} is not unsealed: {status:?}"
+        );
         let health = client.health(pod).await.unwrap_or_else(|e| panic!("{e}"));
         if health.is_active() {
             active.push(pod.clone());
         }
     }
     assert_eq!(active.len(), 1, "exactly one active pod, got {active:?}");
-    let raft = client.raft_configuration(&active[0], token).await.unwrap_or_else(|e| panic!("{e}"));
+    let raft = client
+        .raft_configuration(&active[0], token)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut peers: Vec<&str> = raft.servers.iter().map(|s| s.node_id.as_str()).collect();
     peers.sort_unstable();
     let mut expected: Vec<&str> = pods.iter().map(PodName::as_str).collect();
@@ -68,18 +93,28 @@ async fn assert_healthy(client: &dyn NodeClient, pods: &[PodName], token: &Token
     // Autopilot refreshes its view on its own schedule; give it a few seconds to agree.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let autopilot = client.autopilot_state(&active[0], token).await.unwrap_or_else(|e| panic!("{e}"));
+        let autopilot = client
+            .autopilot_state(&active[0], token)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         if autopilot.healthy && autopilot.voters.len() == pods.len() {
             break;
         }
-        assert!(Instant::now() < deadline, "autopilot never agreed: {autopilot:?}");
+        assert!(
+            Instant::now() < deadline,
+            "autopilot never agreed: {autopilot:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
 /// Fresh cluster → one init, keys persisted first, all unsealed; then one node and then
 /// all nodes are killed and restarted and come back unsealed. Returns the secrets seen.
-async fn fresh_then_restarts<C: NodeClient>(cluster: &mut Cluster, client: C, label: &str) -> (Vec<String>, Lifecycle<C, FileKeyStore>) {
+async fn fresh_then_restarts<C: NodeClient>(
+    cluster: &mut Cluster,
+    client: C,
+    label: &str,
+) -> (Vec<String>, Lifecycle<C, FileKeyStore>) {
     let keys_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = FileKeyStore::new(keys_dir.path().join("keys.json"));
     let pods = cluster.pods(3);
@@ -87,19 +122,38 @@ async fn fresh_then_restarts<C: NodeClient>(cluster: &mut Cluster, client: C, la
 
     let started = Instant::now();
     let reports = converge(&mut lifecycle, &[], CONVERGE).await;
-    eprintln!("[{label}] fresh cluster converged in {:?} over {} passes", started.elapsed(), reports.len());
-    assert_eq!(count_actions(&reports, |a| matches!(a, Action::Init { .. })), 1, "exactly one init");
+    eprintln!(
+        "[{label}] fresh cluster converged in {:?} over {} passes",
+        started.elapsed(),
+        reports.len()
+    );
+    assert_eq!(
+        count_actions(&reports, |a| matches!(a, Action::Init { .. })),
+        1,
+        "exactly one init"
+    );
     // Keys first: the pass that initialized did nothing before the init and ended with
     // the keys in the store.
     let init_pass = reports
         .iter()
-        .find(|r| r.outcomes.iter().any(|o| matches!(o.action, Action::Init { .. })))
+        .find(|r| {
+            r.outcomes
+                .iter()
+                .any(|o| matches!(o.action, Action::Init { .. }))
+        })
         .unwrap_or_else(|| panic!("no init pass"));
     assert!(matches!(init_pass.outcomes[0].action, Action::Init { .. }));
-    assert!(matches!(init_pass.outcomes[0].result, Ok(Done::Initialized)), "{:?}", init_pass.outcomes[0]);
+    assert!(
+        matches!(init_pass.outcomes[0].result, Ok(Done::Initialized)),
+        "{:?}",
+        init_pass.outcomes[0]
+    );
     let keys = stored_keys(&store).await;
     assert_eq!((keys.shares.len(), keys.threshold), (5, 3));
-    let root = keys.root_token.clone().unwrap_or_else(|| panic!("root token kept"));
+    let root = keys
+        .root_token
+        .clone()
+        .unwrap_or_else(|| panic!("root token kept"));
     assert_healthy(lifecycle.client(), &pods, &root).await;
 
     // One node crashes and comes back.
@@ -108,9 +162,20 @@ async fn fresh_then_restarts<C: NodeClient>(cluster: &mut Cluster, client: C, la
     cluster.node(1).server.wait_listening();
     let listening = Instant::now();
     let reports = converge(&mut lifecycle, &[], CONVERGE).await;
-    eprintln!("[{label}] restarted vault-1: listening -> unsealed in {:?}", listening.elapsed());
-    assert_eq!(count_actions(&reports, |a| matches!(a, Action::Init { .. })), 0);
-    assert!(count_actions(&reports, |a| matches!(a, Action::Unseal { pod, .. } if pod.as_str() == "vault-1")) >= 1);
+    eprintln!(
+        "[{label}] restarted vault-1: listening -> unsealed in {:?}",
+        listening.elapsed()
+    );
+    assert_eq!(
+        count_actions(&reports, |a| matches!(a, Action::Init { .. })),
+        0
+    );
+    assert!(
+        count_actions(
+            &reports,
+            |a| matches!(a, Action::Unseal { pod, .. } if pod.as_str() == "vault-1")
+        ) >= 1
+    );
     assert_healthy(lifecycle.client(), &pods, &root).await;
 
     // Every node crashes and comes back.
@@ -118,9 +183,18 @@ async fn fresh_then_restarts<C: NodeClient>(cluster: &mut Cluster, client: C, la
     cluster.start_all();
     let listening = Instant::now();
     let reports = converge(&mut lifecycle, &[], CONVERGE).await;
-    eprintln!("[{label}] restarted all nodes: listening -> all unsealed in {:?}", listening.elapsed());
-    assert_eq!(count_actions(&reports, |a| matches!(a, Action::Init { .. })), 0);
-    assert_eq!(count_actions(&reports, |a| matches!(a, Action::Unseal { .. })), 3);
+    eprintln!(
+        "[{label}] restarted all nodes: listening -> all unsealed in {:?}",
+        listening.elapsed()
+    );
+    assert_eq!(
+        count_actions(&reports, |a| matches!(a, Action::Init { .. })),
+        0
+    );
+    assert_eq!(
+        count_actions(&reports, |a| matches!(a, Action::Unseal { .. })),
+        3
+    );
     assert_healthy(lifecycle.client(), &pods, &root).await;
     (secrets_of(&keys), lifecycle)
 }
@@ -142,16 +216,36 @@ async fn three_node_cluster_lifecycle_over_exec() {
     let mut cluster = Cluster::new(2, 3, Seal::Shamir);
     cluster.start_all();
     let executor = cluster.executor();
+    // The container may carry a token of its own (a transit seal's), which the OpenBao CLI
+    // prefers over VAULT_TOKEN: our commands must still use the token they were given.
+    executor
+        .inner()
+        .set_container_env("BAO_TOKEN", "s.the-transit-seal-token-of-the-container");
     let client = ExecNodeClient::new(executor.clone(), Flavor::OpenBao);
     let (secrets, _lifecycle) = fresh_then_restarts(&mut cluster, client, "exec").await;
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
-    assert!(argvs.len() > 20, "the exec transport did the work: {} commands", argvs.len());
-    assert_eq!(argvs.iter().filter(|a| a.iter().any(|x| x == "init")).count(), 1, "one operator init command");
+    assert!(
+        argvs.len() > 20,
+        "the exec transport did the work: {} commands",
+        argvs.len()
+    );
+    assert_eq!(
+        argvs
+            .iter()
+            .filter(|a| a.iter().any(|x| x == "init"))
+            .count(),
+        1,
+        "one operator init command"
+    );
     // Shares went over stdin: every unseal command is the key=- form.
-    assert!(argvs.iter().filter(|a| a.iter().any(|x| x == "sys/unseal")).all(|a| a.last().is_some_and(|x| x == "key=-" || x == "reset=true")));
+    assert!(
+        argvs
+            .iter()
+            .filter(|a| a.iter().any(|x| x == "sys/unseal"))
+            .all(|a| a.last().is_some_and(|x| x == "key=-" || x == "reset=true"))
+    );
     assert_no_secret_leaked(&secrets, &argvs, &cluster.server_logs());
 }
-
 
 /// Debug prints of reports, for the leak scan (errors inside them included).
 fn report_texts(reports: &[PassReport]) -> Vec<String> {
@@ -196,30 +290,56 @@ async fn failing_key_store_after_init_never_reinitializes() {
         failing: failing.clone(),
     };
     let intent = shamir(cluster.pods(3));
-    let mut lifecycle = Lifecycle::new(ExecNodeClient::new(executor.clone(), Flavor::OpenBao), store.clone(), intent.clone());
+    let mut lifecycle = Lifecycle::new(
+        ExecNodeClient::new(executor.clone(), Flavor::OpenBao),
+        store.clone(),
+        intent.clone(),
+    );
     let mut reports = Vec::new();
 
     // Pass 1: init answers, the key write fails; the pass ends there.
-    let first = lifecycle.run_pass(&[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let first = lifecycle
+        .run_pass(&[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(first.outcomes.len(), 1, "{first:?}");
     assert!(matches!(first.outcomes[0].action, Action::Init { .. }));
-    let error = first.outcomes[0].result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+    let error = first.outcomes[0]
+        .result
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     assert!(error.contains("store keys"), "{error}");
     assert!(lifecycle.has_pending_keys());
     reports.push(first);
 
     // Pass 2: the only action is the retried write, which fails again. No init.
-    let second = lifecycle.run_pass(&[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let second = lifecycle
+        .run_pass(&[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(second.actions, vec![Action::PersistKeys]);
     assert!(second.outcomes[0].result.is_err());
     reports.push(second);
 
     // The operator process dies here and a new one starts: the keys are gone with it.
     // The new one sees an initialized cluster without keys and stops, pass after pass.
-    let mut restarted = Lifecycle::new(ExecNodeClient::new(executor.clone(), Flavor::OpenBao), store.clone(), intent);
+    let mut restarted = Lifecycle::new(
+        ExecNodeClient::new(executor.clone(), Flavor::OpenBao),
+        store.clone(),
+        intent,
+    );
     for _ in 0..3 {
-        let report = restarted.run_pass(&[]).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(report.stop_reason(), Some(&StopReason::KeysMissing), "{report:?}");
+        let report = restarted
+            .run_pass(&[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            report.stop_reason(),
+            Some(&StopReason::KeysMissing),
+            "{report:?}"
+        );
         assert_eq!(report.actions.len(), 1);
         reports.push(report);
     }
@@ -229,11 +349,24 @@ async fn failing_key_store_after_init_never_reinitializes() {
     failing.store(false, Ordering::SeqCst);
     reports.extend(converge(&mut lifecycle, &[], CONVERGE).await);
     let keys = stored_keys(&store.inner).await;
-    let root = keys.root_token.clone().unwrap_or_else(|| panic!("root kept"));
+    let root = keys
+        .root_token
+        .clone()
+        .unwrap_or_else(|| panic!("root kept"));
     assert_healthy(lifecycle.client(), &cluster.pods(3), &root).await;
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
-    assert_eq!(argvs.iter().filter(|a| a.iter().any(|x| x == "init")).count(), 1, "one operator init command ever");
-    assert_eq!(count_actions(&reports, |a| matches!(a, Action::Init { .. })), 1);
+    assert_eq!(
+        argvs
+            .iter()
+            .filter(|a| a.iter().any(|x| x == "init"))
+            .count(),
+        1,
+        "one operator init command ever"
+    );
+    assert_eq!(
+        count_actions(&reports, |a| matches!(a, Action::Init { .. })),
+        1
+    );
     let mut extra = report_texts(&reports);
     extra.extend(cluster.server_logs());
     assert_no_secret_leaked(&secrets_of(&keys), &argvs, &extra);
@@ -246,10 +379,17 @@ async fn scale_three_to_five_to_three_joins_and_removes_peers() {
     cluster.start_all();
     let keys_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = FileKeyStore::new(keys_dir.path().join("keys.json"));
-    let mut lifecycle = Lifecycle::new(cluster.http_client(), store.clone(), shamir(cluster.pods(3)));
+    let mut lifecycle = Lifecycle::new(
+        cluster.http_client(),
+        store.clone(),
+        shamir(cluster.pods(3)),
+    );
     let mut reports = converge(&mut lifecycle, &[], CONVERGE).await;
     let keys = stored_keys(&store).await;
-    let root = keys.root_token.clone().unwrap_or_else(|| panic!("root kept"));
+    let root = keys
+        .root_token
+        .clone()
+        .unwrap_or_else(|| panic!("root kept"));
 
     // 3 → 5: the new pods join through retry_join and are unsealed; nobody inits.
     for _ in 0..2 {
@@ -261,7 +401,12 @@ async fn scale_three_to_five_to_three_joins_and_removes_peers() {
     lifecycle.set_intent(shamir(cluster.pods(5)));
     let up = converge(&mut lifecycle, &[], CONVERGE).await;
     assert_eq!(count_actions(&up, |a| matches!(a, Action::Init { .. })), 0);
-    assert!(count_actions(&up, |a| matches!(a, Action::Unseal { pod, .. } if pod.as_str() == "vault-3")) >= 1);
+    assert!(
+        count_actions(
+            &up,
+            |a| matches!(a, Action::Unseal { pod, .. } if pod.as_str() == "vault-3")
+        ) >= 1
+    );
     assert_healthy(lifecycle.client(), &cluster.pods(5), &root).await;
     reports.extend(up);
 
@@ -280,14 +425,23 @@ async fn scale_three_to_five_to_three_joins_and_removes_peers() {
         })
         .collect();
     assert_eq!(removed, vec!["vault-3".to_string(), "vault-4".to_string()]);
-    assert!(down.iter().all(|r| r.actions.iter().filter(|a| matches!(a, Action::RemovePeer { .. })).count() <= 1));
+    assert!(down.iter().all(|r| {
+        r.actions
+            .iter()
+            .filter(|a| matches!(a, Action::RemovePeer { .. }))
+            .count()
+            <= 1
+    }));
     assert_healthy(lifecycle.client(), &cluster.pods(3), &root).await;
     let autopilot = lifecycle
         .client()
         .autopilot_state(&cluster.pods(1)[0], &root)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(autopilot.failure_tolerance, 1, "three voters tolerate one failure: {autopilot:?}");
+    assert_eq!(
+        autopilot.failure_tolerance, 1,
+        "three voters tolerate one failure: {autopilot:?}"
+    );
     reports.extend(down);
     let mut extra = report_texts(&reports);
     extra.extend(cluster.server_logs());
@@ -326,26 +480,57 @@ fn bootstrap_spec(kubernetes_host: &str, ca_pem: &str) -> BootstrapSpec {
 }
 
 /// Everything bootstrap manages, read back from the server.
-async fn read_back(client: &dyn NodeClient, pod: &PodName, spec: &BootstrapSpec, token: &Token) -> String {
+async fn read_back(
+    client: &dyn NodeClient,
+    pod: &PodName,
+    spec: &BootstrapSpec,
+    token: &Token,
+) -> String {
     let desired = bootstrap::desired(spec);
     let mut out = String::new();
-    out.push_str(&format!("{:?}\n", client.read_kubernetes_auth_config(pod, &spec.kubernetes_mount, token).await));
+    out.push_str(&format!(
+        "{:?}\n",
+        client
+            .read_kubernetes_auth_config(pod, &spec.kubernetes_mount, token)
+            .await
+    ));
     for (name, _, _) in &desired.policies {
-        out.push_str(&format!("{name}: {:?}\n", client.read_policy(pod, name, token).await));
+        out.push_str(&format!(
+            "{name}: {:?}\n",
+            client.read_policy(pod, name, token).await
+        ));
     }
     for (role, _) in &desired.kubernetes_roles {
-        out.push_str(&format!("{:?}\n", client.read_kubernetes_role(pod, &spec.kubernetes_mount, &role.name, token).await));
+        out.push_str(&format!(
+            "{:?}\n",
+            client
+                .read_kubernetes_role(pod, &spec.kubernetes_mount, &role.name, token)
+                .await
+        ));
     }
     for role in &desired.token_roles {
-        out.push_str(&format!("{:?}\n", client.read_token_role(pod, &role.name, token).await));
+        out.push_str(&format!(
+            "{:?}\n",
+            client.read_token_role(pod, &role.name, token).await
+        ));
     }
     out
 }
 
 async fn login(raw: &Raw, ip: Ipv4Addr, role: &str, jwt: &SecretString) -> String {
-    let answer = raw.post(ip, "auth/kubernetes/login", None, json!({"role": role, "jwt": jwt.expose()})).await;
+    let answer = raw
+        .post(
+            ip,
+            "auth/kubernetes/login",
+            None,
+            json!({"role": role, "jwt": jwt.expose()}),
+        )
+        .await;
     assert_eq!(answer.status, 200, "login as {role}: {}", answer.json);
-    answer.json["auth"]["client_token"].as_str().unwrap_or_default().to_string()
+    answer.json["auth"]["client_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 struct StaticJwt(SecretString);
@@ -362,14 +547,19 @@ async fn bootstrap_twice_gives_the_same_policies_and_roles_and_least_privilege()
     logs::init();
     let mut cluster = Cluster::new(5, 1, Seal::Shamir);
     cluster.start_all();
-    let reviewer = TokenReviewServer::start(SocketAddr::new(Ipv4Addr::new(127, 10, 5, 3).into(), 8443), &cluster.pki).await;
+    let reviewer = TokenReviewServer::start(
+        SocketAddr::new(Ipv4Addr::new(127, 10, 5, 3).into(), 8443),
+        &cluster.pki,
+    )
+    .await;
     let spec = bootstrap_spec(&reviewer.url, &cluster.pki.ca_pem);
     let keys_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = FileKeyStore::new(keys_dir.path().join("keys.json"));
     let pods = cluster.pods(1);
     let pod = &pods[0];
     let ip = cluster.nodes[0].ip;
-    let mut lifecycle = Lifecycle::new(cluster.http_client(), store.clone(), shamir(pods.clone())).with_bootstrap(spec.clone());
+    let mut lifecycle = Lifecycle::new(cluster.http_client(), store.clone(), shamir(pods.clone()))
+        .with_bootstrap(spec.clone());
     let reports = converge(&mut lifecycle, &[], CONVERGE).await;
     let first = reports
         .iter()
@@ -379,9 +569,15 @@ async fn bootstrap_twice_gives_the_same_policies_and_roles_and_least_privilege()
             _ => None,
         })
         .unwrap_or_else(|| panic!("bootstrap ran"));
-    assert!(first.items.iter().any(|(_, c)| *c == Change::Created), "{first:?}");
+    assert!(
+        first.items.iter().any(|(_, c)| *c == Change::Created),
+        "{first:?}"
+    );
     let keys = stored_keys(&store).await;
-    let root = keys.root_token.clone().unwrap_or_else(|| panic!("root kept"));
+    let root = keys
+        .root_token
+        .clone()
+        .unwrap_or_else(|| panic!("root kept"));
     let http = lifecycle.client();
     let before = read_back(http, pod, &spec, &root).await;
 
@@ -389,11 +585,17 @@ async fn bootstrap_twice_gives_the_same_policies_and_roles_and_least_privilege()
     let executor = cluster.executor();
     let exec = ExecNodeClient::new(executor.clone(), Flavor::OpenBao);
     for client in [&exec as &dyn NodeClient, http as &dyn NodeClient] {
-        let again = bootstrap::apply(client, pod, &spec, &root, Authority::Root).await.unwrap_or_else(|e| panic!("{e}"));
+        let again = bootstrap::apply(client, pod, &spec, &root, Authority::Root)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(again.is_unchanged(), "{again:?}");
     }
     assert_eq!(read_back(http, pod, &spec, &root).await, before);
-    assert_eq!(read_back(&exec, pod, &spec, &root).await, before, "both transports read the same state");
+    assert_eq!(
+        read_back(&exec, pod, &spec, &root).await,
+        before,
+        "both transports read the same state"
+    );
 
     let raw = Raw::new(&cluster.pki.ca_pem);
     let mut secrets = secrets_of(&keys);
@@ -404,7 +606,9 @@ async fn bootstrap_twice_gives_the_same_policies_and_roles_and_least_privilege()
         .kubernetes_login(pod, "kubernetes", "vaultkeeper-operator", &operator_jwt)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let as_operator = bootstrap::apply(&exec, pod, &spec, &operator, Authority::Operator).await.unwrap_or_else(|e| panic!("{e}"));
+    let as_operator = bootstrap::apply(&exec, pod, &spec, &operator, Authority::Operator)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(as_operator.is_unchanged(), "{as_operator:?}");
     // Drift made with root (a person editing by hand) is repaired by the operator's own
     // login, through either transport: the pinned values admit exactly these writes.
@@ -412,86 +616,252 @@ async fn bootstrap_twice_gives_the_same_policies_and_roles_and_least_privilege()
     for client in [&exec as &dyn NodeClient, http as &dyn NodeClient] {
         let mut drifted_role = desired.kubernetes_roles[1].0.clone();
         drifted_role.token_ttl_seconds = 60;
-        http.write_kubernetes_role(pod, "kubernetes", &drifted_role, &root).await.unwrap_or_else(|e| panic!("{e}"));
-        http.write_policy(pod, "vaultkeeper-metrics", "path \"sys/metrics\" { capabilities = [\"list\"] }", &root)
+        http.write_kubernetes_role(pod, "kubernetes", &drifted_role, &root)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        http.write_policy(
+            pod,
+            "vaultkeeper-metrics",
+            "path \"sys/metrics\" { capabilities = [\"list\"] }",
+            &root,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         let mut drifted_token_role = desired.token_roles[0].clone();
         drifted_token_role.token_period_seconds = 7200;
-        http.write_token_role(pod, &drifted_token_role, &root).await.unwrap_or_else(|e| panic!("{e}"));
-        let repaired = bootstrap::apply(client, pod, &spec, &operator, Authority::Operator).await.unwrap_or_else(|e| panic!("{e}"));
-        let updated: Vec<&Item> = repaired.items.iter().filter(|(_, c)| *c == Change::Updated).map(|(i, _)| i).collect();
+        http.write_token_role(pod, &drifted_token_role, &root)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let repaired = bootstrap::apply(client, pod, &spec, &operator, Authority::Operator)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let updated: Vec<&Item> = repaired
+            .items
+            .iter()
+            .filter(|(_, c)| *c == Change::Updated)
+            .map(|(i, _)| i)
+            .collect();
         assert_eq!(updated.len(), 3, "{:?}: {repaired:?}", client.transport());
         assert_eq!(read_back(http, pod, &spec, &root).await, before);
     }
-    http.raft_configuration(pod, &operator).await.unwrap_or_else(|e| panic!("{e}"));
-    let widened = http.write_policy(pod, "vaultkeeper-backup", "path \"*\" { capabilities = [\"sudo\", \"read\"] }", &operator).await;
-    assert!(matches!(widened, Err(Error::PermissionDenied { .. })), "{widened:?}");
-    let own = http.write_policy(pod, "vaultkeeper-operator", &bootstrap::backup_policy(), &operator).await;
-    assert!(matches!(own, Err(Error::PermissionDenied { .. })), "{own:?}");
+    http.raft_configuration(pod, &operator)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let widened = http
+        .write_policy(
+            pod,
+            "vaultkeeper-backup",
+            "path \"*\" { capabilities = [\"sudo\", \"read\"] }",
+            &operator,
+        )
+        .await;
+    assert!(
+        matches!(widened, Err(Error::PermissionDenied { .. })),
+        "{widened:?}"
+    );
+    let own = http
+        .write_policy(
+            pod,
+            "vaultkeeper-operator",
+            &bootstrap::backup_policy(),
+            &operator,
+        )
+        .await;
+    assert!(
+        matches!(own, Err(Error::PermissionDenied { .. })),
+        "{own:?}"
+    );
     let mut rebound = bootstrap::desired(&spec).kubernetes_roles[1].0.clone();
     rebound.bound_service_account_names = vec!["vaultkeeper".into()];
-    let rebound = exec.write_kubernetes_role(pod, "kubernetes", &rebound, &operator).await;
-    assert!(matches!(rebound, Err(Error::PermissionDenied { .. })), "{rebound:?}");
+    let rebound = exec
+        .write_kubernetes_role(pod, "kubernetes", &rebound, &operator)
+        .await;
+    assert!(
+        matches!(rebound, Err(Error::PermissionDenied { .. })),
+        "{rebound:?}"
+    );
     let mut elsewhere = spec.kubernetes.clone();
     elsewhere.kubernetes_host = "https://attacker.example:443".into();
-    let elsewhere = http.write_kubernetes_auth_config(pod, "kubernetes", &elsewhere, &operator).await;
-    assert!(matches!(elsewhere, Err(Error::PermissionDenied { .. })), "{elsewhere:?}");
+    let elsewhere = http
+        .write_kubernetes_auth_config(pod, "kubernetes", &elsewhere, &operator)
+        .await;
+    assert!(
+        matches!(elsewhere, Err(Error::PermissionDenied { .. })),
+        "{elsewhere:?}"
+    );
     secrets.push(operator.expose().to_string());
     secrets.push(operator_jwt.expose().to_string());
 
     // Backup: its login reads a snapshot and nothing else.
     let backup_jwt = reviewer.issue("secrets", "vault-backup");
     let backup = login(&raw, ip, "vaultkeeper-backup", &backup_jwt).await;
-    let snapshot = raw.get(ip, "sys/storage/raft/snapshot", Some(&backup)).await;
+    let snapshot = raw
+        .get(ip, "sys/storage/raft/snapshot", Some(&backup))
+        .await;
     assert_eq!(snapshot.status, 200);
-    assert!(snapshot.bytes.len() > 1000, "a real snapshot: {} bytes", snapshot.bytes.len());
-    for path in ["sys/metrics", "sys/storage/raft/configuration", "auth/token/lookup-self", "sys/policy/vaultkeeper-backup", "sys/auth"] {
-        assert_eq!(raw.get(ip, path, Some(&backup)).await.status, 403, "backup must not read {path}");
+    assert!(
+        snapshot.bytes.len() > 1000,
+        "a real snapshot: {} bytes",
+        snapshot.bytes.len()
+    );
+    for path in [
+        "sys/metrics",
+        "sys/storage/raft/configuration",
+        "auth/token/lookup-self",
+        "sys/policy/vaultkeeper-backup",
+        "sys/auth",
+    ] {
+        assert_eq!(
+            raw.get(ip, path, Some(&backup)).await.status,
+            403,
+            "backup must not read {path}"
+        );
     }
-    assert_eq!(raw.post(ip, "sys/storage/raft/snapshot", Some(&backup), json!({})).await.status, 403, "backup must not restore");
-    assert_eq!(raw.post(ip, "auth/token/create", Some(&backup), json!({})).await.status, 403);
+    assert_eq!(
+        raw.post(ip, "sys/storage/raft/snapshot", Some(&backup), json!({}))
+            .await
+            .status,
+        403,
+        "backup must not restore"
+    );
+    assert_eq!(
+        raw.post(ip, "auth/token/create", Some(&backup), json!({}))
+            .await
+            .status,
+        403
+    );
     // The wrong service account cannot use the backup role.
     let stranger = reviewer.issue("secrets", "someone-else");
-    let refused = raw.post(ip, "auth/kubernetes/login", None, json!({"role": "vaultkeeper-backup", "jwt": stranger.expose()})).await;
+    let refused = raw
+        .post(
+            ip,
+            "auth/kubernetes/login",
+            None,
+            json!({"role": "vaultkeeper-backup", "jwt": stranger.expose()}),
+        )
+        .await;
     assert_eq!(refused.status, 403);
 
     // Metrics token: the job issues an orphan periodic token carrying only the metrics
     // policy, renews it and looks it up, all without root.
     let job_jwt = reviewer.issue("secrets", "vault-metrics-token");
     let job = login(&raw, ip, "vaultkeeper-metrics-token", &job_jwt).await;
-    let created = raw.post(ip, "auth/token/create/vaultkeeper-metrics", Some(&job), json!({})).await;
+    let created = raw
+        .post(
+            ip,
+            "auth/token/create/vaultkeeper-metrics",
+            Some(&job),
+            json!({}),
+        )
+        .await;
     assert_eq!(created.status, 200, "{}", created.json);
-    let metrics = created.json["auth"]["client_token"].as_str().unwrap_or_default().to_string();
-    assert_eq!(created.json["auth"]["policies"], json!(["vaultkeeper-metrics"]));
+    let metrics = created.json["auth"]["client_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        created.json["auth"]["policies"],
+        json!(["vaultkeeper-metrics"])
+    );
     assert_eq!(created.json["auth"]["orphan"], json!(true));
-    assert_eq!(created.json["auth"]["lease_duration"], json!(14 * 24 * 3600));
-    assert_eq!(raw.get(ip, "sys/metrics?format=prometheus", Some(&metrics)).await.status, 200);
-    for path in ["sys/storage/raft/snapshot", "auth/token/lookup-self", "sys/policy/vaultkeeper-metrics"] {
-        assert_eq!(raw.get(ip, path, Some(&metrics)).await.status, 403, "metrics token must not read {path}");
+    assert_eq!(
+        created.json["auth"]["lease_duration"],
+        json!(14 * 24 * 3600)
+    );
+    assert_eq!(
+        raw.get(ip, "sys/metrics?format=prometheus", Some(&metrics))
+            .await
+            .status,
+        200
+    );
+    for path in [
+        "sys/storage/raft/snapshot",
+        "auth/token/lookup-self",
+        "sys/policy/vaultkeeper-metrics",
+    ] {
+        assert_eq!(
+            raw.get(ip, path, Some(&metrics)).await.status,
+            403,
+            "metrics token must not read {path}"
+        );
     }
-    let looked = raw.post(ip, "auth/token/lookup", Some(&job), json!({ "token": metrics })).await;
+    let looked = raw
+        .post(
+            ip,
+            "auth/token/lookup",
+            Some(&job),
+            json!({ "token": metrics }),
+        )
+        .await;
     assert_eq!(looked.status, 200, "{}", looked.json);
-    assert_eq!(looked.json["data"]["policies"], json!(["vaultkeeper-metrics"]));
+    assert_eq!(
+        looked.json["data"]["policies"],
+        json!(["vaultkeeper-metrics"])
+    );
     assert_eq!(looked.json["data"]["renewable"], json!(true));
     // Renewal resets the TTL to the full period: the token lives as long as it is renewed.
-    let renewed = raw.post(ip, "auth/token/renew", Some(&job), json!({ "token": metrics })).await;
+    let renewed = raw
+        .post(
+            ip,
+            "auth/token/renew",
+            Some(&job),
+            json!({ "token": metrics }),
+        )
+        .await;
     assert_eq!(renewed.status, 200, "{}", renewed.json);
-    assert_eq!(renewed.json["auth"]["lease_duration"], json!(14 * 24 * 3600));
-    assert_eq!(raw.get(ip, "sys/metrics", Some(&job)).await.status, 403, "the job itself cannot scrape");
-    let wider = raw.post(ip, "auth/token/create/vaultkeeper-metrics", Some(&job), json!({"policies": ["vaultkeeper-backup"]})).await;
-    assert_eq!(wider.status, 400, "the token role refuses other policies: {}", wider.json);
+    assert_eq!(
+        renewed.json["auth"]["lease_duration"],
+        json!(14 * 24 * 3600)
+    );
+    assert_eq!(
+        raw.get(ip, "sys/metrics", Some(&job)).await.status,
+        403,
+        "the job itself cannot scrape"
+    );
+    let wider = raw
+        .post(
+            ip,
+            "auth/token/create/vaultkeeper-metrics",
+            Some(&job),
+            json!({"policies": ["vaultkeeper-backup"]}),
+        )
+        .await;
+    assert_eq!(
+        wider.status, 400,
+        "the token role refuses other policies: {}",
+        wider.json
+    );
 
     // Restore: loads the snapshot taken above.
     let restore_jwt = reviewer.issue("secrets", "vault-restore");
     let restore = login(&raw, ip, "vaultkeeper-restore", &restore_jwt).await;
-    assert_eq!(raw.get(ip, "sys/storage/raft/snapshot", Some(&restore)).await.status, 403);
-    let restored = raw.post_bytes(ip, "sys/storage/raft/snapshot", Some(&restore), snapshot.bytes.clone()).await;
+    assert_eq!(
+        raw.get(ip, "sys/storage/raft/snapshot", Some(&restore))
+            .await
+            .status,
+        403
+    );
+    let restored = raw
+        .post_bytes(
+            ip,
+            "sys/storage/raft/snapshot",
+            Some(&restore),
+            snapshot.bytes.clone(),
+        )
+        .await;
     assert_eq!(restored.status, 204, "{}", restored.json);
-    assert!(reviewer.reviews() >= 4, "every accepted login went through the TokenReview endpoint: {}", reviewer.reviews());
+    assert!(
+        reviewer.reviews() >= 4,
+        "every accepted login went through the TokenReview endpoint: {}",
+        reviewer.reviews()
+    );
 
     secrets.extend([backup, metrics, job, restore]);
-    secrets.extend([backup_jwt, job_jwt, restore_jwt, stranger].iter().map(|j| j.expose().to_string()));
+    secrets.extend(
+        [backup_jwt, job_jwt, restore_jwt, stranger]
+            .iter()
+            .map(|j| j.expose().to_string()),
+    );
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
     let mut extra = report_texts(&reports);
     extra.extend(cluster.server_logs());
@@ -512,26 +882,50 @@ fn auto(pods: Vec<PodName>, mode: InitMode) -> ClusterIntent {
 
 /// Auto-unseal: init gives recovery shares, no share is ever entered, and after every
 /// node is killed and restarted the pods come back unsealed on their own.
-async fn auto_unseal_lifecycle<C: NodeClient>(cluster: &mut Cluster, client: C, label: &str) -> (Vec<String>, Vec<PassReport>) {
+async fn auto_unseal_lifecycle<C: NodeClient>(
+    cluster: &mut Cluster,
+    client: C,
+    label: &str,
+) -> (Vec<String>, Vec<PassReport>) {
     let keys_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = FileKeyStore::new(keys_dir.path().join("keys.json"));
     let pods = cluster.pods(3);
-    let mut lifecycle = Lifecycle::new(client, store.clone(), auto(pods.clone(), InitMode::Operator));
+    let mut lifecycle = Lifecycle::new(
+        client,
+        store.clone(),
+        auto(pods.clone(), InitMode::Operator),
+    );
     let mut reports = converge(&mut lifecycle, &[], CONVERGE).await;
     let keys = stored_keys(&store).await;
-    assert_eq!((keys.kind, keys.shares.len(), keys.threshold), (KeyKind::Recovery, 5, 3));
-    let root = keys.root_token.clone().unwrap_or_else(|| panic!("root kept"));
+    assert_eq!(
+        (keys.kind, keys.shares.len(), keys.threshold),
+        (KeyKind::Recovery, 5, 3)
+    );
+    let root = keys
+        .root_token
+        .clone()
+        .unwrap_or_else(|| panic!("root kept"));
     assert_healthy(lifecycle.client(), &pods, &root).await;
 
     cluster.kill_all();
     cluster.start_all();
     let listening = Instant::now();
     let restart = converge(&mut lifecycle, &[], CONVERGE).await;
-    eprintln!("[{label}] auto-unseal restart: listening -> all unsealed in {:?}", listening.elapsed());
+    eprintln!(
+        "[{label}] auto-unseal restart: listening -> all unsealed in {:?}",
+        listening.elapsed()
+    );
     assert_healthy(lifecycle.client(), &pods, &root).await;
     reports.extend(restart);
-    assert_eq!(count_actions(&reports, |a| matches!(a, Action::Unseal { .. })), 0, "no share is ever entered");
-    assert_eq!(count_actions(&reports, |a| matches!(a, Action::Init { .. })), 1);
+    assert_eq!(
+        count_actions(&reports, |a| matches!(a, Action::Unseal { .. })),
+        0,
+        "no share is ever entered"
+    );
+    assert_eq!(
+        count_actions(&reports, |a| matches!(a, Action::Init { .. })),
+        1
+    );
     (secrets_of(&keys), reports)
 }
 
@@ -540,7 +934,12 @@ async fn transit_auto_unseal_cluster_comes_back_unsealed_without_keys() {
     logs::init();
     let transit_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let transit_pki = support::pki::Pki::new(transit_dir.path(), 6);
-    let transit = TransitServer::start(&transit_dir.path().join("server"), Ipv4Addr::new(127, 10, 6, 2), &transit_pki).await;
+    let transit = TransitServer::start(
+        &transit_dir.path().join("server"),
+        Ipv4Addr::new(127, 10, 6, 2),
+        &transit_pki,
+    )
+    .await;
     let seal = Seal::Transit {
         address: transit.address.clone(),
         token: transit.token.clone(),
@@ -553,8 +952,15 @@ async fn transit_auto_unseal_cluster_comes_back_unsealed_without_keys() {
     let client = ExecNodeClient::new(executor.clone(), Flavor::OpenBao);
     let (mut secrets, reports) = auto_unseal_lifecycle(&mut cluster, client, "transit").await;
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
-    assert!(!argvs.iter().any(|a| a.iter().any(|x| x == "sys/unseal")), "no unseal command was run");
-    assert!(argvs.iter().any(|a| a.iter().any(|x| x == "-recovery-shares=5")));
+    assert!(
+        !argvs.iter().any(|a| a.iter().any(|x| x == "sys/unseal")),
+        "no unseal command was run"
+    );
+    assert!(
+        argvs
+            .iter()
+            .any(|a| a.iter().any(|x| x == "-recovery-shares=5"))
+    );
     secrets.extend(transit.secrets.iter().cloned());
     let mut extra = report_texts(&reports);
     extra.extend(cluster.server_logs());
@@ -602,9 +1008,16 @@ async fn self_initialized_openbao_is_observed_and_bootstrapped_never_initialized
     // each one initializes a cluster of its own (checked: three cluster ids, which the
     // decision reports as SplitBrain); without it the others join through retry_join.
     let reviewer_address = SocketAddr::new(Ipv4Addr::new(127, 10, 8, 3).into(), 8443);
-    let mut cluster = Cluster::new(8, 0, Seal::Static { key_file: key_file.clone() });
+    let mut cluster = Cluster::new(
+        8,
+        0,
+        Seal::Static {
+            key_file: key_file.clone(),
+        },
+    );
     let spec = bootstrap_spec(&format!("https://{reviewer_address}"), &cluster.pki.ca_pem);
-    cluster.first_node_config = vaultkeeper_vault::selfinit::initialize_stanza(&spec).unwrap_or_else(|e| panic!("{e}"));
+    cluster.first_node_config =
+        vaultkeeper_vault::selfinit::initialize_stanza(&spec).unwrap_or_else(|e| panic!("{e}"));
     for _ in 0..3 {
         cluster.add_node(3);
     }
@@ -616,18 +1029,36 @@ async fn self_initialized_openbao_is_observed_and_bootstrapped_never_initialized
     let store = FileKeyStore::new(keys_dir.path().join("keys.json"));
     let pods = cluster.pods(3);
     let executor = cluster.executor();
-    let mut lifecycle = Lifecycle::new(ExecNodeClient::new(executor.clone(), Flavor::OpenBao), store.clone(), auto(pods.clone(), InitMode::SelfInit))
-        .with_bootstrap(spec.clone())
-        .with_operator_login(OperatorLogin {
-            mount: "kubernetes".into(),
-            role: "vaultkeeper-operator".into(),
-            jwt: Arc::new(StaticJwt(operator_jwt.clone())),
-        });
+    let mut lifecycle = Lifecycle::new(
+        ExecNodeClient::new(executor.clone(), Flavor::OpenBao),
+        store.clone(),
+        auto(pods.clone(), InitMode::SelfInit),
+    )
+    .with_bootstrap(spec.clone())
+    .with_operator_login(OperatorLogin {
+        mount: "kubernetes".into(),
+        role: "vaultkeeper-operator".into(),
+        jwt: Arc::new(StaticJwt(operator_jwt.clone())),
+    });
     let reports = converge(&mut lifecycle, &[], CONVERGE).await;
-    assert_eq!(count_actions(&reports, |a| matches!(a, Action::Init { .. })), 0, "the operator never inits");
+    assert_eq!(
+        count_actions(&reports, |a| matches!(a, Action::Init { .. })),
+        0,
+        "the operator never inits"
+    );
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
-    assert!(!argvs.iter().any(|a| a.iter().any(|x| x == "init")), "no init command");
-    assert!(store.load().await.unwrap_or_else(|e| panic!("{e}")).is_none(), "no keys exist in self-init mode");
+    assert!(
+        !argvs.iter().any(|a| a.iter().any(|x| x == "init")),
+        "no init command"
+    );
+    assert!(
+        store
+            .load()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none(),
+        "no keys exist in self-init mode"
+    );
     let report = reports
         .iter()
         .flat_map(|r| &r.outcomes)
@@ -639,8 +1070,12 @@ async fn self_initialized_openbao_is_observed_and_bootstrapped_never_initialized
     // The stanza created the operator's identity exactly as bootstrap wants it.
     for (item, change) in &report.items {
         match item {
-            Item::Policy(n) | Item::KubernetesRole(n) if n == "vaultkeeper-operator" => assert_eq!(*change, Change::Unchanged, "{item}"),
-            Item::AuthMount(_) | Item::KubernetesConfig(_) => assert_eq!(*change, Change::Unchanged, "{item}"),
+            Item::Policy(n) | Item::KubernetesRole(n) if n == "vaultkeeper-operator" => {
+                assert_eq!(*change, Change::Unchanged, "{item}")
+            }
+            Item::AuthMount(_) | Item::KubernetesConfig(_) => {
+                assert_eq!(*change, Change::Unchanged, "{item}")
+            }
             _ => assert_eq!(*change, Change::Created, "{item}"),
         }
     }
@@ -649,7 +1084,12 @@ async fn self_initialized_openbao_is_observed_and_bootstrapped_never_initialized
     let ip = cluster.nodes[0].ip;
     let backup_jwt = reviewer.issue("secrets", "vault-backup");
     let backup = login(&raw, ip, "vaultkeeper-backup", &backup_jwt).await;
-    assert_eq!(raw.get(ip, "sys/storage/raft/snapshot", Some(&backup)).await.status, 200);
+    assert_eq!(
+        raw.get(ip, "sys/storage/raft/snapshot", Some(&backup))
+            .await
+            .status,
+        200
+    );
     // Once the cluster is initialized the stanza is taken out of the first pod's config
     // (a pod-0 that lost its volume must join, not start a cluster of its own); after a
     // restart of every node all come back unsealed, still with nothing to init.
@@ -659,8 +1099,18 @@ async fn self_initialized_openbao_is_observed_and_bootstrapped_never_initialized
     cluster.start_all();
     lifecycle.set_bootstrapped(false);
     let again = converge(&mut lifecycle, &[], CONVERGE).await;
-    assert_eq!(count_actions(&again, |a| matches!(a, Action::Init { .. } | Action::Unseal { .. })), 0);
-    let secrets = vec![operator_jwt.expose().to_string(), backup_jwt.expose().to_string(), backup];
+    assert_eq!(
+        count_actions(&again, |a| matches!(
+            a,
+            Action::Init { .. } | Action::Unseal { .. }
+        )),
+        0
+    );
+    let secrets = vec![
+        operator_jwt.expose().to_string(),
+        backup_jwt.expose().to_string(),
+        backup,
+    ];
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
     let mut extra = report_texts(&reports);
     extra.extend(report_texts(&again));
@@ -673,7 +1123,11 @@ async fn root_token_is_revoked_after_bootstrap_and_the_operator_login_takes_over
     logs::init();
     let mut cluster = Cluster::new(9, 3, Seal::Shamir);
     cluster.start_all();
-    let reviewer = TokenReviewServer::start(SocketAddr::new(Ipv4Addr::new(127, 10, 9, 3).into(), 8443), &cluster.pki).await;
+    let reviewer = TokenReviewServer::start(
+        SocketAddr::new(Ipv4Addr::new(127, 10, 9, 3).into(), 8443),
+        &cluster.pki,
+    )
+    .await;
     let mut spec = bootstrap_spec(&reviewer.url, &cluster.pki.ca_pem);
     spec.revoke_root_token = true;
     let operator_jwt = reviewer.issue("secrets", "vaultkeeper");
@@ -692,7 +1146,10 @@ async fn root_token_is_revoked_after_bootstrap_and_the_operator_login_takes_over
     let mut root = None;
     let start = Instant::now();
     loop {
-        let report = lifecycle.run_pass(&[]).await.unwrap_or_else(|e| panic!("{e}"));
+        let report = lifecycle
+            .run_pass(&[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         if root.is_none() {
             root = store.load().await.ok().flatten().and_then(|k| k.root_token);
         }
@@ -701,18 +1158,31 @@ async fn root_token_is_revoked_after_bootstrap_and_the_operator_login_takes_over
         if done {
             break;
         }
-        assert!(start.elapsed() < CONVERGE, "no convergence: {:?}", reports.last());
+        assert!(
+            start.elapsed() < CONVERGE,
+            "no convergence: {:?}",
+            reports.last()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let root = root.unwrap_or_else(|| panic!("root token seen"));
     assert!(
-        reports.iter().flat_map(|r| &r.outcomes).any(|o| matches!(o.result, Ok(Done::BootstrappedAndRootRevoked(_)))),
+        reports
+            .iter()
+            .flat_map(|r| &r.outcomes)
+            .any(|o| matches!(o.result, Ok(Done::BootstrappedAndRootRevoked(_)))),
         "root revoked"
     );
     let keys = stored_keys(&store).await;
-    assert!(keys.root_token.is_none(), "the store no longer keeps the root token");
+    assert!(
+        keys.root_token.is_none(),
+        "the store no longer keeps the root token"
+    );
     let revoked = lifecycle.client().lookup_self(&pods[0], &root).await;
-    assert!(matches!(revoked, Err(Error::PermissionDenied { .. })), "{revoked:?}");
+    assert!(
+        matches!(revoked, Err(Error::PermissionDenied { .. })),
+        "{revoked:?}"
+    );
 
     // Later steps authenticate as the operator: re-bootstrap and a restart of every node.
     lifecycle.set_bootstrapped(false);
@@ -728,10 +1198,18 @@ async fn root_token_is_revoked_after_bootstrap_and_the_operator_login_takes_over
         })
         .unwrap_or_else(|| panic!("re-bootstrap ran as the operator"));
     assert!(rebootstrap.is_unchanged(), "{rebootstrap:?}");
-    assert_eq!(count_actions(&later, |a| matches!(a, Action::Unseal { .. })), 3);
+    assert_eq!(
+        count_actions(&later, |a| matches!(a, Action::Unseal { .. })),
+        3
+    );
     let operator = lifecycle
         .client()
-        .kubernetes_login(&pods[0], "kubernetes", "vaultkeeper-operator", &operator_jwt)
+        .kubernetes_login(
+            &pods[0],
+            "kubernetes",
+            "vaultkeeper-operator",
+            &operator_jwt,
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_healthy(lifecycle.client(), &pods, &operator).await;
@@ -755,9 +1233,16 @@ async fn errors_name_the_pod_and_the_step_and_carry_no_secret() {
     let http = cluster.http_client();
     let ghost = PodName::new("vault-9").unwrap_or_else(|e| panic!("{e}"));
     // A pod whose address answers nothing.
-    http.add_pod(ghost.clone(), &NodeEndpoint::by_ip(Ipv4Addr::new(127, 10, 10, 99).into(), 8200))
-        .unwrap_or_else(|e| panic!("{e}"));
-    executor.inner().add_pod(ghost.clone(), "https://127.10.10.99:8200", &cluster.pki.ca_file);
+    http.add_pod(
+        ghost.clone(),
+        &NodeEndpoint::by_ip(Ipv4Addr::new(127, 10, 10, 99).into(), 8200),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    executor.inner().add_pod(
+        ghost.clone(),
+        "https://127.10.10.99:8200",
+        &cluster.pki.ca_file,
+    );
     let exec = ExecNodeClient::new(executor.clone(), Flavor::OpenBao);
     let pod = cluster.pods(1)[0].clone();
     let share = KeyShare::new("c2VjcmV0LXNoYXJlLXZhbHVlLXRoYXQtbXVzdC1ub3QtbGVhaw==".into());
@@ -765,27 +1250,59 @@ async fn errors_name_the_pod_and_the_step_and_carry_no_secret() {
     let mut texts = Vec::new();
     for client in [&http as &dyn NodeClient, &exec as &dyn NodeClient] {
         let cases: Vec<(Step, &PodName, Result<()>)> = vec![
-            (Step::Unseal, &pod, client.unseal(&pod, &share).await.map(|_| ())),
-            (Step::RaftConfiguration, &pod, client.raft_configuration(&pod, &token).await.map(|_| ())),
-            (Step::TokenLookup, &pod, client.lookup_self(&pod, &token).await.map(|_| ())),
-            (Step::SealStatus, &ghost, client.seal_status(&ghost).await.map(|_| ())),
-            (Step::Unseal, &ghost, client.unseal(&ghost, &share).await.map(|_| ())),
+            (
+                Step::Unseal,
+                &pod,
+                client.unseal(&pod, &share).await.map(|_| ()),
+            ),
+            (
+                Step::RaftConfiguration,
+                &pod,
+                client.raft_configuration(&pod, &token).await.map(|_| ()),
+            ),
+            (
+                Step::TokenLookup,
+                &pod,
+                client.lookup_self(&pod, &token).await.map(|_| ()),
+            ),
+            (
+                Step::SealStatus,
+                &ghost,
+                client.seal_status(&ghost).await.map(|_| ()),
+            ),
+            (
+                Step::Unseal,
+                &ghost,
+                client.unseal(&ghost, &share).await.map(|_| ()),
+            ),
         ];
         for (step, target, result) in cases {
-            let error = result.err().unwrap_or_else(|| panic!("{step} on {target} must fail"));
+            let error = result
+                .err()
+                .unwrap_or_else(|| panic!("{step} on {target} must fail"));
             let text = error.to_string();
-            assert!(text.contains(target.as_str()) && text.contains(&step.to_string()), "{:?}: {text}", client.transport());
+            assert!(
+                text.contains(target.as_str()) && text.contains(&step.to_string()),
+                "{:?}: {text}",
+                client.transport()
+            );
             assert_eq!(error.step(), Some(step));
             texts.push(text);
             texts.push(format!("{error:?}"));
         }
     }
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
-    assert_no_secret_leaked(&[share.expose().to_string(), token.expose().to_string()], &argvs, &texts);
+    assert_no_secret_leaked(
+        &[share.expose().to_string(), token.expose().to_string()],
+        &argvs,
+        &texts,
+    );
 }
 
 #[test]
 fn a_missing_bao_binary_fails_with_the_install_script_named() {
-    let error = support::bao::locate_bao(Some("/nonexistent/bao".into())).err().unwrap_or_default();
+    let error = support::bao::locate_bao(Some("/nonexistent/bao".into()))
+        .err()
+        .unwrap_or_default();
     assert!(error.contains("scripts/install-tools.sh"), "{error}");
 }

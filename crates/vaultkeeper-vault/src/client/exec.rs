@@ -16,7 +16,10 @@ use crate::commands;
 pub use crate::commands::ExecRequest;
 use crate::error::{Error, Result, Step};
 use crate::keys::InitKeys;
-use crate::node::{AutopilotState, Health, InitRequest, LeaderStatus, PodName, RaftConfiguration, SealStatus, TokenInfo, UnsealProgress};
+use crate::node::{
+    AutopilotState, Health, InitRequest, LeaderStatus, PodName, RaftConfiguration, SealStatus,
+    TokenInfo, UnsealProgress,
+};
 use crate::secret::{KeyShare, SecretBytes, SecretString, Token};
 
 /// What a command produced.
@@ -38,12 +41,20 @@ pub trait Executor: Send + Sync {
     /// Runs `request.argv` with `request.stdin` as stdin. `Err` means the command could not
     /// be run at all (no such pod, the exec channel broke); a command that ran and failed is
     /// an `Ok` with a non-zero exit code. The error text must not contain stdin.
-    async fn exec(&self, pod: &PodName, request: &ExecRequest) -> std::result::Result<ExecOutput, String>;
+    async fn exec(
+        &self,
+        pod: &PodName,
+        request: &ExecRequest,
+    ) -> std::result::Result<ExecOutput, String>;
 }
 
 #[async_trait]
 impl<E: Executor + ?Sized> Executor for Arc<E> {
-    async fn exec(&self, pod: &PodName, request: &ExecRequest) -> std::result::Result<ExecOutput, String> {
+    async fn exec(
+        &self,
+        pod: &PodName,
+        request: &ExecRequest,
+    ) -> std::result::Result<ExecOutput, String> {
         (**self).exec(pod, request).await
     }
 }
@@ -64,6 +75,7 @@ pub struct LocalProcessExecutor {
     home: PathBuf,
     timeout: Duration,
     pods: Mutex<BTreeMap<PodName, PodEnvironment>>,
+    container_env: Mutex<Vec<(String, String)>>,
 }
 
 impl LocalProcessExecutor {
@@ -76,11 +88,25 @@ impl LocalProcessExecutor {
             home: home.into(),
             timeout: Duration::from_secs(30),
             pods: Mutex::new(BTreeMap::new()),
+            container_env: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds a variable every command sees, as a container's own environment would (e.g. a
+    /// transit seal's `BAO_TOKEN`), to check that commands do not depend on its absence.
+    pub fn set_container_env(&self, name: impl Into<String>, value: impl Into<String>) {
+        if let Ok(mut env) = self.container_env.lock() {
+            env.push((name.into(), value.into()));
         }
     }
 
     /// Registers (or replaces) a pod: the `VAULT_ADDR` and `VAULT_CACERT` its container has.
-    pub fn add_pod(&self, pod: PodName, vault_addr: impl Into<String>, ca_file: impl Into<PathBuf>) {
+    pub fn add_pod(
+        &self,
+        pod: PodName,
+        vault_addr: impl Into<String>,
+        ca_file: impl Into<PathBuf>,
+    ) {
         let environment = PodEnvironment {
             vault_addr: vault_addr.into(),
             ca_file: ca_file.into(),
@@ -91,19 +117,34 @@ impl LocalProcessExecutor {
     }
 
     fn environment(&self, pod: &PodName) -> Option<PodEnvironment> {
-        self.pods.lock().ok().and_then(|pods| pods.get(pod).cloned())
+        self.pods
+            .lock()
+            .ok()
+            .and_then(|pods| pods.get(pod).cloned())
     }
 }
 
 #[async_trait]
 impl Executor for LocalProcessExecutor {
-    async fn exec(&self, pod: &PodName, request: &ExecRequest) -> std::result::Result<ExecOutput, String> {
-        let environment = self.environment(pod).ok_or_else(|| format!("pod {pod} is not known to the local executor"))?;
+    async fn exec(
+        &self,
+        pod: &PodName,
+        request: &ExecRequest,
+    ) -> std::result::Result<ExecOutput, String> {
+        let environment = self
+            .environment(pod)
+            .ok_or_else(|| format!("pod {pod} is not known to the local executor"))?;
         let (program, args) = request.argv.split_first().ok_or("empty command")?;
         let path = format!("{}:/usr/local/bin:/usr/bin:/bin", self.bin_dir.display());
+        let container_env = self
+            .container_env
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
         let mut child = tokio::process::Command::new(program)
             .args(args)
             .env_clear()
+            .envs(container_env)
             .env("PATH", path)
             .env("HOME", &self.home)
             .env("VAULT_ADDR", &environment.vault_addr)
@@ -116,7 +157,10 @@ impl Executor for LocalProcessExecutor {
             .map_err(|e| format!("cannot start {program}: {e}"))?;
         if let Some(mut stdin) = child.stdin.take() {
             if let Some(bytes) = &request.stdin {
-                stdin.write_all(bytes.expose()).await.map_err(|e| format!("cannot write stdin: {e}"))?;
+                stdin
+                    .write_all(bytes.expose())
+                    .await
+                    .map_err(|e| format!("cannot write stdin: {e}"))?;
             }
             // Dropping stdin closes it, so `key=-` and `read` see the end of input.
             drop(stdin);
@@ -173,7 +217,11 @@ impl<E> RecordingExecutor<E> {
 
 #[async_trait]
 impl<E: Executor> Executor for RecordingExecutor<E> {
-    async fn exec(&self, pod: &PodName, request: &ExecRequest) -> std::result::Result<ExecOutput, String> {
+    async fn exec(
+        &self,
+        pod: &PodName,
+        request: &ExecRequest,
+    ) -> std::result::Result<ExecOutput, String> {
         if let Ok(mut recorded) = self.recorded.lock() {
             recorded.push(RecordedCommand {
                 pod: pod.clone(),
@@ -206,16 +254,21 @@ impl<E: Executor> ExecNodeClient<E> {
     }
 
     /// Runs a command; `Ok(None)` when the CLI said there is nothing at the path.
-    async fn run(&self, pod: &PodName, step: Step, request: ExecRequest) -> Result<Option<SecretBytes>> {
-        let output = self
-            .executor
-            .exec(pod, &request)
-            .await
-            .map_err(|reason| Error::Unreachable {
-                pod: pod.clone(),
-                step,
-                reason: scrub(&reason, request.stdin.as_ref()),
-            })?;
+    async fn run(
+        &self,
+        pod: &PodName,
+        step: Step,
+        request: ExecRequest,
+    ) -> Result<Option<SecretBytes>> {
+        let output =
+            self.executor
+                .exec(pod, &request)
+                .await
+                .map_err(|reason| Error::Unreachable {
+                    pod: pod.clone(),
+                    step,
+                    reason: scrub(&reason, request.stdin.as_ref()),
+                })?;
         if output.exit_code == 0 {
             return Ok(Some(output.stdout));
         }
@@ -225,9 +278,16 @@ impl<E: Executor> ExecNodeClient<E> {
             return Ok(None);
         }
         if code == Some(403) {
-            return Err(Error::PermissionDenied { pod: pod.clone(), step });
+            return Err(Error::PermissionDenied {
+                pod: pod.clone(),
+                step,
+            });
         }
-        if code.is_none() && (stderr.contains("connection refused") || stderr.contains("dial tcp") || output.exit_code == 127) {
+        if code.is_none()
+            && (stderr.contains("connection refused")
+                || stderr.contains("dial tcp")
+                || output.exit_code == 127)
+        {
             return Err(Error::Unreachable {
                 pod: pod.clone(),
                 step,
@@ -243,7 +303,12 @@ impl<E: Executor> ExecNodeClient<E> {
     }
 
     /// Runs a command that must answer with JSON.
-    async fn run_json(&self, pod: &PodName, step: Step, request: ExecRequest) -> Result<Option<Value>> {
+    async fn run_json(
+        &self,
+        pod: &PodName,
+        step: Step,
+        request: ExecRequest,
+    ) -> Result<Option<Value>> {
         match self.run(pod, step, request).await? {
             None => Ok(None),
             Some(stdout) => parse_json(pod, step, &stdout).map(Some),
@@ -251,19 +316,41 @@ impl<E: Executor> ExecNodeClient<E> {
     }
 
     /// Runs a `read`/`write` whose answer is `{"data": …}` and returns the data.
-    async fn run_data(&self, pod: &PodName, step: Step, request: ExecRequest) -> Result<Option<Value>> {
-        Ok(self.run_json(pod, step, request).await?.map(|mut v| v.get_mut("data").map(Value::take).unwrap_or(Value::Null)))
+    async fn run_data(
+        &self,
+        pod: &PodName,
+        step: Step,
+        request: ExecRequest,
+    ) -> Result<Option<Value>> {
+        Ok(self
+            .run_json(pod, step, request)
+            .await?
+            .map(|mut v| v.get_mut("data").map(Value::take).unwrap_or(Value::Null)))
     }
 
-    async fn required_data(&self, pod: &PodName, step: Step, request: ExecRequest) -> Result<Value> {
-        self.run_data(pod, step, request).await?.ok_or_else(|| Error::UnexpectedResponse {
-            pod: pod.clone(),
-            step,
-            reason: "the CLI found no value at the path".into(),
-        })
+    async fn required_data(
+        &self,
+        pod: &PodName,
+        step: Step,
+        request: ExecRequest,
+    ) -> Result<Value> {
+        self.run_data(pod, step, request)
+            .await?
+            .ok_or_else(|| Error::UnexpectedResponse {
+                pod: pod.clone(),
+                step,
+                reason: "the CLI found no value at the path".into(),
+            })
     }
 
-    async fn write(&self, pod: &PodName, step: Step, path: &str, body: Option<&Value>, token: &Token) -> Result<()> {
+    async fn write(
+        &self,
+        pod: &PodName,
+        step: Step,
+        path: &str,
+        body: Option<&Value>,
+        token: &Token,
+    ) -> Result<()> {
         let request = commands::write(self.cli, path, body, token)?;
         self.run(pod, step, request).await.map(|_| ())
     }
@@ -288,9 +375,17 @@ fn http_code(stderr: &str) -> Option<u16> {
 
 /// The server's error list (`* message` lines), or the last non-empty line.
 fn error_lines(stderr: &str) -> String {
-    let listed: Vec<&str> = stderr.lines().filter_map(|l| l.trim().strip_prefix("* ")).collect();
+    let listed: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("* "))
+        .collect();
     let message = if listed.is_empty() {
-        stderr.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no error text").to_string()
+        stderr
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("no error text")
+            .to_string()
     } else {
         listed.join("; ")
     };
@@ -330,34 +425,46 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
     }
 
     async fn health(&self, pod: &PodName) -> Result<Health> {
-        let data = self.required_data(pod, Step::Health, commands::health(self.cli)).await?;
+        let data = self
+            .required_data(pod, Step::Health, commands::health(self.cli))
+            .await?;
         Health::parse(pod, &data)
     }
 
     async fn seal_status(&self, pod: &PodName) -> Result<SealStatus> {
-        let data = self.required_data(pod, Step::SealStatus, commands::seal_status(self.cli)).await?;
+        let data = self
+            .required_data(pod, Step::SealStatus, commands::seal_status(self.cli))
+            .await?;
         SealStatus::parse(pod, Step::SealStatus, &data)
     }
 
     async fn init_status(&self, pod: &PodName) -> Result<bool> {
-        let data = self.required_data(pod, Step::InitStatus, commands::init_status(self.cli)).await?;
+        let data = self
+            .required_data(pod, Step::InitStatus, commands::init_status(self.cli))
+            .await?;
         wire::initialized(pod, &data)
     }
 
     async fn leader(&self, pod: &PodName) -> Result<LeaderStatus> {
-        let data = self.required_data(pod, Step::Leader, commands::leader(self.cli)).await?;
+        let data = self
+            .required_data(pod, Step::Leader, commands::leader(self.cli))
+            .await?;
         LeaderStatus::parse(pod, &data)
     }
 
     async fn raft_configuration(&self, pod: &PodName, token: &Token) -> Result<RaftConfiguration> {
         let request = commands::read(self.cli, "sys/storage/raft/configuration", token)?;
-        let data = self.required_data(pod, Step::RaftConfiguration, request).await?;
+        let data = self
+            .required_data(pod, Step::RaftConfiguration, request)
+            .await?;
         RaftConfiguration::parse(pod, &data)
     }
 
     async fn autopilot_state(&self, pod: &PodName, token: &Token) -> Result<AutopilotState> {
         let request = commands::read(self.cli, "sys/storage/raft/autopilot/state", token)?;
-        let data = self.required_data(pod, Step::AutopilotState, request).await?;
+        let data = self
+            .required_data(pod, Step::AutopilotState, request)
+            .await?;
         AutopilotState::parse(pod, &data)
     }
 
@@ -371,11 +478,12 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
                 step: Step::Init,
                 reason: "the CLI printed nothing".into(),
             })?;
-        let output: CliInitOutput = serde_json::from_slice(stdout.expose()).map_err(|e| Error::UnexpectedResponse {
-            pod: pod.clone(),
-            step: Step::Init,
-            reason: format!("the init output is not the expected JSON: {e}"),
-        })?;
+        let output: CliInitOutput =
+            serde_json::from_slice(stdout.expose()).map_err(|e| Error::UnexpectedResponse {
+                pod: pod.clone(),
+                step: Step::Init,
+                reason: format!("the init output is not the expected JSON: {e}"),
+            })?;
         let shares = match request {
             InitRequest::Shamir { .. } => output.unseal_keys_b64,
             InitRequest::Recovery { .. } => output.recovery_keys_b64,
@@ -384,22 +492,34 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
     }
 
     async fn unseal(&self, pod: &PodName, share: &KeyShare) -> Result<UnsealProgress> {
-        let data = self.required_data(pod, Step::Unseal, commands::unseal(self.cli, share)).await?;
+        let data = self
+            .required_data(pod, Step::Unseal, commands::unseal(self.cli, share))
+            .await?;
         SealStatus::parse(pod, Step::Unseal, &data).map(|s| UnsealProgress::from(&s))
     }
 
     async fn unseal_reset(&self, pod: &PodName) -> Result<UnsealProgress> {
-        let data = self.required_data(pod, Step::UnsealReset, commands::unseal_reset(self.cli)).await?;
+        let data = self
+            .required_data(pod, Step::UnsealReset, commands::unseal_reset(self.cli))
+            .await?;
         SealStatus::parse(pod, Step::UnsealReset, &data).map(|s| UnsealProgress::from(&s))
     }
 
     async fn remove_raft_peer(&self, pod: &PodName, node_id: &str, token: &Token) -> Result<()> {
         let body = json!({ "server_id": node_id });
-        self.write(pod, Step::RemovePeer, "sys/storage/raft/remove-peer", Some(&body), token).await
+        self.write(
+            pod,
+            Step::RemovePeer,
+            "sys/storage/raft/remove-peer",
+            Some(&body),
+            token,
+        )
+        .await
     }
 
     async fn step_down(&self, pod: &PodName, token: &Token) -> Result<()> {
-        self.write(pod, Step::StepDown, "sys/step-down", None, token).await
+        self.write(pod, Step::StepDown, "sys/step-down", None, token)
+            .await
     }
 
     async fn auth_mounts(&self, pod: &PodName, token: &Token) -> Result<BTreeMap<String, String>> {
@@ -408,12 +528,30 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
         wire::auth_mounts(pod, &data)
     }
 
-    async fn enable_auth(&self, pod: &PodName, path: &str, kind: &str, token: &Token) -> Result<()> {
+    async fn enable_auth(
+        &self,
+        pod: &PodName,
+        path: &str,
+        kind: &str,
+        token: &Token,
+    ) -> Result<()> {
         let body = json!({ "type": kind });
-        self.write(pod, Step::AuthMount, &format!("sys/auth/{path}"), Some(&body), token).await
+        self.write(
+            pod,
+            Step::AuthMount,
+            &format!("sys/auth/{path}"),
+            Some(&body),
+            token,
+        )
+        .await
     }
 
-    async fn read_policy(&self, pod: &PodName, name: &str, token: &Token) -> Result<Option<String>> {
+    async fn read_policy(
+        &self,
+        pod: &PodName,
+        name: &str,
+        token: &Token,
+    ) -> Result<Option<String>> {
         let request = commands::read(self.cli, &format!("sys/policy/{name}"), token)?;
         match self.run_data(pod, Step::Policy, request).await? {
             None => Ok(None),
@@ -421,38 +559,99 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
         }
     }
 
-    async fn write_policy(&self, pod: &PodName, name: &str, rules: &str, token: &Token) -> Result<()> {
+    async fn write_policy(
+        &self,
+        pod: &PodName,
+        name: &str,
+        rules: &str,
+        token: &Token,
+    ) -> Result<()> {
         let body = json!({ "policy": rules });
-        self.write(pod, Step::Policy, &format!("sys/policy/{name}"), Some(&body), token).await
+        self.write(
+            pod,
+            Step::Policy,
+            &format!("sys/policy/{name}"),
+            Some(&body),
+            token,
+        )
+        .await
     }
 
-    async fn read_kubernetes_auth_config(&self, pod: &PodName, mount: &str, token: &Token) -> Result<Option<KubernetesAuthConfig>> {
+    async fn read_kubernetes_auth_config(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        token: &Token,
+    ) -> Result<Option<KubernetesAuthConfig>> {
         let request = commands::read(self.cli, &format!("auth/{mount}/config"), token)?;
-        match self.run_data(pod, Step::KubernetesAuthConfig, request).await? {
+        match self
+            .run_data(pod, Step::KubernetesAuthConfig, request)
+            .await?
+        {
             None | Some(Value::Null) => Ok(None),
             Some(data) => wire::kubernetes_config(pod, &data).map(Some),
         }
     }
 
-    async fn write_kubernetes_auth_config(&self, pod: &PodName, mount: &str, config: &KubernetesAuthConfig, token: &Token) -> Result<()> {
+    async fn write_kubernetes_auth_config(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        config: &KubernetesAuthConfig,
+        token: &Token,
+    ) -> Result<()> {
         let body = wire::kubernetes_config_body(config);
-        self.write(pod, Step::KubernetesAuthConfig, &format!("auth/{mount}/config"), Some(&body), token).await
+        self.write(
+            pod,
+            Step::KubernetesAuthConfig,
+            &format!("auth/{mount}/config"),
+            Some(&body),
+            token,
+        )
+        .await
     }
 
-    async fn read_kubernetes_role(&self, pod: &PodName, mount: &str, name: &str, token: &Token) -> Result<Option<KubernetesRole>> {
+    async fn read_kubernetes_role(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        name: &str,
+        token: &Token,
+    ) -> Result<Option<KubernetesRole>> {
         let request = commands::read(self.cli, &format!("auth/{mount}/role/{name}"), token)?;
-        match self.run_data(pod, Step::KubernetesAuthRole, request).await? {
+        match self
+            .run_data(pod, Step::KubernetesAuthRole, request)
+            .await?
+        {
             None => Ok(None),
             Some(data) => wire::kubernetes_role(pod, name, &data).map(Some),
         }
     }
 
-    async fn write_kubernetes_role(&self, pod: &PodName, mount: &str, role: &KubernetesRole, token: &Token) -> Result<()> {
+    async fn write_kubernetes_role(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        role: &KubernetesRole,
+        token: &Token,
+    ) -> Result<()> {
         let body = wire::kubernetes_role_body(role);
-        self.write(pod, Step::KubernetesAuthRole, &format!("auth/{mount}/role/{}", role.name), Some(&body), token).await
+        self.write(
+            pod,
+            Step::KubernetesAuthRole,
+            &format!("auth/{mount}/role/{}", role.name),
+            Some(&body),
+            token,
+        )
+        .await
     }
 
-    async fn read_token_role(&self, pod: &PodName, name: &str, token: &Token) -> Result<Option<TokenRole>> {
+    async fn read_token_role(
+        &self,
+        pod: &PodName,
+        name: &str,
+        token: &Token,
+    ) -> Result<Option<TokenRole>> {
         let request = commands::read(self.cli, &format!("auth/token/roles/{name}"), token)?;
         match self.run_data(pod, Step::TokenRole, request).await? {
             None => Ok(None),
@@ -462,50 +661,78 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
 
     async fn write_token_role(&self, pod: &PodName, role: &TokenRole, token: &Token) -> Result<()> {
         let body = wire::token_role_body(role);
-        self.write(pod, Step::TokenRole, &format!("auth/token/roles/{}", role.name), Some(&body), token).await
+        self.write(
+            pod,
+            Step::TokenRole,
+            &format!("auth/token/roles/{}", role.name),
+            Some(&body),
+            token,
+        )
+        .await
     }
 
-    async fn kubernetes_login(&self, pod: &PodName, mount: &str, role: &str, jwt: &SecretString) -> Result<Token> {
+    async fn kubernetes_login(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        role: &str,
+        jwt: &SecretString,
+    ) -> Result<Token> {
         let body = json!({ "role": role, "jwt": jwt.expose() });
-        let request = commands::write_unauthenticated(self.cli, &format!("auth/{mount}/login"), &body)?;
+        let request =
+            commands::write_unauthenticated(self.cli, &format!("auth/{mount}/login"), &body)?;
         drop(body);
-        let stdout = self.run(pod, Step::KubernetesLogin, request).await?.ok_or_else(|| Error::UnexpectedResponse {
-            pod: pod.clone(),
-            step: Step::KubernetesLogin,
-            reason: "the CLI printed nothing".into(),
-        })?;
+        let stdout = self
+            .run(pod, Step::KubernetesLogin, request)
+            .await?
+            .ok_or_else(|| Error::UnexpectedResponse {
+                pod: pod.clone(),
+                step: Step::KubernetesLogin,
+                reason: "the CLI printed nothing".into(),
+            })?;
         wire::login_token(pod, stdout.expose())
     }
 
     async fn lookup_self(&self, pod: &PodName, token: &Token) -> Result<TokenInfo> {
         let request = commands::read(self.cli, "auth/token/lookup-self", token)?;
-        let stdout = self.run(pod, Step::TokenLookup, request).await?.ok_or_else(|| Error::UnexpectedResponse {
-            pod: pod.clone(),
-            step: Step::TokenLookup,
-            reason: "the CLI found no value".into(),
-        })?;
+        let stdout = self
+            .run(pod, Step::TokenLookup, request)
+            .await?
+            .ok_or_else(|| Error::UnexpectedResponse {
+                pod: pod.clone(),
+                step: Step::TokenLookup,
+                reason: "the CLI found no value".into(),
+            })?;
         // The lookup answer repeats the token (`id`); parse straight into the fields we
         // keep so the value never sits in a `Value` tree.
         #[derive(Deserialize)]
         struct Envelope {
             data: Value,
         }
-        let envelope: Envelope = serde_json::from_slice(stdout.expose()).map_err(|e| Error::UnexpectedResponse {
-            pod: pod.clone(),
-            step: Step::TokenLookup,
-            reason: format!("the CLI output is not JSON: {e}"),
-        })?;
+        let envelope: Envelope =
+            serde_json::from_slice(stdout.expose()).map_err(|e| Error::UnexpectedResponse {
+                pod: pod.clone(),
+                step: Step::TokenLookup,
+                reason: format!("the CLI output is not JSON: {e}"),
+            })?;
         let mut data = envelope.data;
-        if let Some(object) = data.as_object_mut() {
-            if let Some(Value::String(mut id)) = object.remove("id") {
-                zeroize::Zeroize::zeroize(&mut id);
-            }
+        if let Some(Value::String(mut id)) =
+            data.as_object_mut().and_then(|object| object.remove("id"))
+        {
+            zeroize::Zeroize::zeroize(&mut id);
         }
         TokenInfo::parse(pod, &data)
     }
 
     async fn revoke_self(&self, pod: &PodName, token: &Token) -> Result<()> {
-        self.write(pod, Step::TokenRevoke, "auth/token/revoke-self", None, token).await
+        self.write(
+            pod,
+            Step::TokenRevoke,
+            "auth/token/revoke-self",
+            None,
+            token,
+        )
+        .await
     }
 }
 
@@ -515,17 +742,25 @@ mod tests {
 
     #[test]
     fn stderr_is_scrubbed_of_everything_sent_on_stdin() {
-        let stdin = SecretBytes::new(b"s.rootTokenValue123\n{\"jwt\":\"eyJhbGciOi.payload.sig\"}".to_vec());
-        let stderr = "Error: token s.rootTokenValue123 rejected; jwt eyJhbGciOi.payload.sig invalid";
+        let stdin =
+            SecretBytes::new(b"s.rootTokenValue123\n{\"jwt\":\"eyJhbGciOi.payload.sig\"}".to_vec());
+        let stderr =
+            "Error: token s.rootTokenValue123 rejected; jwt eyJhbGciOi.payload.sig invalid";
         let cleaned = scrub(stderr, Some(&stdin));
-        assert!(!cleaned.contains("s.rootTokenValue123") && !cleaned.contains("eyJhbGciOi.payload.sig"), "{cleaned}");
+        assert!(
+            !cleaned.contains("s.rootTokenValue123") && !cleaned.contains("eyJhbGciOi.payload.sig"),
+            "{cleaned}"
+        );
     }
 
     #[test]
     fn cli_error_text_is_reduced_to_the_server_error_list() {
         let stderr = "Error writing data to sys/unseal: Error making API request.\n\nURL: PUT https://127.0.0.1:8200/v1/sys/unseal\nCode: 400. Errors:\n\n* 'key' must be a valid hex or base64 string\n";
         assert_eq!(http_code(stderr), Some(400));
-        assert_eq!(error_lines(stderr), "'key' must be a valid hex or base64 string");
+        assert_eq!(
+            error_lines(stderr),
+            "'key' must be a valid hex or base64 string"
+        );
         assert_eq!(http_code("No value found at sys/x"), None);
     }
 }

@@ -27,7 +27,8 @@ use super::{KubernetesAuthConfig, KubernetesRole, NodeClient, TokenRole, Transpo
 use crate::error::{Error, Result, Step};
 use crate::keys::InitKeys;
 use crate::node::{
-    AutopilotState, Health, InitRequest, LeaderStatus, NodeEndpoint, PodName, RaftConfiguration, SealStatus, TokenInfo, UnsealProgress,
+    AutopilotState, Health, InitRequest, LeaderStatus, NodeEndpoint, PodName, RaftConfiguration,
+    SealStatus, TokenInfo, UnsealProgress,
 };
 use crate::secret::{KeyShare, SecretBytes, SecretString, Token};
 
@@ -71,20 +72,36 @@ impl HttpNodeClient {
         let mut roots = rustls::RootCertStore::empty();
         let mut count = 0;
         for cert in CertificateDer::pem_slice_iter(ca_pem) {
-            let cert = cert.map_err(|e| Error::invalid("tls CA certificate", format!("not valid PEM: {e}"), "give the cluster CA certificate in PEM form"))?;
-            roots
-                .add(cert)
-                .map_err(|e| Error::invalid("tls CA certificate", format!("not a usable CA certificate: {e}"), "give the cluster CA certificate in PEM form"))?;
+            let cert = cert.map_err(|e| {
+                Error::invalid(
+                    "tls CA certificate",
+                    format!("not valid PEM: {e}"),
+                    "give the cluster CA certificate in PEM form",
+                )
+            })?;
+            roots.add(cert).map_err(|e| {
+                Error::invalid(
+                    "tls CA certificate",
+                    format!("not a usable CA certificate: {e}"),
+                    "give the cluster CA certificate in PEM form",
+                )
+            })?;
             count += 1;
         }
         if count == 0 {
-            return Err(Error::invalid("tls CA certificate", "no certificate found", "give the cluster CA certificate in PEM form"));
+            return Err(Error::invalid(
+                "tls CA certificate",
+                "no certificate found",
+                "give the cluster CA certificate in PEM form",
+            ));
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::invalid("tls", e.to_string(), "report this as a bug"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::invalid("tls", e.to_string(), "report this as a bug"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         Ok(HttpNodeClient {
             tls,
             options,
@@ -130,7 +147,10 @@ impl HttpNodeClient {
             .read()
             .ok()
             .and_then(|pods| pods.get(pod).cloned())
-            .ok_or_else(|| Error::UnknownPod { pod: pod.clone(), step })
+            .ok_or_else(|| Error::UnknownPod {
+                pod: pod.clone(),
+                step,
+            })
     }
 
     /// A vaultrs client for one call, carrying `token`. The token strings inside vaultrs
@@ -165,7 +185,15 @@ impl HttpNodeClient {
 
     /// A thin typed call: `method path` with an optional token and JSON body. `Ok(None)` for
     /// 404; the body comes back in a zeroizing buffer because some answers hold secrets.
-    async fn call(&self, pod: &PodName, step: Step, method: reqwest::Method, path: &str, token: Option<&Token>, body: Option<SecretBytes>) -> Result<Option<SecretBytes>> {
+    async fn call(
+        &self,
+        pod: &PodName,
+        step: Step,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&Token>,
+        body: Option<SecretBytes>,
+    ) -> Result<Option<SecretBytes>> {
         let target = self.pod(pod, step)?;
         let mut headers = HeaderMap::new();
         if let Some(token) = token {
@@ -177,9 +205,14 @@ impl HttpNodeClient {
             value.set_sensitive(true);
             headers.insert("X-Vault-Token", value);
         }
-        let mut request = target.http.request(method, format!("{}/v1/{path}", target.base)).headers(headers);
+        let mut request = target
+            .http
+            .request(method, format!("{}/v1/{path}", target.base))
+            .headers(headers);
         if let Some(body) = &body {
-            request = request.header("Content-Type", "application/json").body(body.expose().to_vec());
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.expose().to_vec());
         }
         let response = request.send().await.map_err(|e| Error::Unreachable {
             pod: pod.clone(),
@@ -196,7 +229,10 @@ impl HttpNodeClient {
         match status {
             200..=299 => Ok(Some(bytes)),
             404 => Ok(None),
-            403 => Err(Error::PermissionDenied { pod: pod.clone(), step }),
+            403 => Err(Error::PermissionDenied {
+                pod: pod.clone(),
+                step,
+            }),
             _ => Err(Error::Api {
                 pod: pod.clone(),
                 step,
@@ -206,12 +242,22 @@ impl HttpNodeClient {
         }
     }
 
-    async fn call_json(&self, pod: &PodName, step: Step, method: reqwest::Method, path: &str, token: Option<&Token>) -> Result<Value> {
-        let bytes = self.call(pod, step, method, path, token, None).await?.ok_or_else(|| Error::UnexpectedResponse {
-            pod: pod.clone(),
-            step,
-            reason: format!("{path} answered 404"),
-        })?;
+    async fn call_json(
+        &self,
+        pod: &PodName,
+        step: Step,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&Token>,
+    ) -> Result<Value> {
+        let bytes = self
+            .call(pod, step, method, path, token, None)
+            .await?
+            .ok_or_else(|| Error::UnexpectedResponse {
+                pod: pod.clone(),
+                step,
+                reason: format!("{path} answered 404"),
+            })?;
         serde_json::from_slice(bytes.expose()).map_err(|e| Error::UnexpectedResponse {
             pod: pod.clone(),
             step,
@@ -219,9 +265,20 @@ impl HttpNodeClient {
         })
     }
 
-    async fn call_data(&self, pod: &PodName, step: Step, path: &str, token: &Token) -> Result<Value> {
-        let mut value = self.call_json(pod, step, reqwest::Method::GET, path, Some(token)).await?;
-        Ok(value.get_mut("data").map(Value::take).unwrap_or(Value::Null))
+    async fn call_data(
+        &self,
+        pod: &PodName,
+        step: Step,
+        path: &str,
+        token: &Token,
+    ) -> Result<Value> {
+        let mut value = self
+            .call_json(pod, step, reqwest::Method::GET, path, Some(token))
+            .await?;
+        Ok(value
+            .get_mut("data")
+            .map(Value::take)
+            .unwrap_or(Value::Null))
     }
 }
 
@@ -272,15 +329,27 @@ fn is_not_found(e: &ClientError) -> bool {
 /// list and transport errors; none of them carry request bodies or tokens.
 fn from_vaultrs(pod: &PodName, step: Step, e: ClientError) -> Error {
     match e {
-        ClientError::APIError { code: 403, .. } => Error::PermissionDenied { pod: pod.clone(), step },
+        ClientError::APIError { code: 403, .. } => Error::PermissionDenied {
+            pod: pod.clone(),
+            step,
+        },
         ClientError::APIError { code, errors } => Error::Api {
             pod: pod.clone(),
             step,
             status: code,
-            message: if errors.is_empty() { "no error details".into() } else { errors.join("; ") },
+            message: if errors.is_empty() {
+                "no error details".into()
+            } else {
+                errors.join("; ")
+            },
         },
         ClientError::RestClientError { source } => match source {
-            rustify::errors::ClientError::ServerResponseError { code: 403, .. } => Error::PermissionDenied { pod: pod.clone(), step },
+            rustify::errors::ClientError::ServerResponseError { code: 403, .. } => {
+                Error::PermissionDenied {
+                    pod: pod.clone(),
+                    step,
+                }
+            }
             rustify::errors::ClientError::ServerResponseError { code, .. } => Error::Api {
                 pod: pod.clone(),
                 step,
@@ -306,7 +375,11 @@ fn from_vaultrs(pod: &PodName, step: Step, e: ClientError) -> Error {
     }
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(pod: &PodName, step: Step, bytes: &SecretBytes) -> Result<T> {
+fn parse_body<T: serde::de::DeserializeOwned>(
+    pod: &PodName,
+    step: Step,
+    bytes: &SecretBytes,
+) -> Result<T> {
     serde_json::from_slice(bytes.expose()).map_err(|e| Error::UnexpectedResponse {
         pod: pod.clone(),
         step,
@@ -328,44 +401,90 @@ impl NodeClient for HttpNodeClient {
     async fn health(&self, pod: &PodName) -> Result<Health> {
         // Thin call: vaultrs 0.8's health answer requires `performance_standby`, which
         // OpenBao leaves out.
-        let path = "sys/health?standbycode=200&performancestandbycode=200&sealedcode=200&uninitcode=200";
-        let value = self.call_json(pod, Step::Health, reqwest::Method::GET, path, None).await?;
+        let path =
+            "sys/health?standbycode=200&performancestandbycode=200&sealedcode=200&uninitcode=200";
+        let value = self
+            .call_json(pod, Step::Health, reqwest::Method::GET, path, None)
+            .await?;
         Health::parse(pod, &value)
     }
 
     async fn seal_status(&self, pod: &PodName) -> Result<SealStatus> {
-        let value = self.call_json(pod, Step::SealStatus, reqwest::Method::GET, "sys/seal-status", None).await?;
+        let value = self
+            .call_json(
+                pod,
+                Step::SealStatus,
+                reqwest::Method::GET,
+                "sys/seal-status",
+                None,
+            )
+            .await?;
         SealStatus::parse(pod, Step::SealStatus, &value)
     }
 
     async fn init_status(&self, pod: &PodName) -> Result<bool> {
-        let value = self.call_json(pod, Step::InitStatus, reqwest::Method::GET, "sys/init", None).await?;
+        let value = self
+            .call_json(
+                pod,
+                Step::InitStatus,
+                reqwest::Method::GET,
+                "sys/init",
+                None,
+            )
+            .await?;
         wire::initialized(pod, &value)
     }
 
     async fn leader(&self, pod: &PodName) -> Result<LeaderStatus> {
-        let value = self.call_json(pod, Step::Leader, reqwest::Method::GET, "sys/leader", None).await?;
+        let value = self
+            .call_json(pod, Step::Leader, reqwest::Method::GET, "sys/leader", None)
+            .await?;
         LeaderStatus::parse(pod, &value)
     }
 
     async fn raft_configuration(&self, pod: &PodName, token: &Token) -> Result<RaftConfiguration> {
-        let data = self.call_data(pod, Step::RaftConfiguration, "sys/storage/raft/configuration", token).await?;
+        let data = self
+            .call_data(
+                pod,
+                Step::RaftConfiguration,
+                "sys/storage/raft/configuration",
+                token,
+            )
+            .await?;
         RaftConfiguration::parse(pod, &data)
     }
 
     async fn autopilot_state(&self, pod: &PodName, token: &Token) -> Result<AutopilotState> {
-        let data = self.call_data(pod, Step::AutopilotState, "sys/storage/raft/autopilot/state", token).await?;
+        let data = self
+            .call_data(
+                pod,
+                Step::AutopilotState,
+                "sys/storage/raft/autopilot/state",
+                token,
+            )
+            .await?;
         AutopilotState::parse(pod, &data)
     }
 
     async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<InitKeys> {
         request.validate()?;
         let body = match *request {
-            InitRequest::Shamir { shares, threshold } => json!({ "secret_shares": shares, "secret_threshold": threshold }),
-            InitRequest::Recovery { shares, threshold } => json!({ "recovery_shares": shares, "recovery_threshold": threshold }),
+            InitRequest::Shamir { shares, threshold } => {
+                json!({ "secret_shares": shares, "secret_threshold": threshold })
+            }
+            InitRequest::Recovery { shares, threshold } => {
+                json!({ "recovery_shares": shares, "recovery_threshold": threshold })
+            }
         };
         let bytes = self
-            .call(pod, Step::Init, reqwest::Method::PUT, "sys/init", None, Some(json_body(&body)))
+            .call(
+                pod,
+                Step::Init,
+                reqwest::Method::PUT,
+                "sys/init",
+                None,
+                Some(json_body(&body)),
+            )
             .await?
             .ok_or_else(|| Error::UnexpectedResponse {
                 pod: pod.clone(),
@@ -414,29 +533,61 @@ impl NodeClient for HttpNodeClient {
 
     async fn remove_raft_peer(&self, pod: &PodName, node_id: &str, token: &Token) -> Result<()> {
         let body = json!({ "server_id": node_id });
-        self.call(pod, Step::RemovePeer, reqwest::Method::POST, "sys/storage/raft/remove-peer", Some(token), Some(json_body(&body)))
-            .await
-            .map(|_| ())
+        self.call(
+            pod,
+            Step::RemovePeer,
+            reqwest::Method::POST,
+            "sys/storage/raft/remove-peer",
+            Some(token),
+            Some(json_body(&body)),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn step_down(&self, pod: &PodName, token: &Token) -> Result<()> {
-        self.call(pod, Step::StepDown, reqwest::Method::PUT, "sys/step-down", Some(token), None).await.map(|_| ())
+        self.call(
+            pod,
+            Step::StepDown,
+            reqwest::Method::PUT,
+            "sys/step-down",
+            Some(token),
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn auth_mounts(&self, pod: &PodName, token: &Token) -> Result<BTreeMap<String, String>> {
         let client = self.vault(pod, Step::AuthMount, Some(token))?;
-        let mounts = vaultrs::sys::auth::list(&client.0).await.map_err(|e| from_vaultrs(pod, Step::AuthMount, e))?;
-        Ok(mounts.into_iter().map(|(path, mount)| (path, mount.mount_type)).collect())
+        let mounts = vaultrs::sys::auth::list(&client.0)
+            .await
+            .map_err(|e| from_vaultrs(pod, Step::AuthMount, e))?;
+        Ok(mounts
+            .into_iter()
+            .map(|(path, mount)| (path, mount.mount_type))
+            .collect())
     }
 
-    async fn enable_auth(&self, pod: &PodName, path: &str, kind: &str, token: &Token) -> Result<()> {
+    async fn enable_auth(
+        &self,
+        pod: &PodName,
+        path: &str,
+        kind: &str,
+        token: &Token,
+    ) -> Result<()> {
         let client = self.vault(pod, Step::AuthMount, Some(token))?;
         vaultrs::sys::auth::enable(&client.0, path, kind, None)
             .await
             .map_err(|e| from_vaultrs(pod, Step::AuthMount, e))
     }
 
-    async fn read_policy(&self, pod: &PodName, name: &str, token: &Token) -> Result<Option<String>> {
+    async fn read_policy(
+        &self,
+        pod: &PodName,
+        name: &str,
+        token: &Token,
+    ) -> Result<Option<String>> {
         let client = self.vault(pod, Step::Policy, Some(token))?;
         match vaultrs::sys::policy::read(&client.0, name).await {
             Ok(policy) => Ok(Some(policy.rules)),
@@ -445,14 +596,25 @@ impl NodeClient for HttpNodeClient {
         }
     }
 
-    async fn write_policy(&self, pod: &PodName, name: &str, rules: &str, token: &Token) -> Result<()> {
+    async fn write_policy(
+        &self,
+        pod: &PodName,
+        name: &str,
+        rules: &str,
+        token: &Token,
+    ) -> Result<()> {
         let client = self.vault(pod, Step::Policy, Some(token))?;
         vaultrs::sys::policy::set(&client.0, name, rules)
             .await
             .map_err(|e| from_vaultrs(pod, Step::Policy, e))
     }
 
-    async fn read_kubernetes_auth_config(&self, pod: &PodName, mount: &str, token: &Token) -> Result<Option<KubernetesAuthConfig>> {
+    async fn read_kubernetes_auth_config(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        token: &Token,
+    ) -> Result<Option<KubernetesAuthConfig>> {
         let client = self.vault(pod, Step::KubernetesAuthConfig, Some(token))?;
         match vaultrs::auth::kubernetes::read_config(&client.0, mount).await {
             Ok(config) => Ok(Some(KubernetesAuthConfig {
@@ -468,7 +630,13 @@ impl NodeClient for HttpNodeClient {
         }
     }
 
-    async fn write_kubernetes_auth_config(&self, pod: &PodName, mount: &str, config: &KubernetesAuthConfig, token: &Token) -> Result<()> {
+    async fn write_kubernetes_auth_config(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        config: &KubernetesAuthConfig,
+        token: &Token,
+    ) -> Result<()> {
         use vaultrs::api::auth::kubernetes::requests::ConfigureKubernetesAuthRequest;
         let client = self.vault(pod, Step::KubernetesAuthConfig, Some(token))?;
         let mut options = ConfigureKubernetesAuthRequest::builder();
@@ -479,12 +647,23 @@ impl NodeClient for HttpNodeClient {
         if let Some(issuer) = &config.issuer {
             options.issuer(issuer.clone());
         }
-        vaultrs::auth::kubernetes::configure(&client.0, mount, &config.kubernetes_host, Some(&mut options))
-            .await
-            .map_err(|e| from_vaultrs(pod, Step::KubernetesAuthConfig, e))
+        vaultrs::auth::kubernetes::configure(
+            &client.0,
+            mount,
+            &config.kubernetes_host,
+            Some(&mut options),
+        )
+        .await
+        .map_err(|e| from_vaultrs(pod, Step::KubernetesAuthConfig, e))
     }
 
-    async fn read_kubernetes_role(&self, pod: &PodName, mount: &str, name: &str, token: &Token) -> Result<Option<KubernetesRole>> {
+    async fn read_kubernetes_role(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        name: &str,
+        token: &Token,
+    ) -> Result<Option<KubernetesRole>> {
         let client = self.vault(pod, Step::KubernetesAuthRole, Some(token))?;
         match vaultrs::auth::kubernetes::role::read(&client.0, mount, name).await {
             Ok(role) => Ok(Some(KubernetesRole {
@@ -501,7 +680,13 @@ impl NodeClient for HttpNodeClient {
         }
     }
 
-    async fn write_kubernetes_role(&self, pod: &PodName, mount: &str, role: &KubernetesRole, token: &Token) -> Result<()> {
+    async fn write_kubernetes_role(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        role: &KubernetesRole,
+        token: &Token,
+    ) -> Result<()> {
         use vaultrs::api::auth::kubernetes::requests::CreateKubernetesRoleRequest;
         let client = self.vault(pod, Step::KubernetesAuthRole, Some(token))?;
         let mut options = CreateKubernetesRoleRequest::builder();
@@ -517,14 +702,32 @@ impl NodeClient for HttpNodeClient {
             .map_err(|e| from_vaultrs(pod, Step::KubernetesAuthRole, e))
     }
 
-    async fn read_token_role(&self, pod: &PodName, name: &str, token: &Token) -> Result<Option<TokenRole>> {
+    async fn read_token_role(
+        &self,
+        pod: &PodName,
+        name: &str,
+        token: &Token,
+    ) -> Result<Option<TokenRole>> {
         // Thin call: vaultrs's token role answer has no `token_no_default_policy`.
         let path = format!("auth/token/roles/{name}");
-        match self.call(pod, Step::TokenRole, reqwest::Method::GET, &path, Some(token), None).await? {
+        match self
+            .call(
+                pod,
+                Step::TokenRole,
+                reqwest::Method::GET,
+                &path,
+                Some(token),
+                None,
+            )
+            .await?
+        {
             None => Ok(None),
             Some(bytes) => {
                 let mut value: Value = parse_body(pod, Step::TokenRole, &bytes)?;
-                let data = value.get_mut("data").map(Value::take).unwrap_or(Value::Null);
+                let data = value
+                    .get_mut("data")
+                    .map(Value::take)
+                    .unwrap_or(Value::Null);
                 wire::token_role(pod, name, &data).map(Some)
             }
         }
@@ -545,7 +748,13 @@ impl NodeClient for HttpNodeClient {
             .map_err(|e| from_vaultrs(pod, Step::TokenRole, e))
     }
 
-    async fn kubernetes_login(&self, pod: &PodName, mount: &str, role: &str, jwt: &SecretString) -> Result<Token> {
+    async fn kubernetes_login(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        role: &str,
+        jwt: &SecretString,
+    ) -> Result<Token> {
         let client = self.vault(pod, Step::KubernetesLogin, None)?;
         let auth = vaultrs::auth::kubernetes::login(&client.0, mount, role, jwt.expose())
             .await
@@ -556,7 +765,14 @@ impl NodeClient for HttpNodeClient {
 
     async fn lookup_self(&self, pod: &PodName, token: &Token) -> Result<TokenInfo> {
         let bytes = self
-            .call(pod, Step::TokenLookup, reqwest::Method::GET, "auth/token/lookup-self", Some(token), None)
+            .call(
+                pod,
+                Step::TokenLookup,
+                reqwest::Method::GET,
+                "auth/token/lookup-self",
+                Some(token),
+                None,
+            )
             .await?
             .ok_or_else(|| Error::UnexpectedResponse {
                 pod: pod.clone(),

@@ -16,12 +16,18 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-pub use exec::{ExecNodeClient, ExecOutput, ExecRequest, Executor, LocalProcessExecutor, RecordedCommand, RecordingExecutor};
+pub use exec::{
+    ExecNodeClient, ExecOutput, ExecRequest, Executor, LocalProcessExecutor, RecordedCommand,
+    RecordingExecutor,
+};
 pub use http::{HttpNodeClient, HttpOptions};
 
 use crate::error::Result;
 use crate::keys::InitKeys;
-use crate::node::{AutopilotState, Health, InitRequest, LeaderStatus, PodName, RaftConfiguration, SealStatus, TokenInfo, UnsealProgress};
+use crate::node::{
+    AutopilotState, Health, InitRequest, LeaderStatus, PodName, RaftConfiguration, SealStatus,
+    TokenInfo, UnsealProgress,
+};
 use crate::secret::{KeyShare, SecretString, Token};
 
 /// Which transport a client uses (for logs and status).
@@ -138,34 +144,76 @@ pub trait NodeClient: Send + Sync {
     async fn auth_mounts(&self, pod: &PodName, token: &Token) -> Result<BTreeMap<String, String>>;
 
     /// `sys/auth/<path>`: mounts an auth method.
-    async fn enable_auth(&self, pod: &PodName, path: &str, kind: &str, token: &Token) -> Result<()>;
+    async fn enable_auth(&self, pod: &PodName, path: &str, kind: &str, token: &Token)
+    -> Result<()>;
 
     /// `sys/policy/<name>`: the policy text, if the policy exists.
-    async fn read_policy(&self, pod: &PodName, name: &str, token: &Token) -> Result<Option<String>>;
+    async fn read_policy(&self, pod: &PodName, name: &str, token: &Token)
+    -> Result<Option<String>>;
 
     /// `sys/policy/<name>`: creates or replaces a policy.
-    async fn write_policy(&self, pod: &PodName, name: &str, rules: &str, token: &Token) -> Result<()>;
+    async fn write_policy(
+        &self,
+        pod: &PodName,
+        name: &str,
+        rules: &str,
+        token: &Token,
+    ) -> Result<()>;
 
     /// `auth/<mount>/config`, if configured.
-    async fn read_kubernetes_auth_config(&self, pod: &PodName, mount: &str, token: &Token) -> Result<Option<KubernetesAuthConfig>>;
+    async fn read_kubernetes_auth_config(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        token: &Token,
+    ) -> Result<Option<KubernetesAuthConfig>>;
 
     /// `auth/<mount>/config`: configures the Kubernetes auth method.
-    async fn write_kubernetes_auth_config(&self, pod: &PodName, mount: &str, config: &KubernetesAuthConfig, token: &Token) -> Result<()>;
+    async fn write_kubernetes_auth_config(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        config: &KubernetesAuthConfig,
+        token: &Token,
+    ) -> Result<()>;
 
     /// `auth/<mount>/role/<name>`, if it exists.
-    async fn read_kubernetes_role(&self, pod: &PodName, mount: &str, name: &str, token: &Token) -> Result<Option<KubernetesRole>>;
+    async fn read_kubernetes_role(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        name: &str,
+        token: &Token,
+    ) -> Result<Option<KubernetesRole>>;
 
     /// `auth/<mount>/role/<name>`: creates or replaces a role.
-    async fn write_kubernetes_role(&self, pod: &PodName, mount: &str, role: &KubernetesRole, token: &Token) -> Result<()>;
+    async fn write_kubernetes_role(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        role: &KubernetesRole,
+        token: &Token,
+    ) -> Result<()>;
 
     /// `auth/token/roles/<name>`, if it exists.
-    async fn read_token_role(&self, pod: &PodName, name: &str, token: &Token) -> Result<Option<TokenRole>>;
+    async fn read_token_role(
+        &self,
+        pod: &PodName,
+        name: &str,
+        token: &Token,
+    ) -> Result<Option<TokenRole>>;
 
     /// `auth/token/roles/<name>`: creates or replaces a token role.
     async fn write_token_role(&self, pod: &PodName, role: &TokenRole, token: &Token) -> Result<()>;
 
     /// `auth/<mount>/login`: logs in with a service-account JWT.
-    async fn kubernetes_login(&self, pod: &PodName, mount: &str, role: &str, jwt: &SecretString) -> Result<Token>;
+    async fn kubernetes_login(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        role: &str,
+        jwt: &SecretString,
+    ) -> Result<Token>;
 
     /// `auth/token/lookup-self`.
     async fn lookup_self(&self, pod: &PodName, token: &Token) -> Result<TokenInfo>;

@@ -15,7 +15,12 @@ use crate::secret::{KeyShare, Token};
 
 /// Builds [`InitKeys`] from the shares and root token an init answered, checking that the
 /// server returned what was asked for.
-pub(crate) fn init_keys(pod: &PodName, request: &InitRequest, shares: Vec<String>, root_token: String) -> Result<InitKeys> {
+pub(crate) fn init_keys(
+    pod: &PodName,
+    request: &InitRequest,
+    shares: Vec<String>,
+    root_token: String,
+) -> Result<InitKeys> {
     let (kind, expected) = match *request {
         InitRequest::Shamir { shares, .. } => (KeyKind::Unseal, shares),
         InitRequest::Recovery { shares, .. } => (KeyKind::Recovery, shares),
@@ -207,10 +212,13 @@ pub(crate) fn login_token(pod: &PodName, body: &[u8]) -> Result<Token> {
         step: Step::KubernetesLogin,
         reason: format!("the login answer is not the expected JSON: {e}"),
     })?;
-    let token = wire.auth.map(|a| Token::new(a.client_token)).ok_or_else(|| Error::UnexpectedResponse {
-        pod: pod.clone(),
-        step: Step::KubernetesLogin,
-        reason: "the login answer has no auth section".into(),
-    })?;
+    let token = wire
+        .auth
+        .map(|a| Token::new(a.client_token))
+        .ok_or_else(|| Error::UnexpectedResponse {
+            pod: pod.clone(),
+            step: Step::KubernetesLogin,
+            reason: "the login answer has no auth section".into(),
+        })?;
     Ok(token)
 }

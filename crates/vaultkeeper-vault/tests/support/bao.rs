@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use vaultkeeper_vault::client::{HttpNodeClient, HttpOptions, LocalProcessExecutor, RecordingExecutor};
+use vaultkeeper_vault::client::{
+    HttpNodeClient, HttpOptions, LocalProcessExecutor, RecordingExecutor,
+};
 use vaultkeeper_vault::node::{NodeEndpoint, PodName};
 
 use super::pki::Pki;
@@ -34,15 +36,23 @@ pub fn locate_bao(override_path: Option<PathBuf>) -> Result<PathBuf, String> {
 
 /// The real `bao` binary; fails the test (never skips it) when it is missing.
 pub fn bao_binary() -> PathBuf {
-    locate_bao(std::env::var_os("VAULTKEEPER_BAO").map(PathBuf::from)).unwrap_or_else(|e| panic!("{e}"))
+    locate_bao(std::env::var_os("VAULTKEEPER_BAO").map(PathBuf::from))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The seal a cluster uses.
 #[derive(Clone)]
 pub enum Seal {
     Shamir,
-    Transit { address: String, token: String, key_name: String, ca_file: PathBuf },
-    Static { key_file: PathBuf },
+    Transit {
+        address: String,
+        token: String,
+        key_name: String,
+        ca_file: PathBuf,
+    },
+    Static {
+        key_file: PathBuf,
+    },
 }
 
 impl Seal {
@@ -78,7 +88,10 @@ pub fn wait_listening(address: SocketAddr, timeout: Duration) -> Duration {
         if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
             return start.elapsed();
         }
-        assert!(start.elapsed() < timeout, "nothing listens at {address} after {timeout:?}");
+        assert!(
+            start.elapsed() < timeout,
+            "nothing listens at {address} after {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -96,7 +109,12 @@ impl Server {
         std::fs::create_dir_all(dir.join("data")).unwrap_or_else(|e| panic!("{e}"));
         let config = dir.join("config.hcl");
         std::fs::write(&config, config_text).unwrap_or_else(|e| panic!("{e}"));
-        Server { dir, config, api, child: None }
+        Server {
+            dir,
+            config,
+            api,
+            child: None,
+        }
     }
 
     pub fn start(&mut self) {
@@ -183,7 +201,8 @@ impl Cluster {
         let pki = Pki::new(dir.path(), subnet);
         let bin_dir = dir.path().join("bin");
         std::fs::create_dir_all(&bin_dir).unwrap_or_else(|e| panic!("{e}"));
-        std::os::unix::fs::symlink(bao_binary(), bin_dir.join("bao")).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink(bao_binary(), bin_dir.join("bao"))
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut cluster = Cluster {
             subnet,
             dir,
@@ -211,7 +230,11 @@ impl Cluster {
                 node_ip(self.subnet, j)
             ));
         }
-        let first = if ordinal == 0 { self.first_node_config.as_str() } else { "" };
+        let first = if ordinal == 0 {
+            self.first_node_config.as_str()
+        } else {
+            ""
+        };
         format!(
             "api_addr = \"https://{ip}:8200\"\ncluster_addr = \"https://{ip}:8201\"\n\
              listener \"tcp\" {{\n  address = \"{ip}:8200\"\n  cluster_address = \"{ip}:8201\"\n  tls_cert_file = \"{cert}\"\n  tls_key_file = \"{key}\"\n}}\n\
@@ -246,7 +269,8 @@ impl Cluster {
     /// would); it takes effect at the node's next start.
     pub fn rewrite_config(&self, ordinal: usize, join_count: usize) {
         let config = self.config_for(ordinal, join_count);
-        std::fs::write(&self.nodes[ordinal].server.config, config).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&self.nodes[ordinal].server.config, config)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn start_all(&mut self) {
@@ -265,7 +289,11 @@ impl Cluster {
     }
 
     pub fn pods(&self, count: usize) -> Vec<PodName> {
-        self.nodes.iter().take(count).map(|n| n.pod.clone()).collect()
+        self.nodes
+            .iter()
+            .take(count)
+            .map(|n| n.pod.clone())
+            .collect()
     }
 
     pub fn node(&mut self, ordinal: usize) -> &mut Node {
@@ -275,7 +303,8 @@ impl Cluster {
     /// The HTTP transport as the operator uses it: connect to the pod address, verify the
     /// certificate for the pod's DNS name.
     pub fn http_client(&self) -> HttpNodeClient {
-        let client = HttpNodeClient::new(self.pki.ca_pem.as_bytes(), HttpOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let client = HttpNodeClient::new(self.pki.ca_pem.as_bytes(), HttpOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         self.register_http(&client);
         client
     }
@@ -283,8 +312,13 @@ impl Cluster {
     /// Registers every node (call again after adding nodes).
     pub fn register_http(&self, client: &HttpNodeClient) {
         for node in &self.nodes {
-            let endpoint = NodeEndpoint::by_name(format!("{}.vault-internal", node.pod), SocketAddr::new(node.ip.into(), 8200));
-            client.add_pod(node.pod.clone(), &endpoint).unwrap_or_else(|e| panic!("{e}"));
+            let endpoint = NodeEndpoint::by_name(
+                format!("{}.vault-internal", node.pod),
+                SocketAddr::new(node.ip.into(), 8200),
+            );
+            client
+                .add_pod(node.pod.clone(), &endpoint)
+                .unwrap_or_else(|e| panic!("{e}"));
         }
     }
 
@@ -292,16 +326,21 @@ impl Cluster {
     pub fn executor(&self) -> Arc<RecordingExecutor<LocalProcessExecutor>> {
         let home = self.dir.path().join("cli-home");
         std::fs::create_dir_all(&home).unwrap_or_else(|e| panic!("{e}"));
-        let executor = Arc::new(RecordingExecutor::new(LocalProcessExecutor::new(&self.bin_dir, home)));
+        let executor = Arc::new(RecordingExecutor::new(LocalProcessExecutor::new(
+            &self.bin_dir,
+            home,
+        )));
         self.register_exec(&executor);
         executor
     }
 
     pub fn register_exec(&self, executor: &RecordingExecutor<LocalProcessExecutor>) {
         for node in &self.nodes {
-            executor
-                .inner()
-                .add_pod(node.pod.clone(), format!("https://{}:8200", node.ip), &self.pki.ca_file);
+            executor.inner().add_pod(
+                node.pod.clone(),
+                format!("https://{}:8200", node.ip),
+                &self.pki.ca_file,
+            );
         }
     }
 

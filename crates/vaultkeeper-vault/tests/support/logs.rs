@@ -40,7 +40,11 @@ pub fn init() {
 pub fn captured() -> String {
     BUFFER
         .get()
-        .and_then(|b| b.lock().ok().map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .and_then(|b| {
+            b.lock()
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        })
         .unwrap_or_default()
 }
 

@@ -3,7 +3,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
 
 pub struct Pki {
     pub ca_pem: String,
@@ -19,23 +21,38 @@ impl Pki {
     /// carries every 127.10.<subnet>.x address and the pod DNS names `vault-N.vault-internal`.
     pub fn new(dir: &Path, subnet: u8) -> Pki {
         let ca_key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+        let mut ca_params =
+            CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "vaultkeeper test CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "vaultkeeper test CA");
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap_or_else(|e| panic!("{e}"));
+        let ca_cert = ca_params
+            .self_signed(&ca_key)
+            .unwrap_or_else(|e| panic!("{e}"));
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let mut names: Vec<String> = (0..8).map(|i| format!("vault-{i}.vault-internal")).collect();
+        let mut names: Vec<String> = (0..8)
+            .map(|i| format!("vault-{i}.vault-internal"))
+            .collect();
         names.push("localhost".into());
         let mut params = CertificateParams::new(names).unwrap_or_else(|e| panic!("{e}"));
         params.distinguished_name.push(DnType::CommonName, "vault");
         for host in 1..=40u8 {
-            params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::new(127, 10, subnet, host))));
+            params
+                .subject_alt_names
+                .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::new(
+                    127, 10, subnet, host,
+                ))));
         }
-        params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-        let cert = params.signed_by(&key, &issuer).unwrap_or_else(|e| panic!("{e}"));
+        let cert = params
+            .signed_by(&key, &issuer)
+            .unwrap_or_else(|e| panic!("{e}"));
 
         let pki = Pki {
             ca_pem: ca_cert.pem(),

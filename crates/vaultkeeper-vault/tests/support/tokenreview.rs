@@ -40,29 +40,39 @@ impl TokenReviewServer {
     pub async fn start(address: SocketAddr, pki: &Pki) -> TokenReviewServer {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pki.cert_pem.as_bytes())
-            .map(|c| c.unwrap_or_else(|e| panic!("{e}")))
-            .collect();
-        let key = PrivateKeyDer::from_pem_slice(pki.key_pem.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(pki.cert_pem.as_bytes())
+                .map(|c| c.unwrap_or_else(|e| panic!("{e}")))
+                .collect();
+        let key =
+            PrivateKeyDer::from_pem_slice(pki.key_pem.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap_or_else(|e| panic!("{e}"));
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind(address).await.unwrap_or_else(|e| panic!("bind {address}: {e}"));
+        let listener = TcpListener::bind(address)
+            .await
+            .unwrap_or_else(|e| panic!("bind {address}: {e}"));
         let issued: Arc<Mutex<HashMap<String, Account>>> = Arc::default();
         let reviews: Arc<Mutex<u32>> = Arc::default();
         let (issued_task, reviews_task) = (issued.clone(), reviews.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let issued = issued_task.clone();
                 let reviews = reviews_task.clone();
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
                     // Keep-alive: answer requests until the client closes.
                     while let Some(body) = read_request(&mut tls).await {
                         if let Ok(mut count) = reviews.lock() {
@@ -70,8 +80,13 @@ impl TokenReviewServer {
                         }
                         let answer = review(&issued, &body);
                         let bytes = serde_json::to_vec(&answer).unwrap_or_default();
-                        let head = format!("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", bytes.len());
-                        if tls.write_all(head.as_bytes()).await.is_err() || tls.write_all(&bytes).await.is_err() {
+                        let head = format!(
+                            "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                            bytes.len()
+                        );
+                        if tls.write_all(head.as_bytes()).await.is_err()
+                            || tls.write_all(&bytes).await.is_err()
+                        {
                             return;
                         }
                     }
@@ -89,7 +104,10 @@ impl TokenReviewServer {
     /// A service-account JWT (unsigned: the auth method is not given keys, it relies on
     /// the review, exactly as with a real API server).
     pub fn issue(&self, namespace: &str, name: &str) -> SecretString {
-        let uid = format!("uid-{namespace}-{name}-{}", self.issued.lock().map(|m| m.len()).unwrap_or(0));
+        let uid = format!(
+            "uid-{namespace}-{name}-{}",
+            self.issued.lock().map(|m| m.len()).unwrap_or(0)
+        );
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let claims = json!({
             "iss": "https://kubernetes.default.svc.cluster.local",
@@ -97,7 +115,8 @@ impl TokenReviewServer {
             "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}},
         });
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
-        let nonce: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(31).wrapping_add(uid.len() as u8));
+        let nonce: [u8; 32] =
+            std::array::from_fn(|i| (i as u8).wrapping_mul(31).wrapping_add(uid.len() as u8));
         let jwt = format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(nonce));
         if let Ok(mut issued) = self.issued.lock() {
             issued.insert(

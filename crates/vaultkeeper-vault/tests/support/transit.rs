@@ -32,27 +32,85 @@ impl TransitServer {
         server.start();
         server.wait_listening();
         let raw = Raw::new(&pki.ca_pem);
-        let init = raw.call(reqwest::Method::PUT, ip, "sys/init", None, Some(json!({"secret_shares": 1, "secret_threshold": 1}))).await;
+        let init = raw
+            .call(
+                reqwest::Method::PUT,
+                ip,
+                "sys/init",
+                None,
+                Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+            )
+            .await;
         assert_eq!(init.status, 200, "transit init: {}", init.json);
-        let key = init.json["keys_base64"][0].as_str().unwrap_or_default().to_string();
-        let root = init.json["root_token"].as_str().unwrap_or_default().to_string();
-        let unseal = raw.call(reqwest::Method::PUT, ip, "sys/unseal", None, Some(json!({ "key": key }))).await;
+        let key = init.json["keys_base64"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let root = init.json["root_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let unseal = raw
+            .call(
+                reqwest::Method::PUT,
+                ip,
+                "sys/unseal",
+                None,
+                Some(json!({ "key": key })),
+            )
+            .await;
         assert_eq!(unseal.status, 200);
         let deadline = Instant::now() + Duration::from_secs(30);
         while raw.get(ip, "sys/health", None).await.status != 200 {
-            assert!(Instant::now() < deadline, "transit server never became active");
+            assert!(
+                Instant::now() < deadline,
+                "transit server never became active"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let root_ref = Some(root.as_str());
-        assert_eq!(raw.post(ip, "sys/mounts/transit", root_ref, json!({"type": "transit"})).await.status, 204);
-        assert!(raw.post(ip, "transit/keys/autounseal", root_ref, json!({})).await.status < 300);
+        assert_eq!(
+            raw.post(
+                ip,
+                "sys/mounts/transit",
+                root_ref,
+                json!({"type": "transit"})
+            )
+            .await
+            .status,
+            204
+        );
+        assert!(
+            raw.post(ip, "transit/keys/autounseal", root_ref, json!({}))
+                .await
+                .status
+                < 300
+        );
         let policy = "path \"transit/encrypt/autounseal\" { capabilities = [\"update\"] }\npath \"transit/decrypt/autounseal\" { capabilities = [\"update\"] }\n";
-        assert_eq!(raw.post(ip, "sys/policy/autounseal", root_ref, json!({ "policy": policy })).await.status, 204);
+        assert_eq!(
+            raw.post(
+                ip,
+                "sys/policy/autounseal",
+                root_ref,
+                json!({ "policy": policy })
+            )
+            .await
+            .status,
+            204
+        );
         let token = raw
-            .post(ip, "auth/token/create", root_ref, json!({"policies": ["autounseal"], "no_parent": true, "period": "24h"}))
+            .post(
+                ip,
+                "auth/token/create",
+                root_ref,
+                json!({"policies": ["autounseal"], "no_parent": true, "period": "24h"}),
+            )
             .await;
         assert_eq!(token.status, 200, "{}", token.json);
-        let token = token.json["auth"]["client_token"].as_str().unwrap_or_default().to_string();
+        let token = token.json["auth"]["client_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         TransitServer {
             server,
             address: format!("https://{ip}:8200"),
