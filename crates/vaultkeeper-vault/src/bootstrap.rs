@@ -50,6 +50,9 @@ pub struct BootstrapSpec {
     pub kubernetes: KubernetesAuthConfig,
     /// The operator itself.
     pub operator: Identity,
+    /// Namespace of the operator's service account when it runs elsewhere than the
+    /// cluster (the usual install: `vaultkeeper-system`); `None` means [`Self::namespace`].
+    pub operator_namespace: Option<String>,
     /// The backup CronJob.
     pub backup: Identity,
     /// The metrics-token CronJob (the identity that issues and renews the metrics token).
@@ -92,6 +95,9 @@ impl BootstrapSpec {
     /// Checks every name and number; the error names the field and the fix.
     pub fn validate(&self) -> Result<()> {
         check_name("bootstrap.namespace", &self.namespace)?;
+        if let Some(namespace) = &self.operator_namespace {
+            check_name("bootstrap.operatorNamespace", namespace)?;
+        }
         check_name("bootstrap.kubernetesMount", &self.kubernetes_mount)?;
         if !self.kubernetes.kubernetes_host.starts_with("https://") {
             return Err(Error::invalid(
@@ -232,10 +238,19 @@ pub struct DesiredBootstrap {
 }
 
 fn role_for(spec: &BootstrapSpec, identity: &Identity, no_default_policy: bool) -> KubernetesRole {
+    role_in(spec, identity, &spec.namespace, no_default_policy)
+}
+
+fn role_in(
+    spec: &BootstrapSpec,
+    identity: &Identity,
+    namespace: &str,
+    no_default_policy: bool,
+) -> KubernetesRole {
     KubernetesRole {
         name: identity.role.clone(),
         bound_service_account_names: vec![identity.service_account.clone()],
-        bound_service_account_namespaces: vec![spec.namespace.clone()],
+        bound_service_account_namespaces: vec![namespace.to_owned()],
         token_policies: vec![identity.policy.clone()],
         token_ttl_seconds: spec.login_ttl_seconds,
         token_max_ttl_seconds: spec.login_ttl_seconds,
@@ -355,7 +370,11 @@ pub fn operator_policy(spec: &BootstrapSpec) -> String {
 /// The operator's Kubernetes auth role.
 pub fn operator_role(spec: &BootstrapSpec) -> KubernetesRole {
     // The operator keeps the `default` policy: it looks up and revokes its own tokens.
-    role_for(spec, &spec.operator, false)
+    let namespace = spec
+        .operator_namespace
+        .as_deref()
+        .unwrap_or(&spec.namespace);
+    role_in(spec, &spec.operator, namespace, false)
 }
 
 /// Computes the desired state. Pure.
@@ -588,6 +607,7 @@ mod tests {
                 role: "vaultkeeper-operator".into(),
                 policy: "vaultkeeper-operator".into(),
             },
+            operator_namespace: None,
             backup: identity("backup"),
             metrics_token_job: identity("metrics-token"),
             metrics_policy: "vaultkeeper-metrics".into(),
@@ -665,5 +685,28 @@ mod tests {
                 .contains("bootstrap.kubernetes.host")
         );
         assert!(spec().validate().is_ok());
+    }
+
+    #[test]
+    fn the_operator_role_binds_the_operator_namespace_and_jobs_stay_in_the_cluster_namespace() {
+        let mut spec = spec();
+        spec.operator_namespace = Some("vaultkeeper-system".into());
+        assert_eq!(
+            operator_role(&spec).bound_service_account_namespaces,
+            vec!["vaultkeeper-system".to_owned()]
+        );
+        let desired = desired(&spec);
+        for (role, _) in desired
+            .kubernetes_roles
+            .iter()
+            .filter(|(r, _)| r.name != spec.operator.role)
+        {
+            assert_eq!(
+                role.bound_service_account_namespaces,
+                vec!["vault".to_owned()],
+                "{}",
+                role.name
+            );
+        }
     }
 }

@@ -468,6 +468,7 @@ fn bootstrap_spec(kubernetes_host: &str, ca_pem: &str) -> BootstrapSpec {
             role: "vaultkeeper-operator".into(),
             policy: "vaultkeeper-operator".into(),
         },
+        operator_namespace: None,
         backup: identity("backup"),
         metrics_token_job: identity("metrics-token"),
         metrics_policy: "vaultkeeper-metrics".into(),
