@@ -146,6 +146,18 @@ pub trait KeyStore: Send + Sync {
     async fn store(&self, keys: &InitKeys) -> Result<()>;
 }
 
+/// A shared store is a store.
+#[async_trait]
+impl<T: KeyStore + ?Sized> KeyStore for std::sync::Arc<T> {
+    async fn load(&self) -> Result<Option<InitKeys>> {
+        (**self).load().await
+    }
+
+    async fn store(&self, keys: &InitKeys) -> Result<()> {
+        (**self).store(keys).await
+    }
+}
+
 /// A key store in one file: mode 0600, written to a temporary file in the same directory,
 /// synced, then renamed over the old one, so a crash leaves either the old or the new
 /// record, never half of one.

@@ -493,6 +493,22 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         Ok(credentials)
     }
 
+    /// Moves leadership away from `pod` (the active node) before it is restarted, as a
+    /// rolling update does with the old active node last. Authenticates like raft work does:
+    /// the root token while kept, else the operator's login (revoked again afterwards).
+    pub async fn step_down(&mut self, pod: &PodName) -> Result<()> {
+        let mut keys = match &self.pending {
+            Some(_) => None,
+            None => self.store.load().await?,
+        };
+        let (token, authority) = self.token(pod, &mut keys).await?;
+        let result = self.client.step_down(pod, &token).await;
+        if authority == Authority::Operator {
+            let _ = self.client.revoke_self(pod, &token).await;
+        }
+        result
+    }
+
     /// Revokes the root token, but only after proving the operator can still get in.
     async fn revoke_root(
         &mut self,

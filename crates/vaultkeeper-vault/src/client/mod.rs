@@ -221,3 +221,164 @@ pub trait NodeClient: Send + Sync {
     /// `auth/token/revoke-self`: revokes the token used.
     async fn revoke_self(&self, pod: &PodName, token: &Token) -> Result<()>;
 }
+
+/// A shared client is a client: the operator keeps one per cluster behind an `Arc`.
+#[async_trait]
+impl<T: NodeClient + ?Sized> NodeClient for std::sync::Arc<T> {
+    fn transport(&self) -> Transport {
+        (**self).transport()
+    }
+
+    async fn health(&self, pod: &PodName) -> Result<Health> {
+        (**self).health(pod).await
+    }
+
+    async fn seal_status(&self, pod: &PodName) -> Result<SealStatus> {
+        (**self).seal_status(pod).await
+    }
+
+    async fn init_status(&self, pod: &PodName) -> Result<bool> {
+        (**self).init_status(pod).await
+    }
+
+    async fn leader(&self, pod: &PodName) -> Result<LeaderStatus> {
+        (**self).leader(pod).await
+    }
+
+    async fn raft_configuration(&self, pod: &PodName, token: &Token) -> Result<RaftConfiguration> {
+        (**self).raft_configuration(pod, token).await
+    }
+
+    async fn autopilot_state(&self, pod: &PodName, token: &Token) -> Result<AutopilotState> {
+        (**self).autopilot_state(pod, token).await
+    }
+
+    async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<InitKeys> {
+        (**self).init(pod, request).await
+    }
+
+    async fn unseal(&self, pod: &PodName, share: &KeyShare) -> Result<UnsealProgress> {
+        (**self).unseal(pod, share).await
+    }
+
+    async fn unseal_reset(&self, pod: &PodName) -> Result<UnsealProgress> {
+        (**self).unseal_reset(pod).await
+    }
+
+    async fn remove_raft_peer(&self, pod: &PodName, node_id: &str, token: &Token) -> Result<()> {
+        (**self).remove_raft_peer(pod, node_id, token).await
+    }
+
+    async fn step_down(&self, pod: &PodName, token: &Token) -> Result<()> {
+        (**self).step_down(pod, token).await
+    }
+
+    async fn auth_mounts(&self, pod: &PodName, token: &Token) -> Result<BTreeMap<String, String>> {
+        (**self).auth_mounts(pod, token).await
+    }
+
+    async fn enable_auth(
+        &self,
+        pod: &PodName,
+        path: &str,
+        kind: &str,
+        token: &Token,
+    ) -> Result<()> {
+        (**self).enable_auth(pod, path, kind, token).await
+    }
+
+    async fn read_policy(
+        &self,
+        pod: &PodName,
+        name: &str,
+        token: &Token,
+    ) -> Result<Option<String>> {
+        (**self).read_policy(pod, name, token).await
+    }
+
+    async fn write_policy(
+        &self,
+        pod: &PodName,
+        name: &str,
+        rules: &str,
+        token: &Token,
+    ) -> Result<()> {
+        (**self).write_policy(pod, name, rules, token).await
+    }
+
+    async fn read_kubernetes_auth_config(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        token: &Token,
+    ) -> Result<Option<KubernetesAuthConfig>> {
+        (**self)
+            .read_kubernetes_auth_config(pod, mount, token)
+            .await
+    }
+
+    async fn write_kubernetes_auth_config(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        config: &KubernetesAuthConfig,
+        token: &Token,
+    ) -> Result<()> {
+        (**self)
+            .write_kubernetes_auth_config(pod, mount, config, token)
+            .await
+    }
+
+    async fn read_kubernetes_role(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        name: &str,
+        token: &Token,
+    ) -> Result<Option<KubernetesRole>> {
+        (**self).read_kubernetes_role(pod, mount, name, token).await
+    }
+
+    async fn write_kubernetes_role(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        role: &KubernetesRole,
+        token: &Token,
+    ) -> Result<()> {
+        (**self)
+            .write_kubernetes_role(pod, mount, role, token)
+            .await
+    }
+
+    async fn read_token_role(
+        &self,
+        pod: &PodName,
+        name: &str,
+        token: &Token,
+    ) -> Result<Option<TokenRole>> {
+        (**self).read_token_role(pod, name, token).await
+    }
+
+    async fn write_token_role(&self, pod: &PodName, role: &TokenRole, token: &Token) -> Result<()> {
+        (**self).write_token_role(pod, role, token).await
+    }
+
+    async fn kubernetes_login(
+        &self,
+        pod: &PodName,
+        mount: &str,
+        role: &str,
+        jwt: &SecretString,
+    ) -> Result<Token> {
+        (**self).kubernetes_login(pod, mount, role, jwt).await
+    }
+
+    async fn lookup_self(&self, pod: &PodName, token: &Token) -> Result<TokenInfo> {
+        (**self).lookup_self(pod, token).await
+    }
+
+    async fn revoke_self(&self, pod: &PodName, token: &Token) -> Result<()> {
+        (**self).revoke_self(pod, token).await
+    }
+}
