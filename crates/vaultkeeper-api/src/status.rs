@@ -38,6 +38,11 @@ pub struct VaultClusterStatus {
     #[serde(default)]
     pub initialized: bool,
 
+    /// Whether the Vault-side bootstrap (Kubernetes auth, the jobs' policies and roles) is
+    /// applied.
+    #[serde(default)]
+    pub bootstrapped: bool,
+
     /// The pod that is the active node, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_pod: Option<String>,

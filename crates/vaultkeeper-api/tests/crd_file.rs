@@ -9,8 +9,8 @@ fn committed_crd_matches_the_types() {
     let generated = vaultkeeper_api::crd_yaml().expect("the CRD serializes");
     assert!(
         committed == generated,
-        "crds/vaultcluster.yaml is out of date with the Rust types; regenerate it with\n  \
-         cargo run -p vaultkeeper -- crd > crds/vaultcluster.yaml"
+        "crds/vaultcluster.yaml is out of date with the Rust types; regenerate it and the \
+         chart's and deploy's copies with scripts/generate-crd.sh"
     );
 }
 
