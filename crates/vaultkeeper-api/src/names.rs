@@ -50,6 +50,24 @@ const fn max_cluster_name() -> usize {
     max
 }
 
+/// Names inside Vault, the same in every cluster (each cluster is its own Vault).
+pub mod vault {
+    /// The operator's Kubernetes-auth role and its policy.
+    pub const OPERATOR_ROLE: &str = "vaultkeeper-operator";
+    /// The operator's policy.
+    pub const OPERATOR_POLICY: &str = "vaultkeeper-operator";
+    /// The backup job's policy (`read` on `sys/storage/raft/snapshot`).
+    pub const BACKUP_POLICY: &str = "vaultkeeper-backup";
+    /// The metrics-token job's policy (create and renew tokens from the token role).
+    pub const METRICS_JOB_POLICY: &str = "vaultkeeper-metrics-token";
+    /// The policy the metrics token carries (`read` on `sys/metrics`).
+    pub const METRICS_POLICY: &str = "vaultkeeper-metrics";
+    /// The token role the metrics token is created from.
+    pub const METRICS_TOKEN_ROLE: &str = "vaultkeeper-metrics";
+    /// The mount path of the Kubernetes auth method.
+    pub const KUBERNETES_AUTH_MOUNT: &str = "kubernetes";
+}
+
 /// The names of everything rendered for one VaultCluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterNames {
@@ -189,6 +207,17 @@ impl ClusterNames {
     /// The ServiceMonitor and the PrometheusRule.
     pub fn monitoring(&self) -> String {
         self.cluster.clone()
+    }
+
+    /// The Kubernetes-auth role the backup job logs in with (its ServiceAccount's name).
+    pub fn vault_backup_role(&self) -> String {
+        self.backup()
+    }
+
+    /// The Kubernetes-auth role the metrics-token job logs in with (its ServiceAccount's
+    /// name).
+    pub fn vault_metrics_job_role(&self) -> String {
+        self.metrics_token_job()
     }
 
     /// The name of pod `ordinal` of the StatefulSet.

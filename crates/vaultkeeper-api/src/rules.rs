@@ -129,6 +129,17 @@ pub fn passthrough_needs_tls() -> SpecRule {
     .at(".ingress.tls.passthrough")
 }
 
+/// The HTTP transport verifies every pod's certificate, so it needs TLS.
+pub fn http_transport_needs_tls() -> SpecRule {
+    SpecRule::new(
+        "spec.transport",
+        "self.transport != 'Http' || self.tls.mode != 'Disabled'",
+        "spec.transport Http talks to each pod over HTTPS verified against the cluster CA, \
+         but spec.tls.mode is Disabled: use transport Exec, or turn TLS on",
+    )
+    .at(".transport")
+}
+
 /// Keys of `spec.config` that vaultkeeper renders itself, with where to configure them.
 pub const RENDERED_CONFIG_KEYS: &[(&str, &str)] = &[
     (

@@ -16,7 +16,7 @@ use regex::Regex;
 
 use crate::rules::{self, SpecRule};
 use crate::spec::{
-    BackupSpec, IngressSpec, Initialization, RecoverySpec, ShamirSpec, TlsMode, TlsSpec,
+    BackupSpec, IngressSpec, Initialization, RecoverySpec, ShamirSpec, TlsMode, TlsSpec, Transport,
     UnsealSpec, UnsealType, VaultClusterSpec,
 };
 use crate::{Flavor, VaultCluster};
@@ -104,6 +104,11 @@ pub fn validate_spec(name: &str, spec: &VaultClusterSpec) -> Vec<Violation> {
         !(spec.ingress.enabled && spec.ingress.tls.passthrough)
             || spec.tls.mode != TlsMode::Disabled,
         rules::passthrough_needs_tls(),
+    );
+
+    check(
+        spec.transport != Transport::Http || spec.tls.mode != TlsMode::Disabled,
+        rules::http_transport_needs_tls(),
     );
 
     if let Some(config) = &spec.config {

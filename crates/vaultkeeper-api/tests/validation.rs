@@ -243,6 +243,11 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "spec.ingress.tls.passthrough",
         ),
     ];
+    cases.push((
+        "HTTP transport without TLS",
+        "spec: {transport: Http, tls: {mode: Disabled}}".into(),
+        "spec.transport",
+    ));
     for (key, _) in rules::RENDERED_CONFIG_KEYS {
         let patch = format!("spec: {{config: {{ui: true, {key}: {{}}}}}}");
         cases.push(("config overriding a rendered key", patch, "spec.config"));

@@ -6,7 +6,7 @@
 
 use hcl::{Attribute, Block, Body, Expression};
 use serde_json::{Map, Value};
-use vaultkeeper_api::{ClusterNames, Flavor, Initialization, UnsealType, VaultCluster};
+use vaultkeeper_api::{ClusterNames, Flavor, UnsealType, VaultCluster};
 
 use crate::RenderError;
 use crate::layout::ServerLayout;
@@ -78,9 +78,6 @@ pub fn server_config(
         );
     if let Some(seal) = seal(cluster, layout)? {
         body = body.add_block(seal);
-    }
-    if spec.keys.initialization == Initialization::SelfInit {
-        body = body.add_structures(crate::self_init::initialize_stanzas(cluster)?);
     }
     for (key, value) in &settings {
         body = body.add_structures(structures(key, value)?);

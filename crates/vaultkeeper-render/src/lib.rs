@@ -30,6 +30,7 @@ pub use labels::{Component, Labels, MANAGED_BY, image_tag};
 pub use layout::ServerLayout;
 pub use manifest::{Manifest, to_yaml_stream};
 pub use pki::{CertificateRequest, PkiMaterial, PkiPlan, PrivateKeyPem, RenewReason};
+pub use self_init::SELF_INIT_KEY;
 pub use tls::{TlsFiles, TlsSecret};
 
 /// The image of vaultkeeper that runs the backup and metrics-token jobs, when the
@@ -54,6 +55,9 @@ pub struct RenderContext<'a> {
     /// The StatefulSet's replicas when the operator holds them back from the spec (a
     /// scale-down waits until the departing raft peers are removed).
     pub statefulset_replicas: Option<i32>,
+    /// With `keys.initialization: SelfInit`, the `initialize` stanza pod `-0` starts with;
+    /// `None` once the cluster is initialized.
+    pub self_init_stanza: Option<&'a str>,
 }
 
 impl<'a> RenderContext<'a> {
@@ -65,6 +69,7 @@ impl<'a> RenderContext<'a> {
             operator_image: DEFAULT_OPERATOR_IMAGE,
             owner_uid: None,
             statefulset_replicas: None,
+            self_init_stanza: None,
         }
     }
 }

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
-use vaultkeeper_api::{DeletionPolicy, UnsealType};
+use vaultkeeper_api::{DeletionPolicy, Initialization, UnsealType};
 
 use crate::config::{API_PORT, CLUSTER_PORT, server_config};
 use crate::labels::Component;
@@ -48,7 +48,15 @@ pub(crate) fn render_config(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderEr
         scope.names.config_map(),
         scope.labels.object(Component::Server),
     );
-    let data = BTreeMap::from([(scope.layout.config_file_name().to_owned(), config)]);
+    let mut data = BTreeMap::from([(scope.layout.config_file_name().to_owned(), config)]);
+    if scope.cluster.spec.keys.initialization == Initialization::SelfInit
+        && let Some(stanza) = scope.ctx.self_init_stanza
+    {
+        data.insert(
+            crate::self_init::SELF_INIT_KEY.to_owned(),
+            stanza.to_owned(),
+        );
+    }
     Ok(vec![Manifest::new(
         "v1",
         "ConfigMap",
@@ -228,8 +236,14 @@ fn claim(
 fn start_script(scope: &Scope<'_>) -> String {
     let layout = scope.layout;
     let config = format!("{}/{}", layout.config_dir(), layout.config_file_name());
+    let self_init = if scope.cluster.spec.keys.initialization == Initialization::SelfInit {
+        crate::self_init::start_script_lines(&layout.config_dir())
+    } else {
+        String::new()
+    };
     format!(
         "cp {config} /tmp/storageconfig.hcl;\n\
+         {self_init}\
          [ -n \"${{HOST_IP}}\" ] && sed -Ei \"s|HOST_IP|${{HOST_IP?}}|g\" /tmp/storageconfig.hcl;\n\
          [ -n \"${{POD_IP}}\" ] && sed -Ei \"s|POD_IP|${{POD_IP?}}|g\" /tmp/storageconfig.hcl;\n\
          [ -n \"${{HOSTNAME}}\" ] && sed -Ei \"s|HOSTNAME|${{HOSTNAME?}}|g\" /tmp/storageconfig.hcl;\n\

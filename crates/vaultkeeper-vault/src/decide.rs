@@ -194,6 +194,8 @@ pub struct NodeObservation {
     pub seal_type: Option<SealType>,
     /// The cluster id it reports, once known.
     pub cluster_id: Option<String>,
+    /// The server version it reports.
+    pub version: Option<String>,
 }
 
 impl NodeObservation {
@@ -204,6 +206,7 @@ impl NodeObservation {
             state,
             seal_type: None,
             cluster_id: None,
+            version: None,
         }
     }
 

@@ -257,6 +257,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             state,
             seal_type: Some(status.seal_type),
             cluster_id: status.cluster_id,
+            version: (!status.version.is_empty()).then_some(status.version),
         }
     }
 
