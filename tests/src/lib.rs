@@ -1,3 +1,4 @@
 //! End-to-end tests for vaultkeeper on the simulated cluster.
 
 pub mod install;
+pub mod operator;

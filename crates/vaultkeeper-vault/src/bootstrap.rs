@@ -450,6 +450,30 @@ pub struct BootstrapReport {
     pub items: Vec<(Item, Change)>,
 }
 
+impl fmt::Display for BootstrapReport {
+    /// A one-line summary for Events: how many items were created, updated, left alone,
+    /// and which drifted out of reach.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = |change: Change| self.items.iter().filter(|(_, c)| *c == change).count();
+        write!(
+            f,
+            "{} created, {} updated, {} unchanged",
+            count(Change::Created),
+            count(Change::Updated),
+            count(Change::Unchanged)
+        )?;
+        let drifted: Vec<String> = self.drifted().iter().map(|i| format!("{i:?}")).collect();
+        if !drifted.is_empty() {
+            write!(
+                f,
+                "; drifted beyond the operator's rights: {}",
+                drifted.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl BootstrapReport {
     /// Whether nothing was written.
     pub fn is_unchanged(&self) -> bool {

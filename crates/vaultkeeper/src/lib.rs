@@ -4,11 +4,13 @@
 
 pub mod apply;
 pub mod commands;
+pub mod controller;
 pub mod custody;
 pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod rollout;
+pub mod status;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]

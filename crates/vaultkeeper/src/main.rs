@@ -16,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator: reconcile VaultClusters until stopped.
+    Run(vaultkeeper::commands::run::RunArgs),
     /// Print the VaultCluster CustomResourceDefinition (YAML).
     Crd,
     /// Render everything vaultkeeper would apply for a VaultCluster manifest, like
@@ -32,6 +34,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => {
+            return async_command(|| async {
+                match vaultkeeper::commands::run::run(args).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        error.exit_code()
+                    }
+                }
+            });
+        }
         Command::Backup(args) => {
             return async_command(|| async {
                 vaultkeeper_backup::cli::print_outcome(

@@ -1,3 +1,4 @@
 //! The implementations of the `vaultkeeper` subcommands.
 
 pub mod render;
+pub mod run;

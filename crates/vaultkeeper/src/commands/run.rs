@@ -1,0 +1,234 @@
+//! `vaultkeeper run`: the operator process. Configuration comes from flags or the
+//! environment the Helm chart and the kustomize base set.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+use vaultkeeper_vault::lifecycle::FileJwt;
+
+use crate::CliError;
+use crate::controller::{self, Context, NoHooks, Settings};
+use crate::http::{self, Health};
+use crate::leader::{LeaderElector, LeaseTimings};
+use crate::metrics::Metrics;
+
+/// Arguments of `vaultkeeper run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Watch only this namespace (repeat for several). Default: every namespace.
+    #[arg(long = "namespace")]
+    pub namespaces: Vec<String>,
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_LISTEN_ADDRESS",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub listen_address: SocketAddr,
+    /// Log filter, e.g. `info` or `vaultkeeper=debug,kube=info`.
+    #[arg(long, env = "VAULTKEEPER_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format: `json` (one object per line) or `text`.
+    #[arg(long, env = "VAULTKEEPER_LOG_FORMAT", default_value = "json")]
+    pub log_format: LogFormat,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "VAULTKEEPER_LEASE_NAME", default_value = "vaultkeeper")]
+    pub lease_name: String,
+    /// This replica's name (the pod name), used as the Lease holder identity.
+    #[arg(long, env = "VAULTKEEPER_POD_NAME", default_value = "vaultkeeper")]
+    pub pod_name: String,
+    /// The operator's namespace (where its Lease and ServiceAccount are).
+    #[arg(
+        long,
+        env = "VAULTKEEPER_POD_NAMESPACE",
+        default_value = "vaultkeeper-system"
+    )]
+    pub pod_namespace: String,
+    /// The operator's ServiceAccount, whose Kubernetes-auth login Vault accepts once the
+    /// root token is revoked.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_SERVICE_ACCOUNT",
+        default_value = "vaultkeeper"
+    )]
+    pub service_account: String,
+    /// The operator's service-account token file.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_SERVICE_ACCOUNT_TOKEN_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    pub service_account_token_file: PathBuf,
+    /// The vaultkeeper image the backup and metrics-token CronJobs run (normally this
+    /// operator's own image).
+    #[arg(long, env = "VAULTKEEPER_IMAGE", default_value = vaultkeeper_render::DEFAULT_OPERATOR_IMAGE)]
+    pub image: String,
+    /// The API server URL Vault's Kubernetes auth method sends TokenReviews to.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_VAULT_KUBERNETES_HOST",
+        default_value = "https://kubernetes.default.svc:443"
+    )]
+    pub vault_kubernetes_host: String,
+    /// Reconcile without electing a leader (one replica only, e.g. on a laptop).
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// Seconds between looks at a converged cluster without any event.
+    #[arg(long, default_value_t = 300)]
+    pub resync_seconds: u64,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Sets up logging once; later calls (tests) keep the first setup.
+pub fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn termination() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = terminate => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+/// Runs the operator until it is told to stop or loses leadership.
+pub async fn run(args: RunArgs) -> Result<(), CliError> {
+    init_logging(&args.log_level, args.log_format);
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| CliError::Internal(format!("cannot configure the Kubernetes client: {e}")))?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new(metrics.clone()));
+    let (stop, stopped) = watch::channel(false);
+    let server = http::serve(args.listen_address, health.clone(), stopped.clone())
+        .await
+        .map_err(|e| {
+            CliError::Internal(format!("cannot listen on {}: {e}", args.listen_address))
+        })?;
+    info!(address = %args.listen_address, "serving /metrics, /healthz and /readyz");
+
+    match client.apiserver_version().await {
+        Ok(version) => info!(version = %version.git_version, "connected to the Kubernetes API"),
+        Err(e) => {
+            return Err(CliError::Internal(format!(
+                "the Kubernetes API does not answer: {e}"
+            )));
+        }
+    }
+    health
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        termination().await;
+        info!("shutting down");
+        let _ = signal_stop.send(true);
+    });
+
+    let mut leadership = if args.no_leader_election {
+        None
+    } else {
+        let elector = LeaderElector::new(
+            client.clone(),
+            &args.pod_namespace,
+            &args.lease_name,
+            &args.pod_name,
+            LeaseTimings::default(),
+        );
+        match elector.lead(stopped.clone()).await {
+            Some(leadership) => Some(leadership),
+            None => {
+                server.abort();
+                return Ok(());
+            }
+        }
+    };
+    metrics.leader.set(1);
+
+    let settings = Settings {
+        operator_image: args.image.clone(),
+        operator_namespace: args.pod_namespace.clone(),
+        operator_service_account: args.service_account.clone(),
+        jwt: Arc::new(FileJwt(args.service_account_token_file.clone())),
+        kubernetes_host: args.vault_kubernetes_host.clone(),
+        kubernetes_ca: None,
+        instance: args.pod_name.clone(),
+        resync: Duration::from_secs(args.resync_seconds),
+        converging_requeue: Duration::from_secs(5),
+        hooks: Arc::new(NoHooks),
+    };
+    let ctx = Arc::new(Context::new(client, settings, metrics.clone()));
+    let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut controllers = Vec::new();
+    for namespace in namespaces {
+        let mut stopped = stopped.clone();
+        controllers.push(tokio::spawn(controller::run(
+            ctx.clone(),
+            namespace,
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        )));
+    }
+    info!("reconciling VaultClusters");
+
+    let lost = async {
+        match leadership.as_mut() {
+            Some(l) => l.lost().await,
+            None => futures::future::pending().await,
+        }
+    };
+    let mut stopped_wait = stopped.clone();
+    let lost_leadership = tokio::select! {
+        _ = lost => true,
+        _ = stopped_wait.wait_for(|s| *s) => false,
+    };
+    metrics.leader.set(0);
+    // Whatever the reason, every controller stops before the process exits.
+    let _ = stop.send(true);
+    for c in controllers {
+        if let Err(e) = c.await {
+            warn!(error = %e, "a controller task ended abnormally");
+        }
+    }
+    server.abort();
+    if lost_leadership {
+        error!("leadership lost; exiting so that only the new leader reconciles");
+        return Err(CliError::Internal("leadership lost".into()));
+    }
+    Ok(())
+}
