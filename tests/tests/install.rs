@@ -290,6 +290,11 @@ fn helm_template_renders_every_kind_the_operator_needs() {
         env["VAULTKEEPER_POD_NAMESPACE"]["fieldRef"]["fieldPath"],
         "metadata.namespace"
     );
+    // Vault binds the operator's role to this ServiceAccount once the root token is revoked.
+    assert_eq!(
+        env["VAULTKEEPER_SERVICE_ACCOUNT"]["fieldRef"]["fieldPath"],
+        "spec.serviceAccountName"
+    );
 
     let pod_labels = &dep["spec"]["template"]["metadata"]["labels"];
     let selects = |selector: &Value| {

@@ -63,10 +63,11 @@ pub struct RunArgs {
         default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     )]
     pub service_account_token_file: PathBuf,
-    /// The vaultkeeper image the backup and metrics-token CronJobs run (normally this
-    /// operator's own image).
-    #[arg(long, env = "VAULTKEEPER_IMAGE", default_value = vaultkeeper_render::DEFAULT_OPERATOR_IMAGE)]
-    pub image: String,
+    /// The vaultkeeper image the backup and metrics-token CronJobs run. Default: the
+    /// operator pod's own image (read from its Pod), so an image change in the Deployment
+    /// or a kustomize overlay carries over to the jobs.
+    #[arg(long, env = "VAULTKEEPER_IMAGE")]
+    pub image: Option<String>,
     /// The API server URL Vault's Kubernetes auth method sends TokenReviews to.
     #[arg(
         long,
@@ -102,6 +103,27 @@ pub fn init_logging(level: &str, format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// The image of this operator's own container, read from its Pod; the built-in default
+/// when not running in a pod (or the Pod cannot be read).
+async fn own_image(client: &kube::Client, namespace: &str, pod: &str) -> String {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let image = match pods.get(pod).await {
+        Ok(pod) => pod.spec.and_then(|s| {
+            s.containers
+                .iter()
+                .find(|c| c.name == "vaultkeeper")
+                .or(s.containers.first())
+                .and_then(|c| c.image.clone())
+        }),
+        Err(e) => {
+            warn!(error = %e, "cannot read this operator's own Pod; the CronJobs get the built-in image");
+            None
+        }
+    };
+    image.unwrap_or_else(|| vaultkeeper_render::DEFAULT_OPERATOR_IMAGE.to_owned())
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -175,8 +197,13 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     };
     metrics.leader.set(1);
 
+    let operator_image = match &args.image {
+        Some(image) => image.clone(),
+        None => own_image(&client, &args.pod_namespace, &args.pod_name).await,
+    };
+    info!(image = %operator_image, "the CronJobs run this image");
     let settings = Settings {
-        operator_image: args.image.clone(),
+        operator_image,
         operator_namespace: args.pod_namespace.clone(),
         operator_service_account: args.service_account.clone(),
         jwt: Arc::new(FileJwt(args.service_account_token_file.clone())),
