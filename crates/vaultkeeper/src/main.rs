@@ -29,6 +29,11 @@ enum Command {
     /// Download a backup, verify it completely, and restore it into a cluster. Destructive:
     /// the target's data is replaced. See docs/restore-runbook.md.
     Restore(vaultkeeper_backup::cli::RestoreArgs),
+    /// Try vaultkeeper with nothing installed: start a simulated Kubernetes cluster whose
+    /// pods are real OpenBao processes, install the CRD and the operator, apply an example,
+    /// and print what to try with kubectl. Needs root.
+    #[cfg(feature = "sandbox")]
+    Sandbox(vaultkeeper::commands::sandbox::SandboxArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +42,18 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             return async_command(|| async {
                 match vaultkeeper::commands::run::run(args).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        error.exit_code()
+                    }
+                }
+            });
+        }
+        #[cfg(feature = "sandbox")]
+        Command::Sandbox(args) => {
+            return async_command(|| async {
+                match vaultkeeper::commands::sandbox::run(args).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(error) => {
                         eprintln!("error: {error}");

@@ -2,3 +2,5 @@
 
 pub mod render;
 pub mod run;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
