@@ -70,7 +70,7 @@ pub fn server_config(
     }
     body = body
         .add_block(listener(layout, tls))
-        .add_block(raft_storage(cluster, &names, layout, tls))
+        .add_block(raft_storage(&names, layout, tls))
         .add_block(
             Block::builder("service_registration")
                 .add_label("kubernetes")
@@ -109,20 +109,17 @@ fn listener(layout: ServerLayout, tls: &TlsFiles) -> Block {
     listener.build()
 }
 
-fn raft_storage(
-    cluster: &VaultCluster,
-    names: &ClusterNames,
-    layout: ServerLayout,
-    tls: &TlsFiles,
-) -> Block {
+fn raft_storage(names: &ClusterNames, layout: ServerLayout, tls: &TlsFiles) -> Block {
     let scheme = tls.scheme();
     let mut storage = Block::builder("storage")
         .add_label("raft")
         .add_attribute(("path", layout.data_dir()));
-    // One retry_join per pod: a new or wiped pod asks each peer until one answers as
-    // leader. Pods that already hold raft state ignore it.
-    let replicas = u32::try_from(cluster.spec.replicas.max(1)).unwrap_or(1);
-    for ordinal in 0..replicas {
+    // One retry_join per pod a cluster can ever have (not per pod it has now): a new or
+    // wiped pod asks each peer until one answers as leader, and pods that already hold
+    // raft state ignore it. Listing every possible ordinal keeps the configuration, and so
+    // the StatefulSet revision, the same across a scale: scaling 3 -> 5 starts two pods
+    // and restarts none. Names of pods that do not exist simply do not resolve.
+    for ordinal in 0..crate::pki::MAX_REPLICAS {
         let mut join = Block::builder("retry_join").add_attribute((
             "leader_api_addr",
             format!("{scheme}://{}:{API_PORT}", names.pod_internal_host(ordinal)),

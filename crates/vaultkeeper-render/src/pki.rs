@@ -25,7 +25,7 @@ pub const CA_RENEW_BEFORE: Duration = Duration::days(365);
 /// How long a new server certificate is valid.
 pub const SERVER_VALIDITY: Duration = Duration::days(365);
 /// The most pods a VaultCluster can have (`spec.replicas` is 1, 3, 5 or 7).
-const MAX_REPLICAS: u32 = 7;
+pub const MAX_REPLICAS: u32 = 7;
 /// A server certificate with less than this left is renewed.
 pub const SERVER_RENEW_BEFORE: Duration = Duration::days(30);
 

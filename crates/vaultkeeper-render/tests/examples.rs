@@ -252,3 +252,38 @@ fn no_seal_credential_ever_lands_in_the_configuration() {
     );
     assert!(token.get("value").is_none());
 }
+
+#[test]
+fn scaling_changes_the_replica_count_and_nothing_a_running_pod_sees() {
+    // A scale must start or stop pods, never roll the ones that run: the pod template and
+    // the server configuration may not depend on spec.replicas.
+    let (_, cluster) = examples()
+        .into_iter()
+        .find(|(n, _)| n == "openbao")
+        .expect("openbao");
+    let shape = |replicas: i32| {
+        let mut scaled = cluster.clone();
+        scaled.spec.replicas = replicas;
+        let manifests = redacted(&render_example(&scaled));
+        let sts = find(&manifests, "StatefulSet", "openbao").clone();
+        let config = find(&manifests, "ConfigMap", "openbao-config")["data"].clone();
+        (
+            sts["spec"]["replicas"].clone(),
+            sts["spec"]["template"].clone(),
+            config,
+        )
+    };
+    let (three, template_3, config_3) = shape(3);
+    for replicas in [1, 5, 7] {
+        let (count, template, config) = shape(replicas);
+        assert_eq!(count, replicas, "spec.replicas reaches the StatefulSet");
+        assert_eq!(
+            template, template_3,
+            "pod template differs at {replicas} vs {three}"
+        );
+        assert_eq!(
+            config, config_3,
+            "server config differs at {replicas} vs {three}"
+        );
+    }
+}
