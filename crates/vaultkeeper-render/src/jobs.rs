@@ -169,7 +169,12 @@ fn cronjob(scope: &Scope<'_>, shape: JobShape) -> Result<Manifest, RenderError> 
             failed_jobs_history_limit: Some(shape.failed_history),
             starting_deadline_seconds: Some(600),
             job_template: JobTemplateSpec {
-                metadata: None,
+                // The Jobs carry the cluster's labels too, so the operator can watch the
+                // Jobs of its clusters (their owner is the CronJob, not the VaultCluster).
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels.clone()),
+                    ..ObjectMeta::default()
+                }),
                 spec: Some(JobSpec {
                     backoff_limit: Some(1),
                     active_deadline_seconds: Some(shape.deadline_seconds),
