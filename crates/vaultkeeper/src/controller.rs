@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
@@ -42,8 +42,9 @@ use vaultkeeper_vault::lifecycle::{Done, JwtSource, Lifecycle, OperatorLogin, Pa
 use vaultkeeper_vault::node::{NodeEndpoint, PodName};
 
 use crate::apply::{self, ApplyError};
+use crate::backup;
 use crate::custody::{KubeExecutor, SecretKeyStore};
-use crate::metrics::{ClusterLabels, ErrorLabels, Metrics, UnsealLabels};
+use crate::metrics::{CertificateLabels, ClusterLabels, ErrorLabels, Metrics, UnsealLabels};
 use crate::rollout::{self, RolloutPod, RolloutStep};
 use crate::status::{self, PodView, StatusInputs};
 
@@ -191,6 +192,9 @@ pub struct Context {
     recorder: Recorder,
     clusters: std::sync::Mutex<HashMap<String, Arc<Mutex<ClusterMemory>>>>,
     capabilities: Mutex<Option<(Instant, Capabilities)>>,
+    /// Finished backup Jobs already read, by cluster then Job name: a finished Job's
+    /// outcome never changes, so its log is read once.
+    backup_runs: std::sync::Mutex<HashMap<String, HashMap<String, backup::JobRun>>>,
 }
 
 impl Context {
@@ -207,6 +211,7 @@ impl Context {
             metrics,
             clusters: std::sync::Mutex::new(HashMap::new()),
             capabilities: Mutex::new(None),
+            backup_runs: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -218,6 +223,8 @@ impl Context {
     fn forget(&self, key: &str) {
         let mut clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
         clusters.remove(key);
+        let mut runs = self.backup_runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.remove(key);
     }
 
     async fn capabilities(&self) -> Capabilities {
@@ -635,7 +642,7 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
             up_to_date: update_revision.is_some() && pod_revision(p) == update_revision,
         })
         .collect();
-    let status = status::compute(&StatusInputs {
+    let mut status = status::compute(&StatusInputs {
         generation,
         previous: previous.as_ref(),
         now,
@@ -650,8 +657,11 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
         waiting_for,
         errors,
     });
+    // 8. Backups: what the backup Jobs reported.
+    let cluster_labels = ClusterLabels { namespace, name };
+    backup_pass(&ctx, &vc, &cluster_labels, &names, &mut status, now).await;
     let converged = status.phase == Some(vaultkeeper_api::Phase::Ready);
-    record_gauges(&ctx.metrics, &ClusterLabels { namespace, name }, &status);
+    record_gauges(&ctx.metrics, &cluster_labels, &status);
     write_status(&ctx, &vc, status).await?;
     Ok(if converged {
         Action::requeue(ctx.settings.resync)
@@ -755,6 +765,162 @@ fn record_gauges(metrics: &Metrics, labels: &ClusterLabels, status: &VaultCluste
         .cluster_ready
         .get_or_create(labels)
         .set(i64::from(ready));
+    let certificates = status.tls.as_ref().map_or([None, None], |t| {
+        [t.ca_expiry_time.as_ref(), t.server_expiry_time.as_ref()]
+    });
+    for (certificate, expiry) in ["ca", "server"].into_iter().zip(certificates) {
+        let cert = CertificateLabels {
+            namespace: labels.namespace.clone(),
+            name: labels.name.clone(),
+            certificate: certificate.to_owned(),
+        };
+        match expiry {
+            Some(t) => {
+                metrics.tls_expiry.get_or_create(&cert).set(t.0.as_second());
+            }
+            None => {
+                metrics.tls_expiry.remove(&cert);
+            }
+        }
+    }
+    match status
+        .metrics_token
+        .as_ref()
+        .and_then(|t| t.expiry_time.as_ref())
+    {
+        Some(t) => {
+            metrics
+                .metrics_token_expiry
+                .get_or_create(labels)
+                .set(t.0.as_second());
+        }
+        None => {
+            metrics.metrics_token_expiry.remove(labels);
+        }
+    }
+}
+
+/// Reads the backup Jobs, folds them into `status.backup`, judges `BackupHealthy`,
+/// publishes one Event per finished Job and updates the backup metrics. A failure to
+/// read leaves what the previous status said, so an API hiccup never erases the record.
+async fn backup_pass(
+    ctx: &Context,
+    vc: &VaultCluster,
+    labels: &ClusterLabels,
+    names: &ClusterNames,
+    status: &mut VaultClusterStatus,
+    now: jiff::Timestamp,
+) {
+    let spec = &vc.spec.backup;
+    let key = format!("{}/{}", labels.namespace, labels.name);
+    if !spec.enabled {
+        status.backup = None;
+        backup::set_condition(&mut status.conditions, None, vc.metadata.generation, now);
+        for gauge in [
+            &ctx.metrics.backup_last_success,
+            &ctx.metrics.backup_last_duration,
+        ] {
+            gauge.remove(labels);
+        }
+        ctx.metrics.backup_schedule_period.remove(labels);
+        ctx.metrics.backup_last_size.remove(labels);
+        ctx.metrics.backup_healthy.remove(labels);
+        return;
+    }
+    let known = {
+        let runs = ctx.backup_runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.get(&key).cloned().unwrap_or_default()
+    };
+    let previous = vc.status.as_ref().and_then(|s| s.backup.as_ref());
+    let (since, runs) = match backup::observe(
+        &ctx.client,
+        &labels.namespace,
+        &labels.name,
+        &names.backup(),
+        &known,
+    )
+    .await
+    {
+        Ok(observed) => observed,
+        Err(e) => {
+            warn!(error = %e, "cannot read the backup Jobs; the backup status stays as it was");
+            return;
+        }
+    };
+    for run in backup::new_runs(previous, &runs) {
+        match &run.outcome {
+            backup::RunOutcome::Succeeded {
+                object, size_bytes, ..
+            } => {
+                ctx.event(
+                    vc,
+                    EventType::Normal,
+                    "BackupSucceeded",
+                    format!(
+                        "backup Job {} wrote {} ({} bytes)",
+                        run.name,
+                        object.as_deref().unwrap_or("an object"),
+                        size_bytes.unwrap_or_default()
+                    ),
+                )
+                .await;
+            }
+            backup::RunOutcome::Failed(reason) => {
+                ctx.metrics.backup_failures.get_or_create(labels).inc();
+                ctx.event(
+                    vc,
+                    EventType::Warning,
+                    "BackupFailed",
+                    format!("backup Job {} failed: {reason}", run.name),
+                )
+                .await;
+            }
+            backup::RunOutcome::Running => {}
+        }
+    }
+    let folded = backup::fold_runs(previous, &runs);
+    let period = vaultkeeper_api::longest_gap_seconds(&spec.schedule);
+    let health = backup::health(backup::HealthInputs {
+        status: &folded,
+        period_seconds: period,
+        since,
+        suspended: spec.suspend,
+        now,
+    });
+    backup::set_condition(
+        &mut status.conditions,
+        Some(&health),
+        vc.metadata.generation,
+        now,
+    );
+    let metrics = &ctx.metrics;
+    if let Some(t) = &folded.last_success_time {
+        metrics
+            .backup_last_success
+            .get_or_create(labels)
+            .set(t.0.as_millisecond() as f64 / 1000.0);
+    }
+    if let Some(d) = folded.last_duration_seconds {
+        metrics.backup_last_duration.get_or_create(labels).set(d);
+    }
+    if let Some(size) = folded.last_size_bytes {
+        metrics.backup_last_size.get_or_create(labels).set(size);
+    }
+    if let Some(p) = period {
+        metrics.backup_schedule_period.get_or_create(labels).set(p);
+    }
+    metrics
+        .backup_healthy
+        .get_or_create(labels)
+        .set(i64::from(health.healthy));
+    status.backup = (folded != vaultkeeper_api::BackupStatus::default()).then_some(folded);
+    let finished: HashMap<String, backup::JobRun> = runs
+        .into_iter()
+        .filter(|r| r.finished.is_some())
+        .map(|r| (r.name.clone(), r))
+        .collect();
+    let mut cache = ctx.backup_runs.lock().unwrap_or_else(|e| e.into_inner());
+    cache.insert(key, finished);
 }
 
 /// Writes the status with server-side apply, only when it changed.
@@ -1249,6 +1415,19 @@ pub async fn run(
         ours.clone(),
     )
     .owns(api::<CronJob>(&client, &namespace), ours)
+    // Jobs belong to the CronJob; they carry the cluster's labels, so a finished backup
+    // reaches its cluster's status at once.
+    .watches(
+        api::<Job>(&client, &namespace),
+        watcher::Config::default()
+            .labels("app.kubernetes.io/managed-by=vaultkeeper,app.kubernetes.io/component=backup"),
+        |job| {
+            let cluster = job.labels().get("app.kubernetes.io/instance").cloned();
+            cluster
+                .zip(job.namespace())
+                .map(|(name, ns)| ObjectRef::<VaultCluster>::new(&name).within(&ns))
+        },
+    )
     // Pods are the StatefulSet's, not ours: map them to their cluster by label, so a
     // restarted pod is unsealed the moment it appears.
     .watches(api::<Pod>(&client, &namespace), pods, |pod| {

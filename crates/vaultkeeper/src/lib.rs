@@ -3,6 +3,7 @@
 //! end-to-end tests run the same code in process against the simulated cluster.
 
 pub mod apply;
+pub mod backup;
 pub mod commands;
 pub mod controller;
 pub mod custody;

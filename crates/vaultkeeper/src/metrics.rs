@@ -44,6 +44,17 @@ pub struct UnsealLabels {
     pub result: String,
 }
 
+/// Labels of a certificate's expiry.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertificateLabels {
+    /// The cluster's namespace.
+    pub namespace: String,
+    /// The cluster's name.
+    pub name: String,
+    /// `ca` or `server`.
+    pub certificate: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -67,6 +78,22 @@ pub struct Metrics {
     pub leader: Gauge<i64, AtomicI64>,
     /// Write requests the last reconcile of a cluster sent (0 on a pass with nothing to do).
     pub writes_last_pass: Family<ClusterLabels, Gauge<u64, AtomicU64>>,
+    /// When the last successful backup finished (Unix seconds).
+    pub backup_last_success: Family<ClusterLabels, Gauge<f64, AtomicU64>>,
+    /// The longest gap between two runs of the backup schedule, in seconds.
+    pub backup_schedule_period: Family<ClusterLabels, Gauge<i64, AtomicI64>>,
+    /// How long the last successful backup took, in seconds.
+    pub backup_last_duration: Family<ClusterLabels, Gauge<f64, AtomicU64>>,
+    /// Size of the last successful backup, in bytes.
+    pub backup_last_size: Family<ClusterLabels, Gauge<i64, AtomicI64>>,
+    /// Backup Jobs seen failing.
+    pub backup_failures: Family<ClusterLabels, Counter>,
+    /// 1 when the BackupHealthy condition is True.
+    pub backup_healthy: Family<ClusterLabels, Gauge>,
+    /// When each certificate expires (Unix seconds).
+    pub tls_expiry: Family<CertificateLabels, Gauge<i64, AtomicI64>>,
+    /// When the metrics token lapses unless renewed (Unix seconds).
+    pub metrics_token_expiry: Family<ClusterLabels, Gauge<i64, AtomicI64>>,
 }
 
 impl Default for Metrics {
@@ -136,8 +163,64 @@ impl Metrics {
             "Write requests of the last reconcile of a cluster",
             writes_last_pass.clone(),
         );
+        let backup_last_success = Family::default();
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "When the last successful backup finished",
+            backup_last_success.clone(),
+        );
+        let backup_schedule_period = Family::default();
+        registry.register(
+            "backup_schedule_period_seconds",
+            "Longest gap between two runs of the backup schedule",
+            backup_schedule_period.clone(),
+        );
+        let backup_last_duration = Family::default();
+        registry.register(
+            "backup_last_duration_seconds",
+            "How long the last successful backup took",
+            backup_last_duration.clone(),
+        );
+        let backup_last_size = Family::default();
+        registry.register(
+            "backup_last_size_bytes",
+            "Size of the last successful backup object",
+            backup_last_size.clone(),
+        );
+        let backup_failures = Family::default();
+        registry.register(
+            "backup_failures",
+            "Backup Jobs seen failing",
+            backup_failures.clone(),
+        );
+        let backup_healthy = Family::default();
+        registry.register(
+            "backup_healthy",
+            "1 when the BackupHealthy condition is True",
+            backup_healthy.clone(),
+        );
+        let tls_expiry = Family::default();
+        registry.register(
+            "tls_expiry_timestamp_seconds",
+            "When the cluster's CA or server certificate expires",
+            tls_expiry.clone(),
+        );
+        let metrics_token_expiry = Family::default();
+        registry.register(
+            "metrics_token_expiry_timestamp_seconds",
+            "When the metrics token lapses unless renewed",
+            metrics_token_expiry.clone(),
+        );
         Self {
             registry,
+            backup_last_success,
+            backup_schedule_period,
+            backup_last_duration,
+            backup_last_size,
+            backup_failures,
+            backup_healthy,
+            tls_expiry,
+            metrics_token_expiry,
             reconciles,
             reconcile_errors,
             reconcile_duration,
@@ -166,5 +249,19 @@ impl Metrics {
         self.unsealed_pods.remove(labels);
         self.cluster_ready.remove(labels);
         self.writes_last_pass.remove(labels);
+        self.backup_last_success.remove(labels);
+        self.backup_schedule_period.remove(labels);
+        self.backup_last_duration.remove(labels);
+        self.backup_last_size.remove(labels);
+        self.backup_failures.remove(labels);
+        self.backup_healthy.remove(labels);
+        self.metrics_token_expiry.remove(labels);
+        for certificate in ["ca", "server"] {
+            self.tls_expiry.remove(&CertificateLabels {
+                namespace: labels.namespace.clone(),
+                name: labels.name.clone(),
+                certificate: certificate.to_owned(),
+            });
+        }
     }
 }
