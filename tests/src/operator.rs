@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vaultkeeper::controller::{self, Context, Hooks, NoHooks, Settings};
@@ -281,5 +281,470 @@ pub fn diagnose(sim: &SimCluster, namespace: &str) {
     let pods = run(&["get", "pods", "-o", "jsonpath={.items[*].metadata.name}"]);
     for pod in pods.split_whitespace() {
         eprintln!("--- logs {pod}\n{}", run(&["logs", pod, "--tail=25"]));
+    }
+}
+
+/// Runs kubectl against the simulated cluster; the error is kubectl's own message.
+pub fn kubectl(sim: &SimCluster, args: &[&str]) -> Result<String, String> {
+    let kubectl = install::kubectl().map_err(|e| e.to_string())?;
+    let kubeconfig = sim.kubeconfig_path().to_string_lossy().into_owned();
+    let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
+    all.extend_from_slice(args);
+    install::run(&kubectl, &all).map_err(|e| e.to_string())
+}
+
+/// The init output the operator keeps in the keys Secret, or `None` when there is none.
+pub async fn stored_keys(
+    sim: &SimCluster,
+    namespace: &str,
+    secret: &str,
+) -> Option<vaultkeeper_vault::keys::InitKeys> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(sim.client().expect("admin client"), namespace);
+    let found = secrets
+        .get_opt(secret)
+        .await
+        .expect("reading the keys Secret")?;
+    let record = found.data.as_ref()?.get("init.json")?;
+    Some(vaultkeeper_vault::keys::InitKeys::from_json(&record.0).expect("init output parses"))
+}
+
+/// Every secret in an init record (shares, recovery shares, root token), to scan for.
+pub fn secrets_of(keys: &vaultkeeper_vault::keys::InitKeys) -> Vec<String> {
+    let mut secrets: Vec<String> = keys.shares.iter().map(|s| s.expose().to_owned()).collect();
+    if let Some(root) = &keys.root_token {
+        secrets.push(root.expose().to_owned());
+    }
+    secrets
+}
+
+/// A pod's IP address as its status reports it.
+pub async fn pod_ip(sim: &SimCluster, namespace: &str, pod: &str) -> String {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(sim.client().expect("admin client"), namespace);
+    pods.get(pod)
+        .await
+        .expect("the pod exists")
+        .status
+        .and_then(|s| s.pod_ip)
+        .expect("the pod has an IP")
+}
+
+/// Runs the real `bao` CLI against one pod's API (TLS, the pod's certificate is not
+/// verified: the test only needs the data path). The token goes in the environment.
+pub async fn bao_at(
+    sim: &SimCluster,
+    namespace: &str,
+    pod: &str,
+    token: &str,
+    args: &[&str],
+) -> Result<String, String> {
+    let ip = pod_ip(sim, namespace, pod).await;
+    let output = tokio::process::Command::new(tool("bao", "VAULTKEEPER_BAO"))
+        .args(args)
+        .env("VAULT_ADDR", format!("https://{ip}:8200"))
+        .env("VAULT_SKIP_VERIFY", "true")
+        .env("VAULT_TOKEN", token)
+        .env_remove("BAO_TOKEN")
+        .output()
+        .await
+        .map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// One Event as a person reads it, from either Events API.
+#[derive(Clone, Debug)]
+pub struct SeenEvent {
+    /// The object it is about (`kind/name`).
+    pub regarding: String,
+    /// Normal or Warning.
+    pub type_: String,
+    /// The reason.
+    pub reason: String,
+    /// The sentence.
+    pub note: String,
+    /// Which API listed it: `events.k8s.io/v1` or `v1` (one Event shows in both).
+    pub api: &'static str,
+}
+
+/// Every Event in `namespace`, from both `events.k8s.io/v1` and core `v1` (the same Event
+/// shows in both: count with [`count_events`]).
+pub async fn events(sim: &SimCluster, namespace: &str) -> Vec<SeenEvent> {
+    let client = sim.client().expect("admin client");
+    let mut seen = Vec::new();
+    let new: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    for e in new
+        .list(&Default::default())
+        .await
+        .expect("listing events.k8s.io")
+        .items
+    {
+        seen.push(SeenEvent {
+            regarding: e
+                .regarding
+                .map(|r| {
+                    format!(
+                        "{}/{}",
+                        r.kind.unwrap_or_default(),
+                        r.name.unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default(),
+            type_: e.type_.unwrap_or_default(),
+            reason: e.reason.unwrap_or_default(),
+            note: e.note.unwrap_or_default(),
+            api: "events.k8s.io/v1",
+        });
+    }
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client, namespace);
+    for e in core
+        .list(&Default::default())
+        .await
+        .expect("listing core events")
+        .items
+    {
+        seen.push(SeenEvent {
+            regarding: format!(
+                "{}/{}",
+                e.involved_object.kind.unwrap_or_default(),
+                e.involved_object.name.unwrap_or_default()
+            ),
+            type_: e.type_.unwrap_or_default(),
+            reason: e.reason.unwrap_or_default(),
+            note: e.message.unwrap_or_default(),
+            api: "v1",
+        });
+    }
+    seen
+}
+
+/// How many Events with `reason` there are (as `events.k8s.io/v1` lists them).
+pub fn count_events(events: &[SeenEvent], reason: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e.api == "events.k8s.io/v1" && e.reason == reason)
+        .count()
+}
+
+/// How many `operator init` commands the exec transport ran in `namespace` (reading
+/// `sys/init` is not one).
+pub fn init_commands(sim: &SimCluster, namespace: &str) -> usize {
+    sim.exec_audit()
+        .iter()
+        .filter(|r| r.pod.namespace == namespace)
+        .filter(|r| r.argv.windows(2).any(|w| w[0] == "operator" && w[1] == "init"))
+        .count()
+}
+
+/// Fails when any secret appears in an exec command line, in an Event, or in `logs`.
+pub async fn assert_no_secret_leaked(
+    sim: &SimCluster,
+    namespace: &str,
+    secrets: &[String],
+    logs: &str,
+) {
+    assert!(!secrets.is_empty(), "nothing to look for");
+    let audit = sim.exec_audit();
+    let events = events(sim, namespace).await;
+    for secret in secrets {
+        for record in &audit {
+            assert!(
+                !record.argv.iter().any(|a| a.contains(secret.as_str())),
+                "a secret reached an exec command line in pod {:?}",
+                record.pod
+            );
+        }
+        for event in &events {
+            assert!(
+                !event.note.contains(secret.as_str()) && !event.reason.contains(secret.as_str()),
+                "a secret reached an Event ({} on {})",
+                event.reason,
+                event.regarding
+            );
+        }
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret reached the operator's log"
+        );
+    }
+}
+
+/// Everything the operator logged in this test process (every test of one binary shares
+/// it), kept to scan for secrets; also copied to stderr for a failing test's output.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// The text logged so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        std::io::stderr().write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the process' log subscriber (debug for the operator, as verbose as anyone
+/// would run it) writing into a capture; returns the same capture on every call.
+pub fn capture_logs() -> LogCapture {
+    static CAPTURE: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let capture = LogCapture::default();
+            let writer = capture.clone();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(
+                    "info,vaultkeeper=debug,vaultkeeper_vault=debug",
+                ))
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .try_init();
+            capture
+        })
+        .clone()
+}
+
+/// One look at a cluster during a disruptive operation.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Since the sampler started.
+    pub at: Duration,
+    /// Pods whose `sys/health` answered unsealed (active or standby), measured directly.
+    pub unsealed: Vec<String>,
+    /// The pod whose `sys/health` answered active, if any.
+    pub active: Option<String>,
+    /// The raft voters the operator last reported (`status.raft.voters`).
+    pub voters: Vec<String>,
+    /// The StatefulSet's `spec.replicas`.
+    pub statefulset_replicas: Option<i32>,
+    /// Pods that exist (any phase), by name.
+    pub pods: Vec<String>,
+}
+
+impl Sample {
+    /// Whether the unsealed pods that are voters are a majority of the voters: raft can
+    /// commit. With no voters known yet there is nothing to judge.
+    pub fn has_quorum(&self) -> bool {
+        if self.voters.is_empty() {
+            return true;
+        }
+        let live = self
+            .voters
+            .iter()
+            .filter(|v| self.unsealed.contains(v))
+            .count();
+        live > self.voters.len() / 2
+    }
+}
+
+/// Samples a cluster until stopped: each pod's `sys/health` over its IP (curl, no token),
+/// the operator's reported voters and the StatefulSet's replicas.
+pub struct Sampler {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Vec<Sample>>,
+}
+
+impl Sampler {
+    /// Starts sampling the cluster `name` in `namespace` every `every`.
+    pub fn start(sim: &SimCluster, namespace: &str, name: &str, every: Duration) -> Sampler {
+        let client = sim.client().expect("admin client");
+        let (stop, stopped) = watch::channel(false);
+        let namespace = namespace.to_owned();
+        let name = name.to_owned();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let pods: Api<k8s_openapi::api::core::v1::Pod> =
+                Api::namespaced(client.clone(), &namespace);
+            let clusters: Api<VaultCluster> = Api::namespaced(client.clone(), &namespace);
+            let statefulsets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+                Api::namespaced(client, &namespace);
+            let mut samples = Vec::new();
+            while !*stopped.borrow() {
+                let listed = pods
+                    .list(&ListParams::default().labels(&format!(
+                        "app.kubernetes.io/instance={name},component=server"
+                    )))
+                    .await
+                    .map(|l| l.items)
+                    .unwrap_or_default();
+                let mut probes = Vec::new();
+                for pod in &listed {
+                    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+                    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+                    probes.push(async move {
+                        let Some(ip) = ip else {
+                            return (pod_name, None);
+                        };
+                        let out = tokio::process::Command::new("curl")
+                            .args([
+                                "-sk",
+                                "--max-time",
+                                "2",
+                                &format!("https://{ip}:8200/v1/sys/health?standbyok=true&perfstandbyok=true&sealedcode=200&uninitcode=200"),
+                            ])
+                            .output()
+                            .await
+                            .ok()
+                            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
+                        (pod_name, out)
+                    });
+                }
+                let health = futures_join_all(probes).await;
+                let mut unsealed = Vec::new();
+                let mut active = None;
+                for (pod, h) in health {
+                    let Some(h) = h else { continue };
+                    if h["initialized"] == true && h["sealed"] == false {
+                        if h["standby"] == false {
+                            active = Some(pod.clone());
+                        }
+                        unsealed.push(pod);
+                    }
+                }
+                let voters = clusters
+                    .get(&name)
+                    .await
+                    .ok()
+                    .and_then(|vc| vc.status)
+                    .and_then(|s| s.raft)
+                    .map(|r| r.voters)
+                    .unwrap_or_default();
+                let statefulset_replicas = statefulsets
+                    .get_opt(&name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|s| s.spec)
+                    .and_then(|s| s.replicas);
+                samples.push(Sample {
+                    at: started.elapsed(),
+                    unsealed,
+                    active,
+                    voters,
+                    statefulset_replicas,
+                    pods: listed
+                        .iter()
+                        .filter_map(|p| p.metadata.name.clone())
+                        .collect(),
+                });
+                tokio::time::sleep(every).await;
+            }
+            samples
+        });
+        Sampler { stop, task }
+    }
+
+    /// Stops and returns every sample.
+    pub async fn finish(self) -> Vec<Sample> {
+        let _ = self.stop.send(true);
+        self.task.await.expect("the sampler ran")
+    }
+}
+
+/// Runs futures concurrently, each as its own task.
+async fn futures_join_all<F>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut outputs = Vec::new();
+    for h in handles {
+        if let Ok(out) = h.await {
+            outputs.push(out);
+        }
+    }
+    outputs
+}
+
+/// Patches the VaultCluster's spec as a user would (`kubectl patch --type merge`).
+pub async fn patch_spec(sim: &SimCluster, namespace: &str, name: &str, spec: serde_json::Value) {
+    let api: Api<VaultCluster> = Api::namespaced(sim.client().expect("admin client"), namespace);
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({ "spec": spec })),
+    )
+    .await
+    .expect("the spec patch is accepted");
+}
+
+/// Keeps every running pod's hosts file naming every pod of the namespace, as cluster DNS
+/// would. The simulated kubelet writes a pod's hosts file once, at the pod's start, with
+/// the StatefulSet ordinals that existed then; after a scale-up the older pods could not
+/// resolve the new ones, which no real cluster does. Until the kubelet updates them
+/// itself, scale tests run this next to the cluster. Rewrites in place (same inode), so the
+/// bind-mounted file inside each pod sees the change.
+pub struct DnsRefresher {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl DnsRefresher {
+    /// Starts refreshing `namespace`'s pods every second.
+    pub fn start(sim: &SimCluster, namespace: &str) -> DnsRefresher {
+        let client = sim.client().expect("admin client");
+        let root = sim.state_dir().join("pods").join("pods");
+        let namespace = namespace.to_owned();
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, &namespace);
+            while !*stopped.borrow() {
+                let listed = pods.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+                let entries: Vec<(String, String, String)> = listed
+                    .iter()
+                    .filter_map(|p| {
+                        let ip = p.status.as_ref()?.pod_ip.clone()?;
+                        let subdomain = p.spec.as_ref()?.subdomain.clone()?;
+                        Some((p.metadata.name.clone()?, subdomain, ip))
+                    })
+                    .collect();
+                let dirs = std::fs::read_dir(&root).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default();
+                for dir in dirs {
+                    let name = dir.file_name().to_string_lossy().into_owned();
+                    if !name.starts_with(&format!("{namespace}_")) {
+                        continue;
+                    }
+                    let hosts = dir.path().join("hosts");
+                    let Ok(text) = std::fs::read_to_string(&hosts) else { continue };
+                    let mut added = String::new();
+                    for (pod, subdomain, ip) in &entries {
+                        let short = format!("{pod}.{subdomain}");
+                        if text.lines().any(|l| l.split_whitespace().any(|n| n == short)) {
+                            continue;
+                        }
+                        added.push_str(&format!(
+                            "{ip}\t{short}.{namespace}.svc.cluster.local\t{short}.{namespace}.svc\t{short}.{namespace}\t{short}\n"
+                        ));
+                    }
+                    if !added.is_empty() {
+                        let _ = std::fs::write(&hosts, format!("{text}{added}"));
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        DnsRefresher { stop, task }
+    }
+
+    /// Stops refreshing.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
     }
 }

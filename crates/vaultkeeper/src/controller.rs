@@ -125,6 +125,9 @@ pub enum Error {
     /// The finalizer helper failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// The status could not be turned into JSON (a bug, never expected).
+    #[error("serializing the status: {0}")]
+    Status(#[from] serde_json::Error),
 }
 
 impl Error {
@@ -136,6 +139,7 @@ impl Error {
             Error::Render(_) => "Render",
             Error::Lifecycle(_) => "Lifecycle",
             Error::Finalizer(_) => "Finalizer",
+            Error::Status(_) => "Status",
         }
     }
 }
@@ -162,8 +166,9 @@ struct ClusterMemory {
     /// Warning Events already published, with when, so a repeating failure is not
     /// published on every pass.
     warned: HashMap<String, Instant>,
-    /// Raft peers the last pass saw that no desired pod is (a scale-down in progress).
-    departed_peers: usize,
+    /// The raft peers (node ids) the last pass saw, to hold a scale-down back until the
+    /// departing ones are gone.
+    raft_peers: Option<Vec<String>>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -450,11 +455,24 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
         .as_ref()
         .and_then(|s| s.spec.as_ref())
         .and_then(|s| s.replicas);
-    // A scale-down keeps the departing pods until raft no longer lists them.
-    let statefulset_replicas = match live_replicas {
-        Some(live) if live > vc.spec.replicas && memory.departed_peers > 0 => Some(live),
-        _ => None,
-    };
+    // A scale-down keeps the departing pods until raft no longer lists them. What raft
+    // listed comes from the last pass, or after a restart from the last status written.
+    let desired: Vec<String> = (0..u32::try_from(vc.spec.replicas).unwrap_or(0))
+        .map(|i| names.pod(i))
+        .collect();
+    let known_peers = memory.raft_peers.clone().or_else(|| {
+        previous
+            .as_ref()
+            .and_then(|s| s.raft.as_ref())
+            .map(|r| r.voters.iter().chain(&r.non_voters).cloned().collect())
+    });
+    let statefulset_replicas = rollout::statefulset_replicas(
+        live_replicas,
+        vc.spec.replicas,
+        &desired,
+        known_peers.as_deref(),
+        previous.as_ref().is_some_and(|s| s.initialized),
+    );
     let bootstrap = bootstrap_spec(&ctx.settings, &vc, &namespace, &names);
     let self_init_stanza = match (
         vc.spec.keys.initialization,
@@ -522,9 +540,6 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
         .await
         .map_err(kube_err("listing the pods"))?
         .items;
-    let desired: Vec<String> = (0..u32::try_from(vc.spec.replicas).unwrap_or(0))
-        .map(|i| names.pod(i))
-        .collect();
     let leftovers: Vec<PodName> = pods
         .iter()
         .map(|p| p.name_any())
@@ -535,7 +550,7 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
     let ClusterMemory {
         lifecycle: slot,
         warned,
-        departed_peers,
+        raft_peers,
     } = &mut *memory;
     let (lifecycle, http) = lifecycle_for(
         &ctx,
@@ -563,7 +578,9 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
             .filter(|s| !desired.contains(&s.node_id))
             .count()
     });
-    *departed_peers = departed;
+    if let Some(raft) = &pass.observation.raft {
+        *raft_peers = Some(raft.servers.iter().map(|s| s.node_id.clone()).collect());
+    }
 
     // 6. One rollout step, when the StatefulSet has a newer template than some pods.
     let mut operation = None;
@@ -934,19 +951,50 @@ async fn write_status(
     }
     let api: Api<VaultCluster> =
         Api::namespaced(ctx.client.clone(), &vc.namespace().unwrap_or_default());
-    let patch = serde_json::json!({
-        "apiVersion": "vaultkeeper.io/v1alpha1",
-        "kind": "VaultCluster",
-        "status": status,
-    });
-    api.patch_status(
-        &vc.name_any(),
-        &PatchParams::apply(apply::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(kube_err("writing the status"))?;
+    // A merge patch from the status as read to the new one, so a field that goes away
+    // (an operation that finished) is written as null and removed. Server-side apply
+    // cannot clear it: omitting `operation` removes its fields but leaves `operation: {}`
+    // behind (structured-merge-diff keeps emptied maps), which the CRD's required
+    // `kind`/`startedAt` then reject, and every later status write would fail.
+    let old = vc
+        .status
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()?
+        .unwrap_or(serde_json::Value::Null);
+    let new = serde_json::to_value(&status)?;
+    let patch = serde_json::json!({ "status": merge_patch(&old, &new) });
+    api.patch_status(&vc.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube_err("writing the status"))?;
     Ok(())
+}
+
+/// The RFC 7386 merge patch that turns `old` into `new`: keys `new` no longer has become
+/// `null`, objects are diffed key by key, everything else is replaced whole.
+fn merge_patch(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut patch = serde_json::Map::new();
+            for key in old.keys().filter(|k| !new.contains_key(*k)) {
+                patch.insert(key.clone(), Value::Null);
+            }
+            for (key, value) in new {
+                match old.get(key) {
+                    Some(before) if before == value => {}
+                    Some(before) => {
+                        patch.insert(key.clone(), merge_patch(before, value));
+                    }
+                    None => {
+                        patch.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+            Value::Object(patch)
+        }
+        _ => new.clone(),
+    }
 }
 
 /// The PKI decision and its facts for status.
@@ -1445,4 +1493,39 @@ pub async fn run(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_patch;
+    use serde_json::json;
+
+    #[test]
+    fn a_merge_patch_removes_what_the_new_status_dropped_and_keeps_what_did_not_change() {
+        let table = [
+            // A finished operation is written as null (removed), not left as `{}`.
+            (
+                json!({"phase": "Updating", "operation": {"kind": "ScaleDown", "startedAt": "t"}}),
+                json!({"phase": "Ready"}),
+                json!({"phase": "Ready", "operation": null}),
+            ),
+            // Unchanged keys are left out; nested objects are diffed.
+            (
+                json!({"raft": {"leader": "a", "voters": ["a", "b"]}, "replicas": 3}),
+                json!({"raft": {"leader": "b", "voters": ["a", "b"]}, "replicas": 3}),
+                json!({"raft": {"leader": "b"}}),
+            ),
+            // Lists are replaced whole.
+            (
+                json!({"conditions": [{"type": "Ready"}]}),
+                json!({"conditions": [{"type": "Ready"}, {"type": "Degraded"}]}),
+                json!({"conditions": [{"type": "Ready"}, {"type": "Degraded"}]}),
+            ),
+            // No status before: the whole new one.
+            (json!(null), json!({"phase": "Initializing"}), json!({"phase": "Initializing"})),
+        ];
+        for (old, new, want) in table {
+            assert_eq!(merge_patch(&old, &new), want, "{old} → {new}");
+        }
+    }
 }

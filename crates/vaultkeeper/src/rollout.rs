@@ -89,9 +89,68 @@ pub fn next_step(
     }
 }
 
+/// How many pods the StatefulSet should keep, when that differs from the spec: during a
+/// scale-down the departing pods stay until raft no longer lists them, so a departing
+/// voter is removed from the configuration while it still runs and quorum is never left to
+/// chance. `live` is the StatefulSet's current `spec.replicas`, `desired` the spec's;
+/// `raft_peers` the node ids raft listed last (`None`: not known yet) and `initialized`
+/// whether the cluster has raft state to protect at all.
+pub fn statefulset_replicas(
+    live: Option<i32>,
+    desired: i32,
+    desired_pods: &[String],
+    raft_peers: Option<&[String]>,
+    initialized: bool,
+) -> Option<i32> {
+    let live = live.filter(|live| *live > desired)?;
+    let departing = match raft_peers {
+        Some(peers) => peers.iter().any(|p| !desired_pods.contains(p)),
+        // Before init there is no raft configuration to lose.
+        None => initialized,
+    };
+    departing.then_some(live)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(n: u32) -> Vec<String> {
+        (0..n).map(|i| format!("vault-{i}")).collect()
+    }
+
+    #[test]
+    fn the_statefulset_shrinks_only_once_raft_lists_no_departing_peer() {
+        let three = names(3);
+        let five = names(5);
+        let four = names(4);
+        // (live, desired, raft peers, initialized) → replicas to render.
+        let table: [(Option<i32>, i32, Option<&[String]>, bool, Option<i32>); 8] = [
+            // Scale-down just asked for: raft still lists vault-3 and vault-4.
+            (Some(5), 3, Some(&five), true, Some(5)),
+            // One removed, one to go.
+            (Some(5), 3, Some(&four), true, Some(5)),
+            // Both removed: shrink.
+            (Some(5), 3, Some(&three), true, None),
+            // Raft not read yet (operator restarted mid-way): hold.
+            (Some(5), 3, None, true, Some(5)),
+            // Never initialized: nothing to protect.
+            (Some(5), 3, None, false, None),
+            // Scale-up and steady state: the spec decides.
+            (Some(3), 5, Some(&three), true, None),
+            (Some(3), 3, Some(&three), true, None),
+            // No StatefulSet yet.
+            (None, 3, None, false, None),
+        ];
+        for (live, desired, peers, initialized, want) in table {
+            let pods = names(u32::try_from(desired).unwrap_or(0));
+            assert_eq!(
+                statefulset_replicas(live, desired, &pods, peers, initialized),
+                want,
+                "live {live:?} desired {desired} peers {peers:?} initialized {initialized}"
+            );
+        }
+    }
 
     fn pod(ordinal: u32, revision: &str, active: bool) -> RolloutPod {
         RolloutPod {
