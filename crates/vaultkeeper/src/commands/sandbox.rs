@@ -285,6 +285,7 @@ async fn drive(
         }
         println!("Press Ctrl-C to stop.");
         termination().await;
+        say("stopping the operator, then every pod (OpenBao shuts down cleanly)");
         Ok(())
     }
     .await;
