@@ -196,7 +196,10 @@ fn the_sandbox_brings_the_example_to_ready_and_stops_cleanly() {
     );
 
     // A pod deleted as the instructions suggest comes back unsealed.
-    kubectl(&kubeconfig, &["delete", "pod", "openbao-1", "-n", "openbao"]);
+    kubectl(
+        &kubeconfig,
+        &["delete", "pod", "openbao-1", "-n", "openbao"],
+    );
     wait_jsonpath(
         &kubeconfig,
         &[
@@ -285,9 +288,12 @@ fn bad_input_names_the_flag_and_changes_nothing() {
         "apiVersion: vaultkeeper.io/v1alpha1\nkind: VaultCluster\nmetadata:\n  name: four\nspec:\n  replicas: 4\n",
     )
     .expect("write");
-    let output = sandbox(&dir.path().join("b"), &["-f", manifest.to_str().expect("utf-8")])
-        .output()
-        .expect("runs");
+    let output = sandbox(
+        &dir.path().join("b"),
+        &["-f", manifest.to_str().expect("utf-8")],
+    )
+    .output()
+    .expect("runs");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("spec.replicas"), "{stderr}");
