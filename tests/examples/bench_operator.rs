@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, ListParams};
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
 use vaultkeeper_api::VaultCluster;
 use vaultkeeper_e2e::install;
 use vaultkeeper_e2e::operator::{Operator, apply_cluster, cluster_with_pods, example, ready};
@@ -32,9 +32,8 @@ enum Health {
 }
 
 async fn health(ip: &str) -> Health {
-    let url = format!(
-        "https://{ip}:8200/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200"
-    );
+    let url =
+        format!("https://{ip}:8200/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200");
     let Ok(out) = tokio::process::Command::new("curl")
         .args(["-sk", "--max-time", "1", &url])
         .output()
@@ -105,7 +104,9 @@ async fn apply_to_ready(sim: &SimCluster) -> Timeline {
         if answering == 3 && t.all_answer.is_none() {
             t.all_answer = Some(now);
         }
-        if states.iter().any(|h| matches!(h, Health::Standby | Health::Active))
+        if states
+            .iter()
+            .any(|h| matches!(h, Health::Standby | Health::Active))
             && t.first_unsealed.is_none()
         {
             t.first_unsealed = Some(now);
@@ -113,7 +114,10 @@ async fn apply_to_ready(sim: &SimCluster) -> Timeline {
         if states.contains(&Health::Active) && t.first_active.is_none() {
             t.first_active = Some(now);
         }
-        if vc(sim, "openbao", "openbao").await.is_some_and(|v| ready(&v)) {
+        if vc(sim, "openbao", "openbao")
+            .await
+            .is_some_and(|v| ready(&v))
+        {
             t.ready = Some(now);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -132,10 +136,12 @@ async fn restart_to_unsealed(sim: &SimCluster) -> (Duration, Duration) {
         }
     }
     let (pod, ip) = standby.expect("a standby");
-    sim.kill_container("openbao", &pod, "openbao").expect("kill");
+    sim.kill_container("openbao", &pod, "openbao")
+        .expect("kill");
     let start = Instant::now();
     // Until the old process is gone.
-    while matches!(health(&ip).await, Health::Standby) && start.elapsed() < Duration::from_secs(10) {
+    while matches!(health(&ip).await, Health::Standby) && start.elapsed() < Duration::from_secs(10)
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut answered = None;
@@ -147,7 +153,10 @@ async fn restart_to_unsealed(sim: &SimCluster) -> (Duration, Duration) {
         if matches!(h, Health::Standby | Health::Active) {
             return (answered.unwrap_or_default(), start.elapsed());
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "{pod} never unsealed");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{pod} never unsealed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -200,7 +209,10 @@ async fn rss_with_clusters(binary: &str, clusters: usize) -> (u64, u64, u64, Dur
     let sim = SimCluster::start(config).await.expect("sim starts");
     install::install_operator_rbac(&sim).await.expect("RBAC");
     let token = sim
-        .service_account_token(install::OPERATOR_NAMESPACE, install::OPERATOR_SERVICE_ACCOUNT)
+        .service_account_token(
+            install::OPERATOR_NAMESPACE,
+            install::OPERATOR_SERVICE_ACCOUNT,
+        )
         .expect("token");
     let dir = tempfile::tempdir().expect("temp dir");
     let token_file = dir.path().join("token");
@@ -265,15 +277,21 @@ async fn rss_with_clusters(binary: &str, clusters: usize) -> (u64, u64, u64, Dur
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
-    let binary = std::env::var("VAULTKEEPER_BIN")
-        .unwrap_or_else(|_| vaultkeeper_e2e::operator::vaultkeeper_binary().to_string_lossy().into_owned());
+    let binary = std::env::var("VAULTKEEPER_BIN").unwrap_or_else(|_| {
+        vaultkeeper_e2e::operator::vaultkeeper_binary()
+            .to_string_lossy()
+            .into_owned()
+    });
 
     let sim = cluster_with_pods(158).await;
     let operator = Operator::install_and_start(&sim).await;
     let t = apply_to_ready(&sim).await;
     let (answered, unsealed) = restart_to_unsealed(&sim).await;
     // Back to Ready before counting quiet passes.
-    while !vc(&sim, "openbao", "openbao").await.is_some_and(|v| ready(&v)) {
+    while !vc(&sim, "openbao", "openbao")
+        .await
+        .is_some_and(|v| ready(&v))
+    {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (reads, writes, passes) = requests_per_noop_pass(&sim, &operator).await;
@@ -292,13 +310,31 @@ async fn main() {
     };
     println!("| measurement | value |");
     println!("|---|---|");
-    println!("| apply → Ready (3 pods, Exec transport) | {} |", secs(t.ready));
-    println!("| apply → first pod's API answers | {} |", secs(t.first_answer));
-    println!("| apply → all 3 pods' APIs answer (OpenBao started) | {} |", secs(t.all_answer));
-    println!("| apply → first node unsealed | {} |", secs(t.first_unsealed));
+    println!(
+        "| apply → Ready (3 pods, Exec transport) | {} |",
+        secs(t.ready)
+    );
+    println!(
+        "| apply → first pod's API answers | {} |",
+        secs(t.first_answer)
+    );
+    println!(
+        "| apply → all 3 pods' APIs answer (OpenBao started) | {} |",
+        secs(t.all_answer)
+    );
+    println!(
+        "| apply → first node unsealed | {} |",
+        secs(t.first_unsealed)
+    );
     println!("| apply → first active node | {} |", secs(t.first_active));
-    println!("| OpenBao's election: first unsealed → first active | {} |", secs(election));
-    println!("| OpenBao's own start + elect (all APIs answer + election) | {} |", secs(openbao_own));
+    println!(
+        "| OpenBao's election: first unsealed → first active | {} |",
+        secs(election)
+    );
+    println!(
+        "| OpenBao's own start + elect (all APIs answer + election) | {} |",
+        secs(openbao_own)
+    );
     println!(
         "| operator's share of apply → Ready | {} |",
         secs(match (t.ready, openbao_own) {
@@ -306,13 +342,31 @@ async fn main() {
             _ => None,
         })
     );
-    println!("| pod restart (SIGKILL) → its API answers (OpenBao start) | {:.2} s |", answered.as_secs_f64());
-    println!("| pod restart (SIGKILL) → unsealed | {:.2} s |", unsealed.as_secs_f64());
+    println!(
+        "| pod restart (SIGKILL) → its API answers (OpenBao start) | {:.2} s |",
+        answered.as_secs_f64()
+    );
+    println!(
+        "| pod restart (SIGKILL) → unsealed | {:.2} s |",
+        unsealed.as_secs_f64()
+    );
     println!("| no-op pass: reads per pass (incl. exec observe) | {reads:.1} |");
     println!("| no-op pass: writes per pass (excl. exec) | {writes:.1} |");
     println!("| no-op passes counted | {passes} |");
-    println!("| operator RSS, started, no VaultCluster | {} MiB |", idle / 1024);
-    println!("| operator RSS, 100 VaultClusters, after every first pass + 30 s | {} MiB |", rss / 1024);
-    println!("| operator peak RSS (VmHWM) during the 100 | {} MiB |", hwm / 1024);
-    println!("| 100 VaultClusters: apply → every one has a status | {:.1} s |", first_pass.as_secs_f64());
+    println!(
+        "| operator RSS, started, no VaultCluster | {} MiB |",
+        idle / 1024
+    );
+    println!(
+        "| operator RSS, 100 VaultClusters, after every first pass + 30 s | {} MiB |",
+        rss / 1024
+    );
+    println!(
+        "| operator peak RSS (VmHWM) during the 100 | {} MiB |",
+        hwm / 1024
+    );
+    println!(
+        "| 100 VaultClusters: apply → every one has a status | {:.1} s |",
+        first_pass.as_secs_f64()
+    );
 }

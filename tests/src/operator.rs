@@ -436,7 +436,11 @@ pub fn init_commands(sim: &SimCluster, namespace: &str) -> usize {
     sim.exec_audit()
         .iter()
         .filter(|r| r.pod.namespace == namespace)
-        .filter(|r| r.argv.windows(2).any(|w| w[0] == "operator" && w[1] == "init"))
+        .filter(|r| {
+            r.argv
+                .windows(2)
+                .any(|w| w[0] == "operator" && w[1] == "init")
+        })
         .count()
 }
 
@@ -705,7 +709,11 @@ impl DnsRefresher {
         let task = tokio::spawn(async move {
             let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, &namespace);
             while !*stopped.borrow() {
-                let listed = pods.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+                let listed = pods
+                    .list(&ListParams::default())
+                    .await
+                    .map(|l| l.items)
+                    .unwrap_or_default();
                 let entries: Vec<(String, String, String)> = listed
                     .iter()
                     .filter_map(|p| {
@@ -714,18 +722,25 @@ impl DnsRefresher {
                         Some((p.metadata.name.clone()?, subdomain, ip))
                     })
                     .collect();
-                let dirs = std::fs::read_dir(&root).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default();
+                let dirs = std::fs::read_dir(&root)
+                    .map(|d| d.flatten().collect::<Vec<_>>())
+                    .unwrap_or_default();
                 for dir in dirs {
                     let name = dir.file_name().to_string_lossy().into_owned();
                     if !name.starts_with(&format!("{namespace}_")) {
                         continue;
                     }
                     let hosts = dir.path().join("hosts");
-                    let Ok(text) = std::fs::read_to_string(&hosts) else { continue };
+                    let Ok(text) = std::fs::read_to_string(&hosts) else {
+                        continue;
+                    };
                     let mut added = String::new();
                     for (pod, subdomain, ip) in &entries {
                         let short = format!("{pod}.{subdomain}");
-                        if text.lines().any(|l| l.split_whitespace().any(|n| n == short)) {
+                        if text
+                            .lines()
+                            .any(|l| l.split_whitespace().any(|n| n == short))
+                        {
                             continue;
                         }
                         added.push_str(&format!(

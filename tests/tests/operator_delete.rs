@@ -10,8 +10,8 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use vaultkeeper_api::VaultCluster;
 use vaultkeeper_e2e::operator::{
-    Operator, apply_cluster, bao_at, capture_logs, cluster_with_pods, count_events, events, init_commands, ready,
-    stored_keys, wait_for,
+    Operator, apply_cluster, bao_at, capture_logs, cluster_with_pods, count_events, events,
+    init_commands, ready, stored_keys, wait_for,
 };
 use vaultkeeper_sim::SimCluster;
 

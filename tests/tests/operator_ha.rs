@@ -10,8 +10,9 @@
 use std::time::Duration;
 
 use vaultkeeper_e2e::operator::{
-    Operator, apply_cluster, assert_no_secret_leaked, capture_logs, cluster_with_pods, count_events, events,
-    example, init_commands, kubectl, ready, secrets_of, stored_keys, wait_for,
+    Operator, apply_cluster, assert_no_secret_leaked, capture_logs, cluster_with_pods,
+    count_events, events, example, init_commands, kubectl, ready, secrets_of, stored_keys,
+    wait_for,
 };
 
 const READY_TIMEOUT: Duration = Duration::from_secs(300);

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use vaultkeeper_e2e::operator::{
-    DnsRefresher, Operator, Sample, Sampler, apply_cluster, capture_logs, cluster_with_pods, init_commands,
-    patch_spec, ready, wait_for,
+    DnsRefresher, Operator, Sample, Sampler, apply_cluster, capture_logs, cluster_with_pods,
+    init_commands, patch_spec, ready, wait_for,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(300);

@@ -964,9 +964,13 @@ async fn write_status(
         .unwrap_or(serde_json::Value::Null);
     let new = serde_json::to_value(&status)?;
     let patch = serde_json::json!({ "status": merge_patch(&old, &new) });
-    api.patch_status(&vc.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(kube_err("writing the status"))?;
+    api.patch_status(
+        &vc.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(kube_err("writing the status"))?;
     Ok(())
 }
 
@@ -1522,7 +1526,11 @@ mod tests {
                 json!({"conditions": [{"type": "Ready"}, {"type": "Degraded"}]}),
             ),
             // No status before: the whole new one.
-            (json!(null), json!({"phase": "Initializing"}), json!({"phase": "Initializing"})),
+            (
+                json!(null),
+                json!({"phase": "Initializing"}),
+                json!({"phase": "Initializing"}),
+            ),
         ];
         for (old, new, want) in table {
             assert_eq!(merge_patch(&old, &new), want, "{old} → {new}");
