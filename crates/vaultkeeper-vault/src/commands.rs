@@ -121,12 +121,14 @@ pub fn unseal(cli: &str, share: &KeyShare) -> ExecRequest {
     }
 }
 
-/// `bao write -format=json sys/unseal reset=true`.
+/// `bao write -format=json sys/unseal -` with `{"reset": true}` on stdin. Not
+/// `reset=true` on the command line: the CLI sends every `k=v` as a JSON string, and the
+/// server refuses `"reset": "true"` with 400 "failed to decode JSON input".
 pub fn unseal_reset(cli: &str) -> ExecRequest {
-    ExecRequest::plain(cli_args(
-        cli,
-        &["write", "-format=json", "sys/unseal", "reset=true"],
-    ))
+    ExecRequest {
+        argv: cli_args(cli, &["write", "-format=json", "sys/unseal", "-"]),
+        stdin: Some(SecretBytes::new(br#"{"reset":true}"#.to_vec())),
+    }
 }
 
 fn token_line(token: &Token) -> Vec<u8> {
@@ -192,6 +194,20 @@ mod tests {
     use serde_json::json;
 
     const SECRET: &str = "s.Zm9vYmFyYmF6cXV4c2VjcmV0";
+
+    #[test]
+    fn the_unseal_reset_sends_a_json_boolean() {
+        let request = unseal_reset("bao");
+        assert_eq!(
+            request.argv,
+            ["bao", "write", "-format=json", "sys/unseal", "-"]
+        );
+        let body: Value = serde_json::from_slice(
+            request.stdin.as_ref().map(|s| s.expose()).unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(body, json!({"reset": true}), "a boolean, not the string \"true\"");
+    }
 
     fn every_command() -> Result<Vec<ExecRequest>> {
         let token = Token::new(SECRET.into());
