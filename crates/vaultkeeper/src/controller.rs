@@ -501,6 +501,7 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
             }
             _ => true,
         })
+        .map(|m| hold_jobs_until_bootstrapped(m, previous.as_ref()))
         .collect();
     let report = apply::apply_all(&ctx.client, &manifests).await?;
     let pruned = apply::prune(
@@ -1184,6 +1185,19 @@ async fn ensure_backup_key(ctx: &Context, vc: &VaultCluster, namespace: &str) ->
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(e) => Err(kube_err("creating the backup key")(e)),
     }
+}
+
+/// The backup and metrics-token Jobs log in to Vault with roles the bootstrap creates: until
+/// it has run their CronJobs are applied suspended, so a new cluster never starts with a
+/// failed first backup (and a Warning that means nothing).
+fn hold_jobs_until_bootstrapped(
+    mut manifest: Manifest,
+    previous: Option<&VaultClusterStatus>,
+) -> Manifest {
+    if manifest.kind == "CronJob" && !previous.is_some_and(|s| s.bootstrapped) {
+        manifest.object["spec"]["suspend"] = serde_json::Value::Bool(true);
+    }
+    manifest
 }
 
 fn bootstrap_spec(
