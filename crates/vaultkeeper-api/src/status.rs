@@ -247,6 +247,8 @@ pub mod condition {
     pub const DEGRADED: &str = "Degraded";
     /// The last backup succeeded and is recent enough.
     pub const BACKUP_HEALTHY: &str = "BackupHealthy";
+    /// The metrics token is valid and scraping is set up (absent when monitoring is off).
+    pub const MONITORING_READY: &str = "MonitoringReady";
     /// The certificates are valid and not about to expire.
     pub const TLS_READY: &str = "TLSReady";
     /// The spec passed validation.

@@ -214,9 +214,25 @@ pub fn set_condition(
     generation: Option<i64>,
     now: jiff::Timestamp,
 ) {
-    let earlier = conditions
-        .iter()
-        .position(|c| c.type_ == condition::BACKUP_HEALTHY);
+    set_named_condition(
+        conditions,
+        condition::BACKUP_HEALTHY,
+        health,
+        generation,
+        now,
+    );
+}
+
+/// Sets (or, with `None`, removes) a condition a sub-controller owns, keeping its
+/// transition time while its status does not change.
+pub fn set_named_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    health: Option<&Health>,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
+    let earlier = conditions.iter().position(|c| c.type_ == type_);
     let Some(health) = health else {
         if let Some(i) = earlier {
             conditions.remove(i);
@@ -229,7 +245,7 @@ pub fn set_condition(
         .filter(|c| c.status == status)
         .map_or(Time(now), |c| c.last_transition_time.clone());
     let new = Condition {
-        type_: condition::BACKUP_HEALTHY.to_owned(),
+        type_: type_.to_owned(),
         status,
         reason: health.reason.to_owned(),
         message: health.message.clone(),
@@ -263,7 +279,8 @@ pub fn outcome_from_log(log: &str) -> Option<RunOutcome> {
     }
 }
 
-fn clip(text: &str) -> String {
+/// At most 500 characters of a reason, for status and Events.
+pub fn clip(text: &str) -> String {
     const MAX: usize = 500;
     match text.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}…", &text[..i]),
@@ -292,24 +309,51 @@ fn finished(job: &Job) -> Option<(bool, jiff::Timestamp, Option<String>)> {
     Some((done.type_ == "Complete", at, why))
 }
 
-/// What the API server knows about a cluster's backups: its CronJob's creation time and
+/// Which of a cluster's CronJobs to read, and how its Jobs report.
+#[derive(Clone, Copy)]
+pub struct JobSource<'a> {
+    /// The CronJob's name.
+    pub cronjob: &'a str,
+    /// The `app.kubernetes.io/component` label of its Jobs.
+    pub component: &'a str,
+    /// The container whose log holds the outcome line.
+    pub container: &'a str,
+    /// Parses the outcome line out of that log.
+    pub parse: fn(&str) -> Option<RunOutcome>,
+}
+
+impl JobSource<'_> {
+    /// The backup CronJob of a cluster.
+    pub fn backup(cronjob: &str) -> JobSource<'_> {
+        JobSource {
+            cronjob,
+            component: "backup",
+            container: "backup",
+            parse: outcome_from_log,
+        }
+    }
+}
+
+/// What the API server knows about one of a cluster's CronJobs: its creation time and
 /// every Job of it still in the history. `known` are runs already read (by Job name),
 /// whose logs are not fetched again.
 pub async fn observe(
     client: &kube::Client,
     namespace: &str,
     cluster: &str,
-    cronjob_name: &str,
+    source: JobSource<'_>,
     known: &std::collections::HashMap<String, JobRun>,
 ) -> Result<(Option<jiff::Timestamp>, Vec<JobRun>), kube::Error> {
     let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), namespace);
     let since = cronjobs
-        .get_opt(cronjob_name)
+        .get_opt(source.cronjob)
         .await?
         .and_then(|c| c.metadata.creation_timestamp.map(|t| t.0));
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let selector =
-        format!("app.kubernetes.io/instance={cluster},app.kubernetes.io/component=backup");
+    let selector = format!(
+        "app.kubernetes.io/instance={cluster},app.kubernetes.io/component={}",
+        source.component
+    );
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut runs = Vec::new();
     for job in jobs
@@ -332,9 +376,9 @@ pub async fn observe(
             });
             continue;
         };
-        let from_log = last_pod_log(&pods, &name)
+        let from_log = last_pod_log(&pods, &name, source.container)
             .await
-            .and_then(|l| outcome_from_log(&l));
+            .and_then(|l| (source.parse)(&l));
         let outcome = match (complete, from_log) {
             (_, Some(outcome)) => outcome,
             (true, None) => RunOutcome::Succeeded {
@@ -356,7 +400,7 @@ pub async fn observe(
 }
 
 /// The log of the newest pod of a Job (its last lines), if any can be read.
-async fn last_pod_log(pods: &Api<Pod>, job: &str) -> Option<String> {
+async fn last_pod_log(pods: &Api<Pod>, job: &str, container: &str) -> Option<String> {
     let mut list = pods
         .list(&ListParams::default().labels(&format!("job-name={job}")))
         .await
@@ -365,14 +409,14 @@ async fn last_pod_log(pods: &Api<Pod>, job: &str) -> Option<String> {
     list.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
     let pod = list.last()?;
     let params = LogParams {
-        container: Some("backup".to_owned()),
+        container: Some(container.to_owned()),
         tail_lines: Some(50),
         ..LogParams::default()
     };
     match pods.logs(&pod.name_any(), &params).await {
         Ok(log) => Some(log),
         Err(e) => {
-            tracing::debug!(error = %e, job, "cannot read the backup Job's log");
+            tracing::debug!(error = %e, job, "cannot read the Job's log");
             None
         }
     }

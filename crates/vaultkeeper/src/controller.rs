@@ -229,7 +229,7 @@ impl Context {
         let mut clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
         clusters.remove(key);
         let mut runs = self.backup_runs.lock().unwrap_or_else(|e| e.into_inner());
-        runs.remove(key);
+        runs.retain(|k, _| k != key && !k.starts_with(&format!("{key}/")));
     }
 
     async fn capabilities(&self) -> Capabilities {
@@ -678,6 +678,16 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
     // 8. Backups: what the backup Jobs reported.
     let cluster_labels = ClusterLabels { namespace, name };
     backup_pass(&ctx, &vc, &cluster_labels, &names, &mut status, now).await;
+    monitoring_pass(
+        &ctx,
+        &vc,
+        &cluster_labels,
+        &names,
+        caps.prometheus_operator,
+        &mut status,
+        now,
+    )
+    .await;
     let converged = status.phase == Some(vaultkeeper_api::Phase::Ready);
     record_gauges(&ctx.metrics, &cluster_labels, &status);
     write_status(&ctx, &vc, status).await?;
@@ -818,6 +828,119 @@ fn record_gauges(metrics: &Metrics, labels: &ClusterLabels, status: &VaultCluste
     }
 }
 
+/// Reads the metrics-token Secret's annotations and the metrics-token Jobs into
+/// `status.metricsToken`, the `MonitoringReady` condition, an Event per failed renewal and
+/// the metrics. A failure to read leaves what the previous status said.
+async fn monitoring_pass(
+    ctx: &Context,
+    vc: &VaultCluster,
+    labels: &ClusterLabels,
+    names: &ClusterNames,
+    prometheus_operator: bool,
+    status: &mut VaultClusterStatus,
+    now: jiff::Timestamp,
+) {
+    let generation = vc.metadata.generation;
+    if !vc.spec.monitoring.enabled {
+        status.metrics_token = None;
+        backup::set_named_condition(
+            &mut status.conditions,
+            vaultkeeper_api::condition::MONITORING_READY,
+            None,
+            generation,
+            now,
+        );
+        ctx.metrics.monitoring_ready.remove(labels);
+        return;
+    }
+    let secret_name = names.metrics_token_secret();
+    let cronjob = names.metrics_token_job();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &labels.namespace);
+    let token = match secrets.get_opt(&secret_name).await {
+        Ok(secret) => {
+            secret.and_then(|s| crate::monitoring::token_status(s.metadata.annotations.as_ref()))
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read the metrics-token Secret; its status stays as it was");
+            return;
+        }
+    };
+    let key = format!("{}/{}/metrics-token", labels.namespace, labels.name);
+    let known = {
+        let runs = ctx.backup_runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.get(&key).cloned().unwrap_or_default()
+    };
+    let runs = match backup::observe(
+        &ctx.client,
+        &labels.namespace,
+        &labels.name,
+        crate::monitoring::job_source(&cronjob),
+        &known,
+    )
+    .await
+    {
+        Ok((_, runs)) => runs,
+        Err(e) => {
+            warn!(error = %e, "cannot read the metrics-token Jobs");
+            Vec::new()
+        }
+    };
+    for run in &runs {
+        if let (backup::RunOutcome::Failed(reason), Some(finished)) = (&run.outcome, run.finished)
+            && !known.contains_key(&run.name)
+            && status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == vaultkeeper_api::condition::MONITORING_READY)
+                .is_none_or(|c| c.last_transition_time.0 < finished || c.status == "True")
+        {
+            ctx.metrics
+                .metrics_token_failures
+                .get_or_create(labels)
+                .inc();
+            ctx.event(
+                vc,
+                EventType::Warning,
+                "MetricsTokenRenewalFailed",
+                format!("metrics-token Job {} failed: {reason}", run.name),
+            )
+            .await;
+        }
+    }
+    let last_run = runs
+        .iter()
+        .filter(|r| r.finished.is_some())
+        .max_by_key(|r| r.finished);
+    let health = crate::monitoring::health(crate::monitoring::MonitoringInputs {
+        prometheus_operator,
+        token: token.as_ref(),
+        last_run,
+        secret: &secret_name,
+        cronjob: &cronjob,
+        namespace: &labels.namespace,
+        now,
+    });
+    backup::set_named_condition(
+        &mut status.conditions,
+        vaultkeeper_api::condition::MONITORING_READY,
+        Some(&health),
+        generation,
+        now,
+    );
+    ctx.metrics
+        .monitoring_ready
+        .get_or_create(labels)
+        .set(i64::from(health.healthy));
+    status.metrics_token = token;
+    let finished: HashMap<String, backup::JobRun> = runs
+        .into_iter()
+        .filter(|r| r.finished.is_some())
+        .map(|r| (r.name.clone(), r))
+        .collect();
+    let mut cache = ctx.backup_runs.lock().unwrap_or_else(|e| e.into_inner());
+    cache.insert(key, finished);
+}
+
 /// Reads the backup Jobs, folds them into `status.backup`, judges `BackupHealthy`,
 /// publishes one Event per finished Job and updates the backup metrics. A failure to
 /// read leaves what the previous status said, so an API hiccup never erases the record.
@@ -850,11 +973,12 @@ async fn backup_pass(
         runs.get(&key).cloned().unwrap_or_default()
     };
     let previous = vc.status.as_ref().and_then(|s| s.backup.as_ref());
+    let cronjob = names.backup();
     let (since, runs) = match backup::observe(
         &ctx.client,
         &labels.namespace,
         &labels.name,
-        &names.backup(),
+        backup::JobSource::backup(&cronjob),
         &known,
     )
     .await
@@ -1481,12 +1605,13 @@ pub async fn run(
         ours.clone(),
     )
     .owns(api::<CronJob>(&client, &namespace), ours)
-    // Jobs belong to the CronJob; they carry the cluster's labels, so a finished backup
-    // reaches its cluster's status at once.
+    // Jobs belong to the CronJobs; they carry the cluster's labels, so a finished backup
+    // or token renewal reaches its cluster's status at once.
     .watches(
         api::<Job>(&client, &namespace),
-        watcher::Config::default()
-            .labels("app.kubernetes.io/managed-by=vaultkeeper,app.kubernetes.io/component=backup"),
+        watcher::Config::default().labels(
+            "app.kubernetes.io/managed-by=vaultkeeper,app.kubernetes.io/component in (backup,metrics-token)",
+        ),
         |job| {
             let cluster = job.labels().get("app.kubernetes.io/instance").cloned();
             cluster

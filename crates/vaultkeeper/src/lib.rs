@@ -10,6 +10,7 @@ pub mod custody;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod monitoring;
 pub mod rollout;
 pub mod status;
 

@@ -94,6 +94,10 @@ pub struct Metrics {
     pub tls_expiry: Family<CertificateLabels, Gauge<i64, AtomicI64>>,
     /// When the metrics token lapses unless renewed (Unix seconds).
     pub metrics_token_expiry: Family<ClusterLabels, Gauge<i64, AtomicI64>>,
+    /// Metrics-token Jobs seen failing.
+    pub metrics_token_failures: Family<ClusterLabels, Counter>,
+    /// 1 when the MonitoringReady condition is True.
+    pub monitoring_ready: Family<ClusterLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -211,8 +215,22 @@ impl Metrics {
             "When the metrics token lapses unless renewed",
             metrics_token_expiry.clone(),
         );
+        let metrics_token_failures = Family::default();
+        registry.register(
+            "metrics_token_renewal_failures",
+            "Metrics-token Jobs seen failing",
+            metrics_token_failures.clone(),
+        );
+        let monitoring_ready = Family::default();
+        registry.register(
+            "monitoring_ready",
+            "1 when the MonitoringReady condition is True",
+            monitoring_ready.clone(),
+        );
         Self {
             registry,
+            metrics_token_failures,
+            monitoring_ready,
             backup_last_success,
             backup_schedule_period,
             backup_last_duration,
@@ -256,6 +274,8 @@ impl Metrics {
         self.backup_failures.remove(labels);
         self.backup_healthy.remove(labels);
         self.metrics_token_expiry.remove(labels);
+        self.metrics_token_failures.remove(labels);
+        self.monitoring_ready.remove(labels);
         for certificate in ["ca", "server"] {
             self.tls_expiry.remove(&CertificateLabels {
                 namespace: labels.namespace.clone(),
