@@ -98,6 +98,38 @@ fn api_for(
     }
 }
 
+/// Whether a failed request is worth repeating at once: the API server was briefly
+/// unavailable or overloaded (5xx, 429), or a write raced another (409). Every request
+/// this module makes is idempotent (reads, forced server-side apply, deletes), so a
+/// repeat cannot do harm; without it one failed request out of the thirty-odd a pass
+/// makes aborts the whole pass, and a flaky API server would keep a cluster from ever
+/// converging.
+pub fn retryable(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if matches!(status.code, 409 | 429 | 500 | 502 | 503 | 504))
+}
+
+/// How often a request is tried, and the pause before each repeat.
+const RETRY_PAUSES: [std::time::Duration; 2] = [
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(300),
+];
+
+/// Runs an idempotent request, repeating it after a short pause while it fails with a
+/// [`retryable`] error.
+pub async fn with_retries<T, F, Fut>(mut request: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    for pause in RETRY_PAUSES {
+        match request().await {
+            Err(error) if retryable(&error) => tokio::time::sleep(pause).await,
+            done => return done,
+        }
+    }
+    request().await
+}
+
 /// Applies every manifest that is missing or has drifted.
 pub async fn apply_all(
     client: &kube::Client,
@@ -124,8 +156,7 @@ pub async fn apply_all(
                 source,
             }
         };
-        let live = api
-            .get_opt(&manifest.name)
+        let live = with_retries(|| api.get_opt(&manifest.name))
             .await
             .map_err(request_error("read"))?;
         if let Some(live) = live {
@@ -135,7 +166,8 @@ pub async fn apply_all(
                 continue;
             }
         }
-        api.patch(&manifest.name, &params, &Patch::Apply(&manifest.object))
+        let patch = Patch::Apply(&manifest.object);
+        with_retries(|| api.patch(&manifest.name, &params, &patch))
             .await
             .map_err(request_error("apply"))?;
         report
@@ -165,7 +197,8 @@ pub async fn prune(
             continue;
         };
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        let list = match api.list(&ListParams::default().labels(selector)).await {
+        let params = ListParams::default().labels(selector);
+        let list = match with_retries(|| api.list(&params)).await {
             Ok(list) => list,
             // The kind is not served here (no cert-manager, no prometheus-operator).
             Err(kube::Error::Api(status)) if status.code == 404 => continue,
@@ -247,6 +280,29 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn only_transient_api_failures_are_repeated() {
+        let api = |code: u16| {
+            kube::Error::Api(
+                kube::core::Status::failure("injected", "Reason")
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        for (code, repeat) in [
+            (500, true),
+            (503, true),
+            (429, true),
+            (409, true),
+            (400, false),
+            (403, false),
+            (404, false),
+            (422, false),
+        ] {
+            assert_eq!(retryable(&api(code)), repeat, "{code}");
+        }
+    }
 
     #[test]
     fn live_objects_with_defaults_and_status_still_match() {

@@ -447,8 +447,8 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
     // 4. Render, apply what drifted, prune what the spec dropped.
     let caps = ctx.capabilities().await;
     let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &namespace);
-    let live_sts = statefulsets
-        .get_opt(&names.statefulset())
+    let sts_name = names.statefulset();
+    let live_sts = apply::with_retries(|| statefulsets.get_opt(&sts_name))
         .await
         .map_err(kube_err("reading the StatefulSet"))?;
     let live_replicas = live_sts
@@ -536,8 +536,8 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let pods = pods_api
-        .list(&ListParams::default().labels(&selector))
+    let pod_list = ListParams::default().labels(&selector);
+    let pods = apply::with_retries(|| pods_api.list(&pod_list))
         .await
         .map_err(kube_err("listing the pods"))?
         .items;
@@ -601,10 +601,29 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
         .and_then(|s| s.status.as_ref())
         .and_then(|s| s.update_revision.clone());
     let rollout_pods = rollout_view(&pods, &pass);
+    let sts_changed_now = live_sts.is_some()
+        && report
+            .applied
+            .iter()
+            .any(|a| *a == format!("StatefulSet/{}", names.statefulset()));
+    let settled = rollout::statefulset_settled(
+        sts_changed_now,
+        live_sts.as_ref().and_then(|s| s.metadata.generation),
+        live_sts
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .and_then(|s| s.observed_generation),
+    );
+    if !settled && pass.stop_reason().is_none() && operation.is_none() {
+        let reason = "the StatefulSet controller has not taken the new pod template yet";
+        operation = Some(rolling(previous.as_ref(), now, reason));
+        waiting_for = Some(format!("rolling update: {reason}"));
+    }
     // Without an update revision the StatefulSet controller has not looked at the new
     // template yet: nothing to roll.
     if let (None, Some(update_revision)) = (pass.stop_reason(), update_revision.as_deref())
         && operation.is_none()
+        && settled
     {
         match rollout::next_step(&rollout_pods, Some(update_revision), desired.len()) {
             RolloutStep::Done => {}
@@ -1089,13 +1108,12 @@ async fn write_status(
         .unwrap_or(serde_json::Value::Null);
     let new = serde_json::to_value(&status)?;
     let patch = serde_json::json!({ "status": merge_patch(&old, &new) });
-    api.patch_status(
-        &vc.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(kube_err("writing the status"))?;
+    let name = vc.name_any();
+    let params = PatchParams::default();
+    let patch = Patch::Merge(&patch);
+    apply::with_retries(|| api.patch_status(&name, &params, &patch))
+        .await
+        .map_err(kube_err("writing the status"))?;
     Ok(())
 }
 
@@ -1173,12 +1191,11 @@ async fn tls_state(
             ca: None,
         }),
         TlsMode::SelfSigned => {
-            let ca_secret = secrets
-                .get_opt(&names.ca_secret())
+            let (ca_name, server_name) = (names.ca_secret(), names.server_tls_secret());
+            let ca_secret = apply::with_retries(|| secrets.get_opt(&ca_name))
                 .await
                 .map_err(kube_err("reading the CA Secret"))?;
-            let server_secret = secrets
-                .get_opt(&names.server_tls_secret())
+            let server_secret = apply::with_retries(|| secrets.get_opt(&server_name))
                 .await
                 .map_err(kube_err("reading the server certificate Secret"))?;
             let existing = match (&ca_secret, &server_secret) {

@@ -64,12 +64,16 @@ pub fn keys_secret_labels(cluster: &str) -> BTreeMap<String, String> {
 #[async_trait]
 impl KeyStore for SecretKeyStore {
     async fn load(&self) -> vaultkeeper_vault::Result<Option<InitKeys>> {
-        let secret = self.api.get_opt(&self.name).await.map_err(|e| {
-            self.error(
-                Step::KeyStoreLoad,
-                format!("cannot read: {}", api_error_summary(&e)),
-            )
-        })?;
+        // Transient API failures are repeated: a failed read ends the pass, and the keys
+        // are read on every pass.
+        let secret = crate::apply::with_retries(|| self.api.get_opt(&self.name))
+            .await
+            .map_err(|e| {
+                self.error(
+                    Step::KeyStoreLoad,
+                    format!("cannot read: {}", api_error_summary(&e)),
+                )
+            })?;
         let Some(secret) = secret else {
             return Ok(None);
         };
@@ -113,12 +117,9 @@ impl KeyStore for SecretKeyStore {
         };
         // One request: the API server commits it to etcd before answering, so Ok means
         // the keys are durable.
-        self.api
-            .patch(
-                &self.name,
-                &PatchParams::apply(KEYS_FIELD_MANAGER).force(),
-                &Patch::Apply(&secret),
-            )
+        let params = PatchParams::apply(KEYS_FIELD_MANAGER).force();
+        let patch = Patch::Apply(&secret);
+        crate::apply::with_retries(|| self.api.patch(&self.name, &params, &patch))
             .await
             .map_err(|e| {
                 self.error(

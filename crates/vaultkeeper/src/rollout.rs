@@ -111,9 +111,45 @@ pub fn statefulset_replicas(
     departing.then_some(live)
 }
 
+/// Whether the StatefulSet's reported revisions describe its current template. Not in the
+/// pass that has just changed the template (the StatefulSet read before the change says
+/// every pod is up to date), nor while its controller has not observed its latest
+/// generation. Until then a rollout cannot be judged, and the cluster must not be called
+/// Ready for the new generation.
+pub fn statefulset_settled(
+    changed_by_this_pass: bool,
+    generation: Option<i64>,
+    observed_generation: Option<i64>,
+) -> bool {
+    !changed_by_this_pass
+        && match (generation, observed_generation) {
+            (Some(generation), Some(observed)) => observed >= generation,
+            (Some(_), None) => false,
+            (None, _) => true,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revisions_are_trusted_only_once_the_statefulset_controller_caught_up() {
+        // (changed by this pass, generation, observed generation) → settled.
+        for (changed, generation, observed, settled) in [
+            (true, Some(2), Some(2), false),
+            (false, Some(3), Some(2), false),
+            (false, Some(3), None, false),
+            (false, Some(3), Some(3), true),
+            (false, None, None, true),
+        ] {
+            assert_eq!(
+                statefulset_settled(changed, generation, observed),
+                settled,
+                "changed {changed} generation {generation:?} observed {observed:?}"
+            );
+        }
+    }
 
     fn names(n: u32) -> Vec<String> {
         (0..n).map(|i| format!("vault-{i}")).collect()
@@ -125,7 +161,8 @@ mod tests {
         let five = names(5);
         let four = names(4);
         // (live, desired, raft peers, initialized) → replicas to render.
-        let table: [(Option<i32>, i32, Option<&[String]>, bool, Option<i32>); 8] = [
+        type Row<'a> = (Option<i32>, i32, Option<&'a [String]>, bool, Option<i32>);
+        let table: [Row; 8] = [
             // Scale-down just asked for: raft still lists vault-3 and vault-4.
             (Some(5), 3, Some(&five), true, Some(5)),
             // One removed, one to go.
