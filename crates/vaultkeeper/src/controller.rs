@@ -255,13 +255,35 @@ impl Context {
     }
 
     async fn event(&self, vc: &VaultCluster, type_: EventType, reason: &str, note: String) {
+        self.pod_event(vc, type_, reason, note, None).await;
+    }
+
+    /// An Event about the cluster and, when it concerns one pod, that pod as the related
+    /// object. The pod also keeps the Events of different pods apart: the recorder folds
+    /// Events with the same reason and related object into one series that keeps the
+    /// first note, so "replacing pod vault-1" would otherwise vanish into the series of
+    /// "replacing pod vault-2".
+    async fn pod_event(
+        &self,
+        vc: &VaultCluster,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        pod: Option<&str>,
+    ) {
         let reference = vc.object_ref(&());
         let event = KubeEvent {
             type_,
             reason: reason.to_owned(),
             note: Some(truncate(&note, 1000)),
             action: reason.to_owned(),
-            secondary: None,
+            secondary: pod.map(|pod| k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("v1".to_owned()),
+                kind: Some("Pod".to_owned()),
+                name: Some(pod.to_owned()),
+                namespace: vc.namespace(),
+                ..Default::default()
+            }),
         };
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             warn!(error = %e, reason, "cannot publish an Event");
@@ -636,11 +658,12 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
                     .delete(&pod, &DeleteParams::default())
                     .await
                     .map_err(kube_err("deleting a pod for the rolling update"))?;
-                ctx.event(
+                ctx.pod_event(
                     &vc,
                     EventType::Normal,
                     "RollingUpdate",
                     format!("replacing pod {pod} with the new template"),
+                    Some(&pod),
                 )
                 .await;
                 operation = Some(rolling(previous.as_ref(), now, &format!("replacing {pod}")));
@@ -650,11 +673,12 @@ async fn apply_cluster(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Actio
                 let pod_name = PodName::new(pod.clone())?;
                 match lifecycle.step_down(&pod_name).await {
                     Ok(()) => {
-                        ctx.event(
+                        ctx.pod_event(
                             &vc,
                             EventType::Normal,
                             "SteppedDown",
                             format!("{pod} handed leadership over before its replacement"),
+                            Some(&pod),
                         )
                         .await;
                     }
@@ -1570,7 +1594,15 @@ async fn publish_outcomes(
                 continue;
             }
         };
-        ctx.event(vc, EventType::Normal, reason, note).await;
+        let pod = match &outcome.action {
+            LifecycleAction::Init { pod, .. }
+            | LifecycleAction::Unseal { pod, .. }
+            | LifecycleAction::StepDown { pod } => Some(pod.as_str().to_owned()),
+            LifecycleAction::RemovePeer { node_id, .. } => Some(node_id.clone()),
+            _ => None,
+        };
+        ctx.pod_event(vc, EventType::Normal, reason, note, pod.as_deref())
+            .await;
     }
     if let Some(stop) = pass.stop_reason() {
         let note = format!(
