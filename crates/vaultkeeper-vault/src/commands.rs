@@ -203,10 +203,18 @@ mod tests {
             ["bao", "write", "-format=json", "sys/unseal", "-"]
         );
         let body: Value = serde_json::from_slice(
-            request.stdin.as_ref().map(|s| s.expose()).unwrap_or_default(),
+            request
+                .stdin
+                .as_ref()
+                .map(|s| s.expose())
+                .unwrap_or_default(),
         )
         .unwrap_or_default();
-        assert_eq!(body, json!({"reset": true}), "a boolean, not the string \"true\"");
+        assert_eq!(
+            body,
+            json!({"reset": true}),
+            "a boolean, not the string \"true\""
+        );
     }
 
     fn every_command() -> Result<Vec<ExecRequest>> {
