@@ -37,9 +37,11 @@ impl Moto {
             .stderr(log)
             .spawn()
             .expect("moto_server starts");
+        // Owned at once, so it is stopped (and waited for) whatever happens next.
+        let moto = Moto(child);
         for _ in 0..200 {
             if TcpStream::connect(S3).is_ok() {
-                return Moto(child);
+                return moto;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
