@@ -29,6 +29,9 @@ enum Command {
     /// Download a backup, verify it completely, and restore it into a cluster. Destructive:
     /// the target's data is replaced. See docs/restore-runbook.md.
     Restore(vaultkeeper_backup::cli::RestoreArgs),
+    /// Renew the cluster's metrics token, or re-issue it when it lapsed or was revoked
+    /// (the metrics-token CronJob's entry point). Prints one JSON line with the outcome.
+    MetricsToken(vaultkeeper::commands::metrics_token::MetricsTokenArgs),
     /// Try vaultkeeper with nothing installed: start a simulated Kubernetes cluster whose
     /// pods are real OpenBao processes, install the CRD and the operator, apply an example,
     /// and print what to try with kubectl. Needs root.
@@ -75,6 +78,9 @@ fn main() -> ExitCode {
                     &vaultkeeper_backup::cli::run_restore(args).await,
                 )
             });
+        }
+        Command::MetricsToken(args) => {
+            return async_command(|| vaultkeeper::commands::metrics_token::main(args));
         }
         Command::Crd => vaultkeeper_api::crd_yaml()
             .map(|yaml| print!("{yaml}"))

@@ -1,0 +1,695 @@
+//! `vaultkeeper metrics-token`: the metrics-token CronJob's entry point.
+//!
+//! Keeps the periodic token Prometheus scrapes `sys/metrics` with alive. One run:
+//!
+//! 1. logs in with Kubernetes auth as the metrics-token job (never with the root token: a
+//!    login that turns out to be root is refused);
+//! 2. reads the current metrics token from its Secret (key `token`);
+//! 3. looks it up and [`decide`]s: renew it when it is a valid periodic token carrying
+//!    only the metrics policy, re-issue it (from the token role bootstrap created) when it
+//!    is missing, lapsed, revoked or not what the role issues;
+//! 4. writes it back with server-side apply under its own field manager, with annotations
+//!    saying when it expires and when it was last renewed;
+//! 5. revokes its own login token and prints one JSON line ([`Outcome`]) for the operator.
+//!
+//! No token is ever formatted: tokens live in [`SecretString`], errors carry Vault's
+//! error text and hints only.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use vaultkeeper_backup::SecretString;
+use vaultkeeper_backup::cli::DEFAULT_SERVICE_ACCOUNT_TOKEN;
+use vaultkeeper_backup::vault::{KubernetesLogin, VaultClient, tls_config, vault_errors};
+
+use crate::CliError;
+
+/// The field manager the job applies the Secret's `token` and annotations with; the
+/// operator applies the Secret's shell under its own, so neither ever takes the other's
+/// fields.
+pub const FIELD_MANAGER: &str = "vaultkeeper-metrics-token";
+/// The key of the token in the Secret (what the ServiceMonitor references).
+pub const TOKEN_KEY: &str = "token";
+/// The annotations the job writes and the operator reads into `status.metricsToken`:
+/// defined once, where the operator reads them.
+pub use crate::monitoring::{EXPIRY_ANNOTATION, RENEWED_ANNOTATION};
+/// Timeout of each Vault call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Arguments of `vaultkeeper metrics-token`; the CronJob sets them through the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsTokenArgs {
+    /// Vault API address, e.g. https://vault-active.vault.svc:8200 (the active node).
+    #[arg(long, env = "VAULTKEEPER_VAULT_ADDR")]
+    pub vault_addr: String,
+    /// PEM file with the CA that signed Vault's certificate (the cluster CA). Without it
+    /// the system roots are used.
+    #[arg(long, env = "VAULTKEEPER_VAULT_CA_CERT")]
+    pub vault_ca_cert: Option<PathBuf>,
+    /// Kubernetes auth role of the metrics-token job.
+    #[arg(long, env = "VAULTKEEPER_AUTH_ROLE")]
+    pub auth_role: String,
+    /// Mount path of the Kubernetes auth method.
+    #[arg(long, env = "VAULTKEEPER_AUTH_MOUNT", default_value = "kubernetes")]
+    pub auth_mount: String,
+    /// The projected service-account token used for Kubernetes auth.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_SERVICE_ACCOUNT_TOKEN_FILE",
+        default_value = DEFAULT_SERVICE_ACCOUNT_TOKEN
+    )]
+    pub service_account_token_file: PathBuf,
+    /// Name of the VaultCluster (names the issued token in Vault's audit log).
+    #[arg(long, env = "VAULTKEEPER_CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// Namespace of the Secret.
+    #[arg(long, env = "VAULTKEEPER_NAMESPACE")]
+    pub namespace: String,
+    /// The Secret holding the metrics token (key `token`).
+    #[arg(long, env = "VAULTKEEPER_TOKEN_SECRET")]
+    pub token_secret: String,
+    /// The token's period (e.g. 336h): what one renewal buys. The token role fixes the
+    /// period Vault grants; this is asked for on renewal.
+    #[arg(long, env = "VAULTKEEPER_TOKEN_PERIOD", default_value = "336h")]
+    pub token_period: String,
+    /// The token role the metrics token is created from (bootstrap creates it).
+    #[arg(
+        long,
+        env = "VAULTKEEPER_METRICS_TOKEN_ROLE",
+        default_value = vaultkeeper_api::names::vault::METRICS_TOKEN_ROLE
+    )]
+    pub token_role: String,
+    /// The only policy the metrics token may carry.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_METRICS_POLICY",
+        default_value = vaultkeeper_api::names::vault::METRICS_POLICY
+    )]
+    pub metrics_policy: String,
+}
+
+/// What Vault said about the token found in the Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenState {
+    /// The Secret has no token (first run, or someone emptied it).
+    Missing,
+    /// Vault does not know the token: it lapsed or was revoked.
+    Invalid,
+    /// A live token.
+    Valid {
+        /// Seconds left.
+        ttl_seconds: u64,
+        /// Its period, when periodic.
+        period_seconds: Option<u64>,
+        /// Whether it may be renewed.
+        renewable: bool,
+        /// Its policies.
+        policies: Vec<String>,
+    },
+}
+
+/// Why a token is re-issued instead of renewed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReissueReason {
+    /// The Secret had no token.
+    Missing,
+    /// The token lapsed or was revoked.
+    Invalid,
+    /// The token is not periodic or not renewable: renewing cannot keep it alive.
+    NotPeriodic,
+    /// The token carries other policies than the metrics policy (e.g. someone stored a
+    /// root token there): it must never be renewed or scraped with.
+    WrongPolicies,
+}
+
+/// What to do with the token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Renew it in place.
+    Renew,
+    /// Create a new one from the token role and replace it.
+    Reissue(ReissueReason),
+}
+
+/// Renew or re-issue. Pure: the lookup result in, the decision out.
+///
+/// A token is renewed only when it is live, periodic, renewable and carries exactly the
+/// metrics policy (`default` is tolerated: an older role may have issued it with it).
+pub fn decide(state: &TokenState, metrics_policy: &str) -> Action {
+    match state {
+        TokenState::Missing => Action::Reissue(ReissueReason::Missing),
+        TokenState::Invalid => Action::Reissue(ReissueReason::Invalid),
+        TokenState::Valid {
+            ttl_seconds,
+            period_seconds,
+            renewable,
+            policies,
+        } => {
+            let only_metrics = policies.iter().any(|p| p == metrics_policy)
+                && policies
+                    .iter()
+                    .all(|p| p == metrics_policy || p == "default");
+            if !only_metrics {
+                Action::Reissue(ReissueReason::WrongPolicies)
+            } else if !renewable || period_seconds.is_none_or(|p| p == 0) {
+                Action::Reissue(ReissueReason::NotPeriodic)
+            } else if *ttl_seconds == 0 {
+                Action::Reissue(ReissueReason::Invalid)
+            } else {
+                Action::Renew
+            }
+        }
+    }
+}
+
+/// The JSON line a run prints (for the operator, which reads it from the Job's log).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// `renewed`, `reissued` or `failed`.
+    pub result: String,
+    /// Why the token was re-issued, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the token lapses unless renewed again (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<String>,
+    /// The same, Unix seconds (what the operator exports as a metric).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiry_unix: Option<i64>,
+    /// The Secret written.
+    pub secret: String,
+    /// How long the run took, seconds.
+    pub duration_seconds: f64,
+    /// Whether the job's own login token was revoked at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_revoked: Option<bool>,
+    /// The reason of a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Runs the job with a Kubernetes client from the environment (in-cluster config, or the
+/// kubeconfig when run outside), prints the JSON line, and maps the result to an exit
+/// status.
+pub async fn main(args: MetricsTokenArgs) -> std::process::ExitCode {
+    let started = Instant::now();
+    let outcome = match kube::Client::try_default().await {
+        Ok(client) => run(&args, client).await,
+        Err(e) => Err(CliError::Internal(format!(
+            "cannot reach the Kubernetes API (in-cluster config or kubeconfig): {e}"
+        ))),
+    };
+    let (outcome, code) = match outcome {
+        Ok(outcome) => (outcome, std::process::ExitCode::SUCCESS),
+        Err(error) => {
+            eprintln!("error: {error}");
+            let code = error.exit_code();
+            (
+                Outcome {
+                    result: "failed".into(),
+                    reason: None,
+                    expiry: None,
+                    expiry_unix: None,
+                    secret: args.token_secret.clone(),
+                    duration_seconds: started.elapsed().as_secs_f64(),
+                    login_revoked: None,
+                    error: Some(error.to_string()),
+                },
+                code,
+            )
+        }
+    };
+    match serde_json::to_string(&outcome) {
+        Ok(line) => println!("{line}"),
+        Err(e) => eprintln!("error: cannot print the outcome: {e}"),
+    }
+    code
+}
+
+/// One run against `kube` (the job's own client). Returns the outcome to print.
+pub async fn run(args: &MetricsTokenArgs, kube: kube::Client) -> Result<Outcome, CliError> {
+    let started = Instant::now();
+    let period = vaultkeeper_api::parse_duration_seconds(&args.token_period)
+        .filter(|p| *p >= 3600)
+        .ok_or_else(|| {
+            CliError::Input(format!(
+                "--token-period (VAULTKEEPER_TOKEN_PERIOD) {:?} is not a duration of at least an hour: use e.g. 336h",
+                args.token_period
+            ))
+        })?;
+    let ca = match &args.vault_ca_cert {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            CliError::Input(format!(
+                "--vault-ca-cert (VAULTKEEPER_VAULT_CA_CERT) {}: {e}: mount the cluster CA there",
+                path.display()
+            ))
+        })?),
+        None => None,
+    };
+    let tls = Arc::new(tls_config(ca.as_deref()).map_err(internal)?);
+    let vault = VaultClient::new(&args.vault_addr, Arc::clone(&tls)).map_err(input)?;
+    let http = TokenApi::new(&args.vault_addr, &tls)?;
+
+    let jwt = std::fs::read_to_string(&args.service_account_token_file).map_err(|e| {
+        CliError::Input(format!(
+            "--service-account-token-file {}: {e}: the job needs its projected service-account token",
+            args.service_account_token_file.display()
+        ))
+    })?;
+    let login = KubernetesLogin {
+        mount: args.auth_mount.clone(),
+        role: args.auth_role.clone(),
+        jwt: SecretString::new(jwt.trim().to_owned()),
+    };
+    let job_token = vault.login_kubernetes(&login).await.map_err(internal)?;
+    let result = with_login(args, &kube, &vault, &http, &job_token, period).await;
+    // Revoke the short login whatever happened; a failure here is reported, not fatal
+    // (the login lapses with its TTL anyway).
+    let revoked = vault.revoke_self(&job_token).await;
+    let mut outcome = result?;
+    outcome.login_revoked = Some(revoked.is_ok());
+    if let Err(e) = revoked {
+        tracing::warn!(error = %e, "could not revoke the job's own login token; it lapses with its TTL");
+    }
+    outcome.duration_seconds = started.elapsed().as_secs_f64();
+    Ok(outcome)
+}
+
+async fn with_login(
+    args: &MetricsTokenArgs,
+    kube: &kube::Client,
+    vault: &VaultClient,
+    http: &TokenApi,
+    job_token: &SecretString,
+    period: i64,
+) -> Result<Outcome, CliError> {
+    if vault.is_root_token(job_token).await.map_err(internal)? {
+        return Err(CliError::Input(format!(
+            "the Kubernetes auth role {:?} issued a root token: the metrics-token job refuses to run as root; bind the role to the metrics-token job policy only",
+            args.auth_role
+        )));
+    }
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), &args.namespace);
+    let secret = secrets.get_opt(&args.token_secret).await.map_err(|e| {
+        CliError::Internal(format!(
+            "cannot read Secret {}/{}: {e}",
+            args.namespace, args.token_secret
+        ))
+    })?;
+    let current = secret
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get(TOKEN_KEY))
+        .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .map(SecretString::new);
+
+    let state = match &current {
+        None => TokenState::Missing,
+        Some(token) => http.lookup(job_token, token).await?,
+    };
+    let action = decide(&state, &args.metrics_policy);
+    let (token, ttl, result, reason) = match (action, current) {
+        (Action::Renew, Some(token)) => {
+            let ttl = http.renew(job_token, &token, period).await?;
+            (token, ttl, "renewed", None)
+        }
+        (action, _) => {
+            let reason = match action {
+                Action::Reissue(reason) => reason,
+                Action::Renew => ReissueReason::Missing,
+            };
+            let (token, ttl) = http
+                .create(
+                    job_token,
+                    &args.token_role,
+                    &args.metrics_policy,
+                    &args.cluster_name,
+                )
+                .await?;
+            (token, ttl, "reissued", Some(reason))
+        }
+    };
+    let now = Timestamp::now();
+    let expiry = now
+        .checked_add(jiff::SignedDuration::from_secs(
+            i64::try_from(ttl).unwrap_or(i64::MAX / 2),
+        ))
+        .map_err(|e| CliError::Internal(format!("token expiry out of range: {e}")))?;
+    write_secret(&secrets, &args.token_secret, &token, expiry, now).await?;
+    Ok(Outcome {
+        result: result.into(),
+        reason: reason.map(|r| {
+            serde_json::to_value(r)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        }),
+        expiry: Some(expiry.to_string()),
+        expiry_unix: Some(expiry.as_second()),
+        secret: args.token_secret.clone(),
+        duration_seconds: 0.0,
+        login_revoked: None,
+        error: None,
+    })
+}
+
+/// Applies only the token and the two annotations, under [`FIELD_MANAGER`].
+async fn write_secret(
+    secrets: &Api<Secret>,
+    name: &str,
+    token: &SecretString,
+    expiry: Timestamp,
+    now: Timestamp,
+) -> Result<(), CliError> {
+    use base64::Engine;
+    let encoded = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD.encode(token.expose().as_bytes()),
+    );
+    // The JSON body holds the encoded token until the request is sent; serde_json values
+    // cannot be zeroized, so it is dropped as soon as the call returns.
+    let patch = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "annotations": {
+                EXPIRY_ANNOTATION: expiry.to_string(),
+                RENEWED_ANNOTATION: now.to_string(),
+            },
+        },
+        "data": { TOKEN_KEY: encoded.as_str() },
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    secrets
+        .patch(name, &params, &Patch::Apply(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            // kube's error carries the API server's status message, never our body.
+            CliError::Internal(format!(
+                "cannot write the metrics token to Secret {name}: {e}; the job's Role must allow patch on it"
+            ))
+        })
+}
+
+/// The token endpoints the job uses, called with the job's login token.
+struct TokenApi {
+    http: reqwest::Client,
+    addr: String,
+}
+
+#[derive(Deserialize)]
+struct Auth {
+    #[serde(default)]
+    client_token: Option<String>,
+    #[serde(default)]
+    lease_duration: u64,
+}
+
+#[derive(Deserialize)]
+struct AuthAnswer {
+    auth: Option<Auth>,
+}
+
+impl TokenApi {
+    fn new(addr: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Self, CliError> {
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured((**tls).clone())
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(|e| CliError::Internal(format!("cannot build the HTTP client: {e}")))?;
+        Ok(TokenApi {
+            http,
+            addr: addr.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    async fn post(
+        &self,
+        operation: &str,
+        path: &str,
+        job_token: &SecretString,
+        body: &serde_json::Value,
+    ) -> Result<(u16, zeroize::Zeroizing<Vec<u8>>), CliError> {
+        let mut value = HeaderValue::from_str(job_token.expose()).map_err(|_| {
+            CliError::Internal("the login token cannot be sent in an HTTP header".into())
+        })?;
+        value.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert("X-Vault-Token", value);
+        let response = self
+            .http
+            .post(format!("{}/v1/{path}", self.addr))
+            .headers(headers)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                CliError::Internal(format!("{operation} at {}: {}", self.addr, e.without_url()))
+            })?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| {
+            CliError::Internal(format!("{operation} at {}: {}", self.addr, e.without_url()))
+        })?;
+        Ok((status, zeroize::Zeroizing::new(bytes.to_vec())))
+    }
+
+    fn refused(&self, operation: &str, status: u16, body: &[u8], hint: &str) -> CliError {
+        CliError::Internal(format!(
+            "{operation} at {} answered {status}: {}; {hint}",
+            self.addr,
+            vault_errors(body)
+        ))
+    }
+
+    /// `auth/token/lookup` of the metrics token (by value, in the body).
+    async fn lookup(
+        &self,
+        job_token: &SecretString,
+        token: &SecretString,
+    ) -> Result<TokenState, CliError> {
+        const OPERATION: &str = "POST auth/token/lookup";
+        let body = json!({ "token": token.expose() });
+        let (status, answer) = self
+            .post(OPERATION, "auth/token/lookup", job_token, &body)
+            .await?;
+        if status == 200 {
+            #[derive(Deserialize)]
+            struct Data {
+                #[serde(default)]
+                ttl: u64,
+                #[serde(default)]
+                period: Option<u64>,
+                #[serde(default)]
+                renewable: bool,
+                #[serde(default)]
+                policies: Vec<String>,
+            }
+            #[derive(Deserialize)]
+            struct Lookup {
+                data: Data,
+            }
+            let lookup: Lookup = serde_json::from_slice(&answer)
+                .map_err(|e| CliError::Internal(format!("{OPERATION}: unexpected answer: {e}")))?;
+            return Ok(TokenState::Valid {
+                ttl_seconds: lookup.data.ttl,
+                period_seconds: lookup.data.period,
+                renewable: lookup.data.renewable,
+                policies: lookup.data.policies,
+            });
+        }
+        if lapsed_token_answer(status, &vault_errors(&answer)) {
+            return Ok(TokenState::Invalid);
+        }
+        Err(self.refused(
+            OPERATION,
+            status,
+            &answer,
+            "the job's policy must grant update on auth/token/lookup (bootstrap writes it)",
+        ))
+    }
+
+    /// `auth/token/renew` of the metrics token; returns the new TTL.
+    async fn renew(
+        &self,
+        job_token: &SecretString,
+        token: &SecretString,
+        period: i64,
+    ) -> Result<u64, CliError> {
+        const OPERATION: &str = "POST auth/token/renew";
+        let body = json!({ "token": token.expose(), "increment": format!("{period}s") });
+        let (status, answer) = self
+            .post(OPERATION, "auth/token/renew", job_token, &body)
+            .await?;
+        if status != 200 {
+            return Err(self.refused(
+                OPERATION,
+                status,
+                &answer,
+                "the job's policy must grant update on auth/token/renew (bootstrap writes it)",
+            ));
+        }
+        let auth: AuthAnswer = serde_json::from_slice(&answer)
+            .map_err(|e| CliError::Internal(format!("{OPERATION}: unexpected answer: {e}")))?;
+        auth.auth
+            .map(|a| a.lease_duration)
+            .filter(|d| *d > 0)
+            .ok_or_else(|| CliError::Internal(format!("{OPERATION}: the answer has no lease")))
+    }
+
+    /// `auth/token/create/<role>`: a new periodic token with the metrics policy only.
+    async fn create(
+        &self,
+        job_token: &SecretString,
+        role: &str,
+        policy: &str,
+        cluster: &str,
+    ) -> Result<(SecretString, u64), CliError> {
+        const OPERATION: &str = "POST auth/token/create/<role>";
+        let body = json!({
+            "policies": [policy],
+            "no_default_policy": true,
+            "display_name": format!("metrics-{cluster}"),
+            "meta": { "vaultkeeper-cluster": cluster },
+        });
+        let (status, answer) = self
+            .post(
+                OPERATION,
+                &format!("auth/token/create/{role}"),
+                job_token,
+                &body,
+            )
+            .await?;
+        if status != 200 {
+            return Err(self.refused(
+                OPERATION,
+                status,
+                &answer,
+                "the token role must exist and the job's policy must grant update on auth/token/create/<role> (bootstrap writes both)",
+            ));
+        }
+        let auth: AuthAnswer = serde_json::from_slice(&answer)
+            .map_err(|e| CliError::Internal(format!("{OPERATION}: unexpected answer: {e}")))?;
+        let auth = auth
+            .auth
+            .ok_or_else(|| CliError::Internal(format!("{OPERATION}: the answer has no auth")))?;
+        let ttl = auth.lease_duration;
+        let token = auth
+            .client_token
+            .filter(|t| !t.is_empty())
+            .map(SecretString::new)
+            .ok_or_else(|| {
+                CliError::Internal(format!("{OPERATION}: the answer has no client token"))
+            })?;
+        Ok((token, ttl))
+    }
+}
+
+/// Whether a failed lookup means "this token does not exist (any more)": Vault answers a
+/// lookup of an unknown token with 403 "bad token" (older servers: 400 "invalid token").
+/// A 403 "permission denied" is the job's own policy and must not trigger a re-issue.
+pub fn lapsed_token_answer(status: u16, message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    matches!(status, 400 | 403 | 404)
+        && (message.contains("bad token") || message.contains("invalid token"))
+}
+
+fn internal(e: vaultkeeper_backup::Error) -> CliError {
+    CliError::Internal(e.to_string())
+}
+
+fn input(e: vaultkeeper_backup::Error) -> CliError {
+    CliError::Input(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(ttl: u64, period: Option<u64>, renewable: bool, policies: &[&str]) -> TokenState {
+        TokenState::Valid {
+            ttl_seconds: ttl,
+            period_seconds: period,
+            renewable,
+            policies: policies.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn renewal_or_reissue_table() {
+        const P: &str = "vaultkeeper-metrics";
+        let week = Some(7 * 86_400);
+        let cases = [
+            (TokenState::Missing, Action::Reissue(ReissueReason::Missing)),
+            (TokenState::Invalid, Action::Reissue(ReissueReason::Invalid)),
+            (valid(3600, week, true, &[P]), Action::Renew),
+            (valid(3600, week, true, &["default", P]), Action::Renew),
+            (
+                valid(3600, week, true, &["root"]),
+                Action::Reissue(ReissueReason::WrongPolicies),
+            ),
+            (
+                valid(3600, week, true, &[P, "admin"]),
+                Action::Reissue(ReissueReason::WrongPolicies),
+            ),
+            (
+                valid(3600, week, true, &["default"]),
+                Action::Reissue(ReissueReason::WrongPolicies),
+            ),
+            (
+                valid(3600, None, true, &[P]),
+                Action::Reissue(ReissueReason::NotPeriodic),
+            ),
+            (
+                valid(3600, Some(0), true, &[P]),
+                Action::Reissue(ReissueReason::NotPeriodic),
+            ),
+            (
+                valid(3600, week, false, &[P]),
+                Action::Reissue(ReissueReason::NotPeriodic),
+            ),
+            (
+                valid(0, week, true, &[P]),
+                Action::Reissue(ReissueReason::Invalid),
+            ),
+        ];
+        for (state, expected) in cases {
+            assert_eq!(decide(&state, P), expected, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn only_unknown_token_answers_count_as_lapsed() {
+        assert!(lapsed_token_answer(403, "bad token"));
+        assert!(lapsed_token_answer(400, "invalid token"));
+        assert!(!lapsed_token_answer(403, "permission denied"));
+        assert!(!lapsed_token_answer(500, "bad token"));
+        assert!(!lapsed_token_answer(503, "Vault is sealed"));
+    }
+
+    #[test]
+    fn the_outcome_line_has_no_token_field() {
+        let outcome = Outcome {
+            result: "renewed".into(),
+            reason: None,
+            expiry: Some("2026-01-01T00:00:00Z".into()),
+            expiry_unix: Some(1_767_225_600),
+            secret: "vault-metrics-token".into(),
+            duration_seconds: 0.5,
+            login_revoked: Some(true),
+            error: None,
+        };
+        let line = serde_json::to_string(&outcome).unwrap_or_default();
+        assert!(line.contains("\"result\":\"renewed\""), "{line}");
+        assert!(!line.contains("token\":"), "{line}");
+    }
+}
