@@ -8,6 +8,7 @@
 //! PKI decision ([`pki::plan`]) takes the clock as an input, and key generation
 //! ([`pki::issue`]) lives beside it, outside rendering.
 
+mod alerts;
 mod config;
 mod exposure;
 mod jobs;

@@ -1,5 +1,5 @@
-//! The prometheus-operator ServiceMonitor. The operator applies it only when the
-//! `monitoring.coreos.com` CRDs exist in the cluster.
+//! The prometheus-operator ServiceMonitor and PrometheusRule. The operator applies them
+//! only when the `monitoring.coreos.com` CRDs exist in the cluster.
 
 use std::collections::BTreeMap;
 
@@ -15,10 +15,28 @@ pub const METRICS_TOKEN_KEY: &str = "token";
 
 pub(crate) fn render(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderError> {
     let monitoring = &scope.cluster.spec.monitoring;
-    if !monitoring.enabled || !monitoring.service_monitor.enabled {
-        return Ok(Vec::new());
+    let mut out = Vec::new();
+    if monitoring.enabled && monitoring.service_monitor.enabled {
+        out.push(service_monitor(scope)?);
     }
-    Ok(vec![service_monitor(scope)?])
+    // The alerts stand on their own: several watch the operator's metrics and the backups,
+    // which need no metrics token.
+    if monitoring.prometheus_rule.enabled {
+        out.push(prometheus_rule(scope)?);
+    }
+    Ok(out)
+}
+
+fn prometheus_rule(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
+    let rule = &scope.cluster.spec.monitoring.prometheus_rule;
+    let mut labels = scope.labels.object(Component::Server);
+    labels.extend(rule.labels.clone());
+    let meta = metadata(scope, scope.names.monitoring(), labels);
+    let object = serde_json::json!({
+        "metadata": meta,
+        "spec": {"groups": [crate::alerts::rule_group(scope)]},
+    });
+    Manifest::new("monitoring.coreos.com/v1", "PrometheusRule", &meta, &object)
 }
 
 fn service_monitor(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
