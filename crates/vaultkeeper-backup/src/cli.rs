@@ -33,8 +33,9 @@ pub const DEFAULT_SERVICE_ACCOUNT_TOKEN: &str =
 /// How to reach and authenticate to Vault.
 #[derive(Debug, Clone, clap::Args)]
 pub struct VaultArgs {
-    /// Vault API address to start from, e.g. https://vault-active.vault.svc:8200. The
-    /// snapshot is taken from the active node this address reports (sys/leader).
+    /// Vault API address to start from, e.g. https://vault-active.vault.svc:8200. Backups
+    /// read the snapshot from, and restores send it to, the active node this address
+    /// reports (sys/leader).
     #[arg(long, env = "VAULTKEEPER_VAULT_ADDR")]
     pub vault_addr: String,
     /// PEM file with the CA that signed Vault's certificate (the cluster CA). Without it
