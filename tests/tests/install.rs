@@ -162,6 +162,10 @@ fn helm_lint_passes_for_the_defaults_and_every_documented_mode() {
         ][..],
         &[
             "--set",
+            "grafanaDashboard.enabled=true,grafanaDashboard.namespace=monitoring",
+        ][..],
+        &[
+            "--set",
             "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         ][..],
         &[
