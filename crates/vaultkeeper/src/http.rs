@@ -106,3 +106,58 @@ pub async fn serve(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ClusterLabels;
+
+    async fn get(address: SocketAddr, path: &str) -> (u16, String) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let response = reqwest::Client::new()
+            .get(format!("http://{address}{path}"))
+            .send()
+            .await
+            .expect("the endpoint answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics_are_served_until_shutdown() {
+        let address: SocketAddr = "127.23.0.1:18080".parse().expect("address");
+        let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(Health::new(metrics.clone()));
+        let (stop, stopped) = watch::channel(false);
+        let server = serve(address, health.clone(), stopped)
+            .await
+            .expect("binds");
+
+        assert_eq!(get(address, "/healthz").await.0, 200);
+        let (status, body) = get(address, "/readyz").await;
+        assert_eq!(status, 503, "not ready before the API server answered");
+        assert!(body.contains("Kubernetes API"), "{body}");
+        health.ready.store(true, Ordering::Relaxed);
+        assert_eq!(get(address, "/readyz").await.0, 200);
+
+        let labels = ClusterLabels {
+            namespace: "vault".into(),
+            name: "prod".into(),
+        };
+        metrics.sealed_pods.get_or_create(&labels).set(2);
+        let (status, body) = get(address, "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(
+            body.contains(r#"vaultkeeper_sealed_pods{namespace="vault",name="prod"} 2"#),
+            "{body}"
+        );
+        assert_eq!(get(address, "/nothing").await.0, 404);
+
+        // A second bind of the same address is a clear start-up error.
+        let (_keep, unused) = watch::channel(false);
+        assert!(serve(address, health, unused).await.is_err());
+
+        stop.send(true).expect("stop");
+        server.await.expect("the server stops");
+    }
+}
