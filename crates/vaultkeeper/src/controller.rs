@@ -285,11 +285,31 @@ impl Context {
                 ..Default::default()
             }),
         };
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
-            warn!(error = %e, reason, "cannot publish an Event");
+        // An Event is often the only record a person has of a lifecycle step (the
+        // Initialized Event above all), so a briefly failing API server does not lose it.
+        let mut pauses = EVENT_RETRY_PAUSES.iter();
+        loop {
+            match self.recorder.publish(&event, &reference).await {
+                Ok(()) => return,
+                Err(e) => match pauses.next() {
+                    Some(pause) if apply::retryable(&e) => tokio::time::sleep(*pause).await,
+                    _ => {
+                        warn!(error = %e, reason, "cannot publish an Event");
+                        return;
+                    }
+                },
+            }
         }
     }
 }
+
+/// Pauses before each repeat of an Event the API server failed with a transient error.
+const EVENT_RETRY_PAUSES: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+];
 
 fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
