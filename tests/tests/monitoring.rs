@@ -120,6 +120,18 @@ async fn the_metrics_token_job_keeps_a_token_and_status_shows_its_expiry() {
     )
     .await;
     assert!(ready(&later));
+    // Renewing a periodic token restarts its period: the expiry moves forward too.
+    let later_expiry = later
+        .status
+        .as_ref()
+        .and_then(|s| s.metrics_token.as_ref())
+        .and_then(|t| t.expiry_time.as_ref())
+        .map(|t| t.0)
+        .expect("expiry after the renewal");
+    assert!(
+        later_expiry > expiry,
+        "the renewal extends the token: {expiry} -> {later_expiry}"
+    );
 
     operator.stop().await;
     sim.shutdown().await;
