@@ -674,6 +674,21 @@ async fn prometheus_scrapes_the_pods_with_the_rendered_monitor_and_the_rules_hol
         )
         .await;
 
+    // The alerts the revoked token set pending clear at the next evaluations.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let alerts = prometheus.alerts().await;
+        if alerts.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alerts left after scraping recovered: {:?}",
+            summary(&alerts)
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
     // Without the operator, a restarted pod stays sealed: VaultNodeDown turns pending for
     // that pod (and only it), and the operator's return clears it.
     operator.stop().await;
