@@ -116,14 +116,26 @@ const RETRY_PAUSES: [std::time::Duration; 2] = [
 
 /// Runs an idempotent request, repeating it after a short pause while it fails with a
 /// [`retryable`] error.
-pub async fn with_retries<T, F, Fut>(mut request: F) -> Result<T, kube::Error>
+pub async fn with_retries<T, F, Fut>(request: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
 {
-    for pause in RETRY_PAUSES {
+    with_retries_after(&RETRY_PAUSES, request).await
+}
+
+/// [`with_retries`] with its own pauses: one more try after each.
+pub async fn with_retries_after<T, F, Fut>(
+    pauses: &[std::time::Duration],
+    mut request: F,
+) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    for pause in pauses {
         match request().await {
-            Err(error) if retryable(&error) => tokio::time::sleep(pause).await,
+            Err(error) if retryable(&error) => tokio::time::sleep(*pause).await,
             done => return done,
         }
     }

@@ -286,19 +286,14 @@ impl Context {
             }),
         };
         // An Event is often the only record a person has of a lifecycle step (the
-        // Initialized Event above all), so a briefly failing API server does not lose it.
-        let mut pauses = EVENT_RETRY_PAUSES.iter();
-        loop {
-            match self.recorder.publish(&event, &reference).await {
-                Ok(()) => return,
-                Err(e) => match pauses.next() {
-                    Some(pause) if apply::retryable(&e) => tokio::time::sleep(*pause).await,
-                    _ => {
-                        warn!(error = %e, reason, "cannot publish an Event");
-                        return;
-                    }
-                },
-            }
+        // Initialized Event above all), so a briefly failing API server does not lose it:
+        // it is tried more often than other requests.
+        let published = apply::with_retries_after(&EVENT_RETRY_PAUSES, || {
+            self.recorder.publish(&event, &reference)
+        })
+        .await;
+        if let Err(e) = published {
+            warn!(error = %e, reason, "cannot publish an Event");
         }
     }
 }
