@@ -6,9 +6,10 @@
 //! caught the mistake. A few checks need more than CEL can express (a cron expression's
 //! meaning, a token period against the renewal schedule); they are marked operator-only.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use chrono::{DateTime, TimeZone, Utc};
 use croner::Cron;
@@ -322,7 +323,31 @@ fn five_fields(schedule: &str) -> &str {
 /// The longest time between two consecutive firings of a schedule over a year, in
 /// seconds; `None` when the schedule does not parse or does not fire twice in a year.
 /// Evaluated from a fixed instant, so the answer never depends on the clock.
+///
+/// Every reconcile pass asks for the same few schedules several times (validation, the
+/// alerts' thresholds, backup health) and walking a frequent schedule takes milliseconds,
+/// so answers are remembered; the memory is bounded and cleared when full.
 pub fn longest_gap_seconds(schedule: &str) -> Option<i64> {
+    static KNOWN: OnceLock<Mutex<HashMap<String, Option<i64>>>> = OnceLock::new();
+    const MAX_KNOWN: usize = 256;
+    let known = KNOWN.get_or_init(Mutex::default);
+    if let Some(gap) = known
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(schedule)
+    {
+        return *gap;
+    }
+    let gap = walk_longest_gap(schedule);
+    let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
+    if known.len() >= MAX_KNOWN {
+        known.clear();
+    }
+    known.insert(schedule.to_owned(), gap);
+    gap
+}
+
+fn walk_longest_gap(schedule: &str) -> Option<i64> {
     let cron = Cron::from_str(five_fields(schedule)).ok()?;
     let start: DateTime<Utc> = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single()?;
     let horizon = start + chrono::Duration::days(800);
