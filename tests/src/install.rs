@@ -14,7 +14,7 @@ use std::process::Command;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
-use serde_json::Value;
+use serde_json::{Value, json};
 use vaultkeeper_sim::{SimCluster, SimError};
 
 /// Namespace the kustomize base installs the operator into.
@@ -565,4 +565,24 @@ pub async fn install_chart_rbac(
     );
     apply_objects(&admin, &objects, INSTALLER).await?;
     Ok(sim.client_as_service_account(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT)?)
+}
+
+/// Stand-ins for the CRDs cert-manager and prometheus-operator install, so their kinds
+/// exist in the simulated cluster as on a cluster that has them.
+pub fn integration_crds() -> Vec<Value> {
+    let crd = |group: &str, kind: &str, plural: &str| {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"kind": kind, "plural": plural, "singular": kind.to_ascii_lowercase(), "listKind": format!("{kind}List")},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        })
+    };
+    vec![
+        crd("cert-manager.io", "Certificate", "certificates"),
+        crd("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
+        crd("monitoring.coreos.com", "PrometheusRule", "prometheusrules"),
+    ]
 }

@@ -339,16 +339,41 @@ pub async fn bao_at(
     token: &str,
     args: &[&str],
 ) -> Result<String, String> {
+    bao_at_with_stdin(sim, namespace, pod, token, args, None).await
+}
+
+/// [`bao_at`], with `stdin` for an argument given as `-` (a secret that must not be on a
+/// command line).
+pub async fn bao_at_with_stdin(
+    sim: &SimCluster,
+    namespace: &str,
+    pod: &str,
+    token: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String, String> {
+    use tokio::io::AsyncWriteExt;
     let ip = pod_ip(sim, namespace, pod).await;
-    let output = tokio::process::Command::new(tool("bao", "VAULTKEEPER_BAO"))
+    let mut child = tokio::process::Command::new(tool("bao", "VAULTKEEPER_BAO"))
         .args(args)
         .env("VAULT_ADDR", format!("https://{ip}:8200"))
         .env("VAULT_SKIP_VERIFY", "true")
         .env("VAULT_TOKEN", token)
         .env_remove("BAO_TOKEN")
-        .output()
-        .await
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| e.to_string())?;
+    let mut input = child.stdin.take().ok_or("no stdin")?;
+    if let Some(text) = stdin {
+        input
+            .write_all(text.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    drop(input);
+    let output = child.wait_with_output().await.map_err(|e| e.to_string())?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {

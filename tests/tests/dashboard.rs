@@ -907,20 +907,7 @@ fn vault_series() -> Vec<Value> {
 
 /// `VAULTKEEPER_PROMTOOL`, else `.tools/bin/promtool` (scripts/install-tools.sh).
 fn promtool() -> PathBuf {
-    let path = std::env::var_os("VAULTKEEPER_PROMTOOL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".tools/bin/promtool"));
-    if !path.is_file() {
-        panic!(
-            "{}",
-            InstallError::ToolMissing {
-                tool: "promtool",
-                path,
-                env: "VAULTKEEPER_PROMTOOL",
-            }
-        );
-    }
-    path
+    vaultkeeper_e2e::operator::tool("promtool", "VAULTKEEPER_PROMTOOL")
 }
 
 #[test]

@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use vaultkeeper_api::{TlsMode, VaultCluster, parse_manifests};
 use vaultkeeper_e2e::install::{
     self, InstallError, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, Permission, apply_objects,
-    apply_one, chart_dir, deploy_dir, find, helm_lint, helm_template, kind, kustomize_build, name,
-    namespace, of_kind, permissions, rules, workspace_root,
+    apply_one, chart_dir, deploy_dir, find, helm_lint, helm_template, integration_crds, kind,
+    kustomize_build, name, namespace, of_kind, permissions, rules, workspace_root,
 };
 use vaultkeeper_render::{RenderContext, pki, render};
 use vaultkeeper_sim::{SimCluster, SimConfig};
@@ -1199,26 +1199,6 @@ async fn sim(slot: u8) -> SimCluster {
     SimCluster::start(config)
         .await
         .unwrap_or_else(|e| panic!("starting the simulated cluster: {e}"))
-}
-
-/// Stand-ins for the CRDs cert-manager and prometheus-operator install, so their kinds
-/// exist in the simulated cluster as on a cluster that has them.
-fn integration_crds() -> Vec<Value> {
-    let crd = |group: &str, kind: &str, plural: &str| {
-        json!({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": format!("{plural}.{group}")},
-            "spec": {"group": group, "scope": "Namespaced",
-                "names": {"kind": kind, "plural": plural, "singular": kind.to_ascii_lowercase(), "listKind": format!("{kind}List")},
-                "versions": [{"name": "v1", "served": true, "storage": true,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-        })
-    };
-    vec![
-        crd("cert-manager.io", "Certificate", "certificates"),
-        crd("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
-        crd("monitoring.coreos.com", "PrometheusRule", "prometheusrules"),
-    ]
 }
 
 async fn create_namespace(sim: &SimCluster, ns: &str) {

@@ -31,8 +31,8 @@ use tokio::sync::watch;
 use vaultkeeper::http::{Health, serve};
 use vaultkeeper_e2e::install::{self, workspace_root};
 use vaultkeeper_e2e::operator::{
-    Operator, apply_cluster, bao_at, cluster_with_pods, condition, pod_ip, ready, stored_keys,
-    tool, wait_for,
+    Operator, apply_cluster, bao_at, bao_at_with_stdin, cluster_with_pods, condition, pod_ip,
+    ready, stored_keys, tool, wait_for,
 };
 use vaultkeeper_sim::SimCluster;
 
@@ -60,28 +60,16 @@ spec:
         release: prometheus
 "#;
 
-/// Stand-ins for the prometheus-operator's CRDs: their kinds exist, as on a cluster that
-/// runs it.
+/// The prometheus-operator's CRDs (not the operator itself): their kinds exist, as on a
+/// cluster that runs it.
 async fn install_prometheus_operator_crds(sim: &SimCluster) {
-    let admin = sim.client().expect("admin client");
-    for (kind, plural) in [
-        ("ServiceMonitor", "servicemonitors"),
-        ("PrometheusRule", "prometheusrules"),
-    ] {
-        let crd = json!({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": format!("{plural}.monitoring.coreos.com")},
-            "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-                "names": {"kind": kind, "plural": plural, "singular": kind.to_ascii_lowercase(),
-                    "listKind": format!("{kind}List")},
-                "versions": [{"name": "v1", "served": true, "storage": true,
-                    "schema": {"openAPIV3Schema": {"type": "object",
-                        "x-kubernetes-preserve-unknown-fields": true}}}]}
-        });
-        install::apply_one(&admin, &crd, "e2e")
-            .await
-            .expect("the CRD applies");
-    }
+    let crds: Vec<Value> = install::integration_crds()
+        .into_iter()
+        .filter(|crd| crd["spec"]["group"] == "monitoring.coreos.com")
+        .collect();
+    install::apply_objects(&sim.client().expect("admin client"), &crds, "e2e")
+        .await
+        .expect("the CRDs apply");
 }
 
 async fn monitoring_object(sim: &SimCluster, kind: &str) -> Value {
@@ -297,6 +285,28 @@ impl Prometheus {
             .map(|d| d["alerts"].as_array().cloned().unwrap_or_default())
             .unwrap_or_default()
     }
+
+    /// Waits until `check` accepts the alerts pending or firing, and returns them.
+    async fn wait_alerts(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let alerts = self.alerts().await;
+            if check(&alerts) {
+                return alerts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; alerts: {:?}",
+                summary(&alerts)
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
 }
 
 impl Drop for Prometheus {
@@ -304,32 +314,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Revokes `token` as root, with the token to revoke on stdin, never on a command line.
-async fn revoke(sim: &SimCluster, pod: &str, root: &str, token: &str) {
-    use tokio::io::AsyncWriteExt;
-    let ip = pod_ip(sim, NAMESPACE, pod).await;
-    let mut child = tokio::process::Command::new(tool("bao", "VAULTKEEPER_BAO"))
-        .args(["write", "auth/token/revoke", "token=-"])
-        .env("VAULT_ADDR", format!("https://{ip}:8200"))
-        .env("VAULT_SKIP_VERIFY", "true")
-        .env("VAULT_TOKEN", root)
-        .env_remove("BAO_TOKEN")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("bao runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(token.as_bytes()).await.expect("stdin");
-    drop(stdin);
-    let output = child.wait_with_output().await.expect("bao ends");
-    assert!(
-        output.status.success(),
-        "revoking the metrics token: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 fn sample_value(sample: &Value) -> f64 {
@@ -645,7 +629,17 @@ async fn prometheus_scrapes_the_pods_with_the_rendered_monitor_and_the_rules_hol
     assert!(denied.contains("Code: 403"), "{denied}");
 
     // Revoked: scraping fails until the next run re-issues a token.
-    revoke(&sim, &active_pod, &root, &metrics_token).await;
+    // As root, with the token to revoke on stdin, never on a command line.
+    bao_at_with_stdin(
+        &sim,
+        NAMESPACE,
+        &active_pod,
+        &root,
+        &["write", "auth/token/revoke", "token=-"],
+        Some(&metrics_token),
+    )
+    .await
+    .expect("the metrics token is revoked");
     prometheus
         .wait_query(
             &format!("max(up{{{internal}}})"),
@@ -682,19 +676,13 @@ async fn prometheus_scrapes_the_pods_with_the_rendered_monitor_and_the_rules_hol
         .await;
 
     // The alerts the revoked token set pending clear at the next evaluations.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let alerts = prometheus.alerts().await;
-        if alerts.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "alerts left after scraping recovered: {:?}",
-            summary(&alerts)
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    prometheus
+        .wait_alerts(
+            "the alerts of the revoked token to clear",
+            Duration::from_secs(30),
+            <[Value]>::is_empty,
+        )
+        .await;
 
     // Without the operator, a restarted pod stays sealed: VaultNodeDown turns pending for
     // that pod (and only it), and the operator's return clears it.
@@ -708,24 +696,22 @@ async fn prometheus_scrapes_the_pods_with_the_rendered_monitor_and_the_rules_hol
     pods.delete(victim, &DeleteParams::default())
         .await
         .expect("delete the pod");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let down = loop {
-        let alerts = prometheus.alerts().await;
-        let node_down: Vec<Value> = alerts
+    let node_down = |alerts: &[Value]| -> Vec<Value> {
+        alerts
             .iter()
             .filter(|a| a["labels"]["alertname"] == "VaultNodeDown")
             .cloned()
-            .collect();
-        if !node_down.is_empty() {
-            break node_down;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no VaultNodeDown for the sealed pod {victim} (pod IP was {before}); alerts: {:?}",
-            summary(&alerts)
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
+            .collect()
     };
+    let down = node_down(
+        &prometheus
+            .wait_alerts(
+                &format!("VaultNodeDown for the sealed pod {victim} (pod IP was {before})"),
+                Duration::from_secs(90),
+                |alerts| !node_down(alerts).is_empty(),
+            )
+            .await,
+    );
     assert_eq!(down.len(), 1, "{:?}", summary(&down));
     assert_eq!(down[0]["labels"]["pod"], victim);
     assert_eq!(down[0]["state"], "pending", "its `for` has not passed yet");
@@ -743,22 +729,13 @@ async fn prometheus_scrapes_the_pods_with_the_rendered_monitor_and_the_rules_hol
             |r| r.len() == 1 && sample_value(&r[0]) == 1.0,
         )
         .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let alerts = prometheus.alerts().await;
-        if !alerts
-            .iter()
-            .any(|a| a["labels"]["alertname"] == "VaultNodeDown")
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "VaultNodeDown did not clear: {:?}",
-            summary(&alerts)
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    prometheus
+        .wait_alerts(
+            "VaultNodeDown to clear",
+            Duration::from_secs(30),
+            |alerts| node_down(alerts).is_empty(),
+        )
+        .await;
 
     drop(prometheus);
     let _ = stop_metrics.send(true);
