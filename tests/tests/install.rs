@@ -954,9 +954,7 @@ fn examples() -> Vec<(String, VaultCluster)> {
 fn render_into(cluster: &VaultCluster, namespace: &str, owner_uid: Option<&str>) -> Vec<Value> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let material = (cluster.spec.tls.mode == TlsMode::SelfSigned).then(|| {
-        let request = pki::server_certificate_request(cluster, namespace);
-        let now = OffsetDateTime::now_utc();
-        pki::issue(&pki::plan(None, &request, now), None, &name, &request, now)
+        pki::issue_new(cluster, namespace, OffsetDateTime::now_utc())
             .unwrap_or_else(|e| panic!("pki: {e}"))
     });
     let mut ctx = RenderContext::new(namespace, material.as_ref());

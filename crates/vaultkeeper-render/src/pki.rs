@@ -313,6 +313,19 @@ pub fn plan(
     PkiPlan::Keep
 }
 
+/// A new CA and server certificate for a cluster that has none yet, as `vaultkeeper
+/// render` and tests need them: [`server_certificate_request`], [`plan`] and [`issue`]
+/// in one call. Not pure (new keys are random).
+pub fn issue_new(
+    cluster: &VaultCluster,
+    namespace: &str,
+    now: OffsetDateTime,
+) -> Result<PkiMaterial, RenderError> {
+    let request = server_certificate_request(cluster, namespace);
+    let name = cluster.metadata.name.as_deref().unwrap_or_default();
+    issue(&plan(None, &request, now), None, name, &request, now)
+}
+
 /// Carries out a plan: generates what it asks for, keeps the rest. Not pure (new keys
 /// are random); call it only when [`plan`] did not say [`PkiPlan::Keep`].
 pub fn issue(

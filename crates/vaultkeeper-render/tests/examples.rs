@@ -40,12 +40,8 @@ fn render_example(cluster: &VaultCluster) -> Vec<Manifest> {
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
-    let name = cluster.metadata.name.clone().expect("examples are named");
-    let material = (cluster.spec.tls.mode == TlsMode::SelfSigned).then(|| {
-        let request = pki::server_certificate_request(cluster, &namespace);
-        let now = OffsetDateTime::now_utc();
-        pki::issue(&pki::plan(None, &request, now), None, &name, &request, now).expect("pki")
-    });
+    let material = (cluster.spec.tls.mode == TlsMode::SelfSigned)
+        .then(|| pki::issue_new(cluster, &namespace, OffsetDateTime::now_utc()).expect("pki"));
     let mut ctx = RenderContext::new(&namespace, material.as_ref());
     ctx.operator_image = "ghcr.io/vaultkeeper/vaultkeeper:test";
     ctx.owner_uid = Some("00000000-0000-4000-8000-000000000000");

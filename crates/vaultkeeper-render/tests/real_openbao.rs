@@ -78,10 +78,7 @@ fn render_example(cluster: &VaultCluster) -> Rendered {
         .clone()
         .expect("namespaced example");
     let name = cluster.metadata.name.clone().expect("named example");
-    let request = pki::server_certificate_request(cluster, &namespace);
-    let now = OffsetDateTime::now_utc();
-    let material =
-        pki::issue(&pki::plan(None, &request, now), None, &name, &request, now).expect("pki");
+    let material = pki::issue_new(cluster, &namespace, OffsetDateTime::now_utc()).expect("pki");
     let manifests =
         render(cluster, &RenderContext::new(&namespace, Some(&material))).expect("render");
     Rendered {

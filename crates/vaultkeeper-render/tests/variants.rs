@@ -20,18 +20,8 @@ fn cluster(spec: &str) -> VaultCluster {
 }
 
 fn rendered(cluster: &VaultCluster) -> Vec<Manifest> {
-    let material = (cluster.spec.tls.mode == TlsMode::SelfSigned).then(|| {
-        let request = pki::server_certificate_request(cluster, "vault");
-        let now = OffsetDateTime::now_utc();
-        pki::issue(
-            &pki::plan(None, &request, now),
-            None,
-            "vault",
-            &request,
-            now,
-        )
-        .expect("pki")
-    });
+    let material = (cluster.spec.tls.mode == TlsMode::SelfSigned)
+        .then(|| pki::issue_new(cluster, "vault", OffsetDateTime::now_utc()).expect("pki"));
     render(cluster, &RenderContext::new("vault", material.as_ref())).expect("renders")
 }
 

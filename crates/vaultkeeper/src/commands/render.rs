@@ -48,11 +48,8 @@ pub fn run(args: &RenderArgs) -> Result<(), CliError> {
             .or_else(|| cluster.metadata.namespace.clone())
             .unwrap_or_else(|| "default".to_owned());
         let material = if cluster.spec.tls.mode == TlsMode::SelfSigned {
-            let request = pki::server_certificate_request(&cluster, &namespace);
-            let now = OffsetDateTime::now_utc();
-            let plan = pki::plan(None, &request, now);
             Some(
-                pki::issue(&plan, None, &name, &request, now)
+                pki::issue_new(&cluster, &namespace, OffsetDateTime::now_utc())
                     .map_err(|e| CliError::Internal(e.to_string()))?,
             )
         } else {
