@@ -8,5 +8,5 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ./scripts/install-tools.sh >/dev/null
-cargo build --release --locked -p vaultkeeper
+cargo build --release --locked -p vaultkeeper --features sandbox
 exec ./target/release/vaultkeeper sandbox --bao .tools/bin/bao "$@"

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use kube::api::{Api, ListParams, PostParams};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use vaultkeeper::controller::{self, Context, Hooks, NoHooks, Settings};
+use vaultkeeper::controller::faults::{Faults, NoFaults};
+use vaultkeeper::controller::{self, Context, Settings};
 use vaultkeeper::metrics::Metrics;
 use vaultkeeper_api::{VaultCluster, parse_manifests};
 use vaultkeeper_sim::kubelet::KubeletConfig;
@@ -52,6 +53,10 @@ pub fn vaultkeeper_binary() -> PathBuf {
                 "vaultkeeper",
                 "--bin",
                 "vaultkeeper",
+                // The features the workspace's test build turns on, so this reuses its
+                // binary instead of building another one.
+                "--features",
+                "sandbox,fault-injection",
             ])
             .current_dir(workspace_root())
             .status()
@@ -95,6 +100,7 @@ impl JwtSource for SimJwt {
 pub struct Operator {
     client: kube::Client,
     settings: Settings,
+    faults: Arc<dyn Faults>,
     /// The operator's metrics (fresh after every start).
     pub metrics: Arc<Metrics>,
     stop: Option<watch::Sender<bool>>,
@@ -103,7 +109,7 @@ pub struct Operator {
 
 impl Operator {
     /// Settings for an operator installed by `deploy/` in `sim`.
-    pub fn settings(sim: &SimCluster, hooks: Arc<dyn Hooks>) -> Settings {
+    pub fn settings(sim: &SimCluster) -> Settings {
         let jwt = sim
             .service_account_token(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT)
             .expect("the operator's ServiceAccount exists");
@@ -117,23 +123,23 @@ impl Operator {
             instance: "e2e".into(),
             resync: Duration::from_secs(3),
             converging_requeue: Duration::from_secs(2),
-            hooks,
         }
     }
 
     /// Installs the operator's RBAC from `deploy/` and starts it as its ServiceAccount.
     pub async fn install_and_start(sim: &SimCluster) -> Operator {
-        Self::install_and_start_with(sim, Arc::new(NoHooks)).await
+        Self::install_and_start_with(sim, Arc::new(NoFaults)).await
     }
 
-    /// The same, with fault-injection hooks.
-    pub async fn install_and_start_with(sim: &SimCluster, hooks: Arc<dyn Hooks>) -> Operator {
+    /// The same, with faults injected into the executor and key store.
+    pub async fn install_and_start_with(sim: &SimCluster, faults: Arc<dyn Faults>) -> Operator {
         let client = install::install_operator_rbac(sim)
             .await
             .expect("the operator's manifests install");
         let mut operator = Operator {
             client,
-            settings: Self::settings(sim, hooks),
+            settings: Self::settings(sim),
+            faults,
             metrics: Arc::new(Metrics::new()),
             stop: None,
             task: None,
@@ -146,20 +152,23 @@ impl Operator {
     pub fn start(&mut self) {
         let (stop, mut stopped) = watch::channel(false);
         self.metrics = Arc::new(Metrics::new());
-        let ctx = Arc::new(Context::new(
-            self.client.clone(),
-            self.settings.clone(),
-            self.metrics.clone(),
-        ));
+        let ctx = Arc::new(
+            Context::new(
+                self.client.clone(),
+                self.settings.clone(),
+                self.metrics.clone(),
+            )
+            .with_faults(self.faults.clone()),
+        );
         self.task = Some(tokio::spawn(controller::run(ctx, None, async move {
             let _ = stopped.wait_for(|s| *s).await;
         })));
         self.stop = Some(stop);
     }
 
-    /// Replaces the hooks for the next start.
-    pub fn set_hooks(&mut self, hooks: Arc<dyn Hooks>) {
-        self.settings.hooks = hooks;
+    /// Replaces the injected faults for the next start.
+    pub fn set_faults(&mut self, faults: Arc<dyn Faults>) {
+        self.faults = faults;
     }
 
     /// Kills the operator where it stands (no cleanup), like a crashed pod.

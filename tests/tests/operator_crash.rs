@@ -1,7 +1,7 @@
 //! The operator killed at every step of initialization, then started again with fresh
-//! memory, as a new operator pod would be. Fault-injection hooks wrap the executor and
+//! memory, as a new operator pod would be. Injected faults wrap the executor and
 //! the key store: at the chosen step they tell the test and then hang, the test aborts
-//! the operator task (a crash: no cleanup runs) and starts a new one without hooks.
+//! the operator task (a crash: no cleanup runs) and starts a new one without faults.
 //!
 //! Whatever the step, the restarted operator never runs a second `init`. Where the init
 //! output reached the keys Secret, the cluster converges with those same keys; where it
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
-use vaultkeeper::controller::{Hooks, NoHooks};
+use vaultkeeper::controller::faults::{Faults, NoFaults};
 use vaultkeeper_e2e::operator::{
     Operator, apply_cluster, assert_no_secret_leaked, capture_logs, cluster_with_pods, condition,
     count_events, events, init_commands, ready, secrets_of, stored_keys, wait_for,
@@ -108,9 +108,9 @@ impl KeyStore for CrashingStore {
     }
 }
 
-struct CrashHooks(Arc<CrashAt>);
+struct CrashFaults(Arc<CrashAt>);
 
-impl Hooks for CrashHooks {
+impl Faults for CrashFaults {
     fn executor(&self, inner: Arc<dyn Executor>) -> Arc<dyn Executor> {
         Arc::new(CrashingExecutor {
             inner,
@@ -142,7 +142,7 @@ spec:
     )
 }
 
-/// Runs the operator until it dies at `step`, restarts it without hooks, and returns
+/// Runs the operator until it dies at `step`, restarts it without faults, and returns
 /// the simulated cluster, the operator and the keys stored at the moment of the crash.
 async fn crash_and_restart(
     slot: u8,
@@ -158,7 +158,7 @@ async fn crash_and_restart(
         shares: Arc::new(AtomicUsize::new(0)),
     });
     let mut operator =
-        Operator::install_and_start_with(&sim, Arc::new(CrashHooks(crash.clone()))).await;
+        Operator::install_and_start_with(&sim, Arc::new(CrashFaults(crash.clone()))).await;
     apply_cluster(&sim, &manifest(name), name).await;
     tokio::time::timeout(TIMEOUT, hit_rx.wait_for(|h| *h))
         .await
@@ -166,7 +166,7 @@ async fn crash_and_restart(
         .expect("the hook reports");
     operator.crash();
     let at_crash = stored_keys(&sim, name, &format!("{name}-unseal-keys")).await;
-    operator.set_hooks(Arc::new(NoHooks));
+    operator.set_faults(Arc::new(NoFaults));
     operator.start();
     (sim, operator, at_crash)
 }

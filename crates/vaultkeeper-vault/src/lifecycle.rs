@@ -160,6 +160,9 @@ pub struct Lifecycle<C, S> {
     bootstrap: Option<BootstrapSpec>,
     operator_login: Option<OperatorLogin>,
     pending: Option<InitKeys>,
+    /// The stored keys, from [`Lifecycle::observe`] until the [`Lifecycle::execute`] that
+    /// follows it (zeroized when dropped).
+    held: Option<InitKeys>,
     bootstrapped: bool,
 }
 
@@ -173,6 +176,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             bootstrap: None,
             operator_login: None,
             pending: None,
+            held: None,
             bootstrapped: false,
         }
     }
@@ -295,10 +299,12 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         Ok((token, Authority::Operator))
     }
 
-    /// Runs one pass. `leftover_pods` are pods that still exist but are not desired (a
-    /// scale-down in progress); they are observed so that an initialized or active leftover
-    /// is taken into account.
-    pub async fn run_pass(&mut self, leftover_pods: &[PodName]) -> Result<PassReport> {
+    /// Observes every pod (desired ones and `leftover_pods`, pods that still exist but are
+    /// not desired: a scale-down in progress), the key store and, through the active node,
+    /// the raft configuration. Reads only; the login it may need for the raft read is
+    /// revoked before it returns. The stored keys stay held for the [`Lifecycle::execute`]
+    /// that follows.
+    pub async fn observe(&mut self, leftover_pods: &[PodName]) -> Result<Observation> {
         let mut pods: Vec<PodName> = self.intent.pods().to_vec();
         pods.extend(
             leftover_pods
@@ -317,7 +323,6 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         };
 
         // Raft membership from the active node, when there is one and a token for it.
-        let mut session: Option<(Token, Authority)> = None;
         let mut raft = None;
         let active: Vec<&NodeObservation> = nodes
             .iter()
@@ -327,33 +332,47 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         if let ([active], true) = (active.as_slice(), keys_usable) {
             let via = active.pod.clone();
             match self.token(&via, &mut keys).await {
-                Ok(credentials) => {
-                    match self.client.raft_configuration(&via, &credentials.0).await {
+                Ok((token, authority)) => {
+                    match self.client.raft_configuration(&via, &token).await {
                         Ok(config) => raft = Some(config),
                         Err(e) => {
                             warn!(pod = %via, error = %e, "cannot read the raft configuration")
                         }
                     }
-                    session = Some(credentials);
+                    self.end_session(&via, Some((token, authority))).await;
                 }
                 Err(e) => warn!(pod = %via, error = %e, "no token for raft and bootstrap work"),
             }
         }
+        self.held = keys;
 
         let bootstrap = match (&self.bootstrap, self.bootstrapped) {
             (None, _) => BootstrapState::Disabled,
             (Some(_), true) => BootstrapState::Done,
             (Some(_), false) => BootstrapState::Needed,
         };
-        let observation = Observation {
+        Ok(Observation {
             nodes,
             keys: keys_state,
             raft,
             bootstrap,
-        };
-        let actions = decide(&self.intent, &observation);
+        })
+    }
+
+    /// What to do about `observation` (the pure [`decide`] for this lifecycle's intent).
+    pub fn decide(&self, observation: &Observation) -> Vec<Action> {
+        decide(&self.intent, observation)
+    }
+
+    /// Carries out `actions`, decided on `observation`, in order. A failed init or key
+    /// write ends the list early: nothing may happen before the keys are safe. The keys
+    /// [`Lifecycle::observe`] held are released afterwards, and the operator's login, when
+    /// one was needed, is revoked.
+    pub async fn execute(&mut self, observation: &Observation, actions: &[Action]) -> Vec<Outcome> {
+        let mut keys = self.held.take();
+        let mut session: Option<(Token, Authority)> = None;
         let mut outcomes = Vec::new();
-        for action in &actions {
+        for action in actions {
             let started = Instant::now();
             let result = self.act(action, &mut keys, &mut session).await;
             let elapsed = started.elapsed();
@@ -372,23 +391,36 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                 break;
             }
         }
-        // Tokens from the operator's login are not left lying around.
-        if let Some((token, Authority::Operator)) = session {
-            let active = observation
-                .nodes
-                .iter()
-                .find(|n| n.state == NodeState::Active)
-                .map(|n| n.pod.clone());
-            if let Some(via) = active {
-                // Best effort: the login token expires on its own soon anyway.
-                let _ = self.client.revoke_self(&via, &token).await;
-            }
+        let active = observation
+            .nodes
+            .iter()
+            .find(|n| n.state == NodeState::Active)
+            .map(|n| n.pod.clone());
+        if let Some(via) = active {
+            self.end_session(&via, session).await;
         }
+        outcomes
+    }
+
+    /// One whole pass: [`Lifecycle::observe`], [`Lifecycle::decide`],
+    /// [`Lifecycle::execute`].
+    pub async fn run_pass(&mut self, leftover_pods: &[PodName]) -> Result<PassReport> {
+        let observation = self.observe(leftover_pods).await?;
+        let actions = self.decide(&observation);
+        let outcomes = self.execute(&observation, &actions).await;
         Ok(PassReport {
             observation,
             actions,
             outcomes,
         })
+    }
+
+    /// Tokens from the operator's login are not left lying around: revoked as soon as the
+    /// work they were made for is done (best effort: they expire on their own soon anyway).
+    async fn end_session(&self, via: &PodName, session: Option<(Token, Authority)>) {
+        if let Some((token, Authority::Operator)) = session {
+            let _ = self.client.revoke_self(via, &token).await;
+        }
     }
 
     async fn persist_pending(&mut self) -> Result<()> {

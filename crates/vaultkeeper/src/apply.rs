@@ -1,5 +1,6 @@
-//! Applies rendered objects with server-side apply under one field manager, skipping every
-//! object that is already in place, and prunes the objects a cluster no longer asks for.
+//! The objects of a cluster, in three steps kept apart: [`read_live`] reads what exists,
+//! [`changes`] decides (pure) what to apply and what to prune, and [`apply_all`] /
+//! [`delete_all`] write it, with server-side apply under one field manager.
 //!
 //! A pass that changes nothing makes no write request: each object is compared with the
 //! live one first (every field vaultkeeper sets must already have its value), and only
@@ -7,7 +8,7 @@
 //! owner reference to this very VaultCluster (its uid), so owner-less objects such as the
 //! keys Secret and the backup key can never be pruned.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -35,17 +36,6 @@ pub const PRUNABLE_KINDS: &[(&str, &str)] = &[
     ("monitoring.coreos.com/v1", "PrometheusRule"),
 ];
 
-/// What applying did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ApplyReport {
-    /// Objects created or changed: `Kind/name`.
-    pub applied: Vec<String>,
-    /// Objects already in place.
-    pub unchanged: usize,
-    /// Objects deleted because the spec no longer asks for them: `Kind/name`.
-    pub pruned: Vec<String>,
-}
-
 /// Why applying failed; carries the object, never its content.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -60,7 +50,7 @@ pub enum ApplyError {
         name: String,
         /// The API error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// An `apiVersion` that is not `group/version` or `version`.
     #[error("{kind}/{name} has an invalid apiVersion {api_version:?}")]
@@ -142,113 +132,213 @@ where
     request().await
 }
 
-/// Applies every manifest that is missing or has drifted.
-pub async fn apply_all(
-    client: &kube::Client,
-    manifests: &[Manifest],
-) -> Result<ApplyReport, ApplyError> {
-    let mut report = ApplyReport::default();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    for manifest in manifests {
-        let resource = api_resource(&manifest.api_version, &manifest.kind).ok_or_else(|| {
-            ApplyError::ApiVersion {
-                kind: manifest.kind.clone(),
-                name: manifest.name.clone(),
-                api_version: manifest.api_version.clone(),
-            }
-        })?;
-        let api = api_for(client, &resource, manifest.namespace.as_deref());
-        let request_error = |verb: &'static str| {
-            let kind = manifest.kind.clone();
-            let name = manifest.name.clone();
-            move |source| ApplyError::Request {
-                verb,
-                kind,
-                name,
-                source,
-            }
-        };
-        let live = with_retries(|| api.get_opt(&manifest.name))
-            .await
-            .map_err(request_error("read"))?;
-        if let Some(live) = live {
-            let live = serde_json::to_value(&live).unwrap_or(Value::Null);
-            if is_subset(&manifest.object, &live) {
-                report.unchanged += 1;
-                continue;
-            }
-        }
-        let patch = Patch::Apply(&manifest.object);
-        with_retries(|| api.patch(&manifest.name, &params, &patch))
-            .await
-            .map_err(request_error("apply"))?;
-        report
-            .applied
-            .push(format!("{}/{}", manifest.kind, manifest.name));
-    }
-    Ok(report)
+/// The objects of one cluster as the API server has them, by kind and name.
+#[derive(Clone, Debug, Default)]
+pub struct LiveObjects {
+    /// Each object as JSON, by kind and name.
+    pub objects: BTreeMap<(String, String), Value>,
+    /// Prunable kinds this API server does not serve (their CRD is not installed).
+    pub unserved: BTreeSet<String>,
 }
 
-/// Deletes objects of the prunable kinds that this VaultCluster owns (by uid) and that
-/// `desired` no longer contains. Kinds the cluster does not serve are skipped.
-pub async fn prune(
+impl LiveObjects {
+    /// The live object `kind/name`.
+    pub fn get(&self, kind: &str, name: &str) -> Option<&Value> {
+        self.objects.get(&(kind.to_owned(), name.to_owned()))
+    }
+
+    /// The StatefulSet `name`, typed.
+    pub fn statefulset(&self, name: &str) -> Option<k8s_openapi::api::apps::v1::StatefulSet> {
+        self.get("StatefulSet", name)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+}
+
+/// Reads every object of the prunable kinds in `namespace` that matches `selector` (a
+/// cluster's labels), and the cluster-scoped objects named in `cluster_scoped` (kind,
+/// name). A kind the API server does not serve is recorded as such; any other failure is
+/// an error, so that nothing is ever pruned on a partial picture.
+pub async fn read_live(
     client: &kube::Client,
     namespace: &str,
-    owner_uid: &str,
     selector: &str,
-    desired: &[Manifest],
-) -> Result<Vec<String>, ApplyError> {
-    let wanted: BTreeSet<(String, String)> = desired
-        .iter()
-        .filter(|m| m.namespace.is_some())
-        .map(|m| (m.kind.clone(), m.name.clone()))
-        .collect();
-    let mut pruned = Vec::new();
+    cluster_scoped: &[(&str, &str, &str)],
+) -> Result<LiveObjects, ApplyError> {
+    let mut live = LiveObjects::default();
+    let params = ListParams::default().labels(selector);
     for (api_version, kind) in PRUNABLE_KINDS {
-        let Some(resource) = api_resource(api_version, kind) else {
-            continue;
-        };
+        let resource = resource_of(api_version, kind, "")?;
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        let params = ListParams::default().labels(selector);
-        let list = match with_retries(|| api.list(&params)).await {
-            Ok(list) => list,
-            // The kind is not served here (no cert-manager, no prometheus-operator).
-            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+        match with_retries(|| api.list(&params)).await {
+            Ok(list) => {
+                for object in list.items {
+                    let name = object.metadata.name.clone().unwrap_or_default();
+                    live.objects
+                        .insert(((*kind).to_owned(), name), json(&object));
+                }
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                live.unserved.insert((*kind).to_owned());
+            }
             Err(source) => {
                 return Err(ApplyError::Request {
                     verb: "list",
                     kind: (*kind).to_owned(),
                     name: String::new(),
-                    source,
+                    source: Box::new(source),
                 });
-            }
-        };
-        for object in list.items {
-            let name = object.metadata.name.clone().unwrap_or_default();
-            let owned = object
-                .metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|owner| owner.uid == owner_uid && owner.kind == "VaultCluster");
-            if !owned || wanted.contains(&((*kind).to_owned(), name.clone())) {
-                continue;
-            }
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => pruned.push(format!("{kind}/{name}")),
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(source) => {
-                    return Err(ApplyError::Request {
-                        verb: "delete",
-                        kind: (*kind).to_owned(),
-                        name,
-                        source,
-                    });
-                }
             }
         }
     }
-    Ok(pruned)
+    for (api_version, kind, name) in cluster_scoped {
+        let resource = resource_of(api_version, kind, name)?;
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let found =
+            with_retries(|| api.get_opt(name))
+                .await
+                .map_err(|source| ApplyError::Request {
+                    verb: "read",
+                    kind: (*kind).to_owned(),
+                    name: (*name).to_owned(),
+                    source: Box::new(source),
+                })?;
+        if let Some(object) = found {
+            live.objects
+                .insert(((*kind).to_owned(), (*name).to_owned()), json(&object));
+        }
+    }
+    Ok(live)
+}
+
+fn json(object: &DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+fn resource_of(api_version: &str, kind: &str, name: &str) -> Result<ApiResource, ApplyError> {
+    api_resource(api_version, kind).ok_or_else(|| ApplyError::ApiVersion {
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        api_version: api_version.to_owned(),
+    })
+}
+
+/// What must change for the live objects to be what was rendered.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    /// Objects to apply: missing, or some field we set differs.
+    pub apply: Vec<Manifest>,
+    /// Objects already as rendered.
+    pub unchanged: usize,
+    /// Objects to delete (kind, name): owned by this VaultCluster (its uid) and no longer
+    /// wanted.
+    pub prune: Vec<(String, String)>,
+}
+
+/// Compares `wanted` with `live`. Pure. Only namespaced objects of the prunable kinds
+/// that carry an owner reference to this very VaultCluster (`owner_uid`) are ever pruned,
+/// so owner-less objects such as the keys Secret and the backup key never are; nor are
+/// kinds in `held_back` (rendered, but not applied because their API is missing: the
+/// spec did not drop them).
+pub fn changes(
+    wanted: Vec<Manifest>,
+    live: &LiveObjects,
+    held_back: &BTreeSet<String>,
+    owner_uid: &str,
+) -> Changes {
+    let keep: BTreeSet<(String, String)> = wanted
+        .iter()
+        .filter(|m| m.namespace.is_some())
+        .map(|m| (m.kind.clone(), m.name.clone()))
+        .collect();
+    let prunable: BTreeSet<&str> = PRUNABLE_KINDS.iter().map(|(_, kind)| *kind).collect();
+    let prune = live
+        .objects
+        .iter()
+        .filter(|((kind, _), _)| prunable.contains(kind.as_str()) && !held_back.contains(kind))
+        .filter(|(key, _)| !keep.contains(*key))
+        .filter(|(_, object)| {
+            object["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|owners| {
+                    owners
+                        .iter()
+                        .any(|o| o["uid"] == owner_uid && o["kind"] == "VaultCluster")
+                })
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    let mut unchanged = 0;
+    let apply = wanted
+        .into_iter()
+        .filter(|m| {
+            let in_place = live
+                .get(&m.kind, &m.name)
+                .is_some_and(|live| is_subset(&m.object, live));
+            unchanged += usize::from(in_place);
+            !in_place
+        })
+        .collect();
+    Changes {
+        apply,
+        unchanged,
+        prune,
+    }
+}
+
+/// Applies `manifests` with server-side apply (forced, one field manager). Returns what
+/// was applied, as `Kind/name`.
+pub async fn apply_all(
+    client: &kube::Client,
+    manifests: &[Manifest],
+) -> Result<Vec<String>, ApplyError> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut applied = Vec::new();
+    for manifest in manifests {
+        let resource = resource_of(&manifest.api_version, &manifest.kind, &manifest.name)?;
+        let api = api_for(client, &resource, manifest.namespace.as_deref());
+        let patch = Patch::Apply(&manifest.object);
+        with_retries(|| api.patch(&manifest.name, &params, &patch))
+            .await
+            .map_err(|source| ApplyError::Request {
+                verb: "apply",
+                kind: manifest.kind.clone(),
+                name: manifest.name.clone(),
+                source: Box::new(source),
+            })?;
+        applied.push(format!("{}/{}", manifest.kind, manifest.name));
+    }
+    Ok(applied)
+}
+
+/// Deletes the namespaced objects `objects` (kind, name) of the prunable kinds. Returns
+/// what was deleted, as `Kind/name`; an object already gone is not an error.
+pub async fn delete_all(
+    client: &kube::Client,
+    namespace: &str,
+    objects: &[(String, String)],
+) -> Result<Vec<String>, ApplyError> {
+    let mut deleted = Vec::new();
+    for (kind, name) in objects {
+        let Some((api_version, _)) = PRUNABLE_KINDS.iter().find(|(_, k)| k == kind) else {
+            continue;
+        };
+        let resource = resource_of(api_version, kind, name)?;
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let params = DeleteParams::background();
+        match with_retries(|| api.delete(name, &params)).await {
+            Ok(_) => deleted.push(format!("{kind}/{name}")),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(source) => {
+                return Err(ApplyError::Request {
+                    verb: "delete",
+                    kind: kind.clone(),
+                    name: name.clone(),
+                    source: Box::new(source),
+                });
+            }
+        }
+    }
+    Ok(deleted)
 }
 
 /// Whether every field `desired` sets already has that value in `live`. Lists must match

@@ -11,8 +11,6 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod monitoring;
-pub mod rollout;
-pub mod status;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,14 @@
-//! Apply and prune against the simulated API server: a second pass writes nothing, a field
-//! the spec drops is pruned, and nothing vaultkeeper does not own is ever deleted.
+//! Reading, comparing, applying and pruning against the simulated API server: a second
+//! pass writes nothing, a field the spec drops is pruned, and nothing vaultkeeper does not
+//! own is ever deleted.
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ObjectMeta, PostParams};
+use std::collections::BTreeSet;
 use time::OffsetDateTime;
-use vaultkeeper::apply::{apply_all, prune};
+
+use vaultkeeper::apply::{Changes, apply_all, changes, delete_all, read_live};
 use vaultkeeper::custody::SecretKeyStore;
 use vaultkeeper_api::{VaultCluster, parse_manifests};
 use vaultkeeper_render::{Labels, Manifest, RenderContext, pki, render};
@@ -96,6 +99,24 @@ fn writes(sim: &SimCluster) -> Vec<String> {
         .collect()
 }
 
+/// Reads what exists of cluster `vault` and compares it with `manifests`.
+async fn compare(client: &kube::Client, vc: &VaultCluster, manifests: &[Manifest]) -> Changes {
+    let live = read_live(
+        client,
+        "vault",
+        &Labels::owned_selector("vault"),
+        &[(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            "vault-vault-server-binding",
+        )],
+    )
+    .await
+    .expect("live objects read");
+    let uid = vc.metadata.uid.clone().expect("uid");
+    changes(manifests.to_vec(), &live, &BTreeSet::new(), &uid)
+}
+
 const MINIMAL: &str = "apiVersion: vaultkeeper.io/v1alpha1\nkind: VaultCluster\nmetadata: {name: vault, namespace: vault}\nspec: {backup: {enabled: false}}\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,21 +126,28 @@ async fn a_second_apply_of_the_same_objects_makes_no_write_request() {
     let material = material(&vc);
     let manifests = rendered(&vc, &material);
 
-    let first = apply_all(&client, &manifests).await.expect("first apply");
-    assert_eq!(
-        first.applied.len(),
-        manifests.len(),
-        "everything is new: {first:?}"
-    );
+    let first = compare(&client, &vc, &manifests).await;
+    assert_eq!(first.apply.len(), manifests.len(), "everything is new");
+    assert_eq!(first.unchanged, 0);
+    let applied = apply_all(&client, &first.apply).await.expect("first apply");
+    assert_eq!(applied.len(), manifests.len());
 
     sim.clear_requests();
-    let second = apply_all(&client, &manifests).await.expect("second apply");
+    let second = compare(&client, &vc, &manifests).await;
+    let nothing: Vec<String> = second
+        .apply
+        .iter()
+        .map(|m| format!("{}/{}", m.kind, m.name))
+        .collect();
     assert!(
-        second.applied.is_empty(),
-        "nothing changed, yet applied {:?}",
-        second.applied
+        nothing.is_empty(),
+        "nothing changed, yet {nothing:?} drifted"
     );
+    assert!(second.prune.is_empty(), "{:?}", second.prune);
     assert_eq!(second.unchanged, manifests.len());
+    apply_all(&client, &second.apply)
+        .await
+        .expect("second apply");
     assert_eq!(writes(&sim), Vec::<String>::new());
 
     // A person edits an object: the next pass puts it back, and only that one.
@@ -135,8 +163,9 @@ async fn a_second_apply_of_the_same_objects_makes_no_write_request() {
     api.replace("vault-config", &PostParams::default(), &config)
         .await
         .expect("edit");
-    let third = apply_all(&client, &manifests).await.expect("third apply");
-    assert_eq!(third.applied, vec!["ConfigMap/vault-config".to_owned()]);
+    let third = compare(&client, &vc, &manifests).await;
+    let third = apply_all(&client, &third.apply).await.expect("third apply");
+    assert_eq!(third, vec!["ConfigMap/vault-config".to_owned()]);
     sim.shutdown().await;
 }
 
@@ -170,15 +199,14 @@ async fn what_the_spec_drops_is_pruned_and_nothing_unowned_is_touched() {
     let mut without: VaultCluster = vc.clone();
     without.spec.ingress.enabled = false;
     let desired = rendered(&without, &material);
-    let pruned = prune(
-        &client,
-        "vault",
-        &uid,
-        &Labels::owned_selector("vault"),
-        &desired,
-    )
-    .await
-    .expect("prune");
+    let planned = compare(&client, &vc, &desired).await;
+    assert_eq!(
+        planned.prune,
+        vec![("Ingress".to_owned(), "vault".to_owned())]
+    );
+    let pruned = delete_all(&client, "vault", &planned.prune)
+        .await
+        .expect("prune");
     assert_eq!(pruned, vec!["Ingress/vault".to_owned()]);
     assert!(
         store.load().await.expect("load").is_some(),
@@ -193,17 +221,31 @@ async fn what_the_spec_drops_is_pruned_and_nothing_unowned_is_touched() {
             .is_some()
     );
 
-    // Nothing left to prune: a second run deletes nothing.
-    let again = prune(
-        &client,
-        "vault",
+    // Nothing left to prune: a second comparison deletes nothing.
+    let again = compare(&client, &vc, &desired).await;
+    assert!(again.prune.is_empty(), "{:?}", again.prune);
+    // A kind held back (its API missing) is never pruned, even when the spec has none.
+    let live = read_live(&client, "vault", &Labels::owned_selector("vault"), &[])
+        .await
+        .expect("live");
+    let without_services: Vec<Manifest> = desired
+        .iter()
+        .filter(|m| m.kind != "Service")
+        .cloned()
+        .collect();
+    let held = changes(
+        without_services.clone(),
+        &live,
+        &BTreeSet::from(["Service".to_owned()]),
         &uid,
-        &Labels::owned_selector("vault"),
-        &desired,
-    )
-    .await
-    .expect("prune again");
-    assert!(again.is_empty(), "{again:?}");
+    );
+    assert!(held.prune.is_empty(), "{:?}", held.prune);
+    let dropped = changes(without_services, &live, &BTreeSet::new(), &uid);
+    assert!(
+        dropped.prune.iter().any(|(kind, _)| kind == "Service"),
+        "{:?}",
+        dropped.prune
+    );
     sim.shutdown().await;
 }
 

@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 use vaultkeeper_vault::lifecycle::FileJwt;
 
 use crate::CliError;
-use crate::controller::{self, Context, NoHooks, Settings};
+use crate::controller::{self, Context, Settings};
 use crate::http::{self, Health};
 use crate::leader::{LeaderElector, LeaseTimings};
 use crate::metrics::Metrics;
@@ -212,7 +212,6 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         instance: args.pod_name.clone(),
         resync: Duration::from_secs(args.resync_seconds),
         converging_requeue: Duration::from_secs(5),
-        hooks: Arc::new(NoHooks),
     };
     let ctx = Arc::new(Context::new(client, settings, metrics.clone()));
     let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {

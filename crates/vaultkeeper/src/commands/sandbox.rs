@@ -25,7 +25,7 @@ use vaultkeeper_sim::{SimCluster, SimConfig};
 use vaultkeeper_vault::lifecycle::FileJwt;
 
 use crate::CliError;
-use crate::controller::{self, Context, NoHooks, Settings};
+use crate::controller::{self, Context, Settings};
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
 
@@ -236,7 +236,6 @@ async fn drive(
         instance: "sandbox".to_owned(),
         resync: Duration::from_secs(60),
         converging_requeue: Duration::from_secs(2),
-        hooks: Arc::new(NoHooks),
     };
     let ctx = Arc::new(Context::new(client, settings, metrics));
     let mut controller_stopped = stopped.clone();

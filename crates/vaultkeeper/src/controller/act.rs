@@ -1,0 +1,165 @@
+//! Act: every write a plan decided, in order, and nothing it did not decide. The backup
+//! key first (every backup needs it), then the objects (apply, prune), then the Vault
+//! nodes (the lifecycle's actions), then the one rollout step.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use tracing::info;
+use vaultkeeper_api::VaultCluster;
+use vaultkeeper_vault::decide::Observation;
+use vaultkeeper_vault::lifecycle::PassReport;
+use vaultkeeper_vault::node::PodName;
+
+use super::error::{Error, kube_err};
+use super::events::EventSpec;
+use super::nodes::{self, ClusterLifecycle};
+use super::plan::Plan;
+use super::rollout::RolloutStep;
+use crate::apply;
+
+/// What a pass did.
+#[derive(Debug, Default)]
+pub(crate) struct Acted {
+    /// The lifecycle's pass: what it observed, decided and did.
+    pub(crate) pass: Option<PassReport>,
+    /// Failures a person should see in status (already free of secrets).
+    pub(crate) errors: Vec<String>,
+    /// Events for what was done besides the lifecycle.
+    pub(crate) events: Vec<EventSpec>,
+    /// Kubernetes write requests sent (Events aside).
+    pub(crate) writes: u64,
+}
+
+/// Carries out `plan`. `nodes` is what the lifecycle observed this pass, with the
+/// lifecycle that observed it.
+pub(crate) async fn cluster(
+    client: &kube::Client,
+    vc: &VaultCluster,
+    plan: &Plan,
+    nodes: Option<(Observation, &mut ClusterLifecycle)>,
+) -> Result<Acted, Error> {
+    let namespace = vc.namespace().ok_or(Error::NoNamespace)?;
+    let mut acted = Acted::default();
+
+    if plan.create_backup_key && create_backup_key(client, vc, &namespace).await? {
+        acted.writes += 1;
+        let (name, _) = nodes::backup_key_ref(vc);
+        acted.events.push(EventSpec::normal(
+            "BackupKeyGenerated",
+            format!(
+                "generated the backup encryption key in Secret {name}; keep a copy outside the cluster"
+            ),
+        ));
+    }
+
+    let applied = apply::apply_all(client, &plan.apply).await?;
+    acted.writes += applied.len() as u64;
+    if !applied.is_empty() {
+        info!(applied = ?applied, "applied");
+    }
+    let pruned = apply::delete_all(client, &namespace, &plan.prune).await?;
+    acted.writes += pruned.len() as u64;
+    if !pruned.is_empty() {
+        acted.events.push(EventSpec::normal(
+            "Pruned",
+            format!(
+                "removed what the spec no longer asks for: {}",
+                pruned.join(", ")
+            ),
+        ));
+    }
+
+    let mut lifecycle = None;
+    if let Some((observation, nodes)) = nodes {
+        let outcomes = nodes.execute(&observation, &plan.lifecycle).await;
+        let pass = PassReport {
+            observation,
+            actions: plan.lifecycle.clone(),
+            outcomes,
+        };
+        acted
+            .errors
+            .extend(pass.errors().into_iter().map(|e| e.to_string()));
+        acted.pass = Some(pass);
+        lifecycle = Some(nodes);
+    }
+
+    match &plan.rollout {
+        Some(RolloutStep::DeletePod(pod)) => {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            pods.delete(pod, &DeleteParams::default())
+                .await
+                .map_err(kube_err("deleting a pod for the rolling update"))?;
+            acted.writes += 1;
+            acted.events.push(
+                EventSpec::normal(
+                    "RollingUpdate",
+                    format!("replacing pod {pod} with the new template"),
+                )
+                .about(pod.clone()),
+            );
+        }
+        Some(RolloutStep::StepDown(pod)) => {
+            let stepped = match lifecycle {
+                Some(nodes) => nodes.step_down(&PodName::new(pod.clone())?).await,
+                None => Err(vaultkeeper_vault::Error::invalid(
+                    "rollout",
+                    "the Vault nodes cannot be reached this pass",
+                    "wait for the next pass",
+                )),
+            };
+            match stepped {
+                Ok(()) => acted.events.push(
+                    EventSpec::normal(
+                        "SteppedDown",
+                        format!("{pod} handed leadership over before its replacement"),
+                    )
+                    .about(pod.clone()),
+                ),
+                Err(e) => acted.errors.push(e.to_string()),
+            }
+        }
+        Some(RolloutStep::Done | RolloutStep::Wait(_)) | None => {}
+    }
+    Ok(acted)
+}
+
+/// Generates the backup encryption key: once, never owned, never replaced (every backup
+/// ever written needs it). `false` when another pass or replica created it in between.
+async fn create_backup_key(
+    client: &kube::Client,
+    vc: &VaultCluster,
+    namespace: &str,
+) -> Result<bool, Error> {
+    let (name, key) = nodes::backup_key_ref(vc);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut bytes = zeroize::Zeroizing::new(vec![0u8; 32]);
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| Error::Random)?;
+    let mut labels = crate::custody::keys_secret_labels(&vc.name_any());
+    labels.insert("app.kubernetes.io/component".into(), "backup-key".into());
+    labels.remove("vaultkeeper.io/keys");
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(
+                "vaultkeeper.io/description".to_owned(),
+                "Encryption key of this VaultCluster's backups. Without it no backup can be restored: keep a copy outside the cluster.".to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(key, ByteString(bytes.to_vec()))])),
+        ..Secret::default()
+    };
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(kube_err("creating the backup key")(e)),
+    }
+}

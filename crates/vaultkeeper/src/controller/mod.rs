@@ -1,0 +1,334 @@
+//! The VaultCluster controller: one pass, from a watch event to the status write.
+//!
+//! ```text
+//!   watch event ──► validate ──► observe ──► plan ──► act ──► status
+//!                   (pure)       (reads)     (pure)   (writes) (pure, then one write)
+//! ```
+//!
+//! [`observe`] makes every read (the cluster's objects, pods, TLS Secrets, the Vault nodes
+//! through the lifecycle, what the Jobs reported) and ends the pass on a failed read, so
+//! nothing is written on a partial picture. [`plan`] decides every write without any I/O
+//! and is tested by tables. [`act`] carries the plan out. The status is computed from what
+//! was observed, planned and done ([`status`], [`jobs`]) and written only when it changed.
+//! Pod events trigger a pass at once, so a restarted pod is unsealed without polling; a
+//! pass that finds nothing to do writes nothing.
+
+mod act;
+mod context;
+mod error;
+mod events;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
+mod jobs;
+mod nodes;
+mod observe;
+mod plan;
+mod record;
+pub mod rollout;
+pub mod status;
+mod tls;
+mod write;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{self, Event as FinalizerEvent};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use tracing::{instrument, warn};
+use vaultkeeper_api::{ClusterNames, Phase, VaultCluster};
+
+pub use context::{Capabilities, Context, Settings};
+pub use error::Error;
+
+use crate::metrics::{ClusterLabels, ErrorLabels};
+use events::EventSpec;
+use status::{PodView, StatusInputs};
+
+/// The finalizer that removes the cluster-scoped ClusterRoleBinding (and, with
+/// `deletionPolicy: Delete`, the volumes and keys) when a VaultCluster is deleted.
+pub const FINALIZER: &str = "vaultkeeper.io/cleanup";
+
+pub use context::CONTROLLER_NAME;
+
+/// Reconciles one VaultCluster.
+#[instrument(skip_all, fields(namespace = vc.namespace().unwrap_or_default(), name = vc.name_any()))]
+pub async fn reconcile(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = vc.namespace().ok_or(Error::NoNamespace)?;
+    let labels = ClusterLabels {
+        namespace: namespace.clone(),
+        name: vc.name_any(),
+    };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let started = Instant::now();
+    let api: Api<VaultCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer::finalizer(&api, FINALIZER, vc, |event| async {
+        match event {
+            FinalizerEvent::Apply(vc) => pass(vc, ctx.clone()).await,
+            FinalizerEvent::Cleanup(vc) => write::cleanup(vc, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Requeues a failed pass with a short delay and counts the error by reason.
+pub fn error_policy(vc: Arc<VaultCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(namespace = vc.namespace().unwrap_or_default(), name = vc.name_any(), error = %error, "reconcile failed");
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            namespace: vc.namespace().unwrap_or_default(),
+            name: vc.name_any(),
+            reason: error.reason().to_owned(),
+        })
+        .inc();
+    Action::requeue(Duration::from_secs(10))
+}
+
+/// One pass over a cluster that is not being deleted.
+async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = vc.namespace().ok_or(Error::NoNamespace)?;
+    let labels = ClusterLabels {
+        namespace: namespace.clone(),
+        name: vc.name_any(),
+    };
+    let memory = ctx.memory(&format!("{namespace}/{}", vc.name_any()));
+    let mut memory = memory.lock().await;
+    let now = jiff::Timestamp::now();
+
+    // 1. Validate: an invalid spec changes nothing but the status.
+    if let Err(invalid) = vaultkeeper_api::validate(&vc) {
+        return write::blocked(&ctx, &vc, &invalid, now).await;
+    }
+
+    // 2. Observe: every read. A failed read ends the pass before anything is written.
+    let mut observed = observe::cluster(&ctx, &vc, &mut memory).await?;
+
+    // 3. Plan: keep or renew the internal PKI (new keys need randomness, so they are made
+    //    here, not in the plan), then decide every write.
+    let tls = tls::settle(&vc, &namespace, &observed.tls, now)?;
+    let bootstrap = nodes::bootstrap_spec(&ctx.settings, &vc, &namespace);
+    let plan = plan::cluster(
+        &vc,
+        &observed,
+        &plan::PlanInputs {
+            operator_image: &ctx.settings.operator_image,
+            bootstrap: &bootstrap,
+            tls: &tls,
+            remembered_peers: memory.raft_peers.as_deref(),
+            now,
+        },
+    )?;
+
+    // 4. Act: every write the plan decided.
+    let nodes = observed
+        .nodes
+        .take()
+        .zip(memory.nodes.as_mut().map(|n| &mut n.lifecycle));
+    let acted = act::cluster(&ctx.client, &vc, &plan, nodes).await?;
+
+    // 5. Status, Events and metrics from what was observed, planned and done.
+    let previous = vc.status.as_ref();
+    let bootstrapped = memory
+        .nodes
+        .as_ref()
+        .map(|n| n.lifecycle.is_bootstrapped())
+        .unwrap_or_else(|| previous.is_some_and(|s| s.bootstrapped));
+    let mut status = status::compute(&StatusInputs {
+        generation: vc.metadata.generation,
+        previous,
+        now,
+        desired_replicas: vc.spec.replicas,
+        invalid: None,
+        pods: &pod_views(&observed, &vc),
+        pass: acted.pass.as_ref(),
+        bootstrapped,
+        tls: tls.status.clone(),
+        tls_problem: plan.tls_problem.clone(),
+        operation: plan.operation.clone(),
+        waiting_for: plan.waiting_for.clone(),
+        errors: acted.errors.clone(),
+    });
+    let backups = jobs::fold_backups(
+        &vc.spec.backup,
+        vc.metadata.generation,
+        previous.and_then(|s| s.backup.as_ref()),
+        &observed.backup_jobs,
+        &mut status,
+        now,
+    );
+    let tokens = jobs::fold_metrics_token(
+        &vc,
+        jobs::TokenObserved {
+            token: &observed.metrics_token,
+            runs: &observed.token_jobs,
+            known: &memory.token_runs,
+            prometheus_operator: observed.capabilities.prometheus_operator,
+        },
+        &mut status,
+        now,
+    );
+
+    let mut events: Vec<EventSpec> = Vec::new();
+    events.extend(
+        tls.issued
+            .clone()
+            .map(|reason| EventSpec::normal("CertificateIssued", reason)),
+    );
+    events.extend(acted.events.iter().cloned());
+    if let Some(pass) = &acted.pass {
+        let keys_secret = nodes::keys_secret_name(&vc);
+        let lifecycle = events::lifecycle(pass, &keys_secret);
+        events.extend(events::unrepeated(
+            lifecycle,
+            &mut memory.warned,
+            Instant::now(),
+        ));
+        record::unseals(&ctx.metrics, &labels, &pass.outcomes);
+    }
+    events.extend(backups.events.iter().cloned());
+    events.extend(tokens.events.iter().cloned());
+    for event in &events {
+        ctx.publish(&vc, event).await;
+    }
+    record::backups(
+        &ctx.metrics,
+        &labels,
+        &backups.gauges,
+        status.backup.as_ref(),
+        backups.failures,
+    );
+    record::metrics_token(&ctx.metrics, &labels, &tokens.gauges, tokens.failures);
+    record::status(&ctx.metrics, &labels, &status);
+
+    // What the next pass needs to remember.
+    if plan.raft_peers.is_some() {
+        memory.raft_peers = plan.raft_peers.clone();
+    }
+    if let Some(runs) = backups.remember {
+        memory.backup_runs = runs;
+    }
+    if let Some(runs) = tokens.remember {
+        memory.token_runs = runs;
+    }
+
+    let converged = status.phase == Some(Phase::Ready);
+    let status_written = write::status(&ctx, &vc, status).await?;
+    ctx.metrics
+        .writes_last_pass
+        .get_or_create(&labels)
+        .set(acted.writes + u64::from(status_written));
+    Ok(if converged {
+        Action::requeue(ctx.settings.resync)
+    } else {
+        Action::requeue(ctx.settings.converging_requeue)
+    })
+}
+
+/// The pods as status shows them: ready, and on the StatefulSet's current revision.
+fn pod_views(observed: &observe::Observed, vc: &VaultCluster) -> Vec<PodView> {
+    let names = ClusterNames::new(vc.name_any());
+    let update_revision = observed
+        .live
+        .statefulset(&names.statefulset())
+        .and_then(|s| s.status)
+        .and_then(|s| s.update_revision);
+    observed
+        .pods
+        .iter()
+        .map(|p| PodView {
+            name: p.name_any(),
+            ready: p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+            up_to_date: update_revision.is_some() && plan::pod_revision(p) == update_revision,
+        })
+        .collect()
+}
+
+/// Runs the controller for the VaultClusters of `namespace` (every namespace when `None`)
+/// until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    fn api<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let ours = watcher::Config::default().labels("app.kubernetes.io/managed-by=vaultkeeper");
+    let pods = watcher::Config::default().labels("component=server,app.kubernetes.io/instance");
+    Controller::new(
+        api::<VaultCluster>(&client, &namespace),
+        watcher::Config::default(),
+    )
+    .owns(api::<StatefulSet>(&client, &namespace), ours.clone())
+    .owns(api::<Service>(&client, &namespace), ours.clone())
+    .owns(api::<ConfigMap>(&client, &namespace), ours.clone())
+    .owns(api::<Secret>(&client, &namespace), ours.clone())
+    .owns(api::<ServiceAccount>(&client, &namespace), ours.clone())
+    .owns(api::<Role>(&client, &namespace), ours.clone())
+    .owns(api::<RoleBinding>(&client, &namespace), ours.clone())
+    .owns(
+        api::<PodDisruptionBudget>(&client, &namespace),
+        ours.clone(),
+    )
+    .owns(api::<CronJob>(&client, &namespace), ours)
+    // Jobs belong to the CronJobs; they carry the cluster's labels, so a finished backup
+    // or token renewal reaches its cluster's status at once.
+    .watches(
+        api::<Job>(&client, &namespace),
+        watcher::Config::default().labels(
+            "app.kubernetes.io/managed-by=vaultkeeper,app.kubernetes.io/component in (backup,metrics-token)",
+        ),
+        |job| {
+            let cluster = job.labels().get("app.kubernetes.io/instance").cloned();
+            cluster
+                .zip(job.namespace())
+                .map(|(name, ns)| ObjectRef::<VaultCluster>::new(&name).within(&ns))
+        },
+    )
+    // Pods are the StatefulSet's, not ours: map them to their cluster by label, so a
+    // restarted pod is unsealed the moment it appears.
+    .watches(api::<Pod>(&client, &namespace), pods, |pod| {
+        let cluster = pod.labels().get("app.kubernetes.io/instance").cloned();
+        let namespace = pod.namespace();
+        cluster
+            .zip(namespace)
+            .map(|(name, ns)| ObjectRef::<VaultCluster>::new(&name).within(&ns))
+    })
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "controller event");
+        }
+    })
+    .await;
+}

@@ -1,0 +1,249 @@
+//! Observe: every read of a pass, and nothing else. The Kubernetes objects the cluster
+//! owns, its pods, its TLS Secrets and backup key, its Vault nodes (through the lifecycle)
+//! and what its CronJobs' Jobs reported.
+//!
+//! A failed read that the plan depends on ends the pass here, before anything is written:
+//! nothing is pruned, applied or unsealed on a partial picture. Only the Job and
+//! metrics-token reads may fail softly; their part of the status then stays as it was.
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use tracing::warn;
+use vaultkeeper_api::{ClusterNames, MetricsTokenStatus, TlsMode, VaultCluster};
+use vaultkeeper_render::{Labels, ServerLayout};
+use vaultkeeper_vault::decide::Observation;
+use vaultkeeper_vault::node::PodName;
+
+use super::context::{Capabilities, ClusterMemory, Context};
+use super::error::{Error, kube_err};
+use super::nodes::{self, NodeAccess};
+use super::tls::TlsObserved;
+use crate::apply::{self, LiveObjects, with_retries};
+use crate::backup::{self, JobRun};
+use crate::monitoring;
+
+/// Everything a pass saw.
+pub(crate) struct Observed {
+    /// Optional APIs served by the cluster.
+    pub(crate) capabilities: Capabilities,
+    /// The objects of this cluster that exist now.
+    pub(crate) live: LiveObjects,
+    /// The cluster's Vault pods (leftovers of a scale-down included).
+    pub(crate) pods: Vec<Pod>,
+    /// The TLS Secrets.
+    pub(crate) tls: TlsObserved,
+    /// Whether the backup encryption key exists (`None`: backups to S3 are off, so it
+    /// was not looked at).
+    pub(crate) backup_key_exists: Option<bool>,
+    /// The Vault nodes, keys and raft, as the lifecycle observed them; `None` when they
+    /// cannot be reached yet (the HTTP transport before the cluster CA exists).
+    pub(crate) nodes: Option<Observation>,
+    /// The backup CronJob's creation time and its Jobs, or why they could not be read.
+    pub(crate) backup_jobs: Result<(Option<jiff::Timestamp>, Vec<JobRun>), String>,
+    /// The metrics token as its Secret describes it, or why it could not be read.
+    pub(crate) metrics_token: Result<Option<MetricsTokenStatus>, String>,
+    /// The metrics-token Jobs, or why they could not be read.
+    pub(crate) token_jobs: Result<Vec<JobRun>, String>,
+}
+
+/// Reads everything the plan needs. `memory` gives the lifecycle (which observes the
+/// Vault nodes) and the Job runs already read.
+pub(crate) async fn cluster(
+    ctx: &Context,
+    vc: &VaultCluster,
+    memory: &mut ClusterMemory,
+) -> Result<Observed, Error> {
+    let namespace = vc.namespace().ok_or(Error::NoNamespace)?;
+    let name = vc.name_any();
+    let names = ClusterNames::new(&name);
+    let client = &ctx.client;
+
+    let capabilities = ctx.capabilities().await.map_err(kube_err(
+        "discovering the optional APIs (cert-manager, prometheus-operator)",
+    ))?;
+    let binding = names.server_cluster_role_binding(&namespace);
+    let live = apply::read_live(
+        client,
+        &namespace,
+        &Labels::owned_selector(&name),
+        &[(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            &binding,
+        )],
+    )
+    .await?;
+    let pods = pods(client, vc, &namespace).await?;
+    let tls = tls_secrets(client, vc, &namespace, &names).await?;
+    let backup_key_exists = match vc.spec.backup.enabled && vc.spec.backup.s3.is_some() {
+        true => {
+            let (secret, _) = nodes::backup_key_ref(vc);
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+            let found = with_retries(|| secrets.get_opt(&secret))
+                .await
+                .map_err(kube_err("reading the backup key"))?;
+            Some(found.is_some())
+        }
+        false => None,
+    };
+
+    // The Vault nodes, through the lifecycle kept in memory.
+    let bootstrapped = vc.status.as_ref().is_some_and(|s| s.bootstrapped);
+    let ca = tls.ca();
+    let desired = desired_pods(vc);
+    let nodes = match NodeAccess::prepare(ctx, &mut memory.nodes, vc, ca.as_deref(), bootstrapped)?
+    {
+        Some(access) => {
+            access.locate(&pods, &names);
+            access
+                .lifecycle
+                .set_intent(nodes::intent_for(vc, &desired)?);
+            let leftovers: Vec<PodName> = pods
+                .iter()
+                .map(|p| p.name_any())
+                .filter(|n| !desired.contains(n))
+                .filter_map(|n| PodName::new(n).ok())
+                .collect();
+            Some(access.lifecycle.observe(&leftovers).await?)
+        }
+        None => None,
+    };
+
+    // What the CronJobs' Jobs reported. A failed read keeps the status as it was.
+    let backup_jobs = match vc.spec.backup.enabled {
+        true => backup::observe(
+            client,
+            &namespace,
+            &name,
+            backup::JobSource::backup(&names.backup()),
+            &memory.backup_runs,
+        )
+        .await
+        .map_err(|e| e.to_string()),
+        false => Ok((None, Vec::new())),
+    };
+    let (metrics_token, token_jobs) = match vc.spec.monitoring.enabled {
+        true => {
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+            let token = secrets
+                .get_opt(&names.metrics_token_secret())
+                .await
+                .map(|s| s.and_then(|s| monitoring::token_status(s.metadata.annotations.as_ref())))
+                .map_err(|e| e.to_string());
+            let cronjob = names.metrics_token_job();
+            let runs = backup::observe(
+                client,
+                &namespace,
+                &name,
+                monitoring::job_source(&cronjob),
+                &memory.token_runs,
+            )
+            .await
+            .map(|(_, runs)| runs)
+            .map_err(|e| e.to_string());
+            (token, runs)
+        }
+        false => (Ok(None), Ok(Vec::new())),
+    };
+    for (what, failed) in [
+        ("the backup Jobs", backup_jobs.as_ref().err()),
+        ("the metrics-token Secret", metrics_token.as_ref().err()),
+        ("the metrics-token Jobs", token_jobs.as_ref().err()),
+    ] {
+        if let Some(error) = failed {
+            warn!(%error, "cannot read {what}; what status says of them stays as it was");
+        }
+    }
+
+    Ok(Observed {
+        capabilities,
+        live,
+        pods,
+        tls,
+        backup_key_exists,
+        nodes,
+        backup_jobs,
+        metrics_token,
+        token_jobs,
+    })
+}
+
+/// The pods the spec asks for, by name.
+pub(crate) fn desired_pods(vc: &VaultCluster) -> Vec<String> {
+    let names = ClusterNames::new(vc.name_any());
+    (0..u32::try_from(vc.spec.replicas).unwrap_or(0))
+        .map(|i| names.pod(i))
+        .collect()
+}
+
+/// The cluster's Vault pods, by the StatefulSet's selector.
+async fn pods(
+    client: &kube::Client,
+    vc: &VaultCluster,
+    namespace: &str,
+) -> Result<Vec<Pod>, Error> {
+    let layout = ServerLayout::new(vc.spec.effective_flavor());
+    let selector = Labels::new(layout, &vc.name_any(), None)
+        .server_selector()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = ListParams::default().labels(&selector);
+    Ok(with_retries(|| api.list(&params))
+        .await
+        .map_err(kube_err("listing the pods"))?
+        .items)
+}
+
+/// The Secrets TLS is made of, for the mode the spec asks for.
+async fn tls_secrets(
+    client: &kube::Client,
+    vc: &VaultCluster,
+    namespace: &str,
+    names: &ClusterNames,
+) -> Result<TlsObserved, Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let read = |name: String, step: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            with_retries(|| secrets.get_opt(&name))
+                .await
+                .map(|s| s.map(Box::new))
+                .map_err(kube_err(step))
+        }
+    };
+    Ok(match vc.spec.tls.mode {
+        TlsMode::Disabled => TlsObserved::Disabled,
+        TlsMode::SelfSigned => TlsObserved::SelfSigned {
+            ca: read(names.ca_secret(), "reading the CA Secret").await?,
+            server: read(
+                names.server_tls_secret(),
+                "reading the server certificate Secret",
+            )
+            .await?,
+        },
+        TlsMode::Secret | TlsMode::CertManager => {
+            let name = match vc.spec.tls.mode {
+                TlsMode::Secret => vc.spec.tls.secret_name.clone().unwrap_or_default(),
+                _ => names.server_tls_secret(),
+            };
+            TlsObserved::External {
+                secret: read(name.clone(), "reading the TLS Secret").await?,
+                name,
+            }
+        }
+    })
+}
+
+/// The finished runs of `runs`, to remember so their logs are not read again.
+pub(crate) fn finished_runs(runs: &[JobRun]) -> HashMap<String, JobRun> {
+    runs.iter()
+        .filter(|r| r.finished.is_some())
+        .map(|r| (r.name.clone(), r.clone()))
+        .collect()
+}
