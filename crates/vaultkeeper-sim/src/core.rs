@@ -650,7 +650,7 @@ impl Core {
             m.remove("status");
         }
         if srt.kind == "Job" && srt.group == "batch" {
-            crate::controllers::job::default_selector(&mut obj);
+            builtin::default_job_selector(&mut obj);
         }
         if srt.kind == "Pod" {
             obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
@@ -1567,6 +1567,38 @@ impl Core {
         Ok(
             json!({"apiVersion": rt.api_version(), "kind": format!("{}List", rt.kind), "metadata": {"resourceVersion": self.store().revision().to_string()}, "items": items}),
         )
+    }
+
+    /// Writes a namespace's `spec.finalizers` (the `finalize` subresource) and removes the
+    /// namespace once it is being deleted and no finalizer of either kind is left.
+    pub fn finalize_namespace(&self, new: Value) -> Result<Value, SimError> {
+        let ns_t = self.core_type("namespaces")?;
+        let name = new["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let w = self.update(
+            &ns_t,
+            "",
+            &name,
+            new,
+            None,
+            &WriteOptions {
+                field_manager: "kube-controller-manager".into(),
+                ..Default::default()
+            },
+        )?;
+        let obj = w.object;
+        let spec_empty = obj["spec"]["finalizers"]
+            .as_array()
+            .is_none_or(Vec::is_empty);
+        let meta_empty = obj["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(Vec::is_empty);
+        if !obj["metadata"]["deletionTimestamp"].is_null() && spec_empty && meta_empty {
+            self.delete(&ns_t, "", &name, &DeleteOptions::default())?;
+        }
+        Ok(obj)
     }
 
     /// Forget the watch history (tests use it to force 410 Gone).

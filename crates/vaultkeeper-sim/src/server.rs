@@ -1236,7 +1236,7 @@ impl ApiServer {
         if new["spec"]["finalizers"].is_null() {
             new["spec"]["finalizers"] = json!([]);
         }
-        crate::controllers::namespace::write_namespace(&self.core, new)
+        self.core.finalize_namespace(new)
     }
 
     async fn logs(&self, ns: &str, name: &str, q: &Query) -> Result<Response<Body>, SimError> {
