@@ -23,7 +23,6 @@ pub mod pki;
 pub mod podio;
 pub mod requests;
 pub mod runtime;
-pub mod secret;
 pub mod selectors;
 pub mod server;
 pub mod ssa;
