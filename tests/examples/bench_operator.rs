@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
+use secrecy::ExposeSecret;
 use vaultkeeper_api::VaultCluster;
 use vaultkeeper_e2e::install;
 use vaultkeeper_e2e::operator::{Operator, apply_cluster, cluster_with_pods, example, ready};
@@ -216,7 +217,7 @@ async fn rss_with_clusters(binary: &str, clusters: usize) -> (u64, u64, u64, Dur
         .expect("token");
     let dir = tempfile::tempdir().expect("temp dir");
     let token_file = dir.path().join("token");
-    std::fs::write(&token_file, token.expose()).expect("token file");
+    std::fs::write(&token_file, token.expose_secret()).expect("token file");
     let mut child = tokio::process::Command::new(binary)
         .args([
             "run",

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use kube::api::{Api, ListParams, PostParams};
+use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vaultkeeper::controller::faults::{Faults, NoFaults};
@@ -117,7 +118,7 @@ impl Operator {
             operator_image: "ghcr.io/vaultkeeper/vaultkeeper:e2e".into(),
             operator_namespace: OPERATOR_NAMESPACE.into(),
             operator_service_account: OPERATOR_SERVICE_ACCOUNT.into(),
-            jwt: Arc::new(SimJwt(jwt.expose().to_owned())),
+            jwt: Arc::new(SimJwt(jwt.expose_secret().to_owned())),
             kubernetes_host: sim.url(),
             kubernetes_ca: Some(sim.ca_pem().to_owned()),
             instance: "e2e".into(),

@@ -9,7 +9,7 @@ use crate::clock::format_time;
 use crate::core::Core;
 use crate::error::SimError;
 use crate::pki::ISSUER;
-use crate::secret::Token;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -73,7 +73,7 @@ pub fn issue_token(
     audiences: &[String],
     expiration_seconds: i64,
     pod: Option<&Value>,
-) -> Result<(Token, String), SimError> {
+) -> Result<(SecretString, String), SimError> {
     let now = core.clock.now();
     let exp = now.as_second() + expiration_seconds.max(600);
     let sa_name = sa["metadata"]["name"].as_str().unwrap_or_default();
@@ -220,13 +220,13 @@ pub fn authenticate_jwt(
 /// Authenticates a bearer token: the admin token, else a service-account JWT.
 pub fn authenticate(
     core: &Core,
-    admin: &Token,
+    admin: &SecretString,
     bearer: Option<&str>,
 ) -> Result<UserInfo, SimError> {
     let Some(token) = bearer else {
         return Err(SimError::Unauthorized);
     };
-    if constant_time_eq(token.as_bytes(), admin.expose().as_bytes()) {
+    if constant_time_eq(token.as_bytes(), admin.expose_secret().as_bytes()) {
         return Ok(UserInfo::admin());
     }
     authenticate_jwt(core, token, &[]).map_err(|_| SimError::Unauthorized)

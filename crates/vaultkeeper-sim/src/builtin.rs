@@ -2,9 +2,10 @@
 //! (`pkg/apis/*/v1/defaults.go`), the validation rules the project's objects can trip
 //! over (immutable fields, StatefulSet spec restrictions), and which kinds track
 //! `metadata.generation`. Pure functions: randomness and the cluster's address plan are
-//! passed in.
+//! passed in. The controllers read CronJob schedules with the same parser validation
+//! uses, so a schedule the server accepts is one the controller can run.
 
-use crate::error::Cause;
+use crate::error::{Cause, SimError};
 use serde_json::{Value, json};
 
 /// Kinds whose strategy sets and bumps `metadata.generation` on spec changes.
@@ -233,6 +234,47 @@ pub fn apply_defaults(
     }
 }
 
+/// What the API server adds to a Job at creation (`batch/v1` strategy): a selector on
+/// the Job's UID and the matching template labels, unless `manualSelector` is set.
+pub fn default_job_selector(job: &mut Value) {
+    if job["spec"]["manualSelector"] == json!(true) {
+        return;
+    }
+    let uid = job["metadata"]["uid"].clone();
+    let name = job["metadata"]["name"].clone();
+    job["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    let labels = &mut job["spec"]["template"]["metadata"]["labels"];
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    for (k, v) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        labels[k] = v.clone();
+    }
+}
+
+/// Parses a schedule the way the API server validates it: five fields or an `@` macro;
+/// `TZ=`/`CRON_TZ=` prefixes are refused (use `spec.timeZone`).
+pub fn parse_schedule(s: &str) -> Result<croner::Cron, SimError> {
+    let t = s.trim();
+    if t.starts_with("TZ=") || t.starts_with("CRON_TZ=") {
+        return Err(SimError::BadRequest(format!(
+            "schedule {s:?}: TZ is not allowed in the schedule, use spec.timeZone"
+        )));
+    }
+    if !t.starts_with('@') && t.split_whitespace().count() != 5 {
+        return Err(SimError::BadRequest(format!(
+            "schedule {s:?}: expected exactly 5 fields"
+        )));
+    }
+    t.parse::<croner::Cron>()
+        .map_err(|e| SimError::BadRequest(format!("unparseable schedule {s:?}: {e}")))
+}
+
 fn invalid(field: &str, msg: impl Into<String>) -> Cause {
     Cause::new("FieldValueInvalid", field, msg)
 }
@@ -374,7 +416,7 @@ pub fn validate(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             let sched = obj["spec"]["schedule"].as_str().unwrap_or_default();
             if sched.is_empty() {
                 causes.push(required("spec.schedule"));
-            } else if crate::controllers::cronjob::parse_schedule(sched).is_err() {
+            } else if parse_schedule(sched).is_err() {
                 causes.push(invalid(
                     "spec.schedule",
                     format!("Invalid value: {sched:?}: unparseable schedule"),
@@ -579,6 +621,15 @@ pub fn validate_name(kind: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_are_validated_like_the_api_server() {
+        assert!(parse_schedule("0 13 * * 4").is_ok());
+        assert!(parse_schedule("@hourly").is_ok());
+        assert!(parse_schedule("0 0 13 * * 4").is_err(), "six fields");
+        assert!(parse_schedule("CRON_TZ=UTC 0 13 * * 4").is_err());
+        assert!(parse_schedule("bogus").is_err());
+    }
 
     fn sts() -> Value {
         json!({"spec": {"selector": {"matchLabels": {"app": "v"}}, "serviceName": "v-internal",

@@ -10,9 +10,9 @@ use crate::error::SimError;
 use crate::faults::{FailureRule, Faults};
 use crate::pki::{ServerPki, TokenSigner};
 use crate::requests::RequestRecord;
-use crate::secret::Token;
 use crate::server::ApiServer;
 use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -103,7 +103,7 @@ impl StateDir {
 pub struct SimCluster {
     core: Arc<Core>,
     server: Arc<ApiServer>,
-    admin: Token,
+    admin: SecretString,
     addr: SocketAddr,
     kubeconfig: PathBuf,
     dir: StateDir,
@@ -122,10 +122,10 @@ impl std::fmt::Debug for SimCluster {
     }
 }
 
-fn random_token() -> Token {
+fn random_token() -> SecretString {
     let mut b = [0u8; 32];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    Token::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+    SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
 }
 
 impl SimCluster {
@@ -164,7 +164,8 @@ impl SimCluster {
         bootstrap(&core, &config)?;
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(pki.key_der.to_vec().into());
+        let key =
+            rustls_pki_types::PrivateKeyDer::Pkcs8(pki.key_der.expose_secret().to_vec().into());
         let cert = rustls_pki_types::CertificateDer::from(pki.cert_der.clone());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -279,14 +280,14 @@ impl SimCluster {
         &self.server
     }
 
-    fn kube_config_with(&self, token: &Token) -> Result<kube::Config, SimError> {
+    fn kube_config_with(&self, token: &SecretString) -> Result<kube::Config, SimError> {
         let url: http::Uri = self
             .url()
             .parse()
             .map_err(|e| SimError::Setup(format!("API server URL: {e}")))?;
         let mut cfg = kube::Config::new(url);
         cfg.root_cert = Some(vec![pem_to_der(&self.core.ca_pem)?]);
-        cfg.auth_info.token = Some(token.expose().to_string().into());
+        cfg.auth_info.token = Some(token.clone());
         cfg.default_namespace = "default".into();
         Ok(cfg)
     }
@@ -310,7 +311,11 @@ impl SimCluster {
     }
 
     /// Issues a token for a ServiceAccount (TokenRequest with the API audience).
-    pub fn service_account_token(&self, namespace: &str, name: &str) -> Result<Token, SimError> {
+    pub fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<SecretString, SimError> {
         let sa_t = self.core.core_type("serviceaccounts")?;
         let sa = self.core.get(&sa_t, namespace, name)?;
         Ok(auth::issue_token(
@@ -447,12 +452,12 @@ fn write_kubeconfig(
     path: &Path,
     addr: SocketAddr,
     ca_pem: &str,
-    admin: &Token,
+    admin: &SecretString,
 ) -> Result<(), SimError> {
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: vaultkeeper-sim\n  cluster:\n    server: https://{addr}\n    certificate-authority-data: {ca}\nusers:\n- name: vaultkeeper-sim-admin\n  user:\n    token: {}\ncontexts:\n- name: vaultkeeper-sim\n  context:\n    cluster: vaultkeeper-sim\n    user: vaultkeeper-sim-admin\n    namespace: default\ncurrent-context: vaultkeeper-sim\n",
-        admin.expose()
+        admin.expose_secret()
     );
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

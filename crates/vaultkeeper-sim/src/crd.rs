@@ -6,31 +6,10 @@
 //! evaluate, so a rule is never silently skipped.
 
 use crate::error::{Cause, SimError};
-use crate::kinds::{KindSource, ResourceType, View};
+use crate::kinds::{CustomKind, KindSource, ResourceType, View};
 use crate::patch::{ListType, ListTypes, builtin_list_type};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-
-/// One served version of a custom kind.
-#[derive(Debug)]
-pub struct CustomKind {
-    /// `metadata.name` of the CRD (`vaultclusters.vaultkeeper.io`).
-    pub crd_name: String,
-    /// Group.
-    pub group: String,
-    /// Served version.
-    pub version: String,
-    /// Kind.
-    pub kind: String,
-    /// `openAPIV3Schema` of this version.
-    pub schema: Value,
-    /// CEL rules compiled once.
-    pub compiled: kube_cel::CompiledSchema,
-    /// `additionalPrinterColumns` of this version.
-    pub printer_columns: Vec<Value>,
-    /// `subresources.scale` of this version.
-    pub scale: Option<Value>,
-}
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     let mut cur = v;

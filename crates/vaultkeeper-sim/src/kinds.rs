@@ -17,7 +17,29 @@ pub enum KindSource {
         schema: fn() -> Value,
     },
     /// A custom resource served from a CustomResourceDefinition.
-    Custom(Arc<crate::crd::CustomKind>),
+    Custom(Arc<CustomKind>),
+}
+
+/// One served version of a custom kind (what a CustomResourceDefinition adds; `crd`
+/// builds it, everything that serves or stores objects reads it).
+#[derive(Debug)]
+pub struct CustomKind {
+    /// `metadata.name` of the CRD (`vaultclusters.vaultkeeper.io`).
+    pub crd_name: String,
+    /// Group.
+    pub group: String,
+    /// Served version.
+    pub version: String,
+    /// Kind.
+    pub kind: String,
+    /// `openAPIV3Schema` of this version.
+    pub schema: Value,
+    /// CEL rules compiled once.
+    pub compiled: kube_cel::CompiledSchema,
+    /// `additionalPrinterColumns` of this version.
+    pub printer_columns: Vec<Value>,
+    /// `subresources.scale` of this version.
+    pub scale: Option<Value>,
 }
 
 /// A kind that is stored under another kind's storage and converted on the way in and
@@ -94,7 +116,7 @@ impl ResourceType {
     }
 
     /// Whether this is a custom resource.
-    pub fn custom(&self) -> Option<&Arc<crate::crd::CustomKind>> {
+    pub fn custom(&self) -> Option<&Arc<CustomKind>> {
         match &self.source {
             KindSource::Custom(c) => Some(c),
             KindSource::Builtin { .. } => None,

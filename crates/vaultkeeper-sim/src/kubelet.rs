@@ -19,10 +19,11 @@ use crate::error::SimError;
 use crate::podio::{ExecExit, ExecRequest, ExecStreams, LogRequest, PodIo};
 use crate::runtime::{
     EventType, ExecOptions, HostEntry, ImageMap, LogOptions, PodKey, PodLaunch, Runtime,
-    RuntimeConfig, RuntimeEvent, RuntimeEventKind, Sensitive, ServiceAccountTokens,
+    RuntimeConfig, RuntimeEvent, RuntimeEventKind, ServiceAccountTokens,
 };
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -376,7 +377,7 @@ impl Kubelet {
                 }
             }
             let (t, _) = auth::issue_token(&self.core, &ns, &sa, &[], 3607, Some(pod))?;
-            tokens.default = Some(Sensitive::new(t.expose().as_bytes().to_vec()));
+            tokens.default = Some(SecretSlice::from(t.expose_secret().as_bytes().to_vec()));
             for a in audiences {
                 let (t, _) = auth::issue_token(
                     &self.core,
@@ -388,7 +389,7 @@ impl Kubelet {
                 )?;
                 tokens
                     .by_audience
-                    .insert(a, Sensitive::new(t.expose().as_bytes().to_vec()));
+                    .insert(a, SecretSlice::from(t.expose_secret().as_bytes().to_vec()));
             }
         }
         let a = &self.core.addresses;

@@ -4,6 +4,15 @@
 //!
 //! Start one with [`SimCluster::start`]; see `docs/simulated-cluster.md` for what it
 //! simulates faithfully and what it refuses.
+//!
+//! Dependencies point one way, from the wiring down to the storage rules:
+//! - `cluster` wires it all: the API `server`, the `controllers` and the `kubelet`.
+//! - `server` (HTTP, watch, exec), `controllers` and `kubelet` act on [`core::Core`];
+//!   the kubelet drives the pod `runtime`, which knows nothing of the API.
+//! - `core` holds the storage rules (reads, writes, admission, scale) over `store`,
+//!   `builtin`, `crd`, `ssa`, `patch` and `kinds`. It never names a controller: a stored
+//!   change reaches the controllers, like any watch, through the store's change feed.
+//! - `kinds`, `store`, `error`, `clock`, `selectors` and `pki` depend on nothing above.
 
 pub mod auth;
 pub mod builtin;
@@ -23,7 +32,6 @@ pub mod pki;
 pub mod podio;
 pub mod requests;
 pub mod runtime;
-pub mod secret;
 pub mod selectors;
 pub mod server;
 pub mod ssa;

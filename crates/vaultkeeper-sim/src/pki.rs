@@ -3,16 +3,15 @@
 //! JWTs, the format the real token controller issues).
 
 use crate::error::SimError;
-use crate::secret::Token;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
 };
+use secrecy::{SecretSlice, SecretString};
 use serde_json::{Value, json};
 use std::net::IpAddr;
-use zeroize::Zeroizing;
 
 /// The issuer every service-account token names (the real default).
 pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -24,13 +23,13 @@ pub struct ServerPki {
     /// Serving certificate chain (DER).
     pub cert_der: Vec<u8>,
     /// Serving key (PKCS#8 DER), wiped on drop.
-    pub key_der: Zeroizing<Vec<u8>>,
+    pub key_der: SecretSlice<u8>,
 }
 
 impl std::fmt::Debug for ServerPki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerPki")
-            .field("key_der", &"<redacted>")
+            .field("key_der", &self.key_der)
             .finish()
     }
 }
@@ -74,7 +73,7 @@ impl ServerPki {
         Ok(ServerPki {
             ca_pem: ca_cert.pem(),
             cert_der: cert.der().to_vec(),
-            key_der: Zeroizing::new(key.serialize_der()),
+            key_der: SecretSlice::from(key.serialize_der()),
         })
     }
 }
@@ -111,7 +110,7 @@ impl TokenSigner {
     }
 
     /// Signs a JWT with these claims.
-    pub fn sign(&self, claims: &Value) -> Result<Token, SimError> {
+    pub fn sign(&self, claims: &Value) -> Result<SecretString, SimError> {
         let header = json!({"alg": "ES256", "kid": self.key_id});
         let signing_input = format!(
             "{}.{}",
@@ -122,7 +121,7 @@ impl TokenSigner {
             .key
             .sign(&self.rng, signing_input.as_bytes())
             .map_err(|_| SimError::Internal("signing a service-account token failed".into()))?;
-        Ok(Token::new(format!(
+        Ok(SecretString::from(format!(
             "{signing_input}.{}",
             URL_SAFE_NO_PAD.encode(sig.as_ref())
         )))
@@ -164,6 +163,7 @@ impl TokenSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn signed_tokens_verify_and_tampered_ones_do_not() {
@@ -172,14 +172,14 @@ mod tests {
             .sign(&json!({"sub": "system:serviceaccount:a:b"}))
             .unwrap();
         assert_eq!(
-            s.verify(t.expose()).unwrap()["sub"],
+            s.verify(t.expose_secret()).unwrap()["sub"],
             "system:serviceaccount:a:b"
         );
-        let mut bad = t.expose().to_string();
+        let mut bad = t.expose_secret().to_string();
         bad.push('x');
         assert!(s.verify(&bad).is_none());
         let other = TokenSigner::generate().unwrap();
-        assert!(other.verify(t.expose()).is_none());
+        assert!(other.verify(t.expose_secret()).is_none());
     }
 
     #[test]
@@ -187,5 +187,25 @@ mod tests {
         let p = ServerPki::generate("127.20.0.1".parse().unwrap()).unwrap();
         assert!(p.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(!p.cert_der.is_empty());
+    }
+
+    #[test]
+    fn secrets_print_redacted_and_are_wiped_on_drop() {
+        fn wiped_on_drop<T: secrecy::zeroize::ZeroizeOnDrop + ?Sized>() {}
+        wiped_on_drop::<SecretString>();
+        wiped_on_drop::<SecretSlice<u8>>();
+
+        let s = TokenSigner::generate().unwrap();
+        let t = s
+            .sign(&json!({"sub": "system:serviceaccount:a:b"}))
+            .unwrap();
+        let printed = format!("{t:?}");
+        assert!(printed.contains("REDACTED"), "{printed}");
+        assert!(!printed.contains(t.expose_secret()), "{printed}");
+
+        let p = ServerPki::generate("127.20.0.1".parse().unwrap()).unwrap();
+        let printed = format!("{p:?}");
+        assert!(printed.contains("REDACTED"), "{printed}");
+        assert!(!printed.contains(&format!("{:?}", p.key_der.expose_secret())));
     }
 }

@@ -15,7 +15,6 @@ use crate::faults::Faults;
 use crate::kinds::ResourceType;
 use crate::podio::{ExecExit, ExecRequest, LogRequest, PodIo};
 use crate::requests::{RequestLog, RequestRecord};
-use crate::secret::Token;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{Change, EventType};
 use crate::table::{self, IncludeObject};
@@ -24,6 +23,7 @@ use futures::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -41,7 +41,7 @@ fn full(b: impl Into<Bytes>) -> Body {
 pub struct ApiServer {
     /// Storage rules.
     pub core: Arc<Core>,
-    admin: Token,
+    admin: SecretString,
     /// Every request answered.
     pub log: Arc<RequestLog>,
     /// Fault injection.
@@ -248,7 +248,7 @@ fn verb_of(method: &Method, p: &ResourcePath, q: &Query) -> &'static str {
 
 impl ApiServer {
     /// A server over `core`, accepting `admin` as the administrator's token.
-    pub fn new(core: Arc<Core>, admin: Token, bookmark_interval: Duration) -> Self {
+    pub fn new(core: Arc<Core>, admin: SecretString, bookmark_interval: Duration) -> Self {
         ApiServer {
             core,
             admin,
@@ -1181,7 +1181,7 @@ impl ApiServer {
             "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"name": sa_name, "namespace": ns, "creationTimestamp": null},
             "spec": {"audiences": if audiences.is_empty() { vec![crate::pki::ISSUER.to_string()] } else { audiences }, "expirationSeconds": exp, "boundObjectRef": spec["boundObjectRef"]},
-            "status": {"token": token.expose(), "expirationTimestamp": expiry},
+            "status": {"token": token.expose_secret(), "expirationTimestamp": expiry},
         }))
     }
 
@@ -1236,7 +1236,7 @@ impl ApiServer {
         if new["spec"]["finalizers"].is_null() {
             new["spec"]["finalizers"] = json!([]);
         }
-        crate::controllers::namespace::write_namespace(&self.core, new)
+        self.core.finalize_namespace(new)
     }
 
     async fn logs(&self, ns: &str, name: &str, q: &Query) -> Result<Response<Body>, SimError> {

@@ -17,6 +17,7 @@ use kube::api::{
 };
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::discovery::ApiResource;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use std::time::Duration;
 use vaultkeeper_sim::{FailureRule, SimCluster, SimConfig};
@@ -610,7 +611,7 @@ async fn rbac_applies_to_service_account_identities_and_token_review_authenticat
     let review = reviews
         .create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"spec": {"token": token.expose()}})).unwrap(),
+            &serde_json::from_value(json!({"spec": {"token": token.expose_secret()}})).unwrap(),
         )
         .await
         .unwrap();
@@ -633,7 +634,7 @@ async fn rbac_applies_to_service_account_identities_and_token_review_authenticat
     let after = reviews
         .create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"spec": {"token": token.expose()}})).unwrap(),
+            &serde_json::from_value(json!({"spec": {"token": token.expose_secret()}})).unwrap(),
         )
         .await
         .unwrap();

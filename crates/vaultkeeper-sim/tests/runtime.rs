@@ -7,6 +7,7 @@
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use secrecy::SecretSlice;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,8 +16,7 @@ use std::time::{Duration, Instant};
 use vaultkeeper_sim::runtime::{
     Backoff, ContainerState, EventType, ExecOptions, ExecOrigin, ExecOutput, HostEntry, ImageMap,
     LogOptions, PodKey, PodLaunch, PodPhase, PodStatus, Privileges, Runtime, RuntimeConfig,
-    RuntimeError, RuntimeEventKind, Sensitive, ServiceAccountTokens, check_privileges,
-    privilege_problem,
+    RuntimeError, RuntimeEventKind, ServiceAccountTokens, check_privileges, privilege_problem,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -410,7 +410,7 @@ fn vault_launch(
         node.claims.path().join(format!("data-{name}")),
     );
     l.tokens = ServiceAccountTokens {
-        default: Some(Sensitive::from(SA_TOKEN)),
+        default: Some(SecretSlice::from(SA_TOKEN.as_bytes().to_vec())),
         by_audience: BTreeMap::new(),
     };
     l

@@ -6,28 +6,10 @@
 //! limits. `timeZone` is honoured; without it the schedule is read in UTC.
 
 use super::{controlled_by, controller_ref, manager, name_of, terminating};
+use crate::builtin::parse_schedule;
 use crate::core::{Core, DeleteOptions, PatchType};
-use crate::error::SimError;
 use jiff::{Timestamp, tz::TimeZone};
 use serde_json::{Value, json};
-
-/// Parses a schedule the way the API server validates it: five fields or an `@` macro;
-/// `TZ=`/`CRON_TZ=` prefixes are refused (use `spec.timeZone`).
-pub fn parse_schedule(s: &str) -> Result<croner::Cron, SimError> {
-    let t = s.trim();
-    if t.starts_with("TZ=") || t.starts_with("CRON_TZ=") {
-        return Err(SimError::BadRequest(format!(
-            "schedule {s:?}: TZ is not allowed in the schedule, use spec.timeZone"
-        )));
-    }
-    if !t.starts_with('@') && t.split_whitespace().count() != 5 {
-        return Err(SimError::BadRequest(format!(
-            "schedule {s:?}: expected exactly 5 fields"
-        )));
-    }
-    t.parse::<croner::Cron>()
-        .map_err(|e| SimError::BadRequest(format!("unparseable schedule {s:?}: {e}")))
-}
 
 /// The most recent scheduled time in `(after, now]`, if any (pure).
 pub fn most_recent_due(
@@ -235,15 +217,6 @@ pub fn pass(core: &Core) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schedules_are_validated_like_the_api_server() {
-        assert!(parse_schedule("0 13 * * 4").is_ok());
-        assert!(parse_schedule("@hourly").is_ok());
-        assert!(parse_schedule("0 0 13 * * 4").is_err(), "six fields");
-        assert!(parse_schedule("CRON_TZ=UTC 0 13 * * 4").is_err());
-        assert!(parse_schedule("bogus").is_err());
-    }
 
     #[test]
     fn most_recent_due_picks_the_latest_missed_time() {

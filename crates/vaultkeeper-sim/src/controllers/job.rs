@@ -166,29 +166,6 @@ fn new_pod(job: &Value) -> Value {
     json!({"metadata": meta, "spec": template["spec"]})
 }
 
-/// What the API server adds to a Job at creation (`batch/v1` strategy): a selector on
-/// the Job's UID and the matching template labels, unless `manualSelector` is set.
-pub fn default_selector(job: &mut Value) {
-    if job["spec"]["manualSelector"] == json!(true) {
-        return;
-    }
-    let uid = job["metadata"]["uid"].clone();
-    let name = job["metadata"]["name"].clone();
-    job["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
-    let labels = &mut job["spec"]["template"]["metadata"]["labels"];
-    if !labels.is_object() {
-        *labels = json!({});
-    }
-    for (k, v) in [
-        ("batch.kubernetes.io/controller-uid", &uid),
-        ("batch.kubernetes.io/job-name", &name),
-        ("controller-uid", &uid),
-        ("job-name", &name),
-    ] {
-        labels[k] = v.clone();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,6 @@
 
 use super::manager;
 use crate::core::{Core, DeleteOptions};
-use crate::error::SimError;
 use serde_json::{Value, json};
 
 /// One pass over all namespaces.
@@ -77,35 +76,6 @@ fn terminate(core: &Core, ns: &Value, name: &str) {
     if remaining == 0 {
         let mut new = ns.clone();
         new["spec"]["finalizers"] = json!([]);
-        let _ = write_namespace(core, new);
+        let _ = core.finalize_namespace(new);
     }
-}
-
-/// Writes a namespace's `spec.finalizers` (the `finalize` subresource) and removes the
-/// namespace once it is being deleted and no finalizer of either kind is left.
-pub fn write_namespace(core: &Core, new: Value) -> Result<Value, SimError> {
-    let ns_t = core.core_type("namespaces")?;
-    let name = new["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let w = core.update(
-        &ns_t,
-        "",
-        &name,
-        new,
-        None,
-        &manager("kube-controller-manager"),
-    )?;
-    let obj = w.object;
-    let spec_empty = obj["spec"]["finalizers"]
-        .as_array()
-        .is_none_or(Vec::is_empty);
-    let meta_empty = obj["metadata"]["finalizers"]
-        .as_array()
-        .is_none_or(Vec::is_empty);
-    if !obj["metadata"]["deletionTimestamp"].is_null() && spec_empty && meta_empty {
-        core.delete(&ns_t, "", &name, &DeleteOptions::default())?;
-    }
-    Ok(obj)
 }

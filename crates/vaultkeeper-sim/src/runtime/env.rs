@@ -6,21 +6,21 @@
 //! objects, nothing here touches the network, a clock or a file.
 
 use super::image::ImageRule;
-use super::sensitive::Sensitive;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, ObjectFieldSelector, Pod, Secret};
+use secrecy::{ExposeSecret, SecretSlice};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStringExt;
 
 /// One resolved environment variable. The value may come from a Secret, so it is
-/// [`Sensitive`]: a printed `EnvVar` shows only its name.
-#[derive(Clone, PartialEq, Eq)]
+/// a [`SecretSlice`]: a printed `EnvVar` shows only its name.
+#[derive(Clone)]
 pub struct EnvVar {
     /// Variable name.
     pub name: String,
     /// Variable value.
-    pub value: Sensitive,
+    pub value: SecretSlice<u8>,
 }
 
 impl std::fmt::Debug for EnvVar {
@@ -254,7 +254,7 @@ struct EnvList {
 }
 
 impl EnvList {
-    fn set(&mut self, name: String, value: Sensitive) {
+    fn set(&mut self, name: String, value: SecretSlice<u8>) {
         match self.index.get(&name) {
             Some(&i) => self.vars[i].value = value,
             None => {
@@ -265,7 +265,9 @@ impl EnvList {
     }
 
     fn get(&self, name: &str) -> Option<&[u8]> {
-        self.index.get(name).map(|&i| self.vars[i].value.expose())
+        self.index
+            .get(name)
+            .map(|&i| self.vars[i].value.expose_secret())
     }
 }
 
@@ -311,7 +313,7 @@ pub fn resolve_container_env(
         for (k, v) in data {
             let key = format!("{prefix}{k}");
             if is_env_var_name(&key) {
-                list.set(key, Sensitive::new(v));
+                list.set(key, SecretSlice::from(v));
             } else {
                 invalid.push(key);
             }
@@ -334,14 +336,14 @@ pub fn resolve_container_env(
         let field = format!("env[{i}]");
         let literal = var.value.as_deref().unwrap_or_default();
         let value = if !literal.is_empty() {
-            Sensitive::new(expand(literal.as_bytes(), |n| {
+            SecretSlice::from(expand(literal.as_bytes(), |n| {
                 list.get(n).or_else(|| service.get(n).copied())
             }))
         } else if let Some(from) = &var.value_from {
             if let Some(f) = &from.field_ref {
                 let v = field_ref_value(ctx.pod, ctx.pod_ip, ctx.host_ip, f, FieldRefUse::Env)
                     .map_err(|m| (format!("{field}.valueFrom.fieldRef"), m))?;
-                Sensitive::from(v)
+                SecretSlice::from(v.into_bytes())
             } else if from.resource_field_ref.is_some() {
                 return Err((
                     format!("{field}.valueFrom.resourceFieldRef"),
@@ -364,7 +366,7 @@ pub fn resolve_container_env(
                         ));
                     }
                     Some(cm) => match cm.data.as_ref().and_then(|d| d.get(&r.key)) {
-                        Some(v) => Sensitive::from(v.as_str()),
+                        Some(v) => SecretSlice::from(v.as_bytes().to_vec()),
                         None if optional => continue,
                         None => {
                             return Err((
@@ -388,7 +390,7 @@ pub fn resolve_container_env(
                         ));
                     }
                     Some(s) => match secret_data(s).remove(&r.key) {
-                        Some(v) => Sensitive::new(v),
+                        Some(v) => SecretSlice::from(v),
                         None if optional => continue,
                         None => {
                             return Err((
@@ -405,13 +407,13 @@ pub fn resolve_container_env(
                 ));
             }
         } else {
-            Sensitive::default()
+            SecretSlice::default()
         };
         list.set(var.name.clone(), value);
     }
     for (k, v) in ctx.service_env {
         if list.get(k).is_none() {
-            list.set(k.clone(), Sensitive::from(v.as_str()));
+            list.set(k.clone(), SecretSlice::from(v.as_bytes().to_vec()));
         }
     }
     Ok(ResolvedEnv {
@@ -425,9 +427,12 @@ pub fn resolve_container_env(
 pub fn process_env(image: &ImageRule, hostname: &str, kubelet_env: &[EnvVar]) -> Vec<EnvVar> {
     let mut list = EnvList::default();
     for (k, v) in &image.env {
-        list.set(k.clone(), Sensitive::from(v.as_str()));
+        list.set(k.clone(), SecretSlice::from(v.as_bytes().to_vec()));
     }
-    list.set("HOSTNAME".to_string(), Sensitive::from(hostname));
+    list.set(
+        "HOSTNAME".to_string(),
+        SecretSlice::from(hostname.as_bytes().to_vec()),
+    );
     for v in kubelet_env {
         list.set(v.name.clone(), v.value.clone());
     }
@@ -441,7 +446,11 @@ pub fn container_argv(
     image: &ImageRule,
     env: &[EnvVar],
 ) -> Result<Vec<OsString>, EnvFailure> {
-    let lookup = |n: &str| env.iter().find(|v| v.name == n).map(|v| v.value.expose());
+    let lookup = |n: &str| {
+        env.iter()
+            .find(|v| v.name == n)
+            .map(|v| v.value.expose_secret())
+    };
     let expand_all = |items: &[String]| -> Vec<OsString> {
         items
             .iter()
@@ -592,7 +601,7 @@ mod tests {
             .map(|v| {
                 (
                     v.name.clone(),
-                    String::from_utf8(v.value.expose().to_vec()).unwrap(),
+                    String::from_utf8(v.value.expose_secret().to_vec()).unwrap(),
                 )
             })
             .collect()
@@ -832,7 +841,7 @@ mod tests {
         };
         let env = vec![EnvVar {
             name: "POD_IP".into(),
-            value: Sensitive::from("127.22.0.10"),
+            value: SecretSlice::from(b"127.22.0.10".to_vec()),
         }];
         let c = |command: Option<Vec<&str>>, args: Option<Vec<&str>>| Container {
             name: "c".into(),
@@ -889,12 +898,12 @@ mod tests {
         };
         let kubelet = vec![EnvVar {
             name: "A".into(),
-            value: Sensitive::from("2"),
+            value: SecretSlice::from(b"2".to_vec()),
         }];
         let env = process_env(&image, "vault-0", &kubelet);
         let got: Vec<(String, Vec<u8>)> = env
             .into_iter()
-            .map(|v| (v.name, v.value.expose().to_vec()))
+            .map(|v| (v.name, v.value.expose_secret().to_vec()))
             .collect();
         assert_eq!(
             got,
@@ -904,5 +913,15 @@ mod tests {
                 ("HOSTNAME".to_string(), b"vault-0".to_vec()),
             ]
         );
+    }
+
+    #[test]
+    fn a_printed_env_var_shows_its_name_only() {
+        let v = EnvVar {
+            name: "VAULT_TOKEN".into(),
+            value: SecretSlice::from(b"hvs.root-token".to_vec()),
+        };
+        assert_eq!(format!("{v:?}"), "VAULT_TOKEN=<redacted>");
+        assert_eq!(v.value.expose_secret(), b"hvs.root-token");
     }
 }

@@ -1,6 +1,6 @@
 //! The runtime's error type. Every variant names the pod, container, volume or field it is
 //! about and, where a person can fix something, says how. No variant ever carries a file's
-//! contents, an environment value or a token: those live in [`super::Sensitive`] and never
+//! contents, an environment value or a token: those live in a [`secrecy::SecretSlice`] and never
 //! reach an error message.
 
 /// What can go wrong while running pods.

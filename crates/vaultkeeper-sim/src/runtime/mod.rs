@@ -150,7 +150,6 @@ mod privilege;
 mod probes;
 mod restart;
 mod sandbox;
-mod sensitive;
 mod status;
 mod volumes;
 
@@ -178,7 +177,6 @@ pub use probes::{
 };
 pub use restart::{Backoff, RestartPolicy, restart_delay, should_restart};
 pub use sandbox::ExitStatus;
-pub use sensitive::Sensitive;
 pub use status::{
     ContainerState, ContainerStatus, PodCondition, PodKey, PodPhase, PodStatus, pod_conditions,
     pod_phase,

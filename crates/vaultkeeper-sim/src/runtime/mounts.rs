@@ -7,6 +7,7 @@ use super::env::{EnvVar, expand};
 use super::error::{Result, RuntimeError};
 use super::volumes::{VolumeContent, VolumePlan, validate_item_path};
 use k8s_openapi::api::core::v1::Container;
+use secrecy::ExposeSecret;
 use std::path::{Path, PathBuf};
 
 /// One mount of a container, before the host path is resolved.
@@ -90,7 +91,11 @@ pub fn plan_container_mounts(
             }
             (Some(s), _) if !s.is_empty() => Some(s.to_string()),
             (_, Some(e)) if !e.is_empty() => {
-                let lookup = |n: &str| env.iter().find(|v| v.name == n).map(|v| v.value.expose());
+                let lookup = |n: &str| {
+                    env.iter()
+                        .find(|v| v.name == n)
+                        .map(|v| v.value.expose_secret())
+                };
                 let expanded = String::from_utf8_lossy(&expand(e.as_bytes(), lookup)).into_owned();
                 if expanded.contains("$(") {
                     return Err(invalid(
@@ -163,9 +168,9 @@ pub fn resolve_mount_source(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::sensitive::Sensitive;
     use crate::runtime::volumes::PlannedFile;
     use k8s_openapi::api::core::v1::VolumeMount;
+    use secrecy::SecretSlice;
 
     fn volumes() -> Vec<VolumePlan> {
         vec![
@@ -174,7 +179,7 @@ mod tests {
                 content: VolumeContent::Files(vec![PlannedFile {
                     path: "a.hcl".into(),
                     mode: 0o644,
-                    contents: Sensitive::from("x"),
+                    contents: SecretSlice::from(b"x".to_vec()),
                 }]),
             },
             VolumePlan {
@@ -208,7 +213,7 @@ mod tests {
     fn mounts_keep_config_read_only_and_data_writable() {
         let env = vec![EnvVar {
             name: "POD".into(),
-            value: Sensitive::from("vault-0"),
+            value: SecretSlice::from(b"vault-0".to_vec()),
         }];
         let mut sub = mount("data", "/vault/logs");
         sub.sub_path_expr = Some("logs/$(POD)".into());

@@ -27,6 +27,7 @@ use super::volumes::{
 };
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, LifecycleHandler, Pod, Secret};
+use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
@@ -1757,7 +1758,7 @@ fn container_steps(
         .env
         .iter()
         .find(|v| v.name == "HOME")
-        .and_then(|v| std::str::from_utf8(v.value.expose()).ok())
+        .and_then(|v| std::str::from_utf8(v.value.expose_secret()).ok())
         .filter(|h| h.starts_with("/home/") || h.starts_with("/root/"))
     {
         // The image would carry its user's home; create it for the pod's user.
@@ -2575,7 +2576,7 @@ mod tests {
             secrets,
             claims: BTreeMap::new(),
             tokens: ServiceAccountTokens {
-                default: Some(super::super::Sensitive::from("jwt-token-value")),
+                default: Some(secrecy::SecretSlice::from(b"jwt-token-value".to_vec())),
                 by_audience: BTreeMap::new(),
             },
             service_env: vec![("API_TOKEN".into(), "env-secret".into())],

@@ -17,6 +17,7 @@
 //! pid reuse.
 
 use super::env::EnvVar;
+use secrecy::ExposeSecret;
 use std::ffi::{CString, OsStr, OsString};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -680,7 +681,7 @@ fn fork_exec(plan: ProcessPlan) -> Result<Spawned, SpawnFailure> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for v in &plan.env {
-        cmd.env(&v.name, OsStr::from_bytes(v.value.expose()));
+        cmd.env(&v.name, OsStr::from_bytes(v.value.expose_secret()));
     }
     let steps = plan.steps;
     let descriptions: Vec<String> = steps.iter().map(Step::describe).collect();

@@ -12,10 +12,10 @@
 
 use super::env::{FieldRefUse, field_ref_value};
 use super::error::{Result, RuntimeError};
-use super::sensitive::Sensitive;
 use k8s_openapi::api::core::v1::{
     ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume,
 };
+use secrecy::{ExposeSecret, SecretSlice};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -29,21 +29,33 @@ pub const DEFAULT_MODE: i32 = 0o644;
 #[derive(Debug, Clone, Default)]
 pub struct ServiceAccountTokens {
     /// Token for the API server's own audience.
-    pub default: Option<Sensitive>,
+    pub default: Option<SecretSlice<u8>>,
     /// Tokens for explicit audiences.
-    pub by_audience: BTreeMap<String, Sensitive>,
+    pub by_audience: BTreeMap<String, SecretSlice<u8>>,
 }
 
 /// One file of a ConfigMap/Secret/projected/downward-API volume.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PlannedFile {
     /// Path relative to the volume root, e.g. `tls.crt` or `nested/dir/file`.
     pub path: String,
     /// Permission bits.
     pub mode: u32,
     /// Contents (possibly secret).
-    pub contents: Sensitive,
+    pub contents: SecretSlice<u8>,
 }
+
+// Written by hand because secrets have no `==` of their own: the kubelet compares a
+// volume's planned files with the ones on disk to decide whether to rewrite it.
+impl PartialEq for PlannedFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+            && self.mode == other.mode
+            && self.contents.expose_secret() == other.contents.expose_secret()
+    }
+}
+
+impl Eq for PlannedFile {}
 
 /// What a volume is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +165,7 @@ fn project_items(
                 out.push(PlannedFile {
                     path: key.clone(),
                     mode: default_mode,
-                    contents: Sensitive::new(value.clone()),
+                    contents: SecretSlice::from(value.clone()),
                 });
             }
         }
@@ -177,7 +189,7 @@ fn project_items(
                 out.push(PlannedFile {
                     path: item.path.clone(),
                     mode,
-                    contents: Sensitive::new(value.clone()),
+                    contents: SecretSlice::from(value.clone()),
                 });
             }
         }
@@ -245,7 +257,7 @@ fn downward_files(
         out.push(PlannedFile {
             path: item.path.clone(),
             mode,
-            contents: Sensitive::from(value),
+            contents: SecretSlice::from(value.into_bytes()),
         });
     }
     Ok(())
@@ -460,7 +472,7 @@ pub fn write_files_volume(dir: &Path, files: &[PlannedFile], stamp: &str) -> std
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(&target, f.contents.expose())?;
+        std::fs::write(&target, f.contents.expose_secret())?;
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(f.mode))?;
         if let Some(top) = f.path.split('/').next() {
             tops.insert(top.to_string());
@@ -497,7 +509,7 @@ pub fn update_files_volume(
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(&target, f.contents.expose())?;
+        std::fs::write(&target, f.contents.expose_secret())?;
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(f.mode))?;
         if let Some(top) = f.path.split('/').next() {
             tops.insert(top.to_string());
@@ -685,7 +697,7 @@ mod tests {
         .into_iter()
         .collect();
         let tokens = ServiceAccountTokens {
-            default: Some(Sensitive::from("jwt")),
+            default: Some(SecretSlice::from(b"jwt".to_vec())),
             by_audience: BTreeMap::new(),
         };
         World {
@@ -714,7 +726,7 @@ mod tests {
         match &p.content {
             VolumeContent::Files(f) => f
                 .iter()
-                .map(|f| (f.path.clone(), f.mode, f.contents.expose().to_vec()))
+                .map(|f| (f.path.clone(), f.mode, f.contents.expose_secret().to_vec()))
                 .collect(),
             other => panic!("not files: {other:?}"),
         }
@@ -943,7 +955,7 @@ mod tests {
         let file = |path: &str, contents: &str| PlannedFile {
             path: path.into(),
             mode: 0o644,
-            contents: Sensitive::from(contents),
+            contents: SecretSlice::from(contents.as_bytes().to_vec()),
         };
         write_files_volume(
             dir.path(),
@@ -983,12 +995,12 @@ mod tests {
             PlannedFile {
                 path: "tls.crt".into(),
                 mode: 0o644,
-                contents: Sensitive::from("CERT"),
+                contents: SecretSlice::from(b"CERT".to_vec()),
             },
             PlannedFile {
                 path: "private/tls.key".into(),
                 mode: 0o400,
-                contents: Sensitive::from("KEY"),
+                contents: SecretSlice::from(b"KEY".to_vec()),
             },
         ];
         write_files_volume(dir.path(), &files, "2026_01_02_03_04_05.000000001").unwrap();
@@ -1006,5 +1018,24 @@ mod tests {
             .unwrap()
             .mode();
         assert_eq!(mode & 0o777, 0o400);
+    }
+
+    #[test]
+    fn a_printed_planned_file_hides_its_contents() {
+        let f = PlannedFile {
+            path: "tls.key".into(),
+            mode: 0o600,
+            contents: SecretSlice::from(b"PRIVATE KEY BYTES".to_vec()),
+        };
+        let printed = format!("{f:?}");
+        assert!(
+            printed.contains("tls.key") && printed.contains("REDACTED"),
+            "{printed}"
+        );
+        assert!(!printed.contains("PRIVATE KEY BYTES"), "{printed}");
+        assert!(
+            !printed.contains(&format!("{:?}", b"PRIVATE KEY BYTES")),
+            "{printed}"
+        );
     }
 }

@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::sync::watch;
 use vaultkeeper_api::{Phase, VaultCluster, parse_manifests};
@@ -330,7 +331,7 @@ impl TokenIssuer {
             None,
         )
         .map_err(|e| failed(&e))?;
-        write_private(path, token.expose().as_bytes())
+        write_private(path, token.expose_secret().as_bytes())
     }
 }
 
