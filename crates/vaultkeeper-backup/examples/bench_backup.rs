@@ -21,8 +21,9 @@ use vaultkeeper_backup::manifest::SourceInfo;
 use vaultkeeper_backup::naming::BackupLocation;
 use vaultkeeper_backup::pipeline::{PipelineOptions, write_backup};
 use vaultkeeper_backup::s3::{S3Credentials, S3Settings, S3Store};
-use vaultkeeper_backup::secret::SecretString;
+use vaultkeeper_backup::secret::read_secret_file;
 use vaultkeeper_backup::vault::{VaultClient, tls_config};
+use vaultkeeper_vault::secret::{ExposeSecret, SecretString, secret_string};
 
 #[derive(Parser)]
 struct Cli {
@@ -105,7 +106,7 @@ async fn store(s3: &S3) -> Result<S3Store, Error> {
         force_path_style: true,
         credentials: S3Credentials::Static {
             access_key_id: "bench".into(),
-            secret_access_key: SecretString::new("bench".into()),
+            secret_access_key: secret_string("bench".into()),
             session_token: None,
         },
         ca_pem: None,
@@ -117,10 +118,7 @@ async fn store(s3: &S3) -> Result<S3Store, Error> {
 fn vault_client(v: &Vault) -> Result<(VaultClient, SecretString), Error> {
     let tls = tls_config(Some(&std::fs::read(&v.vault_ca_cert)?))?;
     let client = VaultClient::new(&v.vault_addr, Arc::new(tls))?;
-    Ok((
-        client,
-        SecretString::from_file("--token-file", &v.token_file)?,
-    ))
+    Ok((client, read_secret_file("--token-file", &v.token_file)?))
 }
 
 fn unique_name(prefix: &str) -> String {
@@ -154,7 +152,7 @@ async fn main() -> Result<(), Error> {
                         let value = base64::engine::general_purpose::STANDARD.encode(&bytes);
                         let resp = http
                             .post(url)
-                            .header("X-Vault-Token", token.expose())
+                            .header("X-Vault-Token", token.expose_secret())
                             .json(&serde_json::json!({"data": {"v": value}}))
                             .send()
                             .await

@@ -23,8 +23,9 @@ use crate::retention::{
     DEFAULT_STALE_UPLOAD_AFTER, RetentionPolicy, complete_backups, plan_retention, stale_uploads,
 };
 use crate::s3::{MIN_PART_SIZE, S3Credentials, S3Settings, S3Store};
-use crate::secret::{EncryptionKey, SecretString};
+use crate::secret::{EncryptionKey, read_secret_file};
 use crate::vault::{KubernetesLogin, VaultClient, active_node_address, tls_config};
+use vaultkeeper_vault::secret::{ExposeSecret, SecretString};
 
 /// Where the projected service-account token is mounted in a pod.
 pub const DEFAULT_SERVICE_ACCOUNT_TOKEN: &str =
@@ -285,10 +286,10 @@ fn read_key(path: &Path) -> Result<EncryptionKey> {
 pub fn s3_settings(args: &S3Args) -> Result<S3Settings> {
     let credentials = match (&args.s3_access_key_id_file, &args.s3_secret_access_key_file) {
         (Some(id), Some(secret)) => S3Credentials::Static {
-            access_key_id: SecretString::from_file("--s3-access-key-id-file", id)?
-                .expose()
+            access_key_id: read_secret_file("--s3-access-key-id-file", id)?
+                .expose_secret()
                 .to_owned(),
-            secret_access_key: SecretString::from_file("--s3-secret-access-key-file", secret)?,
+            secret_access_key: read_secret_file("--s3-secret-access-key-file", secret)?,
             session_token: None,
         },
         _ => S3Credentials::Ambient,
@@ -335,14 +336,14 @@ struct Session {
 async fn authenticate(vault: &VaultClient, args: &VaultArgs) -> Result<Session> {
     match (&args.auth_role, &args.token_file) {
         (_, Some(path)) => Ok(Session {
-            token: SecretString::from_file("--token-file", path)?,
+            token: read_secret_file("--token-file", path)?,
             logged_in: false,
         }),
         (Some(role), None) => {
             let login = KubernetesLogin {
                 mount: args.auth_mount.clone(),
                 role: role.clone(),
-                jwt: SecretString::from_file(
+                jwt: read_secret_file(
                     "--service-account-token-file",
                     &args.service_account_token_file,
                 )?,

@@ -27,4 +27,4 @@ pub mod secret;
 pub mod vault;
 
 pub use error::{Error, Result};
-pub use secret::{EncryptionKey, KeyId, SecretString};
+pub use secret::{EncryptionKey, KeyId};

@@ -27,8 +27,8 @@ use crate::format::StreamDecryptor;
 use crate::manifest::{Digest, Manifest};
 use crate::s3::S3Store;
 use crate::secret::EncryptionKey;
-use crate::secret::SecretString;
 use crate::vault::VaultClient;
+use vaultkeeper_vault::secret::SecretString;
 
 /// Read size of the second pass.
 const READ_BUFFER: usize = 256 * 1024;

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::secret::SecretString;
+use vaultkeeper_vault::secret::{ExposeSecret, SecretString, secret_string};
 
 /// How long to wait for a TCP + TLS connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -141,7 +141,7 @@ impl KubernetesLogin {
 
     /// The JSON body. Holds the JWT: send it, never print it.
     pub fn body(&self) -> serde_json::Value {
-        json!({ "role": self.role, "jwt": self.jwt.expose() })
+        json!({ "role": self.role, "jwt": self.jwt.expose_secret() })
     }
 
     /// The error for a refused login, with what to check. Pure.
@@ -264,7 +264,7 @@ impl VaultClient {
 
     fn token_header(token: &SecretString) -> Result<HeaderMap> {
         let mut value =
-            HeaderValue::from_str(token.expose()).map_err(|_| Error::InvalidArgument {
+            HeaderValue::from_str(token.expose_secret()).map_err(|_| Error::InvalidArgument {
                 field: "Vault token",
                 reason: "it contains characters that cannot be sent in an HTTP header".into(),
             })?;
@@ -512,7 +512,7 @@ pub fn parse_login_token(body: &[u8]) -> Option<SecretString> {
     }
     let login: Login = serde_json::from_slice(body).ok()?;
     let token = login.auth?.client_token;
-    (!token.is_empty()).then(|| SecretString::new(token))
+    (!token.is_empty()).then(|| secret_string(token))
 }
 
 #[cfg(test)]
@@ -523,7 +523,7 @@ mod tests {
         KubernetesLogin {
             mount: "kubernetes".into(),
             role: "vault-backup".into(),
-            jwt: SecretString::new("eyJhbGciOiJSUzI1NiJ9.payload.sig".into()),
+            jwt: secret_string("eyJhbGciOiJSUzI1NiJ9.payload.sig".into()),
         }
     }
 
@@ -584,7 +584,7 @@ mod tests {
     #[test]
     fn login_token_is_read_from_auth_client_token() {
         let ok = br#"{"auth":{"client_token":"s.abc","policies":["backup"]}}"#;
-        assert_eq!(parse_login_token(ok).unwrap().expose(), "s.abc");
+        assert_eq!(parse_login_token(ok).unwrap().expose_secret(), "s.abc");
         assert!(parse_login_token(br#"{"auth":null}"#).is_none());
         assert!(parse_login_token(br#"{"auth":{"client_token":""}}"#).is_none());
         assert!(parse_login_token(b"garbage").is_none());

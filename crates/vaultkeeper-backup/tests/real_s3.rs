@@ -444,7 +444,7 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
     use vaultkeeper_backup::naming::BackupLocation;
     use vaultkeeper_backup::pipeline::{PipelineOptions, write_backup};
     use vaultkeeper_backup::s3::S3Store;
-    use vaultkeeper_backup::secret::SecretString;
+    use vaultkeeper_backup::secret::read_secret_file;
     use vaultkeeper_backup::vault::{VaultClient, tls_config};
 
     let work = tempfile::tempdir().unwrap();
@@ -456,7 +456,7 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
     bao.enable_kv().await;
     bao.fill(16, 512 * 1024).await;
     let token_file = bao.backup_token_file().await;
-    let token = SecretString::from_file("token", &token_file).unwrap();
+    let token = read_secret_file("token", &token_file).unwrap();
     let vault = VaultClient::new(
         &bao.addr,
         Arc::new(tls_config(Some(&std::fs::read(&bao.ca_path).unwrap())).unwrap()),

@@ -30,7 +30,7 @@ use crate::node::{
     AutopilotState, Health, InitRequest, LeaderStatus, NodeEndpoint, PodName, RaftConfiguration,
     SealStatus, TokenInfo, UnsealProgress,
 };
-use crate::secret::{KeyShare, SecretBytes, SecretString, Token};
+use crate::secret::{ExposeSecret, KeyShare, SecretSlice, SecretString, Token, secret_bytes};
 
 /// Timeouts for the HTTP transport.
 #[derive(Clone, Copy, Debug)]
@@ -157,7 +157,9 @@ impl HttpNodeClient {
     /// are wiped when the call is over.
     fn vault(&self, pod: &PodName, step: Step, token: Option<&Token>) -> Result<ScopedVault> {
         let target = self.pod(pod, step)?;
-        let token = token.map(|t| t.expose().to_string()).unwrap_or_default();
+        let token = token
+            .map(|t| t.expose_secret().to_string())
+            .unwrap_or_default();
         // Every field is set, so nothing is read from this process's environment
         // (VAULT_TOKEN, VAULT_CACERT, ...).
         let settings = VaultClientSettingsBuilder::default()
@@ -192,15 +194,16 @@ impl HttpNodeClient {
         method: reqwest::Method,
         path: &str,
         token: Option<&Token>,
-        body: Option<SecretBytes>,
-    ) -> Result<Option<SecretBytes>> {
+        body: Option<SecretSlice<u8>>,
+    ) -> Result<Option<SecretSlice<u8>>> {
         let target = self.pod(pod, step)?;
         let mut headers = HeaderMap::new();
         if let Some(token) = token {
-            let mut value = HeaderValue::from_str(token.expose()).map_err(|_| Error::NoToken {
-                step,
-                reason: "the token has characters a header cannot carry".into(),
-            })?;
+            let mut value =
+                HeaderValue::from_str(token.expose_secret()).map_err(|_| Error::NoToken {
+                    step,
+                    reason: "the token has characters a header cannot carry".into(),
+                })?;
             // Sensitive headers are left out of reqwest's and hyper's Debug output.
             value.set_sensitive(true);
             headers.insert("X-Vault-Token", value);
@@ -212,7 +215,7 @@ impl HttpNodeClient {
         if let Some(body) = &body {
             request = request
                 .header("Content-Type", "application/json")
-                .body(body.expose().to_vec());
+                .body(body.expose_secret().to_vec());
         }
         let response = request.send().await.map_err(|e| Error::Unreachable {
             pod: pod.clone(),
@@ -225,7 +228,7 @@ impl HttpNodeClient {
             step,
             reason: error_chain(&e),
         })?;
-        let bytes = SecretBytes::new(bytes.to_vec());
+        let bytes = secret_bytes(bytes.to_vec());
         match status {
             200..=299 => Ok(Some(bytes)),
             404 => Ok(None),
@@ -258,7 +261,7 @@ impl HttpNodeClient {
                 step,
                 reason: format!("{path} answered 404"),
             })?;
-        serde_json::from_slice(bytes.expose()).map_err(|e| Error::UnexpectedResponse {
+        serde_json::from_slice(bytes.expose_secret()).map_err(|e| Error::UnexpectedResponse {
             pod: pod.clone(),
             step,
             reason: format!("the answer is not JSON: {e}"),
@@ -303,13 +306,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn api_errors(body: &SecretBytes) -> String {
+fn api_errors(body: &SecretSlice<u8>) -> String {
     #[derive(Deserialize)]
     struct Errors {
         #[serde(default)]
         errors: Vec<String>,
     }
-    match serde_json::from_slice::<Errors>(body.expose()) {
+    match serde_json::from_slice::<Errors>(body.expose_secret()) {
         Ok(e) if !e.errors.is_empty() => e.errors.join("; "),
         _ => "no error details".into(),
     }
@@ -378,18 +381,18 @@ fn from_vaultrs(pod: &PodName, step: Step, e: ClientError) -> Error {
 fn parse_body<T: serde::de::DeserializeOwned>(
     pod: &PodName,
     step: Step,
-    bytes: &SecretBytes,
+    bytes: &SecretSlice<u8>,
 ) -> Result<T> {
-    serde_json::from_slice(bytes.expose()).map_err(|e| Error::UnexpectedResponse {
+    serde_json::from_slice(bytes.expose_secret()).map_err(|e| Error::UnexpectedResponse {
         pod: pod.clone(),
         step,
         reason: format!("the answer is not the expected JSON: {e}"),
     })
 }
 
-fn json_body(value: &Value) -> SecretBytes {
+fn json_body(value: &Value) -> SecretSlice<u8> {
     // Serializing a `Value` cannot fail (all keys are strings).
-    SecretBytes::new(serde_json::to_vec(value).unwrap_or_default())
+    secret_bytes(serde_json::to_vec(value).unwrap_or_default())
 }
 
 #[async_trait]
@@ -509,9 +512,14 @@ impl NodeClient for HttpNodeClient {
 
     async fn unseal(&self, pod: &PodName, share: &KeyShare) -> Result<UnsealProgress> {
         let client = self.vault(pod, Step::Unseal, None)?;
-        let answer = vaultrs::sys::unseal(&client.0, Some(share.expose().to_string()), None, None)
-            .await
-            .map_err(|e| from_vaultrs(pod, Step::Unseal, e))?;
+        let answer = vaultrs::sys::unseal(
+            &client.0,
+            Some(share.expose_secret().to_string()),
+            None,
+            None,
+        )
+        .await
+        .map_err(|e| from_vaultrs(pod, Step::Unseal, e))?;
         Ok(UnsealProgress {
             sealed: answer.sealed,
             threshold: u8::try_from(answer.threshold).unwrap_or(u8::MAX),
@@ -756,7 +764,7 @@ impl NodeClient for HttpNodeClient {
         jwt: &SecretString,
     ) -> Result<Token> {
         let client = self.vault(pod, Step::KubernetesLogin, None)?;
-        let auth = vaultrs::auth::kubernetes::login(&client.0, mount, role, jwt.expose())
+        let auth = vaultrs::auth::kubernetes::login(&client.0, mount, role, jwt.expose_secret())
             .await
             .map_err(|e| from_vaultrs(pod, Step::KubernetesLogin, e))?;
         // Move the token out of vaultrs's struct into our secret type without copying it.

@@ -11,7 +11,7 @@ use super::{KubernetesAuthConfig, KubernetesRole, TokenRole};
 use crate::error::{Error, Result, Step};
 use crate::keys::{InitKeys, KeyKind};
 use crate::node::{InitRequest, PodName, parse_wire};
-use crate::secret::{KeyShare, Token};
+use crate::secret::{ExposeSecret, KeyShare, Token};
 
 /// Builds [`InitKeys`] from the shares and root token an init answered, checking that the
 /// server returned what was asked for.
@@ -39,7 +39,7 @@ pub(crate) fn init_keys(
             ),
         });
     }
-    if root_token.expose().is_empty() {
+    if root_token.expose_secret().is_empty() {
         return Err(Error::UnexpectedResponse {
             pod: pod.clone(),
             step: Step::Init,

@@ -25,9 +25,9 @@ use kube::api::{Api, Patch, PatchParams};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use vaultkeeper_backup::SecretString;
 use vaultkeeper_backup::cli::DEFAULT_SERVICE_ACCOUNT_TOKEN;
 use vaultkeeper_backup::vault::{KubernetesLogin, VaultClient, tls_config, vault_errors};
+use vaultkeeper_vault::secret::{ExposeSecret, SecretString, secret_string};
 
 use crate::CliError;
 
@@ -267,7 +267,7 @@ pub async fn run(args: &MetricsTokenArgs, kube: kube::Client) -> Result<Outcome,
     let login = KubernetesLogin {
         mount: args.auth_mount.clone(),
         role: args.auth_role.clone(),
-        jwt: SecretString::new(jwt.trim().to_owned()),
+        jwt: secret_string(jwt.trim().to_owned()),
     };
     let job_token = vault.login_kubernetes(&login).await.map_err(internal)?;
     let result = with_login(args, &kube, &vault, &http, &job_token, period).await;
@@ -310,7 +310,7 @@ async fn with_login(
         .and_then(|d| d.get(TOKEN_KEY))
         .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
         .filter(|t| !t.is_empty())
-        .map(SecretString::new);
+        .map(secret_string);
 
     let state = match &current {
         None => TokenState::Missing,
@@ -372,7 +372,7 @@ async fn write_secret(
 ) -> Result<(), CliError> {
     use base64::Engine;
     let encoded = zeroize::Zeroizing::new(
-        base64::engine::general_purpose::STANDARD.encode(token.expose().as_bytes()),
+        base64::engine::general_purpose::STANDARD.encode(token.expose_secret().as_bytes()),
     );
     // The JSON body holds the encoded token until the request is sent; serde_json values
     // cannot be zeroized, so it is dropped as soon as the call returns.
@@ -440,7 +440,7 @@ impl TokenApi {
         job_token: &SecretString,
         body: &serde_json::Value,
     ) -> Result<(u16, zeroize::Zeroizing<Vec<u8>>), CliError> {
-        let mut value = HeaderValue::from_str(job_token.expose()).map_err(|_| {
+        let mut value = HeaderValue::from_str(job_token.expose_secret()).map_err(|_| {
             CliError::Internal("the login token cannot be sent in an HTTP header".into())
         })?;
         value.set_sensitive(true);
@@ -478,7 +478,7 @@ impl TokenApi {
         token: &SecretString,
     ) -> Result<TokenState, CliError> {
         const OPERATION: &str = "POST auth/token/lookup";
-        let body = json!({ "token": token.expose() });
+        let body = json!({ "token": token.expose_secret() });
         let (status, answer) = self
             .post(OPERATION, "auth/token/lookup", job_token, &body)
             .await?;
@@ -526,7 +526,7 @@ impl TokenApi {
         period: i64,
     ) -> Result<u64, CliError> {
         const OPERATION: &str = "POST auth/token/renew";
-        let body = json!({ "token": token.expose(), "increment": format!("{period}s") });
+        let body = json!({ "token": token.expose_secret(), "increment": format!("{period}s") });
         let (status, answer) = self
             .post(OPERATION, "auth/token/renew", job_token, &body)
             .await?;
@@ -586,7 +586,7 @@ impl TokenApi {
         let token = auth
             .client_token
             .filter(|t| !t.is_empty())
-            .map(SecretString::new)
+            .map(secret_string)
             .ok_or_else(|| {
                 CliError::Internal(format!("{OPERATION}: the answer has no client token"))
             })?;
