@@ -24,8 +24,10 @@ use crate::retention::{
 };
 use crate::s3::{MIN_PART_SIZE, S3Credentials, S3Settings, S3Store};
 use crate::secret::{EncryptionKey, read_secret_file};
-use crate::vault::{KubernetesLogin, VaultClient, active_node_address, tls_config};
-use vaultkeeper_vault::secret::{ExposeSecret, SecretString};
+use crate::vault::{active_node_address, require_unsealed};
+use futures::TryStreamExt;
+use vaultkeeper_vault::client::{HttpOptions, VaultHttp, tls_config};
+use vaultkeeper_vault::secret::{ExposeSecret, Token};
 
 /// Where the projected service-account token is mounted in a pod.
 pub const DEFAULT_SERVICE_ACCOUNT_TOKEN: &str =
@@ -311,45 +313,36 @@ pub fn s3_settings(args: &S3Args) -> Result<S3Settings> {
 }
 
 /// A Vault client for the starting address.
-pub fn vault_client(args: &VaultArgs) -> Result<VaultClient> {
+pub fn vault_client(args: &VaultArgs) -> Result<VaultHttp> {
     let ca = args
         .vault_ca_cert
         .as_deref()
         .map(|p| read_file("the Vault CA certificate", p))
         .transpose()?;
-    let tls = tls_config(ca.as_deref()).map_err(|e| match e {
-        Error::VaultClient { reason, .. } => Error::VaultClient {
-            addr: args.vault_addr.clone(),
-            reason,
-        },
-        other => other,
-    })?;
-    VaultClient::new(&args.vault_addr, Arc::new(tls))
+    let tls = tls_config(ca.as_deref()).map_err(|e| e.in_field("--vault-ca-cert"))?;
+    VaultHttp::new(&args.vault_addr, Arc::new(tls), HttpOptions::job())
+        .map_err(|e| Error::from(e.in_field("--vault-addr")))
 }
 
 /// A Vault token and whether we obtained it ourselves (and so revoke it when done).
 struct Session {
-    token: SecretString,
+    token: Token,
     logged_in: bool,
 }
 
-async fn authenticate(vault: &VaultClient, args: &VaultArgs) -> Result<Session> {
+async fn authenticate(vault: &VaultHttp, args: &VaultArgs) -> Result<Session> {
     match (&args.auth_role, &args.token_file) {
         (_, Some(path)) => Ok(Session {
-            token: read_secret_file("--token-file", path)?,
+            token: Token::from(read_secret_file("--token-file", path)?),
             logged_in: false,
         }),
         (Some(role), None) => {
-            let login = KubernetesLogin {
-                mount: args.auth_mount.clone(),
-                role: role.clone(),
-                jwt: read_secret_file(
-                    "--service-account-token-file",
-                    &args.service_account_token_file,
-                )?,
-            };
+            let jwt = read_secret_file(
+                "--service-account-token-file",
+                &args.service_account_token_file,
+            )?;
             Ok(Session {
-                token: vault.login_kubernetes(&login).await?,
+                token: vault.kubernetes_login(&args.auth_mount, role, &jwt).await?,
                 logged_in: true,
             })
         }
@@ -360,7 +353,7 @@ async fn authenticate(vault: &VaultClient, args: &VaultArgs) -> Result<Session> 
     }
 }
 
-async fn end_session(vault: &VaultClient, session: &Session) {
+async fn end_session(vault: &VaultHttp, session: &Session) {
     if session.logged_in
         && let Err(e) = vault.revoke_self(&session.token).await
     {
@@ -425,7 +418,7 @@ async fn backup_with_session(
     started_at: Timestamp,
     key: &EncryptionKey,
     store: &S3Store,
-    entry: &VaultClient,
+    entry: &VaultHttp,
     session: &Session,
 ) -> Result<BackupReport> {
     // Backups run as their own least-privileged identity, never as root.
@@ -437,7 +430,7 @@ async fn backup_with_session(
     }
     let leader = entry.leader().await?;
     let active = entry.at(&active_node_address(entry.addr(), &leader)?)?;
-    let health = active.require_unsealed().await?;
+    let health = require_unsealed(&active).await?;
     // Uploads a killed run left behind: abort them first so they stop costing storage.
     let mut aborted_uploads = Vec::new();
     let pending = store.list_uploads(&location.list_prefix()).await?;
@@ -448,11 +441,11 @@ async fn backup_with_session(
     let source_info = SourceInfo {
         cluster: location.cluster().to_owned(),
         cluster_id: health.cluster_id.clone(),
-        vault_version: health.version.clone(),
+        vault_version: Some(health.version.clone()).filter(|v| !v.is_empty()),
         raft_index: leader.raft_committed_index,
         node: active.addr().to_owned(),
     };
-    let snapshot = active.snapshot(&session.token).await?;
+    let snapshot = active.snapshot(&session.token).await?.map_err(Error::from);
     let options = PipelineOptions {
         part_size: args.part_size_mib * 1024 * 1024,
         parts_in_flight: args.parts_in_flight,
@@ -576,7 +569,7 @@ pub async fn run_restore(args: RestoreArgs) -> Result<RestoreReport> {
         // Decide the endpoint first (read-only calls) so a refused restore fails fast.
         let leader = entry.leader().await?;
         let active = entry.at(&active_node_address(entry.addr(), &leader)?)?;
-        let health = active.require_unsealed().await?;
+        let health = require_unsealed(&active).await?;
         let mode = decide_restore_mode(
             manifest.as_ref().and_then(|m| m.source.cluster_id.as_deref()),
             health.cluster_id.as_deref(),
@@ -779,7 +772,7 @@ mod tests {
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth(),
         );
-        let client = VaultClient::new(&args.vault_addr, tls).unwrap();
+        let client = VaultHttp::new(&args.vault_addr, tls, HttpOptions::job()).unwrap();
         let err = authenticate(&client, &args).await.err().unwrap();
         assert!(err.to_string().contains("--auth-role"), "{err}");
     }

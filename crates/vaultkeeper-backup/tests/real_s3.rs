@@ -438,6 +438,7 @@ impl aws_sdk_s3::config::Intercept for RejectPart {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
+    use futures::TryStreamExt;
     use std::sync::Arc;
     use vaultkeeper_backup::EncryptionKey;
     use vaultkeeper_backup::manifest::SourceInfo;
@@ -445,7 +446,8 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
     use vaultkeeper_backup::pipeline::{PipelineOptions, write_backup};
     use vaultkeeper_backup::s3::S3Store;
     use vaultkeeper_backup::secret::read_secret_file;
-    use vaultkeeper_backup::vault::{VaultClient, tls_config};
+    use vaultkeeper_vault::client::{HttpOptions, VaultHttp, tls_config};
+    use vaultkeeper_vault::secret::Token;
 
     let work = tempfile::tempdir().unwrap();
     let moto = Moto::start("127.30.3.10").await;
@@ -456,10 +458,11 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
     bao.enable_kv().await;
     bao.fill(16, 512 * 1024).await;
     let token_file = bao.backup_token_file().await;
-    let token = read_secret_file("token", &token_file).unwrap();
-    let vault = VaultClient::new(
+    let token = Token::from(read_secret_file("token", &token_file).unwrap());
+    let vault = VaultHttp::new(
         &bao.addr,
         Arc::new(tls_config(Some(&std::fs::read(&bao.ca_path).unwrap())).unwrap()),
+        HttpOptions::job(),
     )
     .unwrap();
     let location = BackupLocation::new("backups", "vault").unwrap();
@@ -495,7 +498,7 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
         .unwrap()
         .interceptor(RejectPart(2));
     let rejecting = S3Store::from_config(config, BUCKET);
-    let snapshot = vault.snapshot(&token).await.unwrap();
+    let snapshot = vault.snapshot(&token).await.unwrap().map_err(Error::from);
     let err = write_backup(
         &rejecting,
         &location,

@@ -72,6 +72,13 @@ impl Token {
     }
 }
 
+impl From<SecretString> for Token {
+    /// A token read as a generic secret (from a file, say), moved without a copy.
+    fn from(value: SecretString) -> Self {
+        Token(value)
+    }
+}
+
 impl ExposeSecret<str> for Token {
     /// The token, for the `X-Vault-Token` header or the stdin of a command.
     fn expose_secret(&self) -> &str {

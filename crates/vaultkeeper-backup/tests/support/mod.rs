@@ -450,7 +450,7 @@ log_level    = "info"
             ))
             .spawn()
             .expect("start bao");
-        let tls = vaultkeeper_backup::vault::tls_config(Some(pki.ca_pem.as_bytes())).unwrap();
+        let tls = vaultkeeper_vault::client::tls_config(Some(pki.ca_pem.as_bytes())).unwrap();
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .build()
