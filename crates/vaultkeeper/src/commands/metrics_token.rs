@@ -25,10 +25,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use vaultkeeper_backup::cli::DEFAULT_SERVICE_ACCOUNT_TOKEN;
 use vaultkeeper_vault::client::{HttpOptions, TokenRequest, VaultHttp, tls_config};
 use vaultkeeper_vault::secret::{ExposeSecret, Token, secret_string};
 
+use super::DEFAULT_SERVICE_ACCOUNT_TOKEN;
 use crate::CliError;
 
 /// The field manager the job applies the Secret's `token` and annotations with; the
