@@ -316,12 +316,14 @@ impl VaultHttp {
             value.set_sensitive(true);
             request = request.header("X-Vault-Token", value);
         }
-        if let Some(body) = body {
-            request = request.body(body);
-        }
         if !streaming {
             request = request.timeout(self.options.request_timeout);
-            request = request.header(CONTENT_TYPE, "application/json");
+            if body.is_some() {
+                request = request.header(CONTENT_TYPE, "application/json");
+            }
+        }
+        if let Some(body) = body {
+            request = request.body(body);
         }
         request
             .send()
@@ -349,9 +351,10 @@ impl VaultHttp {
             .bytes()
             .await
             .map_err(|e| self.unreachable(step, error_chain(&e)))?;
+        // Taking the buffer (not copying it) lets the wipe reach the bytes reqwest read.
         Ok(Reply {
             status,
-            body: secret_bytes(bytes.to_vec()),
+            body: secret_bytes(Vec::from(bytes)),
         })
     }
 
@@ -640,7 +643,7 @@ impl VaultHttp {
             step,
             &Reply {
                 status,
-                body: secret_bytes(body.to_vec()),
+                body: secret_bytes(Vec::from(body)),
             },
         )
     }
