@@ -19,7 +19,7 @@ use vaultkeeper_api::{VaultCluster, parse_manifests};
 use vaultkeeper_sim::kubelet::KubeletConfig;
 use vaultkeeper_sim::{SimCluster, SimConfig};
 use vaultkeeper_vault::lifecycle::JwtSource;
-use vaultkeeper_vault::secret::SecretString;
+use vaultkeeper_vault::secret::{ExposeSecret, SecretString, secret_string};
 
 use crate::install::{self, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, workspace_root};
 
@@ -92,7 +92,7 @@ struct SimJwt(String);
 #[async_trait]
 impl JwtSource for SimJwt {
     async fn jwt(&self) -> vaultkeeper_vault::Result<SecretString> {
-        Ok(SecretString::new(self.0.clone()))
+        Ok(secret_string(self.0.clone()))
     }
 }
 
@@ -321,9 +321,13 @@ pub async fn stored_keys(
 
 /// Every secret in an init record (shares, recovery shares, root token), to scan for.
 pub fn secrets_of(keys: &vaultkeeper_vault::keys::InitKeys) -> Vec<String> {
-    let mut secrets: Vec<String> = keys.shares.iter().map(|s| s.expose().to_owned()).collect();
+    let mut secrets: Vec<String> = keys
+        .shares
+        .iter()
+        .map(|s| s.expose_secret().to_owned())
+        .collect();
     if let Some(root) = &keys.root_token {
-        secrets.push(root.expose().to_owned());
+        secrets.push(root.expose_secret().to_owned());
     }
     secrets
 }

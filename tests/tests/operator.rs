@@ -10,13 +10,18 @@ use vaultkeeper_e2e::operator::{
     Operator, apply_cluster, cluster_with_pods, example, ready, wait_for,
 };
 use vaultkeeper_vault::keys::InitKeys;
+use vaultkeeper_vault::secret::ExposeSecret;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn secrets_of(keys: &InitKeys) -> Vec<String> {
-    let mut secrets: Vec<String> = keys.shares.iter().map(|s| s.expose().to_owned()).collect();
+    let mut secrets: Vec<String> = keys
+        .shares
+        .iter()
+        .map(|s| s.expose_secret().to_owned())
+        .collect();
     if let Some(root) = &keys.root_token {
-        secrets.push(root.expose().to_owned());
+        secrets.push(root.expose_secret().to_owned());
     }
     secrets
 }

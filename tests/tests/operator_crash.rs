@@ -23,6 +23,7 @@ use vaultkeeper_vault::client::{ExecOutput, Executor};
 use vaultkeeper_vault::commands::ExecRequest;
 use vaultkeeper_vault::keys::{InitKeys, KeyStore};
 use vaultkeeper_vault::node::PodName;
+use vaultkeeper_vault::secret::ExposeSecret;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -187,8 +188,12 @@ async fn converges_with_the_same_keys(slot: u8, name: &str, step: Step) {
     let now = stored_keys(&sim, name, &format!("{name}-unseal-keys"))
         .await
         .expect("the keys are still there");
-    let shares =
-        |k: &InitKeys| -> Vec<String> { k.shares.iter().map(|s| s.expose().to_owned()).collect() };
+    let shares = |k: &InitKeys| -> Vec<String> {
+        k.shares
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect()
+    };
     assert_eq!(shares(&now), shares(&at_crash), "{step:?}: the same shares");
     assert!(
         now.root_token.is_none(),

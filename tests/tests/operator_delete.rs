@@ -14,6 +14,7 @@ use vaultkeeper_e2e::operator::{
     init_commands, ready, stored_keys, wait_for,
 };
 use vaultkeeper_sim::SimCluster;
+use vaultkeeper_vault::secret::ExposeSecret;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -106,7 +107,7 @@ async fn retain_keeps_keys_and_data_and_reapplying_adopts_without_a_second_init(
         .root_token
         .as_ref()
         .expect("rootToken: Keep keeps it")
-        .expose()
+        .expose_secret()
         .to_owned();
     // Data in the barrier: a policy, written through the real API.
     let policy = "path \"e2e/retained\" { capabilities = [\"read\"] }";

@@ -35,6 +35,7 @@ use vaultkeeper_e2e::operator::{
     ready, stored_keys, tool, wait_for,
 };
 use vaultkeeper_sim::SimCluster;
+use vaultkeeper_vault::secret::ExposeSecret;
 
 const SLOT: u8 = 163;
 const NAMESPACE: &str = "observed";
@@ -580,7 +581,7 @@ async fn prometheus_scrapes_the_pods_with_the_rendered_monitor_and_the_rules_hol
     let root = keys
         .root_token
         .expect("rootToken: Keep")
-        .expose()
+        .expose_secret()
         .to_owned();
     let active_pod = prometheus
         .query(&format!("vault_core_active{{{internal}}} == 1"))

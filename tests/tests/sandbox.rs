@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use vaultkeeper_e2e::install;
 use vaultkeeper_e2e::operator::{tool, vaultkeeper_binary};
 use vaultkeeper_vault::keys::InitKeys;
+use vaultkeeper_vault::secret::ExposeSecret;
 
 /// The sandbox's addresses in this test (the e2e slot range's own sandbox slot).
 const API_ADDRESS: &str = "127.20.160.1";
@@ -245,11 +246,20 @@ fn the_sandbox_brings_the_example_to_ready_and_stops_cleanly() {
     assert!(log.contains("\"level\""), "the operator logged JSON lines");
     let printed = out.seen.join("\n");
     for share in &keys.shares {
-        assert!(!log.contains(share.expose()), "an unseal share in the log");
-        assert!(!printed.contains(share.expose()), "an unseal share printed");
+        assert!(
+            !log.contains(share.expose_secret()),
+            "an unseal share in the log"
+        );
+        assert!(
+            !printed.contains(share.expose_secret()),
+            "an unseal share printed"
+        );
     }
     if let Some(root) = &keys.root_token {
-        assert!(!log.contains(root.expose()), "the root token in the log");
+        assert!(
+            !log.contains(root.expose_secret()),
+            "the root token in the log"
+        );
     }
 }
 

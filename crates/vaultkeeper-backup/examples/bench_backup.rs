@@ -13,7 +13,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vaultkeeper_backup::EncryptionKey;
 use vaultkeeper_backup::format::{self, StreamEncryptor};
@@ -21,8 +21,9 @@ use vaultkeeper_backup::manifest::SourceInfo;
 use vaultkeeper_backup::naming::BackupLocation;
 use vaultkeeper_backup::pipeline::{PipelineOptions, write_backup};
 use vaultkeeper_backup::s3::{S3Credentials, S3Settings, S3Store};
-use vaultkeeper_backup::secret::SecretString;
-use vaultkeeper_backup::vault::{VaultClient, tls_config};
+use vaultkeeper_backup::secret::read_secret_file;
+use vaultkeeper_vault::client::{HttpOptions, VaultHttp, tls_config};
+use vaultkeeper_vault::secret::{ExposeSecret, Token, secret_string};
 
 #[derive(Parser)]
 struct Cli {
@@ -105,7 +106,7 @@ async fn store(s3: &S3) -> Result<S3Store, Error> {
         force_path_style: true,
         credentials: S3Credentials::Static {
             access_key_id: "bench".into(),
-            secret_access_key: SecretString::new("bench".into()),
+            secret_access_key: secret_string("bench".into()),
             session_token: None,
         },
         ca_pem: None,
@@ -114,13 +115,11 @@ async fn store(s3: &S3) -> Result<S3Store, Error> {
     .await?)
 }
 
-fn vault_client(v: &Vault) -> Result<(VaultClient, SecretString), Error> {
+fn vault_client(v: &Vault) -> Result<(VaultHttp, Token), Error> {
     let tls = tls_config(Some(&std::fs::read(&v.vault_ca_cert)?))?;
-    let client = VaultClient::new(&v.vault_addr, Arc::new(tls))?;
-    Ok((
-        client,
-        SecretString::from_file("--token-file", &v.token_file)?,
-    ))
+    let client = VaultHttp::new(&v.vault_addr, Arc::new(tls), HttpOptions::job())?;
+    let token = Token::from(read_secret_file("--token-file", &v.token_file)?);
+    Ok((client, token))
 }
 
 fn unique_name(prefix: &str) -> String {
@@ -154,7 +153,7 @@ async fn main() -> Result<(), Error> {
                         let value = base64::engine::general_purpose::STANDARD.encode(&bytes);
                         let resp = http
                             .post(url)
-                            .header("X-Vault-Token", token.expose())
+                            .header("X-Vault-Token", token.expose_secret())
                             .json(&serde_json::json!({"data": {"v": value}}))
                             .send()
                             .await
@@ -177,7 +176,10 @@ async fn main() -> Result<(), Error> {
             let (client, token) = vault_client(&vault)?;
             let store = store(&s3).await?;
             let location = BackupLocation::new("bench-streamed", &unique_name("vault"))?;
-            let snapshot = client.snapshot(&token).await?;
+            let snapshot = client
+                .snapshot(&token)
+                .await?
+                .map_err(vaultkeeper_backup::Error::from);
             let manifest = write_backup(
                 &store,
                 &location,

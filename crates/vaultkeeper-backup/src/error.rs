@@ -137,77 +137,18 @@ pub enum Error {
         reason: String,
     },
 
-    /// Building the Vault HTTP client failed (TLS configuration).
-    #[error("cannot set up the Vault client for {addr}: {reason}")]
-    VaultClient {
-        /// The Vault address.
-        addr: String,
-        /// What failed.
-        reason: String,
-    },
+    /// A Vault call failed; the error names the address, the step and what to check.
+    #[error(transparent)]
+    Vault(#[from] vaultkeeper_vault::Error),
 
-    /// Vault could not be reached.
-    #[error("cannot reach Vault at {addr} ({operation}): {source}")]
-    VaultUnreachable {
-        /// The Vault address.
-        addr: String,
-        /// What we were doing (e.g. "GET sys/health").
-        operation: &'static str,
-        /// The transport error.
-        source: reqwest::Error,
-    },
-
-    /// Vault answered with an error status.
-    #[error("Vault at {addr} refused {operation} with HTTP {status}: {message}{hint}")]
-    VaultStatus {
-        /// The Vault address.
-        addr: String,
-        /// What we were doing.
-        operation: &'static str,
-        /// The HTTP status code.
-        status: u16,
-        /// Vault's `errors` array, joined.
-        message: String,
-        /// A hint for the person reading it, starting with "; " (or empty).
-        hint: String,
-    },
-
-    /// Vault answered with a body we did not understand.
-    #[error("Vault at {addr} gave an unexpected answer to {operation}: {reason}")]
-    VaultResponse {
-        /// The Vault address.
-        addr: String,
-        /// What we were doing.
-        operation: &'static str,
-        /// What was wrong.
-        reason: String,
-    },
-
-    /// The target Vault is sealed or not initialized.
+    /// The Vault to snapshot or restore is sealed, not initialized, or has no active node.
     #[error("Vault at {addr} is {state}: {hint}")]
     VaultNotReady {
         /// The Vault address.
         addr: String,
-        /// "sealed" or "not initialized".
+        /// "sealed", "not initialized" or "without an active node".
         state: &'static str,
         /// What to do.
-        hint: &'static str,
-    },
-
-    /// Kubernetes auth login failed.
-    #[error(
-        "Kubernetes auth login as role {role:?} at auth/{mount} failed with HTTP {status}: {message}; {hint}"
-    )]
-    KubernetesLogin {
-        /// Vault auth mount path.
-        mount: String,
-        /// Vault role name.
-        role: String,
-        /// HTTP status.
-        status: u16,
-        /// Vault's message.
-        message: String,
-        /// What to check.
         hint: &'static str,
     },
 
@@ -261,15 +202,6 @@ pub enum Error {
         cause: Box<Error>,
         /// Why the abort failed.
         abort_error: String,
-    },
-
-    /// The snapshot stream from Vault broke.
-    #[error("reading the raft snapshot from Vault at {addr} failed mid-stream: {source}")]
-    SnapshotStream {
-        /// The Vault address.
-        addr: String,
-        /// The transport error.
-        source: reqwest::Error,
     },
 
     /// An object with the same name already exists.

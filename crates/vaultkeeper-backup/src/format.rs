@@ -126,7 +126,7 @@ pub fn random_nonce_prefix() -> Result<[u8; NONCE_PREFIX_LEN]> {
 }
 
 fn new_cipher(key: &EncryptionKey) -> Result<XChaCha20Poly1305> {
-    XChaCha20Poly1305::new_from_slice(key.expose()).map_err(|_| Error::InvalidKey {
+    XChaCha20Poly1305::new_from_slice(key.expose_secret()).map_err(|_| Error::InvalidKey {
         reason: "the cipher rejected its length".into(),
     })
 }

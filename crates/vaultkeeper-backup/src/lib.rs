@@ -11,12 +11,12 @@
 //!
 //! Decisions are pure and table-tested: object naming ([`naming`]), retention and stale
 //! upload clean-up ([`retention`]), and the restore mode ([`restore::decide_restore_mode`]).
-//! [`cli`] wires everything into the `vaultkeeper backup` and `vaultkeeper restore`
-//! entry points.
+//! [`job`] runs one backup or restore from a plain job description; the binary's
+//! `vaultkeeper backup` and `vaultkeeper restore` commands parse their flags into one.
 
-pub mod cli;
 pub mod error;
 pub mod format;
+pub mod job;
 pub mod manifest;
 pub mod naming;
 pub mod pipeline;
@@ -27,4 +27,8 @@ pub mod secret;
 pub mod vault;
 
 pub use error::{Error, Result};
-pub use secret::{EncryptionKey, KeyId, SecretString};
+pub use job::{
+    BackupJob, BackupReport, RestoreJob, RestoreReport, S3Access, S3CredentialFiles, VaultAccess,
+    VaultAuth, run_backup, run_restore,
+};
+pub use secret::{EncryptionKey, KeyId};

@@ -27,8 +27,8 @@ use crate::format::StreamDecryptor;
 use crate::manifest::{Digest, Manifest};
 use crate::s3::S3Store;
 use crate::secret::EncryptionKey;
-use crate::secret::SecretString;
-use crate::vault::VaultClient;
+use vaultkeeper_vault::client::VaultHttp;
+use vaultkeeper_vault::secret::Token;
 
 /// Read size of the second pass.
 const READ_BUFFER: usize = 256 * 1024;
@@ -267,17 +267,17 @@ fn changed(reason: impl std::fmt::Display) -> std::io::Error {
 
 /// Sends a verified backup to Vault with the chosen endpoint.
 pub async fn restore_verified(
-    vault: &VaultClient,
-    token: &SecretString,
+    vault: &VaultHttp,
+    token: &Token,
     verified: &VerifiedBackup,
     key: &EncryptionKey,
     mode: RestoreMode,
 ) -> Result<()> {
     let stream = verified_snapshot_stream(verified, key)?;
-    let body = reqwest::Body::wrap_stream(stream);
     vault
-        .restore_snapshot(token, body, mode == RestoreMode::SnapshotForce)
-        .await
+        .restore_snapshot(token, stream, mode == RestoreMode::SnapshotForce)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

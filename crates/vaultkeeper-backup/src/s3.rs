@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
 use crate::retention::{ListedObject, PendingUpload};
-use crate::secret::SecretString;
+use vaultkeeper_vault::secret::{ExposeSecret, SecretString};
 
 /// Smallest part S3 accepts (except the last one).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
@@ -109,8 +109,8 @@ impl S3Settings {
         {
             loader = loader.credentials_provider(Credentials::new(
                 access_key_id.clone(),
-                secret_access_key.expose().to_owned(),
-                session_token.as_ref().map(|t| t.expose().to_owned()),
+                secret_access_key.expose_secret().to_owned(),
+                session_token.as_ref().map(|t| t.expose_secret().to_owned()),
                 None,
                 "vaultkeeper",
             ));

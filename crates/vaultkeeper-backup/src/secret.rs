@@ -1,11 +1,16 @@
-//! Secret-holding types: they print `<redacted>` and zeroize their memory on drop, so
-//! logging or formatting a key or a token by accident shows nothing.
+//! The backup encryption key and its public fingerprint, and reading secrets from files.
+//!
+//! The key is held in a `secrecy` box like every other secret of the workspace (see
+//! `vaultkeeper_vault::secret`): redacted when printed, wiped on drop. Its raw bytes are
+//! visible to this crate's cipher only.
 
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecretMut, SecretBox};
 use sha2::{Digest, Sha256};
+use vaultkeeper_vault::secret::{ExposeSecret, SecretString, secret_string};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -18,15 +23,24 @@ pub const KEY_LEN: usize = 32;
 /// In production it lives in a Kubernetes Secret; the caller generates it with
 /// [`EncryptionKey::generate`] and stores it when the Secret is absent. Losing it makes
 /// every backup encrypted with it unreadable.
-pub struct EncryptionKey(Zeroizing<[u8; KEY_LEN]>);
+pub struct EncryptionKey(SecretBox<[u8; KEY_LEN]>);
 
 impl EncryptionKey {
+    /// An all-zero key to fill in place, so the key bytes never sit on the stack.
+    fn zeroed() -> Self {
+        Self(SecretBox::new(Box::new([0u8; KEY_LEN])))
+    }
+
     /// A key from exactly 32 raw bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let array: [u8; KEY_LEN] = bytes.try_into().map_err(|_| Error::InvalidKey {
-            reason: format!("it is {} bytes long", bytes.len()),
-        })?;
-        Ok(Self(Zeroizing::new(array)))
+        if bytes.len() != KEY_LEN {
+            return Err(Error::InvalidKey {
+                reason: format!("it is {} bytes long", bytes.len()),
+            });
+        }
+        let mut key = Self::zeroed();
+        key.0.expose_secret_mut().copy_from_slice(bytes);
+        Ok(key)
     }
 
     /// A key from the contents of a file or Secret value: 32 raw bytes, or the standard
@@ -54,21 +68,21 @@ impl EncryptionKey {
 
     /// A fresh random key from the operating system's generator.
     pub fn generate() -> Result<Self> {
-        let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        getrandom::fill(key.as_mut()).map_err(|e| Error::Random(e.to_string()))?;
-        Ok(Self(key))
+        let mut key = Self::zeroed();
+        getrandom::fill(key.0.expose_secret_mut()).map_err(|e| Error::Random(e.to_string()))?;
+        Ok(key)
     }
 
     /// The key as base64 text, for the caller to store in a Secret.
-    pub fn to_base64(&self) -> Zeroizing<String> {
-        Zeroizing::new(STANDARD.encode(self.0.as_ref()))
+    pub fn to_base64(&self) -> SecretString {
+        secret_string(STANDARD.encode(self.0.expose_secret()))
     }
 
     /// The public fingerprint of this key (see [`KeyId`]).
     pub fn key_id(&self) -> KeyId {
         let mut hasher = Sha256::new();
         hasher.update(b"vaultkeeper-backup key id v1\0");
-        hasher.update(self.0.as_ref());
+        hasher.update(self.0.expose_secret());
         let digest = hasher.finalize();
         let mut id = [0u8; KEY_ID_LEN];
         id.copy_from_slice(&digest[..KEY_ID_LEN]);
@@ -77,12 +91,16 @@ impl EncryptionKey {
 
     /// A second handle on the same key (zeroized independently).
     pub(crate) fn duplicate(&self) -> Self {
-        Self(Zeroizing::new(*self.0))
+        let mut key = Self::zeroed();
+        key.0
+            .expose_secret_mut()
+            .copy_from_slice(self.0.expose_secret());
+        key
     }
 
-    /// The raw key, for the cipher only.
-    pub(crate) fn expose(&self) -> &[u8; KEY_LEN] {
-        &self.0
+    /// The raw key, for the cipher only (not public: nothing outside this crate needs it).
+    pub(crate) fn expose_secret(&self) -> &[u8; KEY_LEN] {
+        self.0.expose_secret()
     }
 }
 
@@ -122,57 +140,26 @@ impl fmt::Debug for KeyId {
     }
 }
 
-/// A secret string: a Vault token, a service-account JWT, an S3 secret key.
-///
-/// Prints `<redacted>`; zeroized on drop. Read it with [`SecretString::expose`] only where it
-/// is put on the wire.
-#[derive(Clone)]
-pub struct SecretString(Zeroizing<String>);
-
-impl SecretString {
-    /// Wraps a secret.
-    pub fn new(value: String) -> Self {
-        Self(Zeroizing::new(value))
-    }
-
-    /// Reads a secret from a file, trimming surrounding whitespace (files written by
-    /// `echo` end with a newline).
-    pub fn from_file(what: &'static str, path: &std::path::Path) -> Result<Self> {
-        let raw = Zeroizing::new(std::fs::read(path).map_err(|source| Error::ReadFile {
-            what,
-            path: path.to_path_buf(),
-            source,
-        })?);
-        let text = std::str::from_utf8(&raw).map_err(|_| Error::InvalidArgument {
+/// Reads a secret (a token, a JWT, an S3 key) from a file, trimming surrounding whitespace
+/// (files written by `echo` end with a newline). `what` names the flag, for the error.
+pub fn read_secret_file(what: &'static str, path: &std::path::Path) -> Result<SecretString> {
+    let raw = Zeroizing::new(std::fs::read(path).map_err(|source| Error::ReadFile {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })?);
+    let text = std::str::from_utf8(&raw).map_err(|_| Error::InvalidArgument {
+        field: what,
+        reason: format!("{} is not UTF-8 text", path.display()),
+    })?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(Error::InvalidArgument {
             field: what,
-            reason: format!("{} is not UTF-8 text", path.display()),
-        })?;
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
-            return Err(Error::InvalidArgument {
-                field: what,
-                reason: format!("{} is empty", path.display()),
-            });
-        }
-        Ok(Self::new(trimmed.to_owned()))
+            reason: format!("{} is empty", path.display()),
+        });
     }
-
-    /// The secret value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
+    Ok(secret_string(trimmed.to_owned()))
 }
 
 #[cfg(test)]
@@ -182,14 +169,9 @@ mod tests {
     #[test]
     fn key_and_token_never_print_their_value() {
         let key = EncryptionKey::from_bytes(&[0x41; 32]).unwrap();
-        let token = SecretString::new("s.supersecret".into());
-        for printed in [
-            format!("{key:?}"),
-            format!("{key}"),
-            format!("{token:?}"),
-            format!("{token}"),
-        ] {
-            assert!(printed.contains("<redacted>"), "{printed}");
+        let token = secret_string("s.supersecret".into());
+        for printed in [format!("{key:?}"), format!("{key}"), format!("{token:?}")] {
+            assert!(printed.to_lowercase().contains("redacted"), "{printed}");
             assert!(!printed.contains("AAAA") && !printed.contains("supersecret"));
         }
     }
@@ -214,7 +196,8 @@ mod tests {
         let a = EncryptionKey::generate().unwrap();
         let b = EncryptionKey::generate().unwrap();
         assert_ne!(a.key_id(), b.key_id());
-        let again = EncryptionKey::from_file_contents(a.to_base64().as_bytes()).unwrap();
+        let again =
+            EncryptionKey::from_file_contents(a.to_base64().expose_secret().as_bytes()).unwrap();
         assert_eq!(a.key_id(), again.key_id());
     }
 }

@@ -8,11 +8,16 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::num::NonZeroU32;
 use support::{Bao, CutProxy, Moto, key_file};
-use vaultkeeper_backup::cli::{
-    BackupArgs, RestoreArgs, S3Args, VaultArgs, run_backup, run_restore,
-};
+
+use jiff::SignedDuration;
 use vaultkeeper_backup::naming::manifest_key;
+use vaultkeeper_backup::retention::RetentionPolicy;
+use vaultkeeper_backup::{
+    BackupJob, RestoreJob, S3Access, S3CredentialFiles, VaultAccess, VaultAuth, run_backup,
+    run_restore,
+};
 use vaultkeeper_backup::{Error, manifest::Manifest};
 
 const BUCKET: &str = "vault-backups";
@@ -25,29 +30,28 @@ fn secret_files(dir: &Path) -> (PathBuf, PathBuf) {
     (id, secret)
 }
 
-fn vault_args(bao: &Bao, token_file: PathBuf) -> VaultArgs {
-    VaultArgs {
-        vault_addr: bao.addr.clone(),
-        vault_ca_cert: Some(bao.ca_path.clone()),
-        auth_role: None,
-        auth_mount: "kubernetes".into(),
-        service_account_token_file: "/nonexistent".into(),
-        token_file: Some(token_file),
+fn vault_args(bao: &Bao, token_file: PathBuf) -> VaultAccess {
+    VaultAccess {
+        addr: bao.addr.clone(),
+        ca_cert: Some(bao.ca_path.clone()),
+        auth: VaultAuth::TokenFile(token_file),
     }
 }
 
-fn s3_args(endpoint: &str, dir: &Path) -> S3Args {
-    let (id, secret) = secret_files(dir);
-    S3Args {
+fn s3_args(endpoint: &str, dir: &Path) -> S3Access {
+    let (access_key_id, secret_access_key) = secret_files(dir);
+    S3Access {
         bucket: BUCKET.into(),
         prefix: "backups".into(),
-        s3_region: "us-east-1".into(),
-        s3_endpoint: Some(endpoint.into()),
-        s3_path_style: true,
-        s3_access_key_id_file: Some(id),
-        s3_secret_access_key_file: Some(secret),
-        s3_ca_cert: None,
-        s3_checksums_when_required: true,
+        region: "us-east-1".into(),
+        endpoint: Some(endpoint.into()),
+        path_style: true,
+        credential_files: Some(S3CredentialFiles {
+            access_key_id,
+            secret_access_key,
+        }),
+        ca_cert: None,
+        checksums_when_required: true,
     }
 }
 
@@ -57,17 +61,19 @@ fn backup_args(
     endpoint: &str,
     key: &Path,
     dir: &Path,
-) -> BackupArgs {
-    BackupArgs {
+) -> BackupJob {
+    BackupJob {
         vault: vault_args(bao, token_file),
         s3: s3_args(endpoint, dir),
         cluster_name: "vault".into(),
         encryption_key_file: key.to_path_buf(),
         part_size_mib: 5,
         parts_in_flight: 2,
-        keep_last: None,
-        max_age: None,
-        stale_upload_after: "12h".into(),
+        retention: RetentionPolicy {
+            keep_last: None,
+            max_age: None,
+        },
+        stale_upload_after: SignedDuration::from_hours(12),
     }
 }
 
@@ -78,8 +84,8 @@ fn restore_args(
     dir: &Path,
     from: &str,
     force: bool,
-) -> RestoreArgs {
-    RestoreArgs {
+) -> RestoreJob {
+    RestoreJob {
         vault: vault_args(bao, bao.root_token_file()),
         s3: s3_args(endpoint, dir),
         cluster_name: "vault".into(),
@@ -117,7 +123,7 @@ async fn backup_then_total_loss_then_restore_into_a_new_cluster_brings_the_data_
 
     eprintln!("{:?} cluster filled", t0.elapsed());
     let token_file = old.backup_token_file().await;
-    let report = run_backup(backup_args(
+    let report = run_backup(&backup_args(
         &old,
         token_file,
         &moto.endpoint,
@@ -168,7 +174,7 @@ async fn backup_then_total_loss_then_restore_into_a_new_cluster_brings_the_data_
     assert_eq!(new.read_kv(&new.root_token(), "app/db").await.0, 404);
 
     // Without --force the restore is refused: the backup is from another cluster.
-    let refused = run_restore(restore_args(
+    let refused = run_restore(&restore_args(
         &new,
         &moto.endpoint,
         &key,
@@ -180,7 +186,7 @@ async fn backup_then_total_loss_then_restore_into_a_new_cluster_brings_the_data_
     .unwrap_err();
     assert!(matches!(refused, Error::OtherCluster { .. }), "{refused}");
 
-    let restored = run_restore(restore_args(
+    let restored = run_restore(&restore_args(
         &new,
         &moto.endpoint,
         &key,
@@ -268,7 +274,7 @@ async fn tampered_truncated_or_wrongly_keyed_backups_are_refused_before_vault_is
         .await;
     bao.fill(4, 256 * 1024).await;
     let token_file = bao.backup_token_file().await;
-    let report = run_backup(backup_args(
+    let report = run_backup(&backup_args(
         &bao,
         token_file,
         &moto.endpoint,
@@ -294,7 +300,7 @@ async fn tampered_truncated_or_wrongly_keyed_backups_are_refused_before_vault_is
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x01;
     moto.put(BUCKET, &object, flipped).await;
-    let err = run_restore(restore_args(
+    let err = run_restore(&restore_args(
         &bao,
         &moto.endpoint,
         &key,
@@ -311,7 +317,7 @@ async fn tampered_truncated_or_wrongly_keyed_backups_are_refused_before_vault_is
     moto.put(BUCKET, &object, original[..HEADER_LEN + 3 * chunk].to_vec())
         .await;
     moto.delete(BUCKET, &manifest_key(&object)).await;
-    let err = run_restore(restore_args(
+    let err = run_restore(&restore_args(
         &bao,
         &moto.endpoint,
         &key,
@@ -328,7 +334,7 @@ async fn tampered_truncated_or_wrongly_keyed_backups_are_refused_before_vault_is
         .await;
     moto.put(BUCKET, &manifest_key(&object), original_manifest.clone())
         .await;
-    let err = run_restore(restore_args(
+    let err = run_restore(&restore_args(
         &bao,
         &moto.endpoint,
         &key,
@@ -347,7 +353,7 @@ async fn tampered_truncated_or_wrongly_keyed_backups_are_refused_before_vault_is
     moto.put(BUCKET, &object, original.clone()).await;
     let other_dir = tempfile::tempdir().unwrap();
     let other_key = key_file(other_dir.path());
-    let err = run_restore(restore_args(
+    let err = run_restore(&restore_args(
         &bao,
         &moto.endpoint,
         &other_key,
@@ -380,7 +386,7 @@ async fn tampered_truncated_or_wrongly_keyed_backups_are_refused_before_vault_is
 
     // The same checks see a real restore: the intact backup goes through (same cluster,
     // no force) and brings the old value back.
-    let restored = run_restore(restore_args(
+    let restored = run_restore(&restore_args(
         &bao,
         &moto.endpoint,
         &key,
@@ -438,14 +444,16 @@ impl aws_sdk_s3::config::Intercept for RejectPart {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
+    use futures::TryStreamExt;
     use std::sync::Arc;
     use vaultkeeper_backup::EncryptionKey;
     use vaultkeeper_backup::manifest::SourceInfo;
     use vaultkeeper_backup::naming::BackupLocation;
     use vaultkeeper_backup::pipeline::{PipelineOptions, write_backup};
     use vaultkeeper_backup::s3::S3Store;
-    use vaultkeeper_backup::secret::SecretString;
-    use vaultkeeper_backup::vault::{VaultClient, tls_config};
+    use vaultkeeper_backup::secret::read_secret_file;
+    use vaultkeeper_vault::client::{HttpOptions, VaultHttp, tls_config};
+    use vaultkeeper_vault::secret::Token;
 
     let work = tempfile::tempdir().unwrap();
     let moto = Moto::start("127.30.3.10").await;
@@ -456,10 +464,11 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
     bao.enable_kv().await;
     bao.fill(16, 512 * 1024).await;
     let token_file = bao.backup_token_file().await;
-    let token = SecretString::from_file("token", &token_file).unwrap();
-    let vault = VaultClient::new(
+    let token = Token::from(read_secret_file("token", &token_file).unwrap());
+    let vault = VaultHttp::new(
         &bao.addr,
         Arc::new(tls_config(Some(&std::fs::read(&bao.ca_path).unwrap())).unwrap()),
+        HttpOptions::job(),
     )
     .unwrap();
     let location = BackupLocation::new("backups", "vault").unwrap();
@@ -495,7 +504,7 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
         .unwrap()
         .interceptor(RejectPart(2));
     let rejecting = S3Store::from_config(config, BUCKET);
-    let snapshot = vault.snapshot(&token).await.unwrap();
+    let snapshot = vault.snapshot(&token).await.unwrap().map_err(Error::from);
     let err = write_backup(
         &rejecting,
         &location,
@@ -564,7 +573,7 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
         &key_path,
         work.path(),
     );
-    let err = run_backup(args.clone()).await.unwrap_err();
+    let err = run_backup(&args).await.unwrap_err();
     assert!(proxy.is_cut());
     let Error::AbortFailed {
         upload_id,
@@ -587,8 +596,8 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
 
     // S3 is back; the next run aborts the stale upload and writes a complete backup.
     proxy.heal();
-    let next = run_backup(BackupArgs {
-        stale_upload_after: "0m".into(),
+    let next = run_backup(&BackupJob {
+        stale_upload_after: SignedDuration::ZERO,
         ..args
     })
     .await
@@ -610,7 +619,7 @@ async fn retention_keeps_what_it_should_and_root_tokens_are_refused() {
     let bao = Bao::start_initialized("127.30.4.1").await;
 
     // Never with the root token.
-    let err = run_backup(backup_args(
+    let err = run_backup(&backup_args(
         &bao,
         bao.root_token_file(),
         &moto.endpoint,
@@ -646,11 +655,14 @@ async fn retention_keeps_what_it_should_and_root_tokens_are_refused() {
     .await;
 
     let token_file = bao.backup_token_file().await;
-    let args = BackupArgs {
-        keep_last: Some(2),
+    let args = BackupJob {
+        retention: RetentionPolicy {
+            keep_last: NonZeroU32::new(2),
+            max_age: None,
+        },
         ..backup_args(&bao, token_file, &moto.endpoint, &key, work.path())
     };
-    let first = run_backup(args.clone()).await.expect("first backup");
+    let first = run_backup(&args).await.expect("first backup");
     assert!(
         first.size < 5 * 1024 * 1024,
         "a small snapshot goes up in one PutObject"
@@ -661,14 +673,16 @@ async fn retention_keeps_what_it_should_and_root_tokens_are_refused() {
     assert_eq!(first.retention_error, None);
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let second = run_backup(args.clone()).await.expect("second backup");
+    let second = run_backup(&args).await.expect("second backup");
     assert_eq!(second.deleted, vec![manifest_key(&old(2)), old(2)]);
 
     // A max-age rule alone keeps everything young, and keeps the newest whatever happens.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let third = run_backup(BackupArgs {
-        keep_last: None,
-        max_age: Some("1d".into()),
+    let third = run_backup(&BackupJob {
+        retention: RetentionPolicy {
+            keep_last: None,
+            max_age: Some(SignedDuration::from_hours(24)),
+        },
         ..args
     })
     .await

@@ -12,6 +12,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
+use secrecy::{ExposeSecret, SecretString};
 use time::{Duration, OffsetDateTime};
 use vaultkeeper_api::{ClusterNames, VaultCluster};
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
@@ -29,21 +30,34 @@ pub const MAX_REPLICAS: u32 = 7;
 /// A server certificate with less than this left is renewed.
 pub const SERVER_RENEW_BEFORE: Duration = Duration::days(30);
 
-/// A PEM private key: printed as `<redacted>`, never in a log line or an error.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PrivateKeyPem(String);
+/// A PEM private key: printed as `<redacted>`, never in a log line or an error, and wiped
+/// from memory when dropped.
+#[derive(Clone)]
+pub struct PrivateKeyPem(SecretString);
 
 impl PrivateKeyPem {
     /// Wraps a PEM private key.
     pub fn new(pem: String) -> Self {
-        Self(pem)
-    }
-
-    /// The PEM text, for writing into a Secret.
-    pub fn expose(&self) -> &str {
-        &self.0
+        Self(SecretString::from(pem))
     }
 }
+
+impl ExposeSecret<str> for PrivateKeyPem {
+    /// The PEM text, for writing into a Secret.
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+// Compared only to tell whether stored PKI material changed; not a secret comparison that
+// an attacker can time.
+impl PartialEq for PrivateKeyPem {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose_secret() == other.expose_secret()
+    }
+}
+
+impl Eq for PrivateKeyPem {}
 
 impl fmt::Debug for PrivateKeyPem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -367,7 +381,8 @@ pub fn issue(
     if let (PkiPlan::Keep, Some(existing)) = (plan, existing) {
         return Ok(existing.clone());
     }
-    let ca_key = KeyPair::from_pem(ca_key_pem.expose()).map_err(pki_error("read the CA key"))?;
+    let ca_key =
+        KeyPair::from_pem(ca_key_pem.expose_secret()).map_err(pki_error("read the CA key"))?;
     let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key)
         .map_err(pki_error("read the CA certificate"))?;
     let server_key = KeyPair::generate().map_err(pki_error("generate the server key"))?;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use secrecy::ExposeSecret;
 use vaultkeeper_api::TlsMode;
 
 use crate::labels::Component;
@@ -28,7 +29,7 @@ pub(crate) fn render(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderError> {
                 Some(TLS_SECRET_TYPE),
                 [
                     ("tls.crt", pki.ca_cert_pem.as_str()),
-                    ("tls.key", pki.ca_key_pem.expose()),
+                    ("tls.key", pki.ca_key_pem.expose_secret()),
                 ],
             )?);
             out.push(secret(
@@ -38,7 +39,7 @@ pub(crate) fn render(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderError> {
                 Some(TLS_SECRET_TYPE),
                 [
                     ("tls.crt", pki.server_cert_pem.as_str()),
-                    ("tls.key", pki.server_key_pem.expose()),
+                    ("tls.key", pki.server_key_pem.expose_secret()),
                     ("ca.crt", pki.ca_cert_pem.as_str()),
                 ],
             )?);

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, ServerName};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -170,7 +171,7 @@ fn start_node(rendered: &Rendered, ordinal: u32, ip: IpAddr, root: &Path) -> Ser
     std::fs::create_dir_all(&tls_dir).expect("mkdir tls");
     for (key, value) in [
         ("tls.crt", rendered.pki.server_cert_pem.as_str()),
-        ("tls.key", rendered.pki.server_key_pem.expose()),
+        ("tls.key", rendered.pki.server_key_pem.expose_secret()),
         ("ca.crt", rendered.pki.ca_cert_pem.as_str()),
     ] {
         std::fs::write(tls_dir.join(key), value).expect("write tls file");

@@ -341,7 +341,7 @@ pub fn operator_policy(spec: &BootstrapSpec) -> String {
         "path \"auth/{mount}/role/{}\" {{\n  capabilities = [\"read\"]\n}}\n",
         spec.operator.role
     ));
-    // vaultrs repeats the name in the body of a policy write; pin it too.
+    // Some clients repeat the name in the body of a policy write; pin it to the policy's own.
     for (name, policy) in &policies {
         text.push_str(&format!(
             "path \"sys/policy/{name}\" {{\n  capabilities = [\"create\", \"update\", \"read\"]\n  allowed_parameters = {{\n    \"name\" = [{}]\n    \"policy\" = [{}]\n  }}\n}}\n",

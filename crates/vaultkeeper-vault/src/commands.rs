@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::node::InitRequest;
-use crate::secret::{KeyShare, SecretBytes, Token};
+use crate::secret::{ExposeSecret, KeyShare, SecretSlice, Token, secret_bytes};
 
 /// The shell script that moves a token from stdin into the CLI's environment and then runs
 /// the CLI with the remaining arguments. Constant: arguments follow as `$0 "$@"`, so nothing
@@ -30,7 +30,7 @@ pub struct ExecRequest {
     /// The argument vector; never holds a secret.
     pub argv: Vec<String>,
     /// Bytes for the command's stdin (shares, tokens, request bodies).
-    pub stdin: Option<SecretBytes>,
+    pub stdin: Option<SecretSlice<u8>>,
 }
 
 impl ExecRequest {
@@ -117,7 +117,7 @@ pub fn init(cli: &str, request: &InitRequest) -> ExecRequest {
 pub fn unseal(cli: &str, share: &KeyShare) -> ExecRequest {
     ExecRequest {
         argv: cli_args(cli, &["write", "-format=json", "sys/unseal", "key=-"]),
-        stdin: Some(SecretBytes::new(share.expose().as_bytes().to_vec())),
+        stdin: Some(secret_bytes(share.expose_secret().as_bytes().to_vec())),
     }
 }
 
@@ -127,13 +127,13 @@ pub fn unseal(cli: &str, share: &KeyShare) -> ExecRequest {
 pub fn unseal_reset(cli: &str) -> ExecRequest {
     ExecRequest {
         argv: cli_args(cli, &["write", "-format=json", "sys/unseal", "-"]),
-        stdin: Some(SecretBytes::new(br#"{"reset":true}"#.to_vec())),
+        stdin: Some(secret_bytes(br#"{"reset":true}"#.to_vec())),
     }
 }
 
 fn token_line(token: &Token) -> Vec<u8> {
-    let mut stdin = Vec::with_capacity(token.expose().len() + 1);
-    stdin.extend_from_slice(token.expose().as_bytes());
+    let mut stdin = Vec::with_capacity(token.expose_secret().len() + 1);
+    stdin.extend_from_slice(token.expose_secret().as_bytes());
     stdin.push(b'\n');
     stdin
 }
@@ -153,7 +153,7 @@ pub fn read(cli: &str, path: &str, token: &Token) -> Result<ExecRequest> {
     let path = checked_path(path)?;
     Ok(ExecRequest {
         argv: with_token(cli, &["read", "-format=json", path]),
-        stdin: Some(SecretBytes::new(token_line(token))),
+        stdin: Some(secret_bytes(token_line(token))),
     })
 }
 
@@ -173,7 +173,7 @@ pub fn write(cli: &str, path: &str, body: Option<&Value>, token: &Token) -> Resu
     };
     Ok(ExecRequest {
         argv,
-        stdin: Some(SecretBytes::new(stdin)),
+        stdin: Some(secret_bytes(stdin)),
     })
 }
 
@@ -184,7 +184,7 @@ pub fn write_unauthenticated(cli: &str, path: &str, body: &Value) -> Result<Exec
         .map_err(|e| Error::invalid("request body", e.to_string(), "report this as a bug"))?;
     Ok(ExecRequest {
         argv: cli_args(cli, &["write", "-format=json", path, "-"]),
-        stdin: Some(SecretBytes::new(stdin)),
+        stdin: Some(secret_bytes(stdin)),
     })
 }
 
@@ -206,7 +206,7 @@ mod tests {
             request
                 .stdin
                 .as_ref()
-                .map(|s| s.expose())
+                .map(|s| s.expose_secret())
                 .unwrap_or_default(),
         )
         .unwrap_or_default();
@@ -262,13 +262,13 @@ mod tests {
             ["bao", "write", "-format=json", "sys/unseal", "key=-"]
         );
         assert_eq!(
-            share_cmd.stdin.as_ref().map(|s| s.expose().to_vec()),
+            share_cmd.stdin.as_ref().map(|s| s.expose_secret().to_vec()),
             Some(SECRET.as_bytes().to_vec())
         );
         let token_cmd = read("bao", "sys/leader", &Token::new(SECRET.into()))?;
         assert_eq!(token_cmd.argv[..3], ["sh", "-c", TOKEN_FROM_STDIN]);
         assert_eq!(
-            token_cmd.stdin.map(|s| s.expose().to_vec()),
+            token_cmd.stdin.map(|s| s.expose_secret().to_vec()),
             Some(format!("{SECRET}\n").into_bytes())
         );
         Ok(())

@@ -1,7 +1,8 @@
 //! The one error type of this crate.
 //!
-//! Every variant that comes from talking to a node names the pod and the [`Step`], so an
-//! Event or a status condition built from it tells a person where to look. No variant
+//! Every variant that comes from talking to a node names the pod (or, for the jobs, the
+//! Vault address) and the [`Step`], so an Event, a status condition or a Job's log line
+//! built from it tells a person where to look. No variant
 //! carries secret material: request bodies and tokens never reach an error, and the text
 //! that does (a server's error list, a command's stderr) is scrubbed of every secret the
 //! call was given before it is stored (see `client::exec`).
@@ -51,6 +52,14 @@ pub enum Step {
     TokenLookup,
     /// `auth/token/revoke-self`.
     TokenRevoke,
+    /// `auth/token/create/NAME`: a token from a token role.
+    TokenCreate,
+    /// `auth/token/renew`: renewing another token by value.
+    TokenRenew,
+    /// `sys/storage/raft/snapshot` (read): streaming a snapshot out.
+    Snapshot,
+    /// `sys/storage/raft/snapshot[-force]` (write): restoring a snapshot.
+    SnapshotRestore,
     /// Loading init output from the key store.
     KeyStoreLoad,
     /// Persisting init output to the key store.
@@ -81,6 +90,10 @@ impl fmt::Display for Step {
             Step::KubernetesLogin => "Kubernetes auth login",
             Step::TokenLookup => "token lookup",
             Step::TokenRevoke => "token revoke",
+            Step::TokenCreate => "token create",
+            Step::TokenRenew => "token renew",
+            Step::Snapshot => "raft snapshot",
+            Step::SnapshotRestore => "raft snapshot restore",
             Step::KeyStoreLoad => "load keys",
             Step::KeyStoreStore => "store keys",
             Step::ClientSetup => "client setup",
@@ -170,6 +183,64 @@ pub enum Error {
         step: Step,
     },
 
+    /// A Vault address given to a job (or the active node it named) could not be reached:
+    /// connection refused, timeout, TLS failure, or a stream cut short.
+    #[error("{step} at {addr}: Vault did not answer: {reason}")]
+    VaultUnreachable {
+        /// The address asked.
+        addr: String,
+        /// What was being done.
+        step: Step,
+        /// Why, without secrets.
+        reason: String,
+    },
+
+    /// A Vault address given to a job answered with an error status.
+    #[error("{step} at {addr}: Vault answered {status}: {message}; {hint}")]
+    VaultRefused {
+        /// The address asked.
+        addr: String,
+        /// What was being done.
+        step: Step,
+        /// HTTP status.
+        status: u16,
+        /// Vault's error list.
+        message: String,
+        /// What to check, for the person reading the Job's log.
+        hint: &'static str,
+    },
+
+    /// A Vault address given to a job answered with something this library does not
+    /// understand.
+    #[error("{step} at {addr}: unexpected answer: {reason}")]
+    VaultUnexpected {
+        /// The address asked.
+        addr: String,
+        /// What was being done.
+        step: Step,
+        /// What did not parse; never the body itself.
+        reason: String,
+    },
+
+    /// A job's Kubernetes auth login was refused.
+    #[error(
+        "Kubernetes auth login as role {role:?} at {addr} (auth/{mount}) failed with HTTP {status}: {message}; {hint}"
+    )]
+    LoginRefused {
+        /// The address asked.
+        addr: String,
+        /// Auth mount path.
+        mount: String,
+        /// Vault role name.
+        role: String,
+        /// HTTP status.
+        status: u16,
+        /// Vault's error list.
+        message: String,
+        /// What to check.
+        hint: &'static str,
+    },
+
     /// A step needed a token and none was available.
     #[error("{step}: no token available: {reason}")]
     NoToken {
@@ -202,7 +273,13 @@ impl Error {
             | Error::PermissionDenied { pod, .. }
             | Error::UnexpectedResponse { pod, .. }
             | Error::UnknownPod { pod, .. } => Some(pod),
-            Error::KeyStore { .. } | Error::InvalidInput { .. } | Error::NoToken { .. } => None,
+            Error::KeyStore { .. }
+            | Error::InvalidInput { .. }
+            | Error::NoToken { .. }
+            | Error::VaultUnreachable { .. }
+            | Error::VaultRefused { .. }
+            | Error::VaultUnexpected { .. }
+            | Error::LoginRefused { .. } => None,
         }
     }
 
@@ -215,7 +292,11 @@ impl Error {
             | Error::UnexpectedResponse { step, .. }
             | Error::UnknownPod { step, .. }
             | Error::KeyStore { step, .. }
-            | Error::NoToken { step, .. } => Some(*step),
+            | Error::NoToken { step, .. }
+            | Error::VaultUnreachable { step, .. }
+            | Error::VaultRefused { step, .. }
+            | Error::VaultUnexpected { step, .. } => Some(*step),
+            Error::LoginRefused { .. } => Some(Step::KubernetesLogin),
             Error::InvalidInput { .. } => None,
         }
     }
@@ -231,6 +312,23 @@ impl Error {
             Error::InvalidInput { .. } => "InvalidInput",
             Error::UnknownPod { .. } => "UnknownPod",
             Error::NoToken { .. } => "NoToken",
+            Error::VaultUnreachable { .. } => "VaultUnreachable",
+            Error::VaultRefused { .. } => "VaultRefused",
+            Error::VaultUnexpected { .. } => "VaultUnexpected",
+            Error::LoginRefused { .. } => "LoginRefused",
+        }
+    }
+
+    /// The same error naming `field` (a command-line flag, say) for an invalid input,
+    /// instead of this library's own name for it.
+    pub fn in_field(self, field: &str) -> Self {
+        match self {
+            Error::InvalidInput { problem, fix, .. } => Error::InvalidInput {
+                field: field.to_owned(),
+                problem,
+                fix,
+            },
+            other => other,
         }
     }
 }

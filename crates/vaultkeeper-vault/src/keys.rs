@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, Step};
-use crate::secret::{KeyShare, SecretBytes, Token};
+use crate::secret::{ExposeSecret, KeyShare, SecretSlice, Token, secret_bytes};
 
 /// What the shares open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,13 +76,13 @@ impl InitKeys {
 
     /// Serializes the record for a store (JSON). The bytes hold secrets, so they come back
     /// in a zeroizing buffer.
-    pub fn to_json(&self) -> Result<SecretBytes> {
+    pub fn to_json(&self) -> Result<SecretSlice<u8>> {
         let record = Record {
             version: RECORD_VERSION,
             keys: self.clone(),
         };
         serde_json::to_vec(&record)
-            .map(SecretBytes::new)
+            .map(secret_bytes)
             .map_err(|e| Error::KeyStore {
                 step: Step::KeyStoreStore,
                 reason: format!("cannot encode the key record: {e}"),
@@ -198,7 +198,7 @@ fn store_error(path: &Path, action: &str, e: std::io::Error) -> Error {
 impl KeyStore for FileKeyStore {
     async fn load(&self) -> Result<Option<InitKeys>> {
         let path = self.path.clone();
-        let bytes = tokio::task::spawn_blocking(move || -> Result<Option<SecretBytes>> {
+        let bytes = tokio::task::spawn_blocking(move || -> Result<Option<SecretSlice<u8>>> {
             use std::os::unix::fs::PermissionsExt;
             let metadata = match std::fs::metadata(&path) {
                 Ok(m) => m,
@@ -220,7 +220,7 @@ impl KeyStore for FileKeyStore {
                     ),
                 });
             }
-            std::fs::read(&path).map(|b| Some(SecretBytes::new(b))).map_err(|e| Error::KeyStore {
+            std::fs::read(&path).map(|b| Some(secret_bytes(b))).map_err(|e| Error::KeyStore {
                 step: Step::KeyStoreLoad,
                 reason: format!("cannot read {}: {e}", path.display()),
             })
@@ -230,7 +230,9 @@ impl KeyStore for FileKeyStore {
             step: Step::KeyStoreLoad,
             reason: format!("the reading task failed: {e}"),
         })??;
-        bytes.map(|b| InitKeys::from_json(b.expose())).transpose()
+        bytes
+            .map(|b| InitKeys::from_json(b.expose_secret()))
+            .transpose()
     }
 
     async fn store(&self, keys: &InitKeys) -> Result<()> {
@@ -251,7 +253,7 @@ impl KeyStore for FileKeyStore {
                 .mode(0o600)
                 .open(&temp)
                 .map_err(|e| store_error(&temp, "cannot create", e))?;
-            file.write_all(bytes.expose())
+            file.write_all(bytes.expose_secret())
                 .map_err(|e| store_error(&temp, "cannot write", e))?;
             file.sync_all()
                 .map_err(|e| store_error(&temp, "cannot sync", e))?;
@@ -327,7 +329,7 @@ mod tests {
             .await?
             .ok_or_else(|| Error::invalid("test", "no keys", "-"))?;
         assert_eq!(loaded.summary(), sample().summary());
-        assert_eq!(loaded.shares[1].expose(), "c2hhcmUtdHdv");
+        assert_eq!(loaded.shares[1].expose_secret(), "c2hhcmUtdHdv");
         // Overwrite: the record is replaced, and no temporary file is left behind.
         let mut without_root = sample();
         without_root.root_token = None;

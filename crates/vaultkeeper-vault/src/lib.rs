@@ -9,8 +9,10 @@
 //! - **run one pass**: [`lifecycle::Lifecycle`] observes, decides and acts, holding the
 //!   init output in memory until the key store has it.
 //!
-//! Secrets (shares, tokens) only ever live in [`secret`] types, which print `<redacted>`
-//! and zeroize on drop, and they never appear in a command line (see [`commands`]).
+//! Secrets (shares, tokens, JWTs) only ever live in [`secret`] types (the `secrecy` crate's,
+//! shared by the whole workspace), which print a redaction marker and zeroize on drop, and
+//! they never appear in a command line (see [`commands`]). [`client::VaultHttp`] is the
+//! one Vault HTTP client, also used by the backup, restore and metrics-token jobs.
 //!
 //! `docs/lifecycle.md` and `docs/vault-client.md` describe the behaviour for users.
 

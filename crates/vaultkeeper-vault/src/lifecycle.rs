@@ -31,7 +31,7 @@ use crate::decide::{
 use crate::error::{Error, Result, Step};
 use crate::keys::{InitKeys, KeyStore};
 use crate::node::{PodName, UnsealProgress};
-use crate::secret::{SecretString, Token};
+use crate::secret::{SecretString, Token, secret_string};
 
 /// Where the operator's service-account JWT comes from (a projected token file in a pod).
 #[async_trait]
@@ -56,7 +56,7 @@ impl JwtSource for FileJwt {
                     self.0.display()
                 ),
             })?;
-        Ok(SecretString::new(text.trim_end().to_string()))
+        Ok(secret_string(text.trim_end().to_string()))
     }
 }
 

@@ -197,7 +197,8 @@ impl From<&SealStatus> for UnsealProgress {
 }
 
 /// `sys/health`, asked with every status remapped to 200 so that every state is an answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(from = "HealthWire")]
 pub struct Health {
     /// Initialized.
     pub initialized: bool,
@@ -227,18 +228,23 @@ struct HealthWire {
     cluster_id: Option<String>,
 }
 
-impl Health {
-    /// Parses the body of `sys/health`.
-    pub fn parse(pod: &PodName, value: &Value) -> Result<Self> {
-        let wire: HealthWire = parse_wire(pod, Step::Health, value)?;
-        Ok(Health {
+impl From<HealthWire> for Health {
+    fn from(wire: HealthWire) -> Self {
+        Health {
             initialized: wire.initialized,
             sealed: wire.sealed,
             standby: wire.standby,
             performance_standby: wire.performance_standby,
             version: wire.version,
             cluster_id: wire.cluster_id.filter(|id| !id.is_empty()),
-        })
+        }
+    }
+}
+
+impl Health {
+    /// Parses the body of `sys/health`.
+    pub fn parse(pod: &PodName, value: &Value) -> Result<Self> {
+        parse_wire(pod, Step::Health, value)
     }
 
     /// Whether this node is the active one (unsealed, not a standby).
@@ -248,7 +254,8 @@ impl Health {
 }
 
 /// `sys/leader` (only answered by unsealed nodes).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(from = "LeaderWire")]
 pub struct LeaderStatus {
     /// HA storage (raft) is on.
     pub ha_enabled: bool,
@@ -272,16 +279,21 @@ struct LeaderWire {
     raft_committed_index: Option<u64>,
 }
 
-impl LeaderStatus {
-    /// Parses the body of `sys/leader`.
-    pub fn parse(pod: &PodName, value: &Value) -> Result<Self> {
-        let wire: LeaderWire = parse_wire(pod, Step::Leader, value)?;
-        Ok(LeaderStatus {
+impl From<LeaderWire> for LeaderStatus {
+    fn from(wire: LeaderWire) -> Self {
+        LeaderStatus {
             ha_enabled: wire.ha_enabled,
             is_self: wire.is_self,
             leader_address: wire.leader_address.filter(|a| !a.is_empty()),
             raft_committed_index: wire.raft_committed_index,
-        })
+        }
+    }
+}
+
+impl LeaderStatus {
+    /// Parses the body of `sys/leader`.
+    pub fn parse(pod: &PodName, value: &Value) -> Result<Self> {
+        parse_wire(pod, Step::Leader, value)
     }
 }
 
@@ -512,8 +524,10 @@ impl InitRequest {
     }
 }
 
-/// The parts of a token's own lookup that the operator cares about.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The parts of a token lookup that the operator and its jobs care about. Deserializing
+/// skips the token itself (`id`), which the lookup answer repeats.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(from = "TokenInfoWire")]
 pub struct TokenInfo {
     /// Policies on the token (`root` for a root token).
     pub policies: Vec<String>,
@@ -523,6 +537,8 @@ pub struct TokenInfo {
     pub period_seconds: Option<u64>,
     /// Whether the token is an orphan (survives its creator).
     pub orphan: bool,
+    /// Whether the token may be renewed.
+    pub renewable: bool,
 }
 
 #[derive(Deserialize)]
@@ -535,18 +551,26 @@ struct TokenInfoWire {
     period: Option<u64>,
     #[serde(default)]
     orphan: bool,
+    #[serde(default)]
+    renewable: bool,
+}
+
+impl From<TokenInfoWire> for TokenInfo {
+    fn from(wire: TokenInfoWire) -> Self {
+        TokenInfo {
+            policies: wire.policies,
+            ttl_seconds: wire.ttl,
+            period_seconds: wire.period.filter(|p| *p > 0),
+            orphan: wire.orphan,
+            renewable: wire.renewable,
+        }
+    }
 }
 
 impl TokenInfo {
     /// Parses the `data` of `auth/token/lookup-self`.
     pub fn parse(pod: &PodName, data: &Value) -> Result<Self> {
-        let wire: TokenInfoWire = parse_wire(pod, Step::TokenLookup, data)?;
-        Ok(TokenInfo {
-            policies: wire.policies,
-            ttl_seconds: wire.ttl,
-            period_seconds: wire.period.filter(|p| *p > 0),
-            orphan: wire.orphan,
-        })
+        parse_wire(pod, Step::TokenLookup, data)
     }
 
     /// Whether this is a root token.

@@ -1,163 +1,120 @@
-//! Secret values: unseal and recovery shares, tokens, and the bytes that carry them.
+//! Secret values: unseal and recovery shares, tokens, JWTs, and the bytes that carry them.
 //!
-//! Every secret this crate handles lives in one of these types. They print `<redacted>`
-//! in `Debug` and `Display`, so a `{:?}` in a log line or an error cannot leak one, and they
-//! zeroize their memory when dropped. The only way to the value is an explicit
-//! [`SecretString::expose`], which makes every use easy to find in review.
+//! The generic containers are the `secrecy` crate's ([`SecretString`], [`SecretSlice`]),
+//! re-exported here so every crate of the workspace uses the same ones. [`KeyShare`] and
+//! [`Token`] are thin wrappers over them that say what the value is. All of them print a
+//! redaction marker in `Debug`, have no `Display`, and wipe their memory when dropped. The
+//! only way to the value is [`ExposeSecret::expose_secret`], which makes every use easy to
+//! find in review.
 
 use std::fmt;
 
+pub use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroize;
 
-const REDACTED: &str = "<redacted>";
-
-/// A secret string: redacted when printed, zeroized on drop.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps a value. The `String` is moved, not copied, so no second copy is left behind.
-    pub fn new(value: String) -> Self {
-        SecretString(value)
+/// Moves a string into a [`SecretString`] without leaving a copy behind.
+///
+/// `SecretString::from` shrinks a string with spare capacity, which reallocates and leaves
+/// the old buffer unwiped; here such a string is copied into an exact-size buffer and the
+/// original wiped.
+pub fn secret_string(mut value: String) -> SecretString {
+    if value.len() == value.capacity() {
+        return SecretString::from(value);
     }
-
-    /// The secret value. Call it only where the value leaves the process (a request body,
-    /// the stdin of a command, a key store) and never to format a message.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether the value is empty (an empty token or share is always a bug upstream).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+    let exact: Box<str> = Box::from(value.as_str());
+    value.zeroize();
+    SecretString::from(exact)
 }
 
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
+/// Moves bytes into a [`SecretSlice`] without leaving a copy behind (see [`secret_string`]).
+pub fn secret_bytes(mut value: Vec<u8>) -> SecretSlice<u8> {
+    if value.len() == value.capacity() {
+        return SecretSlice::from(value);
     }
-}
-
-impl fmt::Display for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-// Serde exists only so a key store can persist init output; no other type in this crate
-// that holds a secret is serializable.
-impl Serialize for SecretString {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretString {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(SecretString)
-    }
+    let exact: Box<[u8]> = Box::from(value.as_slice());
+    value.zeroize();
+    SecretSlice::from(exact)
 }
 
 /// One share of the unseal key (Shamir) or of the recovery key (auto-unseal), base64.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct KeyShare(SecretString);
 
 impl KeyShare {
     /// Wraps a base64 share as Vault prints it (`unseal_keys_b64` / `recovery_keys_b64`).
     pub fn new(value: String) -> Self {
-        KeyShare(SecretString::new(value))
+        KeyShare(secret_string(value))
     }
+}
 
+impl ExposeSecret<str> for KeyShare {
     /// The share, for the request body or stdin that hands it to a server.
-    pub fn expose(&self) -> &str {
-        self.0.expose()
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
     }
 }
 
 impl fmt::Debug for KeyShare {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl Serialize for KeyShare {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for KeyShare {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        SecretString::deserialize(deserializer).map(KeyShare)
+        f.write_str("KeyShare(<redacted>)")
     }
 }
 
 /// A Vault token (root token, a login token, a periodic token).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Token(SecretString);
 
 impl Token {
     /// Wraps a token as the server returned it.
     pub fn new(value: String) -> Self {
-        Token(SecretString::new(value))
+        Token(secret_string(value))
     }
+}
 
+impl From<SecretString> for Token {
+    /// A token read as a generic secret (from a file, say), moved without a copy.
+    fn from(value: SecretString) -> Self {
+        Token(value)
+    }
+}
+
+impl ExposeSecret<str> for Token {
     /// The token, for the `X-Vault-Token` header or the stdin of a command.
-    pub fn expose(&self) -> &str {
-        self.0.expose()
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
     }
 }
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+// Serde exists only so a key store can persist init output: the value is written through
+// `expose_secret` here, and nowhere else in this crate is a secret serializable.
+impl Serialize for KeyShare {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose_secret())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyShare {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(KeyShare::new)
     }
 }
 
 impl Serialize for Token {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        serializer.serialize_str(self.expose_secret())
     }
 }
 
 impl<'de> Deserialize<'de> for Token {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        SecretString::deserialize(deserializer).map(Token)
-    }
-}
-
-/// Bytes that may hold a secret (a command's stdin or stdout, a serialized key record):
-/// zeroized on drop, never printed.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct SecretBytes(Zeroizing<Vec<u8>>);
-
-impl SecretBytes {
-    /// Wraps bytes; the vector is moved, not copied.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        SecretBytes(Zeroizing::new(bytes))
-    }
-
-    /// The bytes, for writing them where they must go.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// Number of bytes (safe to log).
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether there are no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for SecretBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<redacted {} bytes>", self.0.len())
+        String::deserialize(deserializer).map(Token::new)
     }
 }
 
@@ -169,17 +126,26 @@ mod tests {
     fn secrets_never_print_their_value() {
         let value = "hvs.very-secret-token-value";
         let printed = [
-            format!("{:?}", SecretString::new(value.into())),
-            format!("{}", SecretString::new(value.into())),
+            format!("{:?}", secret_string(value.into())),
             format!("{:?}", Token::new(value.into())),
             format!("{:?}", KeyShare::new(value.into())),
-            format!("{:?}", SecretBytes::new(value.as_bytes().to_vec())),
+            format!("{:?}", secret_bytes(value.as_bytes().to_vec())),
             format!("{:#?}", Some(Token::new(value.into()))),
         ];
         for line in printed {
             assert!(!line.contains(value), "leaked in {line}");
-            assert!(line.contains("redacted"), "{line}");
+            assert!(line.to_lowercase().contains("redacted"), "{line}");
         }
+    }
+
+    #[test]
+    fn strings_with_spare_capacity_keep_their_value() {
+        let mut spare = String::with_capacity(64);
+        spare.push_str("s.token");
+        assert_eq!(secret_string(spare).expose_secret(), "s.token");
+        let mut bytes = Vec::with_capacity(64);
+        bytes.extend_from_slice(b"share");
+        assert_eq!(secret_bytes(bytes).expose_secret(), b"share");
     }
 
     #[test]
@@ -188,7 +154,7 @@ mod tests {
         let json = serde_json::to_string(&share)?;
         assert_eq!(json, "\"c2hhcmU=\"");
         let back: KeyShare = serde_json::from_str(&json)?;
-        assert_eq!(back.expose(), "c2hhcmU=");
+        assert_eq!(back.expose_secret(), "c2hhcmU=");
         Ok(())
     }
 }

@@ -23,7 +23,7 @@ use vaultkeeper_vault::decide::{Action, ClusterIntent, InitMode, SealIntent, Sto
 use vaultkeeper_vault::keys::{FileKeyStore, InitKeys, KeyKind, KeyStore};
 use vaultkeeper_vault::lifecycle::{Done, JwtSource, Lifecycle, OperatorLogin, PassReport};
 use vaultkeeper_vault::node::{NodeEndpoint, PodName};
-use vaultkeeper_vault::secret::{KeyShare, SecretString, Token};
+use vaultkeeper_vault::secret::{ExposeSecret, KeyShare, SecretString, Token};
 use vaultkeeper_vault::{Error, Result, Step};
 
 const CONVERGE: Duration = Duration::from_secs(120);
@@ -57,8 +57,16 @@ async fn stored_keys(store: &FileKeyStore) -> InitKeys {
 }
 
 fn secrets_of(keys: &InitKeys) -> Vec<String> {
-    let mut secrets: Vec<String> = keys.shares.iter().map(|s| s.expose().to_string()).collect();
-    secrets.extend(keys.root_token.iter().map(|t| t.expose().to_string()));
+    let mut secrets: Vec<String> = keys
+        .shares
+        .iter()
+        .map(|s| s.expose_secret().to_string())
+        .collect();
+    secrets.extend(
+        keys.root_token
+            .iter()
+            .map(|t| t.expose_secret().to_string()),
+    );
     secrets
 }
 
@@ -524,7 +532,7 @@ async fn login(raw: &Raw, ip: Ipv4Addr, role: &str, jwt: &SecretString) -> Strin
             ip,
             "auth/kubernetes/login",
             None,
-            json!({"role": role, "jwt": jwt.expose()}),
+            json!({"role": role, "jwt": jwt.expose_secret()}),
         )
         .await;
     assert_eq!(answer.status, 200, "login as {role}: {}", answer.json);
@@ -690,8 +698,8 @@ async fn bootstrap_twice_gives_the_same_policies_and_roles_and_least_privilege()
         matches!(elsewhere, Err(Error::PermissionDenied { .. })),
         "{elsewhere:?}"
     );
-    secrets.push(operator.expose().to_string());
-    secrets.push(operator_jwt.expose().to_string());
+    secrets.push(operator.expose_secret().to_string());
+    secrets.push(operator_jwt.expose_secret().to_string());
 
     // Backup: its login reads a snapshot and nothing else.
     let backup_jwt = reviewer.issue("secrets", "vault-backup");
@@ -738,7 +746,7 @@ async fn bootstrap_twice_gives_the_same_policies_and_roles_and_least_privilege()
             ip,
             "auth/kubernetes/login",
             None,
-            json!({"role": "vaultkeeper-backup", "jwt": stranger.expose()}),
+            json!({"role": "vaultkeeper-backup", "jwt": stranger.expose_secret()}),
         )
         .await;
     assert_eq!(refused.status, 403);
@@ -861,7 +869,7 @@ async fn bootstrap_twice_gives_the_same_policies_and_roles_and_least_privilege()
     secrets.extend(
         [backup_jwt, job_jwt, restore_jwt, stranger]
             .iter()
-            .map(|j| j.expose().to_string()),
+            .map(|j| j.expose_secret().to_string()),
     );
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
     let mut extra = report_texts(&reports);
@@ -1108,8 +1116,8 @@ async fn self_initialized_openbao_is_observed_and_bootstrapped_never_initialized
         0
     );
     let secrets = vec![
-        operator_jwt.expose().to_string(),
-        backup_jwt.expose().to_string(),
+        operator_jwt.expose_secret().to_string(),
+        backup_jwt.expose_secret().to_string(),
         backup,
     ];
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
@@ -1216,9 +1224,9 @@ async fn root_token_is_revoked_after_bootstrap_and_the_operator_login_takes_over
     assert_healthy(lifecycle.client(), &pods, &operator).await;
 
     let mut secrets = secrets_of(&keys);
-    secrets.push(root.expose().to_string());
-    secrets.push(operator.expose().to_string());
-    secrets.push(operator_jwt.expose().to_string());
+    secrets.push(root.expose_secret().to_string());
+    secrets.push(operator.expose_secret().to_string());
+    secrets.push(operator_jwt.expose_secret().to_string());
     let mut extra = report_texts(&reports);
     extra.extend(report_texts(&later));
     extra.extend(cluster.server_logs());
@@ -1294,7 +1302,10 @@ async fn errors_name_the_pod_and_the_step_and_carry_no_secret() {
     }
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
     assert_no_secret_leaked(
-        &[share.expose().to_string(), token.expose().to_string()],
+        &[
+            share.expose_secret().to_string(),
+            token.expose_secret().to_string(),
+        ],
         &argvs,
         &texts,
     );

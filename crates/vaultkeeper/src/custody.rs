@@ -13,7 +13,7 @@ use vaultkeeper_vault::client::ExecRequest;
 use vaultkeeper_vault::client::{ExecOutput, Executor};
 use vaultkeeper_vault::keys::{InitKeys, KeyStore};
 use vaultkeeper_vault::node::PodName;
-use vaultkeeper_vault::secret::SecretBytes;
+use vaultkeeper_vault::secret::{ExposeSecret, secret_bytes};
 use vaultkeeper_vault::{Error, Step};
 
 /// The key in the keys Secret that holds the init output (a versioned JSON record).
@@ -111,7 +111,7 @@ impl KeyStore for SecretKeyStore {
             type_: Some("Opaque".to_owned()),
             data: Some(BTreeMap::from([(
                 INIT_KEY.to_owned(),
-                ByteString(record.expose().to_vec()),
+                ByteString(record.expose_secret().to_vec()),
             )])),
             ..Secret::default()
         };
@@ -175,7 +175,7 @@ impl Executor for KubeExecutor {
                 .map_err(|e| format!("exec in pod {}: {}", pod.as_str(), api_error_summary(&e)))?;
             if let (Some(input), Some(mut stdin)) = (&request.stdin, process.stdin()) {
                 stdin
-                    .write_all(input.expose())
+                    .write_all(input.expose_secret())
                     .await
                     .map_err(|e| format!("writing stdin to pod {}: {e}", pod.as_str()))?;
                 stdin
@@ -198,7 +198,7 @@ impl Executor for KubeExecutor {
             let exit_code = exit_code(status.as_ref());
             Ok::<_, String>(ExecOutput {
                 exit_code,
-                stdout: SecretBytes::new(out),
+                stdout: secret_bytes(out),
                 stderr: String::from_utf8_lossy(&err).into_owned(),
             })
         };

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vaultkeeper::CliError;
-use vaultkeeper::commands::render;
+use vaultkeeper::commands::{backup, render, restore};
 
 /// Runs production Vault and OpenBao clusters on Kubernetes from one custom resource.
 #[derive(Parser)]
@@ -25,10 +25,10 @@ enum Command {
     Render(render::RenderArgs),
     /// Take an encrypted raft snapshot and upload it to S3, then apply retention (the
     /// backup CronJob's entry point). Prints one JSON line with the outcome.
-    Backup(vaultkeeper_backup::cli::BackupArgs),
+    Backup(backup::BackupArgs),
     /// Download a backup, verify it completely, and restore it into a cluster. Destructive:
     /// the target's data is replaced. See docs/restore-runbook.md.
-    Restore(vaultkeeper_backup::cli::RestoreArgs),
+    Restore(restore::RestoreArgs),
     /// Renew the cluster's metrics token, or re-issue it when it lapsed or was revoked
     /// (the metrics-token CronJob's entry point). Prints one JSON line with the outcome.
     MetricsToken(vaultkeeper::commands::metrics_token::MetricsTokenArgs),
@@ -65,20 +65,8 @@ fn main() -> ExitCode {
                 }
             });
         }
-        Command::Backup(args) => {
-            return async_command(|| async {
-                vaultkeeper_backup::cli::print_outcome(
-                    &vaultkeeper_backup::cli::run_backup(args).await,
-                )
-            });
-        }
-        Command::Restore(args) => {
-            return async_command(|| async {
-                vaultkeeper_backup::cli::print_outcome(
-                    &vaultkeeper_backup::cli::run_restore(args).await,
-                )
-            });
-        }
+        Command::Backup(args) => return async_command(|| backup::run(args)),
+        Command::Restore(args) => return async_command(|| restore::run(args)),
         Command::MetricsToken(args) => {
             return async_command(|| vaultkeeper::commands::metrics_token::main(args));
         }

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use vaultkeeper_backup::s3::{S3Credentials, S3Settings, S3Store};
-use vaultkeeper_backup::secret::SecretString;
+use vaultkeeper_vault::secret::{ExposeSecret, secret_string};
 
 /// Finds a tool: the env override, else `<workspace>/.tools/bin/<name>`.
 pub fn tool(env: &str, name: &str) -> PathBuf {
@@ -107,7 +107,7 @@ impl Moto {
             force_path_style: true,
             credentials: S3Credentials::Static {
                 access_key_id: ACCESS_KEY.into(),
-                secret_access_key: SecretString::new(SECRET_KEY.into()),
+                secret_access_key: secret_string(SECRET_KEY.into()),
                 session_token: None,
             },
             ca_pem: None,
@@ -450,7 +450,7 @@ log_level    = "info"
             ))
             .spawn()
             .expect("start bao");
-        let tls = vaultkeeper_backup::vault::tls_config(Some(pki.ca_pem.as_bytes())).unwrap();
+        let tls = vaultkeeper_vault::client::tls_config(Some(pki.ca_pem.as_bytes())).unwrap();
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .build()
@@ -709,6 +709,6 @@ log_level    = "info"
 pub fn key_file(dir: &Path) -> PathBuf {
     let key = vaultkeeper_backup::EncryptionKey::generate().unwrap();
     let path = dir.join("backup.key");
-    std::fs::write(&path, key.to_base64().as_bytes()).unwrap();
+    std::fs::write(&path, key.to_base64().expose_secret().as_bytes()).unwrap();
     path
 }

@@ -20,7 +20,7 @@ use crate::node::{
     AutopilotState, Health, InitRequest, LeaderStatus, PodName, RaftConfiguration, SealStatus,
     TokenInfo, UnsealProgress,
 };
-use crate::secret::{KeyShare, SecretBytes, SecretString, Token};
+use crate::secret::{ExposeSecret, KeyShare, SecretSlice, SecretString, Token, secret_bytes};
 
 /// What a command produced.
 #[derive(Debug)]
@@ -28,7 +28,7 @@ pub struct ExecOutput {
     /// Exit status (`-1` when the process was killed by a signal).
     pub exit_code: i32,
     /// Standard output; may hold secrets (init output), so it is zeroized on drop.
-    pub stdout: SecretBytes,
+    pub stdout: SecretSlice<u8>,
     /// Standard error, as text.
     pub stderr: String,
 }
@@ -158,7 +158,7 @@ impl Executor for LocalProcessExecutor {
         if let Some(mut stdin) = child.stdin.take() {
             if let Some(bytes) = &request.stdin {
                 stdin
-                    .write_all(bytes.expose())
+                    .write_all(bytes.expose_secret())
                     .await
                     .map_err(|e| format!("cannot write stdin: {e}"))?;
             }
@@ -171,7 +171,7 @@ impl Executor for LocalProcessExecutor {
             .map_err(|e| format!("waiting for {program} failed: {e}"))?;
         Ok(ExecOutput {
             exit_code: output.status.code().unwrap_or(-1),
-            stdout: SecretBytes::new(output.stdout),
+            stdout: secret_bytes(output.stdout),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
     }
@@ -226,7 +226,10 @@ impl<E: Executor> Executor for RecordingExecutor<E> {
             recorded.push(RecordedCommand {
                 pod: pod.clone(),
                 argv: request.argv.clone(),
-                stdin_len: request.stdin.as_ref().map_or(0, SecretBytes::len),
+                stdin_len: request
+                    .stdin
+                    .as_ref()
+                    .map_or(0, |s| s.expose_secret().len()),
             });
         }
         self.inner.exec(pod, request).await
@@ -259,7 +262,7 @@ impl<E: Executor> ExecNodeClient<E> {
         pod: &PodName,
         step: Step,
         request: ExecRequest,
-    ) -> Result<Option<SecretBytes>> {
+    ) -> Result<Option<SecretSlice<u8>>> {
         let output =
             self.executor
                 .exec(pod, &request)
@@ -356,11 +359,11 @@ impl<E: Executor> ExecNodeClient<E> {
     }
 }
 
-fn parse_json(pod: &PodName, step: Step, stdout: &SecretBytes) -> Result<Value> {
-    if stdout.is_empty() {
+fn parse_json(pod: &PodName, step: Step, stdout: &SecretSlice<u8>) -> Result<Value> {
+    if stdout.expose_secret().is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(stdout.expose()).map_err(|e| Error::UnexpectedResponse {
+    serde_json::from_slice(stdout.expose_secret()).map_err(|e| Error::UnexpectedResponse {
         pod: pod.clone(),
         step,
         reason: format!("the CLI output is not JSON: {e}"),
@@ -395,11 +398,11 @@ fn error_lines(stderr: &str) -> String {
 /// Removes from `text` every word that was sent on stdin. The CLI does not echo its input,
 /// but an error message is the last place a secret could slip out, so the text is cleaned
 /// of anything we know to be secret before it becomes an error.
-pub(crate) fn scrub(text: &str, stdin: Option<&SecretBytes>) -> String {
+pub(crate) fn scrub(text: &str, stdin: Option<&SecretSlice<u8>>) -> String {
     let Some(stdin) = stdin else {
         return text.to_string();
     };
-    let input = String::from_utf8_lossy(stdin.expose());
+    let input = String::from_utf8_lossy(stdin.expose_secret());
     let mut cleaned = text.to_string();
     for word in input.split(|c: char| c.is_whitespace() || "\"{}[]:,\\".contains(c)) {
         if word.len() >= 6 && cleaned.contains(word) {
@@ -479,10 +482,12 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
                 reason: "the CLI printed nothing".into(),
             })?;
         let output: CliInitOutput =
-            serde_json::from_slice(stdout.expose()).map_err(|e| Error::UnexpectedResponse {
-                pod: pod.clone(),
-                step: Step::Init,
-                reason: format!("the init output is not the expected JSON: {e}"),
+            serde_json::from_slice(stdout.expose_secret()).map_err(|e| {
+                Error::UnexpectedResponse {
+                    pod: pod.clone(),
+                    step: Step::Init,
+                    reason: format!("the init output is not the expected JSON: {e}"),
+                }
             })?;
         let shares = match request {
             InitRequest::Shamir { .. } => output.unseal_keys_b64,
@@ -678,7 +683,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
         role: &str,
         jwt: &SecretString,
     ) -> Result<Token> {
-        let body = json!({ "role": role, "jwt": jwt.expose() });
+        let body = json!({ "role": role, "jwt": jwt.expose_secret() });
         let request =
             commands::write_unauthenticated(self.cli, &format!("auth/{mount}/login"), &body)?;
         drop(body);
@@ -690,7 +695,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
                 step: Step::KubernetesLogin,
                 reason: "the CLI printed nothing".into(),
             })?;
-        wire::login_token(pod, stdout.expose())
+        wire::login_token(pod, stdout.expose_secret())
     }
 
     async fn lookup_self(&self, pod: &PodName, token: &Token) -> Result<TokenInfo> {
@@ -709,12 +714,13 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
         struct Envelope {
             data: Value,
         }
-        let envelope: Envelope =
-            serde_json::from_slice(stdout.expose()).map_err(|e| Error::UnexpectedResponse {
+        let envelope: Envelope = serde_json::from_slice(stdout.expose_secret()).map_err(|e| {
+            Error::UnexpectedResponse {
                 pod: pod.clone(),
                 step: Step::TokenLookup,
                 reason: format!("the CLI output is not JSON: {e}"),
-            })?;
+            }
+        })?;
         let mut data = envelope.data;
         if let Some(Value::String(mut id)) =
             data.as_object_mut().and_then(|object| object.remove("id"))
@@ -743,7 +749,7 @@ mod tests {
     #[test]
     fn stderr_is_scrubbed_of_everything_sent_on_stdin() {
         let stdin =
-            SecretBytes::new(b"s.rootTokenValue123\n{\"jwt\":\"eyJhbGciOi.payload.sig\"}".to_vec());
+            secret_bytes(b"s.rootTokenValue123\n{\"jwt\":\"eyJhbGciOi.payload.sig\"}".to_vec());
         let stderr =
             "Error: token s.rootTokenValue123 rejected; jwt eyJhbGciOi.payload.sig invalid";
         let cleaned = scrub(stderr, Some(&stdin));

@@ -1,6 +1,8 @@
 //! The node client: one trait, [`NodeClient`], with two transports.
 //!
-//! - [`HttpNodeClient`]: the API on each pod over HTTPS, verifying the cluster CA.
+//! - [`HttpNodeClient`]: the API on each pod over HTTPS, verifying the cluster CA, through
+//!   [`VaultHttp`], the one Vault HTTP client (the backup, restore and metrics-token jobs
+//!   use it directly, with the address they are given).
 //! - [`ExecNodeClient`]: the `vault`/`bao` CLI run inside the pod through an [`Executor`]
 //!   (the operator's pods/exec executor, or [`LocalProcessExecutor`] in tests). Secrets
 //!   travel on stdin only; every command vector is built in [`crate::commands`].
@@ -20,7 +22,9 @@ pub use exec::{
     ExecNodeClient, ExecOutput, ExecRequest, Executor, LocalProcessExecutor, RecordedCommand,
     RecordingExecutor,
 };
-pub use http::{HttpNodeClient, HttpOptions};
+pub use http::{
+    HttpNodeClient, HttpOptions, IssuedToken, TokenRequest, VaultHttp, error_text, tls_config,
+};
 
 use crate::error::Result;
 use crate::keys::InitKeys;

@@ -11,7 +11,7 @@ use super::{KubernetesAuthConfig, KubernetesRole, TokenRole};
 use crate::error::{Error, Result, Step};
 use crate::keys::{InitKeys, KeyKind};
 use crate::node::{InitRequest, PodName, parse_wire};
-use crate::secret::{KeyShare, Token};
+use crate::secret::{ExposeSecret, KeyShare, Token};
 
 /// Builds [`InitKeys`] from the shares and root token an init answered, checking that the
 /// server returned what was asked for.
@@ -39,7 +39,7 @@ pub(crate) fn init_keys(
             ),
         });
     }
-    if root_token.expose().is_empty() {
+    if root_token.expose_secret().is_empty() {
         return Err(Error::UnexpectedResponse {
             pod: pod.clone(),
             step: Step::Init,
@@ -87,8 +87,8 @@ pub(crate) fn policy_text(pod: &PodName, data: &Value) -> Result<String> {
 }
 
 pub(crate) fn kubernetes_config_body(config: &KubernetesAuthConfig) -> Value {
-    // The same fields vaultrs sends for the HTTP transport, so an ACL that pins the
-    // parameters (see `bootstrap`) accepts both transports.
+    // Both transports send exactly these fields, so an ACL that pins the parameters
+    // (see `bootstrap`) accepts either.
     let mut body = json!({
         "kubernetes_host": config.kubernetes_host,
         "disable_iss_validation": false,
@@ -199,26 +199,28 @@ pub(crate) fn token_role(pod: &PodName, name: &str, data: &Value) -> Result<Toke
 
 /// Takes `auth.client_token` out of a login answer without keeping the rest.
 pub(crate) fn login_token(pod: &PodName, body: &[u8]) -> Result<Token> {
+    client_token(body).map_err(|reason| Error::UnexpectedResponse {
+        pod: pod.clone(),
+        step: Step::KubernetesLogin,
+        reason,
+    })
+}
+
+/// `auth.client_token` of a login or token-create answer, or why there is none. Only the
+/// token is deserialized, straight into its secret type.
+pub(crate) fn client_token(body: &[u8]) -> std::result::Result<Token, String> {
     #[derive(Deserialize)]
     struct Wire {
         auth: Option<AuthWire>,
     }
     #[derive(Deserialize)]
     struct AuthWire {
-        client_token: String,
+        client_token: Token,
     }
-    let wire: Wire = serde_json::from_slice(body).map_err(|e| Error::UnexpectedResponse {
-        pod: pod.clone(),
-        step: Step::KubernetesLogin,
-        reason: format!("the login answer is not the expected JSON: {e}"),
-    })?;
-    let token = wire
-        .auth
-        .map(|a| Token::new(a.client_token))
-        .ok_or_else(|| Error::UnexpectedResponse {
-            pod: pod.clone(),
-            step: Step::KubernetesLogin,
-            reason: "the login answer has no auth section".into(),
-        })?;
-    Ok(token)
+    let wire: Wire = serde_json::from_slice(body)
+        .map_err(|e| format!("the answer is not the expected JSON: {e}"))?;
+    wire.auth
+        .map(|auth| auth.client_token)
+        .filter(|token| !token.expose_secret().is_empty())
+        .ok_or_else(|| "the answer has no auth.client_token".to_owned())
 }

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use vaultkeeper_vault::secret::SecretString;
+use vaultkeeper_vault::secret::{SecretString, secret_string};
 
 use super::pki::Pki;
 
@@ -128,7 +128,7 @@ impl TokenReviewServer {
                 },
             );
         }
-        SecretString::new(jwt)
+        secret_string(jwt)
     }
 
     /// How many reviews were answered (proves the login went through this server).

@@ -12,9 +12,10 @@
 //!    saying when it expires and when it was last renewed;
 //! 5. revokes its own login token and prints one JSON line ([`Outcome`]) for the operator.
 //!
-//! No token is ever formatted: tokens live in [`SecretString`], errors carry Vault's
-//! error text and hints only.
+//! No token is ever formatted: tokens live in [`Token`], errors carry Vault's error text
+//! and hints only. The Vault calls are the workspace's one Vault client, [`VaultHttp`].
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,13 +23,12 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
-use reqwest::header::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use vaultkeeper_backup::SecretString;
-use vaultkeeper_backup::cli::DEFAULT_SERVICE_ACCOUNT_TOKEN;
-use vaultkeeper_backup::vault::{KubernetesLogin, VaultClient, tls_config, vault_errors};
+use vaultkeeper_vault::client::{HttpOptions, TokenRequest, VaultHttp, tls_config};
+use vaultkeeper_vault::secret::{ExposeSecret, Token, secret_string};
 
+use super::DEFAULT_SERVICE_ACCOUNT_TOKEN;
 use crate::CliError;
 
 /// The field manager the job applies the Secret's `token` and annotations with; the
@@ -40,8 +40,6 @@ pub const TOKEN_KEY: &str = "token";
 /// The annotations the job writes and the operator reads into `status.metricsToken`:
 /// defined once, where the operator reads them.
 pub use crate::monitoring::{EXPIRY_ANNOTATION, RENEWED_ANNOTATION};
-/// Timeout of each Vault call.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Arguments of `vaultkeeper metrics-token`; the CronJob sets them through the environment.
 #[derive(Debug, Clone, clap::Args)]
@@ -254,23 +252,23 @@ pub async fn run(args: &MetricsTokenArgs, kube: kube::Client) -> Result<Outcome,
         })?),
         None => None,
     };
-    let tls = Arc::new(tls_config(ca.as_deref()).map_err(internal)?);
-    let vault = VaultClient::new(&args.vault_addr, Arc::clone(&tls)).map_err(input)?;
-    let http = TokenApi::new(&args.vault_addr, &tls)?;
+    let tls = tls_config(ca.as_deref()).map_err(|e| input(e.in_field("--vault-ca-cert")))?;
+    let vault = VaultHttp::new(&args.vault_addr, Arc::new(tls), HttpOptions::job())
+        .map_err(|e| input(e.in_field("--vault-addr")))?;
 
-    let jwt = std::fs::read_to_string(&args.service_account_token_file).map_err(|e| {
-        CliError::Input(format!(
-            "--service-account-token-file {}: {e}: the job needs its projected service-account token",
-            args.service_account_token_file.display()
-        ))
-    })?;
-    let login = KubernetesLogin {
-        mount: args.auth_mount.clone(),
-        role: args.auth_role.clone(),
-        jwt: SecretString::new(jwt.trim().to_owned()),
-    };
-    let job_token = vault.login_kubernetes(&login).await.map_err(internal)?;
-    let result = with_login(args, &kube, &vault, &http, &job_token, period).await;
+    let jwt = std::fs::read_to_string(&args.service_account_token_file)
+        .map(|text| secret_string(zeroize::Zeroizing::new(text).trim().to_owned()))
+        .map_err(|e| {
+            CliError::Input(format!(
+                "--service-account-token-file {}: {e}: the job needs its projected service-account token",
+                args.service_account_token_file.display()
+            ))
+        })?;
+    let job_token = vault
+        .kubernetes_login(&args.auth_mount, &args.auth_role, &jwt)
+        .await
+        .map_err(internal)?;
+    let result = with_login(args, &kube, &vault, &job_token, period).await;
     // Revoke the short login whatever happened; a failure here is reported, not fatal
     // (the login lapses with its TTL anyway).
     let revoked = vault.revoke_self(&job_token).await;
@@ -286,9 +284,8 @@ pub async fn run(args: &MetricsTokenArgs, kube: kube::Client) -> Result<Outcome,
 async fn with_login(
     args: &MetricsTokenArgs,
     kube: &kube::Client,
-    vault: &VaultClient,
-    http: &TokenApi,
-    job_token: &SecretString,
+    vault: &VaultHttp,
+    job_token: &Token,
     period: i64,
 ) -> Result<Outcome, CliError> {
     if vault.is_root_token(job_token).await.map_err(internal)? {
@@ -310,16 +307,32 @@ async fn with_login(
         .and_then(|d| d.get(TOKEN_KEY))
         .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
         .filter(|t| !t.is_empty())
-        .map(SecretString::new);
+        .map(Token::new);
 
     let state = match &current {
         None => TokenState::Missing,
-        Some(token) => http.lookup(job_token, token).await?,
+        Some(token) => match vault
+            .lookup_token(job_token, token)
+            .await
+            .map_err(internal)?
+        {
+            None => TokenState::Invalid,
+            Some(info) => TokenState::Valid {
+                ttl_seconds: info.ttl_seconds,
+                period_seconds: info.period_seconds,
+                renewable: info.renewable,
+                policies: info.policies,
+            },
+        },
     };
     let action = decide(&state, &args.metrics_policy);
     let (token, ttl, result, reason) = match (action, current) {
         (Action::Renew, Some(token)) => {
-            let ttl = http.renew(job_token, &token, period).await?;
+            let increment = Duration::from_secs(u64::try_from(period).unwrap_or_default());
+            let ttl = vault
+                .renew_token(job_token, &token, increment)
+                .await
+                .map_err(internal)?;
             (token, ttl, "renewed", None)
         }
         (action, _) => {
@@ -327,15 +340,20 @@ async fn with_login(
                 Action::Reissue(reason) => reason,
                 Action::Renew => ReissueReason::Missing,
             };
-            let (token, ttl) = http
-                .create(
-                    job_token,
-                    &args.token_role,
-                    &args.metrics_policy,
-                    &args.cluster_name,
-                )
-                .await?;
-            (token, ttl, "reissued", Some(reason))
+            let request = TokenRequest {
+                policies: vec![args.metrics_policy.clone()],
+                no_default_policy: true,
+                display_name: format!("metrics-{}", args.cluster_name),
+                meta: BTreeMap::from([(
+                    "vaultkeeper-cluster".to_owned(),
+                    args.cluster_name.clone(),
+                )]),
+            };
+            let issued = vault
+                .create_token(job_token, &args.token_role, &request)
+                .await
+                .map_err(internal)?;
+            (issued.token, issued.ttl_seconds, "reissued", Some(reason))
         }
     };
     let now = Timestamp::now();
@@ -366,13 +384,13 @@ async fn with_login(
 async fn write_secret(
     secrets: &Api<Secret>,
     name: &str,
-    token: &SecretString,
+    token: &Token,
     expiry: Timestamp,
     now: Timestamp,
 ) -> Result<(), CliError> {
     use base64::Engine;
     let encoded = zeroize::Zeroizing::new(
-        base64::engine::general_purpose::STANDARD.encode(token.expose().as_bytes()),
+        base64::engine::general_purpose::STANDARD.encode(token.expose_secret().as_bytes()),
     );
     // The JSON body holds the encoded token until the request is sent; serde_json values
     // cannot be zeroized, so it is dropped as soon as the call returns.
@@ -401,213 +419,11 @@ async fn write_secret(
         })
 }
 
-/// The token endpoints the job uses, called with the job's login token.
-struct TokenApi {
-    http: reqwest::Client,
-    addr: String,
-}
-
-#[derive(Deserialize)]
-struct Auth {
-    #[serde(default)]
-    client_token: Option<String>,
-    #[serde(default)]
-    lease_duration: u64,
-}
-
-#[derive(Deserialize)]
-struct AuthAnswer {
-    auth: Option<Auth>,
-}
-
-impl TokenApi {
-    fn new(addr: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Self, CliError> {
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured((**tls).clone())
-            .timeout(CALL_TIMEOUT)
-            .build()
-            .map_err(|e| CliError::Internal(format!("cannot build the HTTP client: {e}")))?;
-        Ok(TokenApi {
-            http,
-            addr: addr.trim_end_matches('/').to_owned(),
-        })
-    }
-
-    async fn post(
-        &self,
-        operation: &str,
-        path: &str,
-        job_token: &SecretString,
-        body: &serde_json::Value,
-    ) -> Result<(u16, zeroize::Zeroizing<Vec<u8>>), CliError> {
-        let mut value = HeaderValue::from_str(job_token.expose()).map_err(|_| {
-            CliError::Internal("the login token cannot be sent in an HTTP header".into())
-        })?;
-        value.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert("X-Vault-Token", value);
-        let response = self
-            .http
-            .post(format!("{}/v1/{path}", self.addr))
-            .headers(headers)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| {
-                CliError::Internal(format!("{operation} at {}: {}", self.addr, e.without_url()))
-            })?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| {
-            CliError::Internal(format!("{operation} at {}: {}", self.addr, e.without_url()))
-        })?;
-        Ok((status, zeroize::Zeroizing::new(bytes.to_vec())))
-    }
-
-    fn refused(&self, operation: &str, status: u16, body: &[u8], hint: &str) -> CliError {
-        CliError::Internal(format!(
-            "{operation} at {} answered {status}: {}; {hint}",
-            self.addr,
-            vault_errors(body)
-        ))
-    }
-
-    /// `auth/token/lookup` of the metrics token (by value, in the body).
-    async fn lookup(
-        &self,
-        job_token: &SecretString,
-        token: &SecretString,
-    ) -> Result<TokenState, CliError> {
-        const OPERATION: &str = "POST auth/token/lookup";
-        let body = json!({ "token": token.expose() });
-        let (status, answer) = self
-            .post(OPERATION, "auth/token/lookup", job_token, &body)
-            .await?;
-        if status == 200 {
-            #[derive(Deserialize)]
-            struct Data {
-                #[serde(default)]
-                ttl: u64,
-                #[serde(default)]
-                period: Option<u64>,
-                #[serde(default)]
-                renewable: bool,
-                #[serde(default)]
-                policies: Vec<String>,
-            }
-            #[derive(Deserialize)]
-            struct Lookup {
-                data: Data,
-            }
-            let lookup: Lookup = serde_json::from_slice(&answer)
-                .map_err(|e| CliError::Internal(format!("{OPERATION}: unexpected answer: {e}")))?;
-            return Ok(TokenState::Valid {
-                ttl_seconds: lookup.data.ttl,
-                period_seconds: lookup.data.period,
-                renewable: lookup.data.renewable,
-                policies: lookup.data.policies,
-            });
-        }
-        if lapsed_token_answer(status, &vault_errors(&answer)) {
-            return Ok(TokenState::Invalid);
-        }
-        Err(self.refused(
-            OPERATION,
-            status,
-            &answer,
-            "the job's policy must grant update on auth/token/lookup (bootstrap writes it)",
-        ))
-    }
-
-    /// `auth/token/renew` of the metrics token; returns the new TTL.
-    async fn renew(
-        &self,
-        job_token: &SecretString,
-        token: &SecretString,
-        period: i64,
-    ) -> Result<u64, CliError> {
-        const OPERATION: &str = "POST auth/token/renew";
-        let body = json!({ "token": token.expose(), "increment": format!("{period}s") });
-        let (status, answer) = self
-            .post(OPERATION, "auth/token/renew", job_token, &body)
-            .await?;
-        if status != 200 {
-            return Err(self.refused(
-                OPERATION,
-                status,
-                &answer,
-                "the job's policy must grant update on auth/token/renew (bootstrap writes it)",
-            ));
-        }
-        let auth: AuthAnswer = serde_json::from_slice(&answer)
-            .map_err(|e| CliError::Internal(format!("{OPERATION}: unexpected answer: {e}")))?;
-        auth.auth
-            .map(|a| a.lease_duration)
-            .filter(|d| *d > 0)
-            .ok_or_else(|| CliError::Internal(format!("{OPERATION}: the answer has no lease")))
-    }
-
-    /// `auth/token/create/<role>`: a new periodic token with the metrics policy only.
-    async fn create(
-        &self,
-        job_token: &SecretString,
-        role: &str,
-        policy: &str,
-        cluster: &str,
-    ) -> Result<(SecretString, u64), CliError> {
-        const OPERATION: &str = "POST auth/token/create/<role>";
-        let body = json!({
-            "policies": [policy],
-            "no_default_policy": true,
-            "display_name": format!("metrics-{cluster}"),
-            "meta": { "vaultkeeper-cluster": cluster },
-        });
-        let (status, answer) = self
-            .post(
-                OPERATION,
-                &format!("auth/token/create/{role}"),
-                job_token,
-                &body,
-            )
-            .await?;
-        if status != 200 {
-            return Err(self.refused(
-                OPERATION,
-                status,
-                &answer,
-                "the token role must exist and the job's policy must grant update on auth/token/create/<role> (bootstrap writes both)",
-            ));
-        }
-        let auth: AuthAnswer = serde_json::from_slice(&answer)
-            .map_err(|e| CliError::Internal(format!("{OPERATION}: unexpected answer: {e}")))?;
-        let auth = auth
-            .auth
-            .ok_or_else(|| CliError::Internal(format!("{OPERATION}: the answer has no auth")))?;
-        let ttl = auth.lease_duration;
-        let token = auth
-            .client_token
-            .filter(|t| !t.is_empty())
-            .map(SecretString::new)
-            .ok_or_else(|| {
-                CliError::Internal(format!("{OPERATION}: the answer has no client token"))
-            })?;
-        Ok((token, ttl))
-    }
-}
-
-/// Whether a failed lookup means "this token does not exist (any more)": Vault answers a
-/// lookup of an unknown token with 403 "bad token" (older servers: 400 "invalid token").
-/// A 403 "permission denied" is the job's own policy and must not trigger a re-issue.
-pub fn lapsed_token_answer(status: u16, message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    matches!(status, 400 | 403 | 404)
-        && (message.contains("bad token") || message.contains("invalid token"))
-}
-
-fn internal(e: vaultkeeper_backup::Error) -> CliError {
+fn internal(e: vaultkeeper_vault::Error) -> CliError {
     CliError::Internal(e.to_string())
 }
 
-fn input(e: vaultkeeper_backup::Error) -> CliError {
+fn input(e: vaultkeeper_vault::Error) -> CliError {
     CliError::Input(e.to_string())
 }
 
@@ -665,15 +481,6 @@ mod tests {
         for (state, expected) in cases {
             assert_eq!(decide(&state, P), expected, "{state:?}");
         }
-    }
-
-    #[test]
-    fn only_unknown_token_answers_count_as_lapsed() {
-        assert!(lapsed_token_answer(403, "bad token"));
-        assert!(lapsed_token_answer(400, "invalid token"));
-        assert!(!lapsed_token_answer(403, "permission denied"));
-        assert!(!lapsed_token_answer(500, "bad token"));
-        assert!(!lapsed_token_answer(503, "Vault is sealed"));
     }
 
     #[test]
