@@ -19,7 +19,7 @@ use vaultkeeper_api::{VaultCluster, parse_manifests};
 use vaultkeeper_sim::kubelet::KubeletConfig;
 use vaultkeeper_sim::{SimCluster, SimConfig};
 use vaultkeeper_vault::lifecycle::JwtSource;
-use vaultkeeper_vault::secret::{ExposeSecret, SecretString, secret_string};
+use vaultkeeper_vault::secret::{SecretString, secret_string};
 
 use crate::install::{self, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, workspace_root};
 
