@@ -98,3 +98,96 @@ async fn twenty_percent_failed_api_requests_still_converge_with_one_init() {
     operator.stop().await;
     sim.shutdown().await;
 }
+
+/// A failed discovery request is not "prometheus-operator is gone": an operator that
+/// starts while discovery fails (so it has nothing cached) fails its passes, says why in
+/// the error metric, and prunes nothing; the cluster's ServiceMonitor and PrometheusRule
+/// stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_discovery_request_prunes_nothing() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, ApiResource, DynamicObject};
+    use vaultkeeper_e2e::install;
+
+    let sim = vaultkeeper_sim::SimCluster::start(vaultkeeper_sim::SimConfig::for_slot(153))
+        .await
+        .expect("the simulated cluster starts");
+    let admin = sim.client().expect("admin client");
+    install::apply_objects(&admin, &install::integration_crds(), "test")
+        .await
+        .expect("the prometheus-operator and cert-manager CRDs install");
+    let mut operator = Operator::install_and_start(&sim).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    assert!(
+        crds.get_opt("vaultclusters.vaultkeeper.io")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    apply_cluster(
+        &sim,
+        "apiVersion: vaultkeeper.io/v1alpha1\nkind: VaultCluster\nmetadata: {name: vault}\nspec: {backup: {enabled: false}}\n",
+        "vault",
+    )
+    .await;
+    let monitors = Api::<DynamicObject>::namespaced_with(
+        admin.clone(),
+        "vault",
+        &ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "monitoring.coreos.com",
+            "v1",
+            "ServiceMonitor",
+        )),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while monitors.get_opt("vault").await.ok().flatten().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the operator never applied the ServiceMonitor"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A new operator process with discovery failing: nothing is known about the optional
+    // APIs, and every pass must end before it writes.
+    operator.stop().await;
+    sim.fail_discovery(true);
+    operator.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let encoded = operator.metrics.encode();
+        if encoded.lines().any(|l| {
+            l.starts_with("vaultkeeper_reconcile_errors_total") && l.contains("reason=\"Kube\"")
+        }) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pass failed on the failed discovery:\n{encoded}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        monitors.get_opt("vault").await.expect("get").is_some(),
+        "the ServiceMonitor was pruned on a failed discovery request"
+    );
+
+    // Discovery back: the next passes keep it, and nothing was deleted meanwhile.
+    sim.fail_discovery(false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(monitors.get_opt("vault").await.expect("get").is_some());
+    let deleted: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "delete" && r.user.contains("vaultkeeper"))
+        .map(|r| format!("{}/{}", r.resource, r.name))
+        .collect();
+    assert!(
+        !deleted
+            .iter()
+            .any(|d| d.starts_with("servicemonitors") || d.starts_with("prometheusrules")),
+        "{deleted:?}"
+    );
+    operator.stop().await;
+    sim.shutdown().await;
+}

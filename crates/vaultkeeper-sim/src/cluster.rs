@@ -349,6 +349,11 @@ impl SimCluster {
         self.server.faults.set_failure(rule)
     }
 
+    /// Makes every discovery request fail with 500 (`true`) or answer again (`false`).
+    pub fn fail_discovery(&self, fail: bool) {
+        self.server.faults.set_discovery_failure(fail)
+    }
+
     /// The cluster clock (advance it to fire CronJobs).
     pub fn clock(&self) -> &SimClock {
         &self.core.clock

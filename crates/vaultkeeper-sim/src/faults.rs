@@ -1,6 +1,7 @@
 //! Fault injection for tests: fail a share of API requests with a chosen status, add
-//! latency, drop every open watch. A fault applies only to resource requests (not
-//! discovery), optionally narrowed to some verbs and resources.
+//! latency, drop every open watch, or fail every discovery request. A failure rule applies
+//! only to resource requests (not discovery), optionally narrowed to some verbs and
+//! resources; discovery fails only when asked for on its own.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub struct Faults {
     failure: Mutex<Option<FailureRule>>,
     latency: Mutex<Duration>,
     watch_epoch: watch::Sender<u64>,
+    discovery: Mutex<bool>,
 }
 
 impl Default for Faults {
@@ -33,6 +35,7 @@ impl Default for Faults {
             failure: Mutex::new(None),
             latency: Mutex::new(Duration::ZERO),
             watch_epoch: watch::channel(0).0,
+            discovery: Mutex::new(false),
         }
     }
 }
@@ -65,6 +68,18 @@ impl Faults {
     /// A receiver that changes when watches are dropped.
     pub fn watch_epoch(&self) -> watch::Receiver<u64> {
         self.watch_epoch.subscribe()
+    }
+
+    /// Makes every discovery request (`/api`, `/apis`, …) answer 500, or stops doing so.
+    pub fn set_discovery_failure(&self, fail: bool) {
+        if let Ok(mut d) = self.discovery.lock() {
+            *d = fail;
+        }
+    }
+
+    /// Whether discovery requests fail now.
+    pub fn discovery_fails(&self) -> bool {
+        self.discovery.lock().map(|d| *d).unwrap_or(false)
     }
 
     /// Whether this request should fail, given a uniform sample in [0, 1).

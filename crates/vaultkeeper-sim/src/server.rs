@@ -327,6 +327,11 @@ impl ApiServer {
                 if !auth::allowed(&self.core, &user, &a) {
                     return Err(SimError::Forbidden(auth::forbidden_message(&user, &a)));
                 }
+                if p.starts_with("/api") && self.faults.discovery_fails() {
+                    return Err(SimError::Internal(
+                        "injected fault: discovery is unavailable".into(),
+                    ));
+                }
                 self.non_resource(&p, req.headers())
             }
             Route::Resource(p) => {

@@ -332,3 +332,6 @@ pub async fn run(
     })
     .await;
 }
+
+#[cfg(test)]
+mod plan_tests;
