@@ -334,4 +334,6 @@ pub async fn run(
 }
 
 #[cfg(test)]
+mod outcome_tests;
+#[cfg(test)]
 mod plan_tests;

@@ -13,59 +13,41 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::core::GroupVersionKind;
 use secrecy::ExposeSecret;
-use serde_json::Value;
 use tokio::sync::watch;
 use vaultkeeper_api::{Phase, VaultCluster, parse_manifests};
 use vaultkeeper_sim::kubelet::KubeletConfig;
 use vaultkeeper_sim::{SimCluster, SimConfig};
 use vaultkeeper_vault::lifecycle::FileJwt;
 
+mod install;
+mod state;
+
+use install::{apply_cluster, install};
+use state::{init_file_logging, prepare_state_dir, write_private};
+
 use crate::CliError;
 use crate::controller::{self, Context, Settings};
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
 
-/// The operator's installation, embedded so the sandbox needs no checkout: the same files
-/// `kubectl apply -k deploy/` installs, minus the Deployment (the operator runs in this
-/// process instead, as the ServiceAccount these files create).
-const INSTALL: &[(&str, &str)] = &[
-    (
-        "deploy/namespace.yaml",
-        include_str!("../../../../deploy/namespace.yaml"),
-    ),
-    (
-        "deploy/rbac/serviceaccount.yaml",
-        include_str!("../../../../deploy/rbac/serviceaccount.yaml"),
-    ),
-    (
-        "deploy/rbac/clusterrole.yaml",
-        include_str!("../../../../deploy/rbac/clusterrole.yaml"),
-    ),
-    (
-        "deploy/rbac/clusterrolebinding.yaml",
-        include_str!("../../../../deploy/rbac/clusterrolebinding.yaml"),
-    ),
-    (
-        "deploy/rbac/leader-election-role.yaml",
-        include_str!("../../../../deploy/rbac/leader-election-role.yaml"),
-    ),
-    (
-        "deploy/rbac/leader-election-rolebinding.yaml",
-        include_str!("../../../../deploy/rbac/leader-election-rolebinding.yaml"),
-    ),
-];
-
 /// The examples that run with nothing else installed (the others need an S3 bucket, a
 /// transit Vault or cert-manager).
 pub const EXAMPLES: &[(&str, &str)] = &[
-    ("openbao", include_str!("../../../../examples/openbao.yaml")),
-    ("ha-raft", include_str!("../../../../examples/ha-raft.yaml")),
-    ("minimal", include_str!("../../../../examples/minimal.yaml")),
+    (
+        "openbao",
+        include_str!("../../../../../examples/openbao.yaml"),
+    ),
+    (
+        "ha-raft",
+        include_str!("../../../../../examples/ha-raft.yaml"),
+    ),
+    (
+        "minimal",
+        include_str!("../../../../../examples/minimal.yaml"),
+    ),
 ];
 
 /// Namespace and ServiceAccount `deploy/` installs the operator as.
@@ -73,8 +55,6 @@ const OPERATOR_NAMESPACE: &str = "vaultkeeper-system";
 const OPERATOR_SERVICE_ACCOUNT: &str = "vaultkeeper";
 /// Field manager for what the sandbox applies as the cluster's administrator.
 const INSTALLER: &str = "vaultkeeper-sandbox";
-/// Marks a state directory as the sandbox's own, so a later run may empty it.
-const MARKER: &str = ".vaultkeeper-sandbox";
 /// Service-account tokens live an hour; the file the operator reads is renewed well
 /// before that (the Kubernetes client re-reads it every minute).
 const TOKEN_RENEWAL: Duration = Duration::from_secs(20 * 60);
@@ -339,25 +319,6 @@ fn write_token(sim: &SimCluster, path: &Path) -> Result<(), CliError> {
     TokenIssuer::new(sim).write(path)
 }
 
-/// Writes a file only its owner can read, replacing it atomically.
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), CliError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let failed =
-        |e: std::io::Error| CliError::Internal(format!("cannot write {}: {e}", path.display()));
-    let partial = path.with_extension("partial");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(failed)?;
-    file.write_all(contents).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
-    std::fs::rename(&partial, path).map_err(failed)
-}
-
 /// A client that authenticates with the token in `token_file`, re-read as it changes.
 async fn service_account_client(
     sim: &SimCluster,
@@ -400,161 +361,6 @@ fn manifest(args: &SandboxArgs) -> Result<(String, String), CliError> {
                 known.join(", ")
             ))
         })
-}
-
-/// Creates the state directory, or empties one a previous sandbox left; refuses a
-/// directory that holds anything else, so a typo never deletes someone's files.
-fn prepare_state_dir(dir: &Path) -> Result<PathBuf, CliError> {
-    let io = |e: std::io::Error| CliError::Input(format!("--state-dir {}: {e}", dir.display()));
-    if dir.exists() {
-        let mut entries = std::fs::read_dir(dir).map_err(io)?.peekable();
-        let empty = entries.peek().is_none();
-        if !empty {
-            if !dir.join(MARKER).exists() {
-                return Err(CliError::Input(format!(
-                    "--state-dir {} is not empty and was not made by a sandbox: choose \
-                     another directory (it is emptied at every start)",
-                    dir.display()
-                )));
-            }
-            for entry in entries {
-                let path = entry.map_err(io)?.path();
-                if path.is_dir() && !path.is_symlink() {
-                    remove_tree(&path).map_err(io)?;
-                } else {
-                    std::fs::remove_file(&path).map_err(io)?;
-                }
-            }
-        }
-    }
-    std::fs::create_dir_all(dir).map_err(io)?;
-    std::fs::write(
-        dir.join(MARKER),
-        "This directory belongs to `vaultkeeper sandbox`, which empties it at every start.\n",
-    )
-    .map_err(io)?;
-    dir.canonicalize().map_err(io)
-}
-
-/// Removes a directory tree. A pod's root may hold read-only bind mounts left by a
-/// crash; those are unmounted lazily first so removal never reaches into the host.
-fn remove_tree(path: &Path) -> std::io::Result<()> {
-    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
-        let prefix = path.canonicalize()?;
-        let mut points: Vec<PathBuf> = mounts
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .map(|p| PathBuf::from(p.replace("\\040", " ")))
-            .filter(|p| p.starts_with(&prefix))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for point in points {
-            let status = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&point)
-                .status();
-            if !status.is_ok_and(|s| s.success()) {
-                return Err(std::io::Error::other(format!(
-                    "{} is still mounted; unmount it first",
-                    point.display()
-                )));
-            }
-        }
-    }
-    std::fs::remove_dir_all(path)
-}
-
-/// Sends the operator's log (JSON lines) to a file, so the terminal shows progress only.
-fn init_file_logging(path: &Path, level: &str) -> Result<(), CliError> {
-    let file = std::fs::File::create(path)
-        .map_err(|e| CliError::Internal(format!("cannot create {}: {e}", path.display())))?;
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .map_err(|e| CliError::Input(format!("--log-level {level:?}: {e}")))?;
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::sync::Mutex::new(file))
-        .try_init();
-    Ok(())
-}
-
-/// Applies the CRD and the operator's installation as the cluster's administrator.
-async fn install(admin: &kube::Client) -> Result<(), CliError> {
-    let crd = serde_json::to_value(vaultkeeper_api::crd())
-        .map_err(|e| CliError::Internal(format!("cannot serialize the CRD: {e}")))?;
-    apply_value(admin, "the VaultCluster CRD", &crd).await?;
-    for (path, text) in INSTALL {
-        let docs: Vec<Value> = serde_saphyr::from_multiple(text)
-            .map_err(|e| CliError::Internal(format!("{path} is not valid YAML: {e}")))?;
-        for doc in docs.into_iter().filter(|d| !d.is_null()) {
-            apply_value(admin, path, &doc).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Server-side applies one object of any kind (resolved by discovery).
-async fn apply_value(client: &kube::Client, what: &str, obj: &Value) -> Result<(), CliError> {
-    let failed = |e: &dyn std::fmt::Display| CliError::Internal(format!("applying {what}: {e}"));
-    let api_version = obj["apiVersion"].as_str().unwrap_or_default();
-    let kind = obj["kind"].as_str().unwrap_or_default();
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    let (resource, caps) = kube::discovery::pinned_kind(client, &gvk)
-        .await
-        .map_err(|e| failed(&e))?;
-    let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
-        let ns = obj["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or(OPERATOR_NAMESPACE);
-        Api::namespaced_with(client.clone(), ns, &resource)
-    } else {
-        Api::all_with(client.clone(), &resource)
-    };
-    api.patch(
-        name,
-        &PatchParams::apply(INSTALLER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .map_err(|e| failed(&e))?;
-    Ok(())
-}
-
-/// Creates the cluster's namespace and applies the VaultCluster, as `kubectl apply` would.
-async fn apply_cluster(admin: &kube::Client, cluster: &VaultCluster) -> Result<(), CliError> {
-    let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
-    let name = cluster.metadata.name.clone().unwrap_or_default();
-    let ns = Namespace {
-        metadata: kube::api::ObjectMeta {
-            name: Some(namespace.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let params = PatchParams::apply(INSTALLER).force();
-    Api::<Namespace>::all(admin.clone())
-        .patch(&namespace, &params, &Patch::Apply(&ns))
-        .await
-        .map_err(|e| CliError::Internal(format!("creating namespace {namespace}: {e}")))?;
-    let mut body = serde_json::to_value(cluster)
-        .map_err(|e| CliError::Internal(format!("cannot serialize the VaultCluster: {e}")))?;
-    if let Some(meta) = body["metadata"].as_object_mut() {
-        meta.remove("creationTimestamp");
-    }
-    body.as_object_mut().map(|o| o.remove("status"));
-    Api::<VaultCluster>::namespaced(admin.clone(), &namespace)
-        .patch(&name, &params, &Patch::Apply(&body))
-        .await
-        .map_err(|e| match e {
-            kube::Error::Api(status) if status.code == 422 => CliError::Input(format!(
-                "the API server refused VaultCluster {namespace}/{name}: {}",
-                status.message
-            )),
-            e => CliError::Internal(format!("applying VaultCluster {namespace}/{name}: {e}")),
-        })?;
-    Ok(())
 }
 
 /// Reports every change of phase and of the counts until Ready for the current
@@ -763,7 +569,7 @@ mod tests {
         std::fs::write(dir.path().join("pods/a/data"), "old").expect("write");
         prepare_state_dir(dir.path()).expect("reused");
         assert!(!dir.path().join("pods").exists());
-        assert!(dir.path().join(MARKER).exists());
+        assert!(dir.path().join(state::MARKER).exists());
     }
 
     #[test]

@@ -1,0 +1,180 @@
+//! Table tests of the status computation.
+
+use super::*;
+use vaultkeeper_vault::decide::{BootstrapState, KeysState, NodeObservation, Observation};
+use vaultkeeper_vault::node::{PodName, RaftConfiguration, RaftServer};
+
+fn pass(states: &[(&str, NodeState)]) -> PassReport {
+    let nodes = states
+        .iter()
+        .map(|(name, state)| {
+            NodeObservation::new(PodName::new(*name).expect("pod name"), state.clone())
+        })
+        .collect();
+    let servers = states
+        .iter()
+        .filter(|(_, s)| matches!(s, NodeState::Active | NodeState::Standby))
+        .map(|(name, state)| RaftServer {
+            node_id: (*name).to_owned(),
+            address: format!("{name}:8201"),
+            leader: *state == NodeState::Active,
+            voter: true,
+        })
+        .collect();
+    PassReport {
+        observation: Observation {
+            nodes,
+            keys: KeysState::Missing,
+            raft: Some(RaftConfiguration { servers }),
+            bootstrap: BootstrapState::Done,
+        },
+        actions: Vec::new(),
+        outcomes: Vec::new(),
+    }
+}
+
+fn pods(ready: &[bool]) -> Vec<PodView> {
+    ready
+        .iter()
+        .enumerate()
+        .map(|(i, r)| PodView {
+            name: format!("vault-{i}"),
+            ready: *r,
+            up_to_date: true,
+        })
+        .collect()
+}
+
+fn compute_with(
+    previous: Option<&VaultClusterStatus>,
+    pods: &[PodView],
+    pass: &PassReport,
+) -> VaultClusterStatus {
+    compute(&StatusInputs {
+        generation: Some(1),
+        previous,
+        now: jiff::Timestamp::UNIX_EPOCH,
+        desired_replicas: 3,
+        invalid: None,
+        pods,
+        pass: Some(pass),
+        bootstrapped: true,
+        tls: None,
+        tls_problem: None,
+        operation: None,
+        waiting_for: None,
+        errors: Vec::new(),
+    })
+}
+
+fn condition<'a>(status: &'a VaultClusterStatus, type_: &str) -> &'a str {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.as_str())
+        .unwrap_or("absent")
+}
+
+#[test]
+fn a_cluster_coming_up_is_unsealing_never_degraded() {
+    let pass = pass(&[
+        ("vault-0", NodeState::Active),
+        (
+            "vault-1",
+            NodeState::Sealed {
+                progress: 0,
+                threshold: 3,
+            },
+        ),
+        (
+            "vault-2",
+            NodeState::Sealed {
+                progress: 0,
+                threshold: 3,
+            },
+        ),
+    ]);
+    let first = VaultClusterStatus {
+        phase: Some(Phase::Initializing),
+        ..VaultClusterStatus::default()
+    };
+    let status = compute_with(Some(&first), &pods(&[true, false, false]), &pass);
+    assert_eq!(status.phase, Some(Phase::Unsealing));
+    assert_eq!(condition(&status, "Degraded"), "False");
+    assert_eq!(condition(&status, "Progressing"), "True");
+    assert_eq!(condition(&status, "Ready"), "False");
+}
+
+#[test]
+fn a_serving_cluster_that_loses_a_pod_is_degraded_until_it_is_back() {
+    let all = pass(&[
+        ("vault-0", NodeState::Active),
+        ("vault-1", NodeState::Standby),
+        ("vault-2", NodeState::Standby),
+    ]);
+    let ready = compute_with(None, &pods(&[true, true, true]), &all);
+    assert_eq!(ready.phase, Some(Phase::Ready));
+    assert_eq!(condition(&ready, "Ready"), "True");
+    assert_eq!(ready.active_pod.as_deref(), Some("vault-0"));
+
+    let one_sealed = pass(&[
+        ("vault-0", NodeState::Active),
+        ("vault-1", NodeState::Standby),
+        (
+            "vault-2",
+            NodeState::Sealed {
+                progress: 0,
+                threshold: 3,
+            },
+        ),
+    ]);
+    let degraded = compute_with(Some(&ready), &pods(&[true, true, false]), &one_sealed);
+    assert_eq!(degraded.phase, Some(Phase::Degraded));
+    assert_eq!(condition(&degraded, "Degraded"), "True");
+    assert_eq!(degraded.sealed_replicas, 1);
+    // Still degraded on the next pass, then Ready again once the pod is back.
+    let still = compute_with(Some(&degraded), &pods(&[true, true, false]), &one_sealed);
+    assert_eq!(still.phase, Some(Phase::Degraded));
+    let back = compute_with(Some(&still), &pods(&[true, true, true]), &all);
+    assert_eq!(back.phase, Some(Phase::Ready));
+    assert_eq!(condition(&back, "Degraded"), "False");
+}
+
+#[test]
+fn an_invalid_spec_blocks_and_names_the_field() {
+    let invalid = vaultkeeper_api::validate(&{
+        let mut vc: vaultkeeper_api::VaultCluster = vaultkeeper_api::parse_manifests(
+            "apiVersion: vaultkeeper.io/v1alpha1\nkind: VaultCluster\nmetadata: {name: v, namespace: ns}\nspec: {replicas: 4}\n",
+        )
+        .map(|mut v| v.remove(0))
+        .unwrap_or_else(|e| panic!("{e}"));
+        vc.metadata.generation = Some(1);
+        vc
+    })
+    .expect_err("replicas 4 is invalid");
+    let status = compute(&StatusInputs {
+        generation: Some(1),
+        previous: None,
+        now: jiff::Timestamp::UNIX_EPOCH,
+        desired_replicas: 4,
+        invalid: Some(&invalid),
+        pods: &[],
+        pass: None,
+        bootstrapped: false,
+        tls: None,
+        tls_problem: None,
+        operation: None,
+        waiting_for: None,
+        errors: Vec::new(),
+    });
+    assert_eq!(status.phase, Some(Phase::Blocked));
+    assert_eq!(condition(&status, "SpecValid"), "False");
+    let message = &status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "SpecValid")
+        .expect("SpecValid")
+        .message;
+    assert!(message.contains("spec.replicas"), "{message}");
+}
