@@ -6,6 +6,7 @@
 
 mod crd;
 pub mod defaults;
+pub mod duration;
 mod flavor;
 mod manifest;
 pub mod names;
@@ -16,11 +17,10 @@ mod status;
 mod validate;
 
 pub use crd::{crd, crd_yaml};
+pub use duration::{Duration, InvalidDuration};
 pub use flavor::Flavor;
 pub use manifest::{ManifestError, parse_manifests};
 pub use names::ClusterNames;
 pub use spec::*;
 pub use status::*;
-pub use validate::{
-    InvalidSpec, Violation, longest_gap_seconds, parse_duration_seconds, validate, validate_spec,
-};
+pub use validate::{InvalidSpec, Violation, longest_gap_seconds, validate, validate_spec};

@@ -10,6 +10,7 @@
 
 use kube::core::Rule;
 
+use crate::duration;
 use crate::names::MAX_CLUSTER_NAME;
 
 /// One validation rule: where it applies, what it checks and what it says.
@@ -414,29 +415,25 @@ pub fn passthrough_excludes_cert_manager() -> SpecRule {
     .at(".certManager")
 }
 
-/// Durations such as retention ages and token periods.
-pub const DURATION_PATTERN: &str = "^([0-9]+(d|h|m|s))+$";
-
-/// A duration field must look like `720h` or `30d`.
-pub fn duration(field: &'static str, example: &str) -> SpecRule {
+/// A duration field must be written in the grammar of [`crate::Duration`]; the
+/// expression, the `maxLength` and the words of the message all come from
+/// [`crate::duration`], which the Rust parser reads too.
+pub fn duration(field: &'static str) -> SpecRule {
     SpecRule::new(
         field,
-        format!("self.matches('{}')", DURATION_PATTERN),
-        format!(
-            "{field} must be a duration made of numbers with units d, h, m or s, e.g. \
-             \"{example}\""
-        ),
+        duration::cel_rule(),
+        format!("{field} must be {}", duration::description()),
     )
 }
 
 /// The retention age rule.
 pub fn retention_max_age() -> SpecRule {
-    duration("spec.backup.retention.maxAge", "30d")
+    duration("spec.backup.retention.maxAge")
 }
 
 /// The metrics-token period rule.
 pub fn token_period() -> SpecRule {
-    duration("spec.monitoring.tokenPeriod", "336h")
+    duration("spec.monitoring.tokenPeriod")
 }
 
 /// A retention that keeps nothing would delete every backup.

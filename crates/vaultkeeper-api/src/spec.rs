@@ -947,9 +947,11 @@ pub struct RetentionSpec {
     #[schemars(range(min = 1))]
     pub keep_last: Option<i32>,
 
-    /// Keep every backup younger than this, e.g. 30d or 720h.
+    /// Keep every backup younger than this: a duration such as 30d, 2w or 1h30m (whole
+    /// numbers, each followed by a unit w, d, h, m or s, largest unit first and each unit
+    /// at most once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = crate::duration::MAX_LENGTH))]
     #[x_kube(validation = rules::retention_max_age().rule())]
     pub max_age: Option<String>,
 }
@@ -978,10 +980,12 @@ pub struct MonitoringSpec {
     #[x_kube(validation = rules::token_renew_schedule().rule())]
     pub token_renew_schedule: String,
 
-    /// Period of the metrics token: it lapses when not renewed within this time. Must be
-    /// at least twice the longest gap between renewals. Default 336h (two weeks).
+    /// Period of the metrics token: it lapses when not renewed within this time. A
+    /// duration such as 2w or 336h (whole numbers, each followed by a unit w, d, h, m or s,
+    /// largest unit first and each unit at most once). Must be at least twice the longest
+    /// gap between renewals. Default 336h (two weeks).
     #[serde(default = "defaults::token_period")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = crate::duration::MAX_LENGTH))]
     #[x_kube(validation = rules::token_period().rule())]
     pub token_period: String,
 

@@ -20,7 +20,7 @@ use crate::spec::{
     BackupSpec, IngressSpec, Initialization, RecoverySpec, ShamirSpec, TlsMode, TlsSpec, Transport,
     UnsealSpec, UnsealType, VaultClusterSpec,
 };
-use crate::{Flavor, VaultCluster};
+use crate::{Duration, Flavor, VaultCluster};
 
 /// One thing wrong with a spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,8 +134,6 @@ static DNS_1035: LazyLock<Regex> = LazyLock::new(|| {
 });
 static CRON: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&rules::cron_regex()).unwrap_or_else(|e| unreachable!("{e}")));
-static DURATION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(rules::DURATION_PATTERN).unwrap_or_else(|e| unreachable!("{e}")));
 
 fn validate_tls(tls: &TlsSpec) -> Vec<Violation> {
     let mut found = Vec::new();
@@ -248,7 +246,7 @@ fn validate_backup(backup: &BackupSpec) -> Vec<Violation> {
         found.push(Violation::of(&rules::retention_keeps_something()));
     }
     if let Some(age) = &retention.max_age
-        && !DURATION.is_match(age)
+        && age.parse::<Duration>().is_err()
     {
         found.push(Violation::of(&rules::retention_max_age()));
     }
@@ -261,11 +259,12 @@ fn validate_monitoring(spec: &VaultClusterSpec) -> Vec<Violation> {
         &monitoring.token_renew_schedule,
         rules::token_renew_schedule(),
     );
-    let period = if DURATION.is_match(&monitoring.token_period) {
-        parse_duration_seconds(&monitoring.token_period)
-    } else {
-        found.push(Violation::of(&rules::token_period()));
-        None
+    let period = match monitoring.token_period.parse::<Duration>() {
+        Ok(period) => Some(period.as_seconds()),
+        Err(_) => {
+            found.push(Violation::of(&rules::token_period()));
+            None
+        }
     };
     // Operator-only: a token that lapses between two renewals would break scraping every
     // time. Require the period to cover two renewal gaps, so one failed run is survivable.
@@ -366,42 +365,9 @@ fn walk_longest_gap(schedule: &str) -> Option<i64> {
     (longest > 0).then_some(longest)
 }
 
-/// Parses `30d`, `720h`, `1h30m` into seconds.
-pub fn parse_duration_seconds(text: &str) -> Option<i64> {
-    let mut total = 0_i64;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-        let value: i64 = number.parse().ok()?;
-        total = total.checked_add(value.checked_mul(unit)?)?;
-        number.clear();
-    }
-    (number.is_empty() && !text.is_empty()).then_some(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_every_unit() {
-        assert_eq!(parse_duration_seconds("30d"), Some(30 * 86_400));
-        assert_eq!(parse_duration_seconds("1h30m"), Some(5_400));
-        assert_eq!(parse_duration_seconds("336h"), Some(336 * 3_600));
-        assert_eq!(parse_duration_seconds("10"), None);
-        assert_eq!(parse_duration_seconds(""), None);
-        assert_eq!(parse_duration_seconds("5w"), None);
-    }
 
     #[test]
     fn longest_gap_of_weekly_and_monthly_schedules() {

@@ -208,6 +208,16 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "spec.backup.retention.maxAge",
         ),
         (
+            "retention age with its units out of order",
+            "spec: {backup: {retention: {maxAge: 30m1h}}}".into(),
+            "spec.backup.retention.maxAge",
+        ),
+        (
+            "token period with an unknown unit",
+            "spec: {monitoring: {tokenPeriod: 2x}}".into(),
+            "spec.monitoring.tokenPeriod",
+        ),
+        (
             "TLS Secret mode without a Secret",
             "spec: {tls: {mode: Secret}}".into(),
             "spec.tls.secretName",
@@ -341,6 +351,8 @@ fn valid_variants_pass_both_layers() {
         "spec: {backup: {enabled: true, schedule: '@daily', s3: {bucket: b, useAmbientCredentials: true}}}",
         "spec: {backup: {enabled: true, schedule: '*/15 1-5 * JAN-MAR MON-FRI', s3: {bucket: b, credentialsSecret: {name: s3}}, retention: {maxAge: 30d}}}",
         "spec: {monitoring: {tokenRenewSchedule: '@weekly', tokenPeriod: 336h}}",
+        "spec: {monitoring: {tokenRenewSchedule: '@weekly', tokenPeriod: 2w}}",
+        "spec: {backup: {enabled: true, s3: {bucket: b, useAmbientCredentials: true}, retention: {maxAge: 1h30m}}}",
         "spec: {tls: {mode: CertManager, certManager: {issuerName: ca, issuerKind: ClusterIssuer}}}",
         "spec: {tls: {mode: Secret, secretName: my-tls}}",
         "spec: {config: {ui: true, log_level: debug, telemetry: {disable_hostname: true}}}",

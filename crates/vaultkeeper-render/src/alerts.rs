@@ -14,7 +14,7 @@
 //! on the spec (backup schedule, token period) are computed here, so the rule says in
 //! numbers what "stale" and "about to expire" mean for this cluster.
 
-use vaultkeeper_api::{Flavor, ScrapeScope, TlsMode, longest_gap_seconds, parse_duration_seconds};
+use vaultkeeper_api::{Duration, Flavor, ScrapeScope, TlsMode, longest_gap_seconds};
 
 use crate::Scope;
 
@@ -456,7 +456,11 @@ fn backup_alerts(scope: &Scope<'_>, op: &str, id: &str, describe: &str) -> Vec<A
 
 fn token_alert(scope: &Scope<'_>, op: &str, id: &str, describe: &str) -> Alert {
     let monitoring = &scope.cluster.spec.monitoring;
-    let period = parse_duration_seconds(&monitoring.token_period);
+    let period = monitoring
+        .token_period
+        .parse::<Duration>()
+        .ok()
+        .map(Duration::as_seconds);
     let gap = longest_gap_seconds(&monitoring.token_renew_schedule);
     // Right before a scheduled renewal at least `period - gap` is left; half of that left
     // means a renewal was missed, with time to spare before the token lapses.

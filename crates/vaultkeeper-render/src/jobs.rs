@@ -11,6 +11,8 @@ use k8s_openapi::api::core::v1::{
     Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use vaultkeeper_api::Duration;
+use vaultkeeper_api::rules::{self, SpecRule};
 
 use crate::labels::Component;
 use crate::manifest::{Manifest, metadata};
@@ -45,6 +47,17 @@ fn env(name: &str, value: impl Into<String>) -> EnvVar {
         value: Some(value.into()),
         value_from: None,
     }
+}
+
+/// A duration for a Job's flag, in the canonical form the Job's parser reads back to the
+/// same length. A text that is not a duration is refused here, with the message of the
+/// CRD rule it breaks, rather than by every Job at its start.
+fn duration_env(name: &str, text: &str, rule: SpecRule) -> Result<EnvVar, RenderError> {
+    let duration: Duration = text.parse().map_err(|_| RenderError::Invalid {
+        field: rule.field,
+        detail: rule.message,
+    })?;
+    Ok(env(name, duration.to_string()))
 }
 
 fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
@@ -258,7 +271,11 @@ fn backup_cronjob(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
         env_vars.push(env("VAULTKEEPER_KEEP_LAST", keep_last.to_string()));
     }
     if let Some(max_age) = &backup.retention.max_age {
-        env_vars.push(env("VAULTKEEPER_MAX_AGE", max_age.clone()));
+        env_vars.push(duration_env(
+            "VAULTKEEPER_MAX_AGE",
+            max_age,
+            rules::retention_max_age(),
+        )?);
     }
     cronjob(
         scope,
@@ -288,10 +305,11 @@ fn metrics_token_cronjob(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
         "VAULTKEEPER_TOKEN_SECRET",
         names.metrics_token_secret(),
     ));
-    env_vars.push(env(
+    env_vars.push(duration_env(
         "VAULTKEEPER_TOKEN_PERIOD",
-        monitoring.token_period.clone(),
-    ));
+        &monitoring.token_period,
+        rules::token_period(),
+    )?);
     cronjob(
         scope,
         JobShape {

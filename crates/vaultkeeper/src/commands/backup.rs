@@ -104,10 +104,13 @@ pub struct BackupArgs {
     /// Keep at least this many newest complete backups.
     #[arg(long, env = "VAULTKEEPER_KEEP_LAST")]
     pub keep_last: Option<u32>,
-    /// Keep every backup younger than this (e.g. 30d, 12h, 2w).
+    /// Keep every backup younger than this: a duration such as 30d, 2w or 1h30m (whole
+    /// numbers, each followed by a unit w, d, h, m or s, largest unit first and each unit
+    /// at most once).
     #[arg(long, env = "VAULTKEEPER_MAX_AGE")]
     pub max_age: Option<String>,
-    /// Abort our unfinished multipart uploads older than this (left by a killed run).
+    /// Abort our unfinished multipart uploads older than this (left by a killed run); a
+    /// duration like --max-age.
     #[arg(long, default_value = "12h")]
     pub stale_upload_after: String,
 }
@@ -227,31 +230,15 @@ pub fn outcome_line<T: Serialize>(outcome: &Result<T>) -> (String, ExitCode) {
     )
 }
 
-/// Parses an age such as `30d`, `12h`, `90m`, `2w`. Pure.
+/// Parses an age such as `30d`, `2w` or `1h30m`, in the one duration grammar the CRD
+/// also checks ([`vaultkeeper_api::Duration`]). Pure.
 pub fn parse_age(field: &'static str, text: &str) -> Result<SignedDuration> {
-    let invalid = || Error::InvalidArgument {
-        field,
-        reason: format!(
-            "{text:?} is not an age; write a whole number followed by m, h, d or w (e.g. 30d)"
-        ),
-    };
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(invalid)?;
-    let (number, unit) = text.split_at(split);
-    let n: i64 = number.parse().map_err(|_| invalid())?;
-    let minutes = match unit {
-        "m" => 1,
-        "h" => 60,
-        "d" => 60 * 24,
-        "w" => 60 * 24 * 7,
-        _ => return Err(invalid()),
-    };
-    n.checked_mul(minutes)
-        .and_then(|m| m.checked_mul(60))
-        .map(SignedDuration::from_secs)
-        .ok_or_else(invalid)
+    text.parse::<vaultkeeper_api::Duration>()
+        .map(SignedDuration::from)
+        .map_err(|invalid| Error::InvalidArgument {
+            field,
+            reason: invalid.to_string(),
+        })
 }
 
 /// The retention policy the arguments describe. Pure.

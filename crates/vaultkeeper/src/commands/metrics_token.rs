@@ -73,8 +73,10 @@ pub struct MetricsTokenArgs {
     /// The Secret holding the metrics token (key `token`).
     #[arg(long, env = "VAULTKEEPER_TOKEN_SECRET")]
     pub token_secret: String,
-    /// The token's period (e.g. 336h): what one renewal buys. The token role fixes the
-    /// period Vault grants; this is asked for on renewal.
+    /// The token's period: what one renewal buys, a duration such as 2w or 336h (whole
+    /// numbers, each followed by a unit w, d, h, m or s, largest unit first and each unit
+    /// at most once), at least an hour. The token role fixes the period Vault grants; this
+    /// is asked for on renewal.
     #[arg(long, env = "VAULTKEEPER_TOKEN_PERIOD", default_value = "336h")]
     pub token_period: String,
     /// The token role the metrics token is created from (bootstrap creates it).
@@ -232,17 +234,34 @@ pub async fn main(args: MetricsTokenArgs) -> std::process::ExitCode {
     code
 }
 
+/// The shortest period the job asks for: a token renewed weekly needs far more, and
+/// anything shorter is a typo (`336s` for `336h`).
+const MIN_TOKEN_PERIOD_SECONDS: i64 = 3600;
+
+/// Reads `--token-period` in the duration grammar the CRD checks
+/// ([`vaultkeeper_api::Duration`]), refusing periods under an hour. Parsed here rather
+/// than by clap so that a bad value is reported in the job's outcome line.
+pub fn token_period_seconds(text: &str) -> Result<i64, CliError> {
+    let period = text
+        .parse::<vaultkeeper_api::Duration>()
+        .map_err(|invalid| {
+            CliError::Input(format!(
+                "invalid --token-period (VAULTKEEPER_TOKEN_PERIOD): {invalid}"
+            ))
+        })?;
+    if period.as_seconds() < MIN_TOKEN_PERIOD_SECONDS {
+        return Err(CliError::Input(format!(
+            "--token-period (VAULTKEEPER_TOKEN_PERIOD) {period} is shorter than an hour: use \
+             e.g. 2w (336h) for a weekly renewal"
+        )));
+    }
+    Ok(period.as_seconds())
+}
+
 /// One run against `kube` (the job's own client). Returns the outcome to print.
 pub async fn run(args: &MetricsTokenArgs, kube: kube::Client) -> Result<Outcome, CliError> {
     let started = Instant::now();
-    let period = vaultkeeper_api::parse_duration_seconds(&args.token_period)
-        .filter(|p| *p >= 3600)
-        .ok_or_else(|| {
-            CliError::Input(format!(
-                "--token-period (VAULTKEEPER_TOKEN_PERIOD) {:?} is not a duration of at least an hour: use e.g. 336h",
-                args.token_period
-            ))
-        })?;
+    let period = token_period_seconds(&args.token_period)?;
     let ca = match &args.vault_ca_cert {
         Some(path) => Some(std::fs::read(path).map_err(|e| {
             CliError::Input(format!(
@@ -438,6 +457,25 @@ mod tests {
             renewable,
             policies: policies.iter().map(|p| (*p).to_owned()).collect(),
         }
+    }
+
+    #[test]
+    fn token_periods_use_the_crd_grammar_and_last_at_least_an_hour() {
+        assert_eq!(token_period_seconds("336h").unwrap(), 336 * 3600);
+        assert_eq!(token_period_seconds("2w").unwrap(), 336 * 3600);
+        assert_eq!(token_period_seconds("1h30m").unwrap(), 5400);
+        for bad in ["", "1x", "h", "-1d", "30m1h", "336s"] {
+            let message = token_period_seconds(bad).unwrap_err().to_string();
+            assert!(message.contains("--token-period"), "{bad:?}: {message}");
+        }
+        let message = token_period_seconds("1x").unwrap_err().to_string();
+        assert!(
+            message.ends_with(&format!(
+                "must be {}",
+                vaultkeeper_api::duration::description()
+            )),
+            "{message}"
+        );
     }
 
     #[test]

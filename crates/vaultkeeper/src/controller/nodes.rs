@@ -182,8 +182,8 @@ pub(crate) fn bootstrap_spec(
     namespace: &str,
 ) -> BootstrapSpec {
     let names = ClusterNames::new(vc.name_any());
-    let period = vaultkeeper_api::parse_duration_seconds(&vc.spec.monitoring.token_period)
-        .unwrap_or(336 * 3600);
+    let period = str::parse::<vaultkeeper_api::Duration>(&vc.spec.monitoring.token_period)
+        .map_or(336 * 3600, vaultkeeper_api::Duration::as_seconds);
     BootstrapSpec {
         namespace: namespace.to_owned(),
         kubernetes_mount: vault_names::KUBERNETES_AUTH_MOUNT.to_owned(),
