@@ -12,6 +12,7 @@
 
 mod exec;
 mod http;
+mod vault_http;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -22,9 +23,8 @@ pub use exec::{
     ExecNodeClient, ExecOutput, ExecRequest, Executor, LocalProcessExecutor, RecordedCommand,
     RecordingExecutor,
 };
-pub use http::{
-    HttpNodeClient, HttpOptions, IssuedToken, TokenRequest, VaultHttp, error_text, tls_config,
-};
+pub use http::HttpNodeClient;
+pub use vault_http::{HttpOptions, IssuedToken, TokenRequest, VaultHttp, error_text, tls_config};
 
 use crate::error::Result;
 use crate::keys::InitKeys;
