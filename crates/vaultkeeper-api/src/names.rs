@@ -147,8 +147,17 @@ impl ClusterNames {
     }
 
     /// The ClusterRoleBinding to `system:auth-delegator` (Kubernetes auth TokenReview).
-    /// Cluster-scoped, so it carries the namespace to stay unique across namespaces.
+    /// Cluster-scoped, so it carries the namespace; a `:` separates the two because neither
+    /// a namespace nor a VaultCluster name can contain one, so no two clusters ever share
+    /// the name (with `-`, namespace `a-b`/cluster `c` and `a`/`b-c` did).
     pub fn server_cluster_role_binding(&self, namespace: &str) -> String {
+        format!("{namespace}:{}-server-binding", self.cluster)
+    }
+
+    /// The name [`Self::server_cluster_role_binding`] had before it became collision-free:
+    /// the operator removes a binding of that name once it has checked that the binding
+    /// is this cluster's (its subject is this cluster's ServiceAccount).
+    pub fn legacy_server_cluster_role_binding(&self, namespace: &str) -> String {
         format!("{namespace}-{}-server-binding", self.cluster)
     }
 

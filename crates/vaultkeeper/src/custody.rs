@@ -40,6 +40,27 @@ impl SecretKeyStore {
         }
     }
 
+    /// A Secret labelled as another VaultCluster's is never read or written as this
+    /// cluster's keys: otherwise a VaultCluster whose `spec.keys.secretName` names a
+    /// neighbour's keys Secret would have the neighbour's shares sent to its own pods.
+    fn refuse_foreign(&self, secret: &Secret, step: Step) -> Result<(), Error> {
+        let owner = secret
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app.kubernetes.io/instance"));
+        match owner {
+            Some(owner) if *owner != self.cluster => Err(self.error(
+                step,
+                format!(
+                    "holds the keys of VaultCluster {owner}, not {}: spec.keys.secretName must name this cluster's own keys Secret",
+                    self.cluster
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn error(&self, step: Step, detail: String) -> Error {
         Error::KeyStore {
             step,
@@ -77,6 +98,7 @@ impl KeyStore for SecretKeyStore {
         let Some(secret) = secret else {
             return Ok(None);
         };
+        self.refuse_foreign(&secret, Step::KeyStoreLoad)?;
         // A Secret by that name without our record is not "no keys": somebody put it there,
         // and guessing would risk a second init.
         let data = secret
@@ -93,6 +115,18 @@ impl KeyStore for SecretKeyStore {
     }
 
     async fn store(&self, keys: &InitKeys) -> vaultkeeper_vault::Result<()> {
+        // Never take over another cluster's keys Secret (its labels would become ours).
+        let existing = crate::apply::with_retries(|| self.api.get_opt(&self.name))
+            .await
+            .map_err(|e| {
+                self.error(
+                    Step::KeyStoreStore,
+                    format!("cannot read before writing: {}", api_error_summary(&e)),
+                )
+            })?;
+        if let Some(existing) = &existing {
+            self.refuse_foreign(existing, Step::KeyStoreStore)?;
+        }
         let record = keys.to_json()?;
         let secret = Secret {
             metadata: ObjectMeta {

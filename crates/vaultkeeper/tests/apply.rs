@@ -108,7 +108,7 @@ async fn compare(client: &kube::Client, vc: &VaultCluster, manifests: &[Manifest
         &[(
             "rbac.authorization.k8s.io/v1",
             "ClusterRoleBinding",
-            "vault-vault-server-binding",
+            &vaultkeeper_api::ClusterNames::new("vault").server_cluster_role_binding("vault"),
         )],
     )
     .await
@@ -302,5 +302,26 @@ async fn the_keys_secret_round_trips_and_a_foreign_secret_is_never_read_as_no_ke
     let other = SecretKeyStore::new(client.clone(), "vault", "other-keys", "vault");
     let err = other.load().await.expect_err("must not read as empty");
     assert!(err.to_string().contains("init.json"), "{err}");
+
+    // Another cluster naming this cluster's keys Secret in its spec.keys.secretName gets
+    // neither the shares (its pods would be handed them) nor the Secret (a write would
+    // take it over).
+    let neighbour = SecretKeyStore::new(client.clone(), "vault", "vault-unseal-keys", "evil");
+    let err = neighbour
+        .load()
+        .await
+        .expect_err("another cluster's keys are never loaded");
+    assert!(
+        err.to_string()
+            .contains("holds the keys of VaultCluster vault, not evil"),
+        "{err}"
+    );
+    let err = neighbour
+        .store(&keys)
+        .await
+        .expect_err("another cluster's keys Secret is never written");
+    assert!(err.to_string().contains("spec.keys.secretName"), "{err}");
+    let still = store.load().await.expect("load").expect("present");
+    assert_eq!(still.shares.len(), 5, "the owner's keys are untouched");
     sim.shutdown().await;
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use tracing::info;
@@ -71,6 +72,24 @@ pub(crate) async fn cluster(
                 pruned.join(", ")
             ),
         ));
+    }
+
+    for binding in &plan.remove_bindings {
+        let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+        let params = DeleteParams::background();
+        match apply::with_retries(|| bindings.delete(binding, &params)).await {
+            Ok(_) => {
+                acted.writes += 1;
+                acted.events.push(EventSpec::normal(
+                    "Pruned",
+                    format!(
+                        "removed ClusterRoleBinding {binding}, the name this cluster's binding had before"
+                    ),
+                ));
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => return Err(kube_err("removing the old ClusterRoleBinding")(e)),
+        }
     }
 
     let mut lifecycle = None;

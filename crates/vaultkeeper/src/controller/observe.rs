@@ -65,15 +65,23 @@ pub(crate) async fn cluster(
         "discovering the optional APIs (cert-manager, prometheus-operator)",
     ))?;
     let binding = names.server_cluster_role_binding(&namespace);
+    let legacy_binding = names.legacy_server_cluster_role_binding(&namespace);
     let live = apply::read_live(
         client,
         &namespace,
         &Labels::owned_selector(&name),
-        &[(
-            "rbac.authorization.k8s.io/v1",
-            "ClusterRoleBinding",
-            &binding,
-        )],
+        &[
+            (
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRoleBinding",
+                &binding,
+            ),
+            (
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRoleBinding",
+                &legacy_binding,
+            ),
+        ],
     )
     .await?;
     let pods = pods(client, vc, &namespace).await?;

@@ -58,6 +58,8 @@ pub(crate) struct Plan {
     pub(crate) unchanged: usize,
     /// Owned objects the spec no longer asks for: kind and name.
     pub(crate) prune: Vec<(String, String)>,
+    /// ClusterRoleBindings of this cluster under a name it no longer uses.
+    pub(crate) remove_bindings: Vec<String>,
     /// What the lifecycle does about the Vault nodes.
     pub(crate) lifecycle: Vec<LifecycleAction>,
     /// A rollout step to carry out: delete a pod or have the active node step down.
@@ -146,6 +148,14 @@ pub(crate) fn cluster(
     plan.apply = changes.apply;
     plan.unchanged = changes.unchanged;
     plan.prune = changes.prune;
+    let legacy = names.legacy_server_cluster_role_binding(&namespace);
+    if observed
+        .live
+        .get("ClusterRoleBinding", &legacy)
+        .is_some_and(|b| binds_service_account(b, &namespace, &names.service_account()))
+    {
+        plan.remove_bindings.push(legacy);
+    }
 
     // 4. One disruptive operation at a time.
     let departed = raft.map_or(0, |r| {
@@ -258,6 +268,23 @@ fn available(
         })
         .collect();
     (wanted, held_back, problem)
+}
+
+/// Whether the (cluster-scoped) binding `object` binds exactly this ServiceAccount: how
+/// the operator tells its own ClusterRoleBinding from another's that has the same name.
+pub(crate) fn binds_service_account(
+    object: &serde_json::Value,
+    namespace: &str,
+    service_account: &str,
+) -> bool {
+    object["subjects"].as_array().is_some_and(|subjects| {
+        !subjects.is_empty()
+            && subjects.iter().all(|s| {
+                s["kind"] == "ServiceAccount"
+                    && s["name"] == service_account
+                    && s["namespace"] == namespace
+            })
+    })
 }
 
 fn update_revision(live: &LiveObjects, names: &ClusterNames) -> Option<String> {

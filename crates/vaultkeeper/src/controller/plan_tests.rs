@@ -482,3 +482,48 @@ fn only_owned_objects_the_spec_dropped_are_pruned_and_never_a_kind_held_back() {
         plan.prune
     );
 }
+
+#[test]
+fn the_binding_under_its_old_name_is_removed_only_when_it_binds_this_cluster() {
+    // Before names were collision-free, namespace `a-b`/cluster `c` and namespace
+    // `a`/cluster `b-c` both had `a-b-c-server-binding`: only the one whose subject is
+    // this cluster's ServiceAccount is removed.
+    let vc: VaultCluster = serde_json::from_value(json!({
+        "apiVersion": "vaultkeeper.io/v1alpha1", "kind": "VaultCluster",
+        "metadata": {"name": "c", "namespace": "a-b", "uid": "uid-1", "generation": 1},
+        "spec": {"tls": {"mode": "Disabled"}, "backup": {"enabled": false}},
+    }))
+    .expect("a VaultCluster");
+    let binding = |namespace: &str, account: &str| json!({"subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]});
+    for (what, subject, removed) in [
+        (
+            "this cluster's",
+            binding("a-b", "c"),
+            vec!["a-b-c-server-binding".to_owned()],
+        ),
+        ("namespace a's cluster b-c", binding("a", "b-c"), vec![]),
+        (
+            "a binding that also binds someone else",
+            json!({"subjects": [
+            {"kind": "ServiceAccount", "name": "c", "namespace": "a-b"},
+            {"kind": "ServiceAccount", "name": "x", "namespace": "a"}]}),
+            vec![],
+        ),
+    ] {
+        let mut live = LiveObjects::default();
+        live.objects.insert(
+            ("ClusterRoleBinding".into(), "a-b-c-server-binding".into()),
+            subject,
+        );
+        let plan = plan_of(&vc, &observed(live, Vec::new(), None));
+        assert_eq!(plan.remove_bindings, removed, "{what}");
+    }
+    assert_eq!(
+        vaultkeeper_api::ClusterNames::new("c").server_cluster_role_binding("a-b"),
+        "a-b:c-server-binding"
+    );
+    assert_ne!(
+        vaultkeeper_api::ClusterNames::new("c").server_cluster_role_binding("a-b"),
+        vaultkeeper_api::ClusterNames::new("b-c").server_cluster_role_binding("a")
+    );
+}

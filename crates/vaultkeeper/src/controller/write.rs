@@ -15,8 +15,8 @@ use vaultkeeper_api::{
 use super::context::Context;
 use super::error::{Error, kube_err};
 use super::events::EventSpec;
-use super::nodes;
 use super::status::{self, StatusInputs};
+use super::{nodes, plan};
 use crate::apply;
 use crate::metrics::ClusterLabels;
 
@@ -89,49 +89,111 @@ pub(crate) async fn status(
     Ok(true)
 }
 
-/// Removes what garbage collection cannot: the ClusterRoleBinding, and with
+/// Removes what garbage collection cannot: this cluster's ClusterRoleBinding, and with
 /// `deletionPolicy: Delete` the keys Secret and the backup key (the StatefulSet's
-/// retention policy deletes the volumes).
+/// retention policy deletes the volumes). Only objects that prove to be this cluster's are
+/// deleted: a binding whose subject is this cluster's ServiceAccount, a Secret that carries
+/// this cluster's labels. A name in the spec pointing at anything else deletes nothing,
+/// and an Event says what was left in place.
 pub(crate) async fn cleanup(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = vc.namespace().ok_or(Error::NoNamespace)?;
-    let names = ClusterNames::new(vc.name_any());
-    let crbs: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
-    match crbs
-        .delete(
-            &names.server_cluster_role_binding(&namespace),
-            &DeleteParams::default(),
-        )
+    let name = vc.name_any();
+    let names = ClusterNames::new(&name);
+    let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    for binding in [
+        names.server_cluster_role_binding(&namespace),
+        names.legacy_server_cluster_role_binding(&namespace),
+    ] {
+        delete_if(&bindings, &binding, |b| {
+            serde_json::to_value(b).is_ok_and(|v| {
+                plan::binds_service_account(&v, &namespace, &names.service_account())
+            })
+        })
         .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {}
-        Err(e) => return Err(kube_err("deleting the ClusterRoleBinding")(e)),
+        .map_err(kube_err("deleting the ClusterRoleBinding"))?;
     }
     if vc.spec.deletion_policy == DeletionPolicy::Delete {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-        let keys_secret = nodes::keys_secret_name(&vc);
-        let backup_key = nodes::backup_key_ref(&vc).0;
-        for secret in [keys_secret, backup_key] {
-            match secrets.delete(&secret, &DeleteParams::default()).await {
-                Ok(_) | Err(kube::Error::Api(_)) => {}
-                Err(e) => return Err(kube_err("deleting a Secret")(e)),
+        let mut left = Vec::new();
+        for (secret, component) in [
+            (nodes::keys_secret_name(&vc), "keys"),
+            (nodes::backup_key_ref(&vc).0, "backup-key"),
+        ] {
+            let ours = |s: &Secret| is_ours(s, &name, component);
+            if delete_if(&secrets, &secret, ours)
+                .await
+                .map_err(kube_err("deleting a Secret"))?
+                == Deletion::NotOurs
+            {
+                left.push(secret);
             }
         }
-        ctx.publish(
-            &vc,
-            &EventSpec::normal(
-                "Deleted",
-                "deletionPolicy Delete: the keys Secret and the backup key were deleted; the StatefulSet deletes the volumes".into(),
-            ),
-        )
-        .await;
+        let note = if left.is_empty() {
+            "deletionPolicy Delete: the keys Secret and the backup key were deleted; the StatefulSet deletes the volumes".to_owned()
+        } else {
+            format!(
+                "deletionPolicy Delete: left Secret {} in place: it does not carry this cluster's labels, so vaultkeeper did not create it; the StatefulSet deletes the volumes",
+                left.join(", ")
+            )
+        };
+        ctx.publish(&vc, &EventSpec::normal("Deleted", note)).await;
     }
-    ctx.forget(&format!("{namespace}/{}", vc.name_any()));
-    ctx.metrics.forget(&ClusterLabels {
-        namespace,
-        name: vc.name_any(),
-    });
+    ctx.forget(&format!("{namespace}/{name}"));
+    ctx.metrics.forget(&ClusterLabels { namespace, name });
     Ok(Action::await_change())
+}
+
+/// What [`delete_if`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Deletion {
+    Deleted,
+    Absent,
+    NotOurs,
+}
+
+/// Deletes `name` only when `ours` says the live object is ours, and only that very
+/// object (a uid precondition: one recreated in between is left alone).
+async fn delete_if<K>(
+    api: &Api<K>,
+    name: &str,
+    ours: impl Fn(&K) -> bool,
+) -> Result<Deletion, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let Some(object) = apply::with_retries(|| api.get_opt(name)).await? else {
+        return Ok(Deletion::Absent);
+    };
+    if !ours(&object) {
+        return Ok(Deletion::NotOurs);
+    }
+    let params = DeleteParams {
+        preconditions: object
+            .meta()
+            .uid
+            .clone()
+            .map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(Deletion::Deleted),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deletion::Absent),
+        // The uid no longer matches: what is there now is another object.
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Deletion::NotOurs),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `secret` is the `component` Secret vaultkeeper made for cluster `cluster`.
+fn is_ours(secret: &Secret, cluster: &str, component: &str) -> bool {
+    let labels = secret.metadata.labels.clone().unwrap_or_default();
+    let has = |k: &str, v: &str| labels.get(k).is_some_and(|l| l == v);
+    has("app.kubernetes.io/managed-by", "vaultkeeper")
+        && has("app.kubernetes.io/instance", cluster)
+        && has("app.kubernetes.io/component", component)
 }
 
 /// The RFC 7386 merge patch that turns `old` into `new`: keys `new` no longer has become
@@ -197,5 +259,56 @@ mod tests {
         for (old, new, want) in table {
             assert_eq!(merge_patch(&old, &new), want, "{old} → {new}");
         }
+    }
+}
+
+#[cfg(test)]
+mod ownership_tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::ObjectMeta;
+
+    use super::is_ours;
+
+    fn secret(labels: &[(&str, &str)]) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn only_a_secret_labelled_as_this_clusters_own_is_deleted() {
+        let ours = [
+            ("app.kubernetes.io/managed-by", "vaultkeeper"),
+            ("app.kubernetes.io/instance", "vault"),
+            ("app.kubernetes.io/component", "keys"),
+        ];
+        assert!(is_ours(&secret(&ours), "vault", "keys"));
+        assert!(
+            !is_ours(&secret(&ours), "other", "keys"),
+            "another cluster's"
+        );
+        assert!(
+            !is_ours(&secret(&ours), "vault", "backup-key"),
+            "another component"
+        );
+        assert!(
+            !is_ours(&secret(&ours[1..]), "vault", "keys"),
+            "not made by vaultkeeper"
+        );
+        assert!(
+            !is_ours(&secret(&[]), "vault", "keys"),
+            "a Secret of the user's own"
+        );
     }
 }
