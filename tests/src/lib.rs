@@ -1,4 +1,5 @@
 //! End-to-end tests for vaultkeeper on the simulated cluster.
 
+pub mod hostile;
 pub mod install;
 pub mod operator;
