@@ -25,7 +25,6 @@ pub const OPERATOR_SERVICE_ACCOUNT: &str = "vaultkeeper";
 /// Release name the tests install the chart under, so its object names match `deploy/`.
 pub const RELEASE_NAME: &str = "vaultkeeper";
 /// Field manager for what the tests apply as an administrator.
-/// The field manager the installer applies with.
 pub const INSTALLER: &str = "vaultkeeper-install-test";
 
 /// Resources that exist only at cluster scope among those the operator's rules name.
