@@ -273,9 +273,66 @@ pub fn find<'a>(
         })
 }
 
-/// The operator's ClusterRole as committed: the one list of its permissions.
+/// Every rule the operator holds, as one ClusterRole: the rules of the `vaultkeeper`
+/// ClusterRole (namespaced resources, lent per watched namespace) followed by those of
+/// `vaultkeeper-cluster-scope` (cluster-scoped resources). Together they are the one list
+/// of its permissions the chart's rules are generated from.
 pub fn operator_cluster_role() -> Result<Value, InstallError> {
+    let mut all = rules(&operator_namespaced_role()?)?;
+    all.extend(rules(&operator_cluster_scope_role()?)?);
+    Ok(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "vaultkeeper"},
+        "rules": all,
+    }))
+}
+
+/// `deploy/rbac/clusterrole.yaml`: the operator's rules on namespaced resources.
+pub fn operator_namespaced_role() -> Result<Value, InstallError> {
     read_yaml(&deploy_dir().join("rbac/clusterrole.yaml"))
+}
+
+/// `deploy/rbac/cluster-scope-clusterrole.yaml`: the operator's cluster-scoped rules.
+pub fn operator_cluster_scope_role() -> Result<Value, InstallError> {
+    read_yaml(&deploy_dir().join("rbac/cluster-scope-clusterrole.yaml"))
+}
+
+/// `deploy/rbac/vault-server-clusterrole.yaml`: Vault's service-registration rights, which
+/// the operator binds but does not hold.
+pub fn vault_server_role() -> Result<Value, InstallError> {
+    read_yaml(&deploy_dir().join("rbac/vault-server-clusterrole.yaml"))
+}
+
+/// `to` as a path relative to the directory `from` (kustomize refuses absolute paths).
+pub fn relative_to(from: &Path, to: &Path) -> String {
+    let up = from
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .count();
+    let down = to.strip_prefix("/").unwrap_or(to);
+    format!("{}{}", "../".repeat(up), down.display())
+}
+
+/// `kubectl kustomize` of an overlay of `deploy/` with the cluster-wide component
+/// (`deploy/components/cluster-wide`), the overlay docs/install.md shows.
+pub fn cluster_wide_build() -> Result<Vec<Value>, InstallError> {
+    let dir = std::env::temp_dir().join(format!(
+        "vaultkeeper-cluster-wide-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let failed = |e: std::io::Error| InstallError::Manifest(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).map_err(failed)?;
+    let overlay = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- {}\ncomponents:\n- {}\n",
+        relative_to(&dir, &deploy_dir()),
+        relative_to(&dir, &deploy_dir().join("components/cluster-wide")),
+    );
+    std::fs::write(dir.join("kustomization.yaml"), overlay).map_err(failed)?;
+    let built = kustomize_build(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    built
 }
 
 /// The operator's leader-election Role as committed.
@@ -436,6 +493,7 @@ fn define(name: &str, rules: &[&Value]) -> String {
 pub fn chart_rules_template(
     cluster_role: &Value,
     leader_role: &Value,
+    server_role: &Value,
 ) -> Result<String, InstallError> {
     let all = rules(cluster_role)?;
     let mut namespaced = Vec::new();
@@ -453,10 +511,18 @@ pub fn chart_rules_template(
     }
     let leader = rules(leader_role)?;
     let leader: Vec<&Value> = leader.iter().collect();
+    let server = rules(server_role)?;
+    let server: Vec<&Value> = server.iter().collect();
+    // The chart names the service-registration ClusterRole after its release.
+    let cluster_rules = define("vaultkeeper.clusterRules", &cluster).replace(
+        "\"vaultkeeper-vault-server\"",
+        "\"{{ include \"vaultkeeper.fullname\" . }}-vault-server\"",
+    );
     Ok(format!(
-        "{{{{/*\nGenerated from deploy/rbac/clusterrole.yaml and deploy/rbac/leader-election-role.yaml\nby tests/tests/install.rs; do not edit. Change those files, then run\n  VAULTKEEPER_REGENERATE=1 cargo test -p vaultkeeper-e2e --test install\nWhy each rule exists: the comments in those files and docs/install.md.\n*/}}}}\n\n{{{{/* Rules on namespaced resources: in the ClusterRole, or a Role per watched namespace. */}}}}\n{}\n{{{{/* Rules on cluster-scoped resources: always in the ClusterRole. */}}}}\n{}\n{{{{/* Leader election, in the release namespace only. */}}}}\n{}",
+        "{{{{/*\nGenerated from deploy/rbac/clusterrole.yaml, cluster-scope-clusterrole.yaml,\nvault-server-clusterrole.yaml and leader-election-role.yaml by tests/tests/install.rs;\ndo not edit. Change those files, then run\n  VAULTKEEPER_REGENERATE=1 cargo test -p vaultkeeper-e2e --test install\nWhy each rule exists: the comments in those files and docs/install.md.\n*/}}}}\n\n{{{{/* Rules on namespaced resources: lent per watched namespace, or everywhere with clusterWide. */}}}}\n{}\n{{{{/* Rules on cluster-scoped resources: always bound cluster-wide. */}}}}\n{}\n{{{{/* Vault's service registration: bound by the operator, not held by it. */}}}}\n{}\n{{{{/* Leader election, in the release namespace only. */}}}}\n{}",
         define("vaultkeeper.namespacedRules", &namespaced),
-        define("vaultkeeper.clusterRules", &cluster),
+        cluster_rules,
+        define("vaultkeeper.vaultServerRules", &server),
         define("vaultkeeper.leaderElectionRules", &leader),
     ))
 }
@@ -530,12 +596,37 @@ pub async fn apply_one(
         .map_err(failed)
 }
 
-/// Installs the kustomize base (`deploy/`) into a simulated cluster, without the
-/// Deployment (the operator process is started by the test itself), and returns a client
-/// that authenticates as the operator's ServiceAccount, so every request it makes is
-/// authorized by exactly the RBAC the base installs.
+/// Installs the default kustomize base (`deploy/`) into a simulated cluster, without the
+/// Deployment (the test starts the operator itself), plus `deploy/watch/`'s RoleBinding
+/// in each of `namespaces` (created if missing); returns a client as the operator's
+/// ServiceAccount, so every request it makes is authorized by exactly that RBAC.
+pub async fn install_operator_rbac_watching(
+    sim: &SimCluster,
+    namespaces: &[&str],
+) -> Result<kube::Client, InstallError> {
+    let mut objects: Vec<Value> = kustomize_build(&deploy_dir())?
+        .into_iter()
+        .filter(|o| kind(o) != "Deployment")
+        .collect();
+    let binding = read_yaml(&deploy_dir().join("watch/rolebinding.yaml"))?;
+    for ns in namespaces {
+        objects.push(
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        );
+        let mut b = binding.clone();
+        b["metadata"]["namespace"] = serde_json::json!(ns);
+        objects.push(b);
+    }
+    apply_objects(&sim.client()?, &objects, INSTALLER).await?;
+    Ok(sim.client_as_service_account(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT)?)
+}
+
+/// Installs `deploy/` in its opt-in cluster-wide mode (the `components/cluster-wide`
+/// overlay) into a simulated cluster, without the Deployment (the test starts the operator
+/// itself), and returns a client that authenticates as the operator's ServiceAccount, so
+/// every request it makes is authorized by exactly the RBAC that overlay installs.
 pub async fn install_operator_rbac(sim: &SimCluster) -> Result<kube::Client, InstallError> {
-    let objects: Vec<Value> = kustomize_build(&deploy_dir())?
+    let objects: Vec<Value> = cluster_wide_build()?
         .into_iter()
         .filter(|o| kind(o) != "Deployment")
         .collect();

@@ -124,6 +124,7 @@ impl Operator {
             instance: "e2e".into(),
             resync: Duration::from_secs(3),
             converging_requeue: Duration::from_secs(2),
+            server_cluster_role: Some("vaultkeeper-vault-server".into()),
         }
     }
 

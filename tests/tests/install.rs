@@ -20,7 +20,7 @@ use vaultkeeper_api::{TlsMode, VaultCluster, parse_manifests};
 use vaultkeeper_e2e::install::{
     self, InstallError, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, Permission, apply_objects,
     apply_one, chart_dir, deploy_dir, find, helm_lint, helm_template, integration_crds, kind,
-    kustomize_build, name, namespace, of_kind, permissions, rules, workspace_root,
+    kustomize_build, name, namespace, of_kind, permissions, relative_to, rules, workspace_root,
 };
 use vaultkeeper_render::{RenderContext, pki, render};
 use vaultkeeper_sim::{SimCluster, SimConfig};
@@ -95,12 +95,7 @@ fn reviewed_permissions() -> BTreeSet<Permission> {
             CRUD,
             None,
         ),
-        (
-            "",
-            &["pods"],
-            &["get", "list", "watch", "update", "patch", "delete"],
-            None,
-        ),
+        ("", &["pods"], &["get", "list", "watch", "delete"], None),
         ("", &["pods/exec"], &["get", "create"], None),
         ("", &["pods/log"], &["get"], None),
         ("batch", &["jobs"], &["get", "list", "watch"], None),
@@ -124,6 +119,12 @@ fn reviewed_permissions() -> BTreeSet<Permission> {
             &["clusterroles"],
             &["bind"],
             Some("system:auth-delegator"),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            &["clusterroles"],
+            &["bind"],
+            Some("vaultkeeper-vault-server"),
         ),
         (
             "apiextensions.k8s.io",
@@ -156,6 +157,12 @@ fn helm_lint_passes_for_the_defaults_and_every_documented_mode() {
     for args in [
         &[][..],
         &["--set", "watchNamespaces={team-a,team-b}"][..],
+        &[
+            "--set",
+            "clusterWide=true",
+            "--set-json",
+            "watchNamespaces=[]",
+        ][..],
         &[
             "--set",
             "serviceMonitor.enabled=true,podDisruptionBudget.enabled=false,replicaCount=1",
@@ -203,7 +210,12 @@ fn helm_template_renders_every_kind_the_operator_needs() {
     .into();
     assert_eq!(kinds, expected, "kinds rendered by default");
     for o in &objects {
-        if !matches!(
+        // The one object outside: the RoleBinding that lends the operator its rules in the
+        // watched namespace.
+        let watched = kind(o) == "RoleBinding" && name(o) == "vaultkeeper";
+        if watched {
+            assert_eq!(namespace(o), "vault", "the default watched namespace");
+        } else if !matches!(
             kind(o),
             "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding"
         ) {
@@ -232,7 +244,14 @@ fn helm_template_renders_every_kind_the_operator_needs() {
         ),
         "image tag is the appVersion"
     );
-    assert_eq!(c["args"], json!(["run"]));
+    assert_eq!(
+        c["args"],
+        json!([
+            "run",
+            "--vault-server-cluster-role=vaultkeeper-vault-server",
+            "--namespace=vault"
+        ])
+    );
     assert_eq!(
         c["ports"],
         json!([{"name": "http-metrics", "containerPort": 8080, "protocol": "TCP"}])
@@ -320,8 +339,15 @@ fn helm_template_renders_every_kind_the_operator_needs() {
     );
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
 
-    let crb = ok(find(&objects, "ClusterRoleBinding", "vaultkeeper"));
-    assert_eq!(crb["roleRef"]["name"], "vaultkeeper");
+    let crb = ok(find(
+        &objects,
+        "ClusterRoleBinding",
+        "vaultkeeper-cluster-scope",
+    ));
+    assert_eq!(crb["roleRef"]["name"], "vaultkeeper-cluster-scope");
+    let watched = ok(find(&objects, "RoleBinding", "vaultkeeper"));
+    assert_eq!(watched["roleRef"]["name"], "vaultkeeper");
+    assert_eq!(watched["subjects"], crb["subjects"]);
     assert_eq!(
         crb["subjects"],
         json!([{"kind": "ServiceAccount", "name": "vaultkeeper", "namespace": OPERATOR_NAMESPACE}])
@@ -372,7 +398,15 @@ fn chart_values_reach_the_deployment() {
     let c = &spec["containers"][0];
     assert_eq!(dep["spec"]["replicas"], 3);
     assert_eq!(c["image"], "ghcr.io/vaultkeeper/vaultkeeper:0.2.0-rc.1");
-    assert_eq!(c["args"], json!(["run", "--requeue-seconds=30"]));
+    assert_eq!(
+        c["args"],
+        json!([
+            "run",
+            "--vault-server-cluster-role=vaultkeeper-vault-server",
+            "--namespace=vault",
+            "--requeue-seconds=30"
+        ])
+    );
     let env = c["env"].as_array().cloned().unwrap_or_default();
     assert!(
         env.contains(
@@ -599,6 +633,7 @@ fn chart_rule_templates_are_generated_from_deploy() {
     let generated = ok(install::chart_rules_template(
         &ok(install::operator_cluster_role()),
         &ok(install::leader_election_role()),
+        &ok(install::vault_server_role()),
     ));
     let path = chart_dir().join("templates/_rules.tpl");
     if std::env::var_os("VAULTKEEPER_REGENERATE").is_some() {
@@ -610,16 +645,28 @@ fn chart_rule_templates_are_generated_from_deploy() {
     );
 }
 
+/// The rules of the operator's two ClusterRoles in `objects`, namespaced then
+/// cluster-scoped: the one list deploy/rbac/ holds.
+fn operator_rules_in(objects: &[Value]) -> Vec<Value> {
+    let mut all = ok(rules(ok(find(objects, "ClusterRole", "vaultkeeper"))));
+    all.extend(ok(rules(ok(find(
+        objects,
+        "ClusterRole",
+        "vaultkeeper-cluster-scope",
+    )))));
+    all
+}
+
 #[test]
 fn chart_rbac_equals_deploy_rule_by_rule() {
     let objects = ok(helm_template(&[]));
-    let chart_rules = ok(rules(ok(find(&objects, "ClusterRole", "vaultkeeper"))));
+    let chart_rules = operator_rules_in(&objects);
     let deploy = deploy_rules();
     assert_eq!(chart_rules.len(), deploy.len(), "same number of rules");
     for (i, (c, d)) in chart_rules.iter().zip(&deploy).enumerate() {
         assert_eq!(
             c, d,
-            "rule {i} of the chart's ClusterRole differs from deploy/rbac/clusterrole.yaml"
+            "rule {i} of the chart's ClusterRoles differs from deploy/rbac/"
         );
     }
     let leader = ok(find(&objects, "Role", "vaultkeeper-leader-election"));
@@ -627,74 +674,148 @@ fn chart_rbac_equals_deploy_rule_by_rule() {
         leader["rules"],
         ok(install::leader_election_role())["rules"]
     );
+    let server = ok(find(&objects, "ClusterRole", "vaultkeeper-vault-server"));
+    assert_eq!(server["rules"], ok(install::vault_server_role())["rules"]);
 
     // And the kustomize build carries the same objects (its copy is the source).
-    let built = ok(kustomize_build(&deploy_dir()));
-    assert_eq!(
-        ok(rules(ok(find(&built, "ClusterRole", "vaultkeeper")))),
-        deploy
-    );
+    let mut built = ok(kustomize_build(&deploy_dir()));
+    built.extend(ok(kustomize_build(&deploy_dir().join("watch"))));
+    assert_eq!(operator_rules_in(&built), deploy);
     assert_eq!(
         ok(find(&built, "Role", "vaultkeeper-leader-election"))["rules"],
         leader["rules"]
     );
+    assert_eq!(
+        ok(find(&built, "ClusterRole", "vaultkeeper-vault-server"))["rules"],
+        server["rules"]
+    );
     for (k, n) in [
-        ("ClusterRoleBinding", "vaultkeeper"),
+        ("ClusterRoleBinding", "vaultkeeper-cluster-scope"),
         ("RoleBinding", "vaultkeeper-leader-election"),
+        ("RoleBinding", "vaultkeeper"),
     ] {
         let (c, d) = (ok(find(&objects, k, n)), ok(find(&built, k, n)));
         assert_eq!(c["roleRef"], d["roleRef"], "{k} {n}");
         assert_eq!(c["subjects"], d["subjects"], "{k} {n}");
+        assert_eq!(namespace(c), namespace(d), "{k} {n}");
     }
 }
 
 #[test]
-fn per_namespace_mode_renders_the_same_rules_split_into_roles() {
+fn watched_namespaces_borrow_the_namespaced_rules_through_role_bindings() {
     let objects = ok(helm_template(&["--set", "watchNamespaces={team-a,team-b}"]));
-    let deploy = deploy_rules();
-    let cluster_rules = ok(rules(ok(find(&objects, "ClusterRole", "vaultkeeper"))));
-    for rule in &cluster_rules {
+    for rule in &ok(rules(ok(find(
+        &objects,
+        "ClusterRole",
+        "vaultkeeper-cluster-scope",
+    )))) {
         assert!(
             ok(install::is_cluster_scoped_rule(rule)),
-            "in per-namespace mode the ClusterRole holds only cluster-scoped rules, not {rule}"
+            "the cluster-scope ClusterRole holds only cluster-scoped rules, not {rule}"
         );
     }
-    let roles: Vec<&Value> = of_kind(&objects, "Role")
+    assert!(
+        of_kind(&objects, "Role")
+            .iter()
+            .all(|r| name(r) == "vaultkeeper-leader-election"),
+        "no copies of the rules as Roles"
+    );
+    let bindings: Vec<&Value> = of_kind(&objects, "RoleBinding")
         .into_iter()
-        .filter(|r| name(r) == "vaultkeeper")
+        .filter(|b| name(b) == "vaultkeeper")
         .collect();
-    let role_namespaces: BTreeSet<&str> = roles.iter().map(|r| namespace(r)).collect();
-    assert_eq!(role_namespaces, BTreeSet::from(["team-a", "team-b"]));
-    for role in &roles {
-        let mut joined = ok(rules(role));
-        joined.extend(cluster_rules.iter().cloned());
+    let namespaces: BTreeSet<&str> = bindings.iter().map(|b| namespace(b)).collect();
+    assert_eq!(namespaces, BTreeSet::from(["team-a", "team-b"]));
+    for binding in &bindings {
         assert_eq!(
-            joined,
-            deploy,
-            "Role in {} + ClusterRole = deploy/rbac/clusterrole.yaml",
-            namespace(role)
+            binding["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "vaultkeeper"})
         );
-        let binding = of_kind(&objects, "RoleBinding")
-            .into_iter()
-            .find(|b| name(b) == "vaultkeeper" && namespace(b) == namespace(role))
-            .unwrap_or_else(|| panic!("no RoleBinding in {}", namespace(role)));
-        assert_eq!(binding["roleRef"]["kind"], "Role");
         assert_eq!(
             binding["subjects"],
             json!([{"kind": "ServiceAccount", "name": "vaultkeeper", "namespace": OPERATOR_NAMESPACE}])
         );
     }
+    assert!(
+        find(&objects, "ClusterRoleBinding", "vaultkeeper").is_err(),
+        "the namespaced rules are bound nowhere cluster-wide"
+    );
     let dep = ok(find(&objects, "Deployment", "vaultkeeper"));
     assert_eq!(
         dep["spec"]["template"]["spec"]["containers"][0]["args"],
-        json!(["run", "--namespace=team-a", "--namespace=team-b"])
+        json!([
+            "run",
+            "--vault-server-cluster-role=vaultkeeper-vault-server",
+            "--namespace=team-a",
+            "--namespace=team-b"
+        ])
     );
+}
+
+/// Every permission the ClusterRoleBindings among `objects` grant cluster-wide.
+fn cluster_wide_permissions(objects: &[Value]) -> BTreeSet<Permission> {
+    let mut out = BTreeSet::new();
+    for binding in of_kind(objects, "ClusterRoleBinding") {
+        let role = binding["roleRef"]["name"].as_str().unwrap_or_default();
+        if let Ok(role) = find(objects, "ClusterRole", role) {
+            out.extend(permissions(&ok(rules(role))));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_default_installs_grant_no_cluster_wide_secret_exec_or_pod_write() {
+    let dangerous = |p: &Permission| {
+        (p.group.is_empty() && p.resource == "secrets")
+            || (p.group.is_empty() && p.resource == "pods/exec")
+            || (p.group.is_empty()
+                && p.resource == "pods"
+                && matches!(p.verb.as_str(), "update" | "patch" | "delete" | "create"))
+            || (p.resource == "clusterroles" && p.verb == "bind" && p.name.is_none())
+            || p.verb == "escalate"
+    };
+    let mut deploy = ok(kustomize_build(&deploy_dir()));
+    deploy.extend(ok(kustomize_build(&deploy_dir().join("watch"))));
+    for (install, objects) in [
+        ("the chart's defaults", ok(helm_template(&[]))),
+        ("deploy/ with deploy/watch/", deploy),
+    ] {
+        let granted: Vec<String> = cluster_wide_permissions(&objects)
+            .into_iter()
+            .filter(|p| dangerous(p))
+            .map(|p| p.to_string())
+            .collect();
+        assert!(
+            granted.is_empty(),
+            "{install} grants cluster-wide: {granted:?}"
+        );
+        let operator_holds = permissions(&operator_rules_in(&objects));
+        for verb in ["update", "patch"] {
+            assert!(
+                !operator_holds.contains(&Permission::new("", "pods", verb, None)),
+                "{install}: the operator may {verb} pods (and so change their image)"
+            );
+        }
+    }
+    // The opt-in modes do grant them, so the check above can see them when present.
+    let chart_wide = ok(helm_template(&[
+        "--set",
+        "clusterWide=true",
+        "--set-json",
+        "watchNamespaces=[]",
+    ]));
+    let wide = cluster_wide_permissions(&chart_wide);
+    assert!(wide.contains(&Permission::new("", "secrets", "get", None)));
+    assert!(wide.contains(&Permission::new("", "pods/exec", "create", None)));
+    let kustomize_wide = cluster_wide_permissions(&ok(install::cluster_wide_build()));
+    assert!(kustomize_wide.contains(&Permission::new("", "secrets", "get", None)));
 }
 
 #[test]
 fn cluster_role_has_no_wildcards_and_exactly_the_reviewed_permissions() {
     let rendered = ok(helm_template(&[]));
-    let chart_rules = ok(rules(ok(find(&rendered, "ClusterRole", "vaultkeeper"))));
+    let chart_rules = operator_rules_in(&rendered);
     for rule in &chart_rules {
         for field in ["apiGroups", "resources", "verbs", "resourceNames"] {
             let has_wildcard = rule[field]
@@ -879,16 +1000,6 @@ fn kustomize_overlay_moves_the_operator_and_its_bindings_to_another_namespace() 
     );
 }
 
-/// `to` as a path relative to the directory `from` (kustomize refuses absolute paths).
-fn relative_to(from: &std::path::Path, to: &std::path::Path) -> String {
-    let up = from
-        .components()
-        .filter(|c| matches!(c, std::path::Component::Normal(_)))
-        .count();
-    let down = to.strip_prefix("/").unwrap_or(to);
-    format!("{}{}", "../".repeat(up), down.display())
-}
-
 #[test]
 fn install_docs_carry_the_health_check_and_every_permission() {
     let docs = read(&workspace_root().join("docs/install.md"));
@@ -959,6 +1070,8 @@ fn render_into(cluster: &VaultCluster, namespace: &str, owner_uid: Option<&str>)
     });
     let mut ctx = RenderContext::new(namespace, material.as_ref());
     ctx.owner_uid = owner_uid;
+    // As the operator renders: service registration bound to the pre-created ClusterRole.
+    ctx.server_cluster_role = Some("vaultkeeper-vault-server");
     render(cluster, &ctx)
         .unwrap_or_else(|e| panic!("rendering {name}: {e}"))
         .into_iter()

@@ -1,11 +1,12 @@
 {{/*
-Generated from deploy/rbac/clusterrole.yaml and deploy/rbac/leader-election-role.yaml
-by tests/tests/install.rs; do not edit. Change those files, then run
+Generated from deploy/rbac/clusterrole.yaml, cluster-scope-clusterrole.yaml,
+vault-server-clusterrole.yaml and leader-election-role.yaml by tests/tests/install.rs;
+do not edit. Change those files, then run
   VAULTKEEPER_REGENERATE=1 cargo test -p vaultkeeper-e2e --test install
 Why each rule exists: the comments in those files and docs/install.md.
 */}}
 
-{{/* Rules on namespaced resources: in the ClusterRole, or a Role per watched namespace. */}}
+{{/* Rules on namespaced resources: lent per watched namespace, or everywhere with clusterWide. */}}
 {{- define "vaultkeeper.namespacedRules" -}}
 - apiGroups: ["vaultkeeper.io"]
   resources: ["vaultclusters"]
@@ -39,7 +40,7 @@ Why each rule exists: the comments in those files and docs/install.md.
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: [""]
   resources: ["pods/exec"]
   verbs: ["get", "create"]
@@ -66,7 +67,7 @@ Why each rule exists: the comments in those files and docs/install.md.
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 {{- end -}}
 
-{{/* Rules on cluster-scoped resources: always in the ClusterRole. */}}
+{{/* Rules on cluster-scoped resources: always bound cluster-wide. */}}
 {{- define "vaultkeeper.clusterRules" -}}
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["clusterrolebindings"]
@@ -74,10 +75,17 @@ Why each rule exists: the comments in those files and docs/install.md.
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["clusterroles"]
   verbs: ["bind"]
-  resourceNames: ["system:auth-delegator"]
+  resourceNames: ["system:auth-delegator", "{{ include "vaultkeeper.fullname" . }}-vault-server"]
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
+{{- end -}}
+
+{{/* Vault's service registration: bound by the operator, not held by it. */}}
+{{- define "vaultkeeper.vaultServerRules" -}}
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "watch", "list", "update", "patch"]
 {{- end -}}
 
 {{/* Leader election, in the release namespace only. */}}

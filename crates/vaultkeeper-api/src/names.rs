@@ -141,6 +141,12 @@ impl ClusterNames {
         self.with("-discovery-role")
     }
 
+    /// The RoleBinding of the server to the pre-created service-registration ClusterRole.
+    /// A name of its own, since a binding's role reference cannot change in place.
+    pub fn discovery_cluster_role_binding(&self) -> String {
+        self.with("-discovery")
+    }
+
     /// The RoleBinding for [`Self::discovery_role`].
     pub fn discovery_role_binding(&self) -> String {
         self.with("-discovery-rolebinding")

@@ -59,6 +59,12 @@ pub struct RenderContext<'a> {
     /// With `keys.initialization: SelfInit`, the `initialize` stanza pod `-0` starts with;
     /// `None` once the cluster is initialized.
     pub self_init_stanza: Option<&'a str>,
+    /// A pre-created ClusterRole granting Vault's service registration its pod rights
+    /// (the operator's installs create `vaultkeeper-vault-server`). When given, the server
+    /// ServiceAccount is bound to it in the cluster's namespace and no Role is rendered, so
+    /// whoever applies the objects needs `bind` on that role, not the pod rights
+    /// themselves. `None` renders a Role with those rights, as the Vault chart does.
+    pub server_cluster_role: Option<&'a str>,
 }
 
 impl<'a> RenderContext<'a> {
@@ -71,6 +77,7 @@ impl<'a> RenderContext<'a> {
             owner_uid: None,
             statefulset_replicas: None,
             self_init_stanza: None,
+            server_cluster_role: None,
         }
     }
 }

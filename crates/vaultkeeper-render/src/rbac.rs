@@ -32,29 +32,20 @@ pub(crate) fn render(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderError> {
         },
     )?);
 
-    // Kubernetes service registration: the pods label themselves (vault-active, …).
-    let role_meta = metadata(scope, names.discovery_role(), server_labels.clone());
-    out.push(Manifest::new(
-        "rbac.authorization.k8s.io/v1",
-        "Role",
-        &role_meta,
-        &Role {
-            metadata: role_meta.clone(),
-            rules: Some(vec![rule(
-                &[""],
-                &["pods"],
-                &["get", "watch", "list", "update", "patch"],
-                &[],
-            )]),
-        },
-    )?);
-    out.push(role_binding(
-        scope,
-        names.discovery_role_binding(),
-        names.discovery_role(),
-        names.service_account(),
-        server_labels.clone(),
-    )?);
+    // Kubernetes service registration: the pods label themselves (vault-active, …). With a
+    // pre-created ClusterRole the rights are bound, not granted: whoever applies this needs
+    // `bind` on that one role instead of the power to patch pods.
+    if let Some(cluster_role) = scope.ctx.server_cluster_role {
+        out.push(binding(
+            scope,
+            names.discovery_cluster_role_binding(),
+            ("ClusterRole", cluster_role.to_owned()),
+            names.service_account(),
+            server_labels.clone(),
+        )?);
+    } else {
+        out.extend(discovery_role(scope, server_labels.clone())?);
+    }
 
     // Kubernetes auth: Vault reviews service-account tokens with its own identity.
     let crb_meta = cluster_metadata(
@@ -136,10 +127,53 @@ fn service_account(
     )
 }
 
+/// The Role (and its binding) the Vault chart renders for service registration.
+fn discovery_role(
+    scope: &Scope<'_>,
+    server_labels: BTreeMap<String, String>,
+) -> Result<Vec<Manifest>, RenderError> {
+    let names = &scope.names;
+    let mut out = Vec::new();
+    let role_meta = metadata(scope, names.discovery_role(), server_labels.clone());
+    out.push(Manifest::new(
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        &role_meta,
+        &Role {
+            metadata: role_meta.clone(),
+            rules: Some(vec![rule(
+                &[""],
+                &["pods"],
+                &["get", "watch", "list", "update", "patch"],
+                &[],
+            )]),
+        },
+    )?);
+    out.push(role_binding(
+        scope,
+        names.discovery_role_binding(),
+        names.discovery_role(),
+        names.service_account(),
+        server_labels,
+    )?);
+    Ok(out)
+}
+
 fn role_binding(
     scope: &Scope<'_>,
     name: String,
     role: String,
+    service_account: String,
+    labels: BTreeMap<String, String>,
+) -> Result<Manifest, RenderError> {
+    binding(scope, name, ("Role", role), service_account, labels)
+}
+
+/// A RoleBinding of `service_account` to a Role or ClusterRole (`role`: kind and name).
+fn binding(
+    scope: &Scope<'_>,
+    name: String,
+    role: (&str, String),
     service_account: String,
     labels: BTreeMap<String, String>,
 ) -> Result<Manifest, RenderError> {
@@ -152,8 +186,8 @@ fn role_binding(
             metadata: meta.clone(),
             role_ref: RoleRef {
                 api_group: "rbac.authorization.k8s.io".to_owned(),
-                kind: "Role".to_owned(),
-                name: role,
+                kind: role.0.to_owned(),
+                name: role.1,
             },
             subjects: Some(vec![subject(service_account, scope.namespace())]),
         },

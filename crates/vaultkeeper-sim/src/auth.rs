@@ -309,7 +309,10 @@ fn subject_matches(subject: &Value, user: &UserInfo, binding_ns: &str) -> bool {
 }
 
 /// The rules of a ClusterRole, following `aggregationRule` one level.
-fn cluster_role_rules(cluster_roles: &[std::sync::Arc<Value>], name: &str) -> Vec<Value> {
+pub(crate) fn cluster_role_rules(
+    cluster_roles: &[std::sync::Arc<Value>],
+    name: &str,
+) -> Vec<Value> {
     let Some(role) = cluster_roles.iter().find(|r| r["metadata"]["name"] == name) else {
         return Vec::new();
     };

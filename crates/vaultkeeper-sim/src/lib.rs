@@ -23,6 +23,7 @@ pub mod core;
 pub mod crd;
 pub mod discovery;
 pub mod error;
+pub mod escalation;
 pub mod events;
 pub mod faults;
 pub mod kinds;

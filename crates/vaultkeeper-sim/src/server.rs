@@ -676,6 +676,33 @@ impl ApiServer {
                     })
             })
         };
+        if rt.group == "rbac.authorization.k8s.io"
+            && matches!(verb, "create" | "update" | "patch")
+            && !user.is_master()
+            && let Some((_, b)) = &body
+        {
+            let written = decode(b)?;
+            let existing = self.core.get_raw(&rt, &ns, &name);
+            let name = if name.is_empty() {
+                written["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            } else {
+                name.clone()
+            };
+            if let Some(message) = crate::escalation::refused(
+                &self.core,
+                user,
+                &rt.plural,
+                &ns,
+                &name,
+                &written,
+                existing.as_deref(),
+            ) {
+                return Err(SimError::Forbidden(message));
+            }
+        }
         let written = |w: crate::core::Written| {
             let mut r = json_response(if w.created { 201 } else { 200 }, &w.object);
             for warn in &w.warnings {

@@ -63,6 +63,17 @@ pub struct RunArgs {
         default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     )]
     pub service_account_token_file: PathBuf,
+    /// The pre-created ClusterRole (pods get/list/watch/update/patch) that Vault's
+    /// Kubernetes service registration is bound to in each cluster's namespace; the
+    /// operator may bind it (`bind`, limited to this name) but does not hold its rights.
+    /// Empty: render a Role instead, which needs those pod rights in the operator's own
+    /// RBAC (not granted by `deploy/` or the chart).
+    #[arg(
+        long,
+        env = "VAULTKEEPER_VAULT_SERVER_CLUSTER_ROLE",
+        default_value = "vaultkeeper-vault-server"
+    )]
+    pub vault_server_cluster_role: String,
     /// The vaultkeeper image the backup and metrics-token CronJobs run. Default: the
     /// operator pod's own image (read from its Pod), so an image change in the Deployment
     /// or a kustomize overlay carries over to the jobs.
@@ -212,6 +223,8 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         instance: args.pod_name.clone(),
         resync: Duration::from_secs(args.resync_seconds),
         converging_requeue: Duration::from_secs(5),
+        server_cluster_role: (!args.vault_server_cluster_role.is_empty())
+            .then(|| args.vault_server_cluster_role.clone()),
     };
     let ctx = Arc::new(Context::new(client, settings, metrics.clone()));
     let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {

@@ -44,6 +44,11 @@ pub struct Settings {
     pub resync: Duration,
     /// How soon a cluster that is still converging is looked at again.
     pub converging_requeue: Duration,
+    /// The pre-created ClusterRole that grants Vault's service registration its pod
+    /// rights, which the operator binds in each cluster's namespace without holding them.
+    /// `None` renders a Role instead, as offline rendering does; the operator then needs
+    /// pod update and patch rights itself.
+    pub server_cluster_role: Option<String>,
 }
 
 /// What the operator remembers about one cluster between passes. Everything here can be

@@ -130,6 +130,7 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         &observed,
         &plan::PlanInputs {
             operator_image: &ctx.settings.operator_image,
+            server_cluster_role: ctx.settings.server_cluster_role.as_deref(),
             bootstrap: &bootstrap,
             tls: &tls,
             remembered_peers: memory.raft_peers.as_deref(),

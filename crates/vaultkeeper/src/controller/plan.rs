@@ -37,6 +37,8 @@ use crate::apply::{self, LiveObjects};
 pub(crate) struct PlanInputs<'a> {
     /// The image the CronJobs run.
     pub(crate) operator_image: &'a str,
+    /// The ClusterRole Vault's service registration is bound to (see `Settings`).
+    pub(crate) server_cluster_role: Option<&'a str>,
     /// What the Vault-side bootstrap creates (for the self-init stanza).
     pub(crate) bootstrap: &'a BootstrapSpec,
     /// TLS as this pass leaves it.
@@ -132,6 +134,7 @@ pub(crate) fn cluster(
     let mut render = RenderContext::new(&namespace, inputs.tls.material.as_ref());
     render.operator_image = inputs.operator_image;
     render.owner_uid = Some(&uid);
+    render.server_cluster_role = inputs.server_cluster_role;
     render.statefulset_replicas = statefulset_replicas;
     render.self_init_stanza = self_init_stanza.as_deref();
     let (wanted, held_back, missing_api) = available(

@@ -64,6 +64,7 @@ fn settings() -> Settings {
         instance: "test".into(),
         resync: std::time::Duration::from_secs(60),
         converging_requeue: std::time::Duration::from_secs(5),
+        server_cluster_role: Some("vaultkeeper-vault-server".into()),
     }
 }
 
@@ -145,6 +146,7 @@ fn plan_of(vc: &VaultCluster, observed: &Observed) -> Plan {
         observed,
         &PlanInputs {
             operator_image: &settings.operator_image,
+            server_cluster_role: settings.server_cluster_role.as_deref(),
             bootstrap: &bootstrap,
             tls: &Tls::default(),
             remembered_peers: None,

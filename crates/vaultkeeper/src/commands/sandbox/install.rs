@@ -1,5 +1,6 @@
 //! What the sandbox installs as the cluster's administrator: the CRD and the operator's
-//! RBAC as `deploy/` has them, then the VaultCluster, as `kubectl apply` would.
+//! RBAC as `deploy/` and `deploy/watch/` have them (the default, namespaced install, for
+//! the VaultCluster's namespace), then the VaultCluster, as `kubectl apply` would.
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -27,8 +28,16 @@ pub(super) const INSTALL: &[(&str, &str)] = &[
         include_str!("../../../../../deploy/rbac/clusterrole.yaml"),
     ),
     (
-        "deploy/rbac/clusterrolebinding.yaml",
-        include_str!("../../../../../deploy/rbac/clusterrolebinding.yaml"),
+        "deploy/rbac/cluster-scope-clusterrole.yaml",
+        include_str!("../../../../../deploy/rbac/cluster-scope-clusterrole.yaml"),
+    ),
+    (
+        "deploy/rbac/cluster-scope-clusterrolebinding.yaml",
+        include_str!("../../../../../deploy/rbac/cluster-scope-clusterrolebinding.yaml"),
+    ),
+    (
+        "deploy/rbac/vault-server-clusterrole.yaml",
+        include_str!("../../../../../deploy/rbac/vault-server-clusterrole.yaml"),
     ),
     (
         "deploy/rbac/leader-election-role.yaml",
@@ -40,8 +49,15 @@ pub(super) const INSTALL: &[(&str, &str)] = &[
     ),
 ];
 
-/// Applies the CRD and the operator's installation as the cluster's administrator.
-pub(super) async fn install(admin: &kube::Client) -> Result<(), CliError> {
+/// `deploy/watch/`'s RoleBinding: the operator's rights in one watched namespace.
+const WATCH_BINDING: (&str, &str) = (
+    "deploy/watch/rolebinding.yaml",
+    include_str!("../../../../../deploy/watch/rolebinding.yaml"),
+);
+
+/// Applies the CRD and the operator's installation as the cluster's administrator, with
+/// `watched` (created if missing) as the one namespace the operator manages.
+pub(super) async fn install(admin: &kube::Client, watched: &str) -> Result<(), CliError> {
     let crd = serde_json::to_value(vaultkeeper_api::crd())
         .map_err(|e| CliError::Internal(format!("cannot serialize the CRD: {e}")))?;
     apply_value(admin, "the VaultCluster CRD", &crd).await?;
@@ -52,7 +68,14 @@ pub(super) async fn install(admin: &kube::Client) -> Result<(), CliError> {
             apply_value(admin, path, &doc).await?;
         }
     }
-    Ok(())
+    let namespace =
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": watched}});
+    apply_value(admin, "the watched namespace", &namespace).await?;
+    let (path, text) = WATCH_BINDING;
+    let mut binding: Value = serde_saphyr::from_str(text)
+        .map_err(|e| CliError::Internal(format!("{path} is not valid YAML: {e}")))?;
+    binding["metadata"]["namespace"] = Value::String(watched.to_owned());
+    apply_value(admin, path, &binding).await
 }
 
 /// Server-side applies one object of any kind (resolved by discovery).

@@ -53,6 +53,8 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 /// Namespace and ServiceAccount `deploy/` installs the operator as.
 const OPERATOR_NAMESPACE: &str = "vaultkeeper-system";
 const OPERATOR_SERVICE_ACCOUNT: &str = "vaultkeeper";
+/// The ClusterRole `deploy/rbac/vault-server-clusterrole.yaml` creates.
+const SERVER_CLUSTER_ROLE: &str = "vaultkeeper-vault-server";
 /// Field manager for what the sandbox applies as the cluster's administrator.
 const INSTALLER: &str = "vaultkeeper-sandbox";
 /// Service-account tokens live an hour; the file the operator reads is renewed well
@@ -183,9 +185,15 @@ async fn drive(
     let admin = sim
         .client()
         .map_err(|e| CliError::Internal(format!("simulated cluster: {e}")))?;
-    install(&admin).await?;
+    // The default, namespaced install: the operator manages the one namespace it is given.
+    let watched = cluster
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    install(&admin, &watched).await?;
     say(&format!(
-        "installed the VaultCluster CRD and the operator's RBAC (namespace {OPERATOR_NAMESPACE})"
+        "installed the VaultCluster CRD and the operator's RBAC (namespace {OPERATOR_NAMESPACE}, managing namespace {watched})"
     ));
 
     // The operator, as its ServiceAccount: the token lives in a file, renewed in the
@@ -217,10 +225,11 @@ async fn drive(
         instance: "sandbox".to_owned(),
         resync: Duration::from_secs(60),
         converging_requeue: Duration::from_secs(2),
+        server_cluster_role: Some(SERVER_CLUSTER_ROLE.to_owned()),
     };
     let ctx = Arc::new(Context::new(client, settings, metrics));
     let mut controller_stopped = stopped.clone();
-    let operator = tokio::spawn(controller::run(ctx, None, async move {
+    let operator = tokio::spawn(controller::run(ctx, Some(watched), async move {
         let _ = controller_stopped.wait_for(|s| *s).await;
     }));
     let mut renewal_stopped = stopped.clone();
