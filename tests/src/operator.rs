@@ -104,8 +104,10 @@ pub struct Operator {
     faults: Arc<dyn Faults>,
     /// The operator's metrics (fresh after every start).
     pub metrics: Arc<Metrics>,
+    /// The namespaces it manages (empty: every namespace).
+    watching: Vec<String>,
     stop: Option<watch::Sender<bool>>,
-    task: Option<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Operator {
@@ -143,8 +145,28 @@ impl Operator {
             settings: Self::settings(sim),
             faults,
             metrics: Arc::new(Metrics::new()),
+            watching: Vec::new(),
             stop: None,
-            task: None,
+            tasks: Vec::new(),
+        };
+        operator.start();
+        operator
+    }
+
+    /// Installs the default, namespaced RBAC (`deploy/` plus `deploy/watch/`'s binding in
+    /// each of `namespaces`) and starts the operator watching only those namespaces.
+    pub async fn install_and_start_watching(sim: &SimCluster, namespaces: &[&str]) -> Operator {
+        let client = install::install_operator_rbac_watching(sim, namespaces)
+            .await
+            .expect("the operator's manifests install");
+        let mut operator = Operator {
+            client,
+            settings: Self::settings(sim),
+            faults: Arc::new(NoFaults),
+            metrics: Arc::new(Metrics::new()),
+            watching: namespaces.iter().map(|n| (*n).to_owned()).collect(),
+            stop: None,
+            tasks: Vec::new(),
         };
         operator.start();
         operator
@@ -152,7 +174,7 @@ impl Operator {
 
     /// Starts (again) with fresh memory, as a new operator pod would.
     pub fn start(&mut self) {
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
         self.metrics = Arc::new(Metrics::new());
         let ctx = Arc::new(
             Context::new(
@@ -162,9 +184,21 @@ impl Operator {
             )
             .with_faults(self.faults.clone()),
         );
-        self.task = Some(tokio::spawn(controller::run(ctx, None, async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })));
+        let namespaces: Vec<Option<String>> = if self.watching.is_empty() {
+            vec![None]
+        } else {
+            self.watching.iter().cloned().map(Some).collect()
+        };
+        for namespace in namespaces {
+            let mut stopped = stopped.clone();
+            self.tasks.push(tokio::spawn(controller::run(
+                ctx.clone(),
+                namespace,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )));
+        }
         self.stop = Some(stop);
     }
 
@@ -175,7 +209,7 @@ impl Operator {
 
     /// Kills the operator where it stands (no cleanup), like a crashed pod.
     pub fn crash(&mut self) {
-        if let Some(task) = self.task.take() {
+        for task in self.tasks.drain(..) {
             task.abort();
         }
         self.stop = None;
@@ -186,7 +220,7 @@ impl Operator {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(true);
         }
-        if let Some(task) = self.task.take() {
+        for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
         }
     }

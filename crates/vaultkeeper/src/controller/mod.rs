@@ -119,7 +119,10 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     }
 
     // 2. Observe: every read. A failed read ends the pass before anything is written.
-    let mut observed = observe::cluster(&ctx, &vc, &mut memory).await?;
+    let mut observed = match observe::cluster(&ctx, &vc, &mut memory).await {
+        Ok(observed) => observed,
+        Err(e) => return Err(write::failed_read(&ctx, &vc, e, now).await),
+    };
 
     // 3. Plan: keep or renew the internal PKI (new keys need randomness, so they are made
     //    here, not in the plan), then decide every write.

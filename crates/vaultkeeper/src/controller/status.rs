@@ -461,6 +461,29 @@ pub fn compute(inputs: &StatusInputs<'_>) -> VaultClusterStatus {
     status
 }
 
+/// The status after a pass that could not read the cluster (a Secret it refuses, an API
+/// error): what earlier passes saw stays, and Ready and Progressing say what failed, so
+/// `kubectl get vaultclusters` shows why nothing moves instead of an empty status. `error`
+/// never carries key material (errors are built without it).
+pub fn after_failed_read(
+    previous: Option<&VaultClusterStatus>,
+    generation: Option<i64>,
+    error: &str,
+    now: jiff::Timestamp,
+) -> VaultClusterStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    let message = format!("cannot read this cluster's state, retrying: {error}");
+    let conditions = vec![
+        Cond::new(condition::READY, false, "ReadFailed", message.clone()),
+        Cond::new(condition::PROGRESSING, true, "ReadFailed", message),
+    ];
+    status.conditions = finish(conditions, previous, generation, now);
+    if status.phase.is_none() {
+        status.phase = Some(Phase::Pending);
+    }
+    status
+}
+
 /// Semantic version order, lowest first; unparsable versions sort last.
 fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     let parse = |v: &str| -> Option<Vec<u64>> {

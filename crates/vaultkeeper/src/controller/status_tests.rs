@@ -178,3 +178,47 @@ fn an_invalid_spec_blocks_and_names_the_field() {
         .message;
     assert!(message.contains("spec.replicas"), "{message}");
 }
+
+#[test]
+fn a_failed_read_says_so_and_keeps_what_earlier_passes_saw() {
+    let serving = compute_with(
+        None,
+        &pods(&[true, true, true]),
+        &pass(&[
+            ("vault-0", NodeState::Active),
+            ("vault-1", NodeState::Standby),
+            ("vault-2", NodeState::Standby),
+        ]),
+    );
+    let failed = after_failed_read(
+        Some(&serving),
+        Some(2),
+        "Secret vault-unseal-keys: holds the keys of VaultCluster other",
+        jiff::Timestamp::UNIX_EPOCH,
+    );
+    assert_eq!(condition(&failed, "Ready"), "False");
+    assert_eq!(condition(&failed, "Progressing"), "True");
+    let ready = failed
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert!(
+        ready
+            .message
+            .contains("holds the keys of VaultCluster other")
+    );
+    assert_eq!(ready.observed_generation, Some(2));
+    // What it cannot see now is not forgotten: pods, phase and other conditions stay.
+    assert_eq!(failed.nodes, serving.nodes);
+    assert_eq!(failed.phase, serving.phase);
+    assert_eq!(
+        condition(&failed, "Unsealed"),
+        condition(&serving, "Unsealed")
+    );
+
+    // A brand-new cluster gets a status at all.
+    let first = after_failed_read(None, Some(1), "boom", jiff::Timestamp::UNIX_EPOCH);
+    assert_eq!(first.phase, Some(Phase::Pending));
+    assert_eq!(condition(&first, "Ready"), "False");
+}

@@ -56,6 +56,27 @@ pub(crate) async fn blocked(
     Ok(Action::await_change())
 }
 
+/// Reports a pass that failed before it could plan (a read the operator refuses or cannot
+/// make) in the status, then hands the error back for the retry. A failure to write the
+/// status is logged, not returned: the read error is the one that matters.
+pub(crate) async fn failed_read(
+    ctx: &Context,
+    vc: &VaultCluster,
+    error: Error,
+    now: jiff::Timestamp,
+) -> Error {
+    let computed = status::after_failed_read(
+        vc.status.as_ref(),
+        vc.metadata.generation,
+        &error.to_string(),
+        now,
+    );
+    if let Err(e) = status(ctx, vc, computed).await {
+        tracing::warn!(error = %e, "reporting a failed read in the status failed");
+    }
+    error
+}
+
 /// Writes the status when it changed; `true` when it did.
 pub(crate) async fn status(
     ctx: &Context,
