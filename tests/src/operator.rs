@@ -127,6 +127,7 @@ impl Operator {
             resync: Duration::from_secs(3),
             converging_requeue: Duration::from_secs(2),
             server_cluster_role: Some("vaultkeeper-vault-server".into()),
+            image_policy: Default::default(),
         }
     }
 
@@ -200,6 +201,13 @@ impl Operator {
             )));
         }
         self.stop = Some(stop);
+    }
+
+    /// Stops, changes the settings as a new Deployment revision would, and starts again.
+    pub async fn restart_with(&mut self, change: impl FnOnce(&mut Settings)) {
+        self.stop().await;
+        change(&mut self.settings);
+        self.start();
     }
 
     /// Replaces the injected faults for the next start.

@@ -9,4 +9,5 @@
 //! Slots 170–179 of the simulated cluster's port range belong to this suite.
 
 mod boundary;
+mod images;
 mod rbac;

@@ -13,6 +13,7 @@ use vaultkeeper_vault::lifecycle::FileJwt;
 use crate::CliError;
 use crate::controller::{self, Context, Settings};
 use crate::http::{self, Health};
+use crate::image_policy::ImagePolicy;
 use crate::leader::{LeaderElector, LeaseTimings};
 use crate::metrics::Metrics;
 
@@ -74,6 +75,19 @@ pub struct RunArgs {
         default_value = "vaultkeeper-vault-server"
     )]
     pub vault_server_cluster_role: String,
+    /// An image VaultClusters may run (repeat, or separate with commas): a repository
+    /// (`docker.io/hashicorp/vault`, any tag or digest) or a prefix ending in `/`
+    /// (`registry.example.com/vault/`). Unset: every image. A VaultCluster asking for
+    /// another gets `SpecValid: False` naming `spec.image`, and no pod.
+    #[arg(
+        long = "allowed-image",
+        env = "VAULTKEEPER_ALLOWED_IMAGES",
+        value_delimiter = ','
+    )]
+    pub allowed_images: Vec<String>,
+    /// Run only images pinned by digest (`…@sha256:…`).
+    #[arg(long, env = "VAULTKEEPER_REQUIRE_IMAGE_DIGEST")]
+    pub require_image_digest: bool,
     /// The vaultkeeper image the backup and metrics-token CronJobs run. Default: the
     /// operator pod's own image (read from its Pod), so an image change in the Deployment
     /// or a kustomize overlay carries over to the jobs.
@@ -225,6 +239,10 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         converging_requeue: Duration::from_secs(5),
         server_cluster_role: (!args.vault_server_cluster_role.is_empty())
             .then(|| args.vault_server_cluster_role.clone()),
+        image_policy: ImagePolicy {
+            allowed: args.allowed_images.clone(),
+            require_digest: args.require_image_digest,
+        },
     };
     let ctx = Arc::new(Context::new(client, settings, metrics.clone()));
     let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {

@@ -49,6 +49,9 @@ pub struct Settings {
     /// `None` renders a Role instead, as offline rendering does; the operator then needs
     /// pod update and patch rights itself.
     pub server_cluster_role: Option<String>,
+    /// The images VaultClusters may run; a refused one blocks the cluster with a
+    /// condition and nothing is applied or handed to its pods.
+    pub image_policy: crate::image_policy::ImagePolicy,
 }
 
 /// What the operator remembers about one cluster between passes. Everything here can be

@@ -117,6 +117,18 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     if let Err(invalid) = vaultkeeper_api::validate(&vc) {
         return write::blocked(&ctx, &vc, &invalid, now).await;
     }
+    // The platform's image policy: an image it refuses never reaches a pod, and the pods
+    // of a running cluster whose image it no longer allows are handed no key.
+    if let Err(refused) = ctx
+        .settings
+        .image_policy
+        .check("spec.image", &vc.spec.effective_image())
+    {
+        let invalid = vaultkeeper_api::InvalidSpec {
+            violations: vec![refused],
+        };
+        return write::blocked(&ctx, &vc, &invalid, now).await;
+    }
 
     // 2. Observe: every read. A failed read ends the pass before anything is written.
     let mut observed = match observe::cluster(&ctx, &vc, &mut memory).await {

@@ -65,6 +65,7 @@ fn settings() -> Settings {
         resync: std::time::Duration::from_secs(60),
         converging_requeue: std::time::Duration::from_secs(5),
         server_cluster_role: Some("vaultkeeper-vault-server".into()),
+        image_policy: Default::default(),
     }
 }
 

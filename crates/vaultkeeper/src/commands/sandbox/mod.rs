@@ -226,6 +226,7 @@ async fn drive(
         resync: Duration::from_secs(60),
         converging_requeue: Duration::from_secs(2),
         server_cluster_role: Some(SERVER_CLUSTER_ROLE.to_owned()),
+        image_policy: Default::default(),
     };
     let ctx = Arc::new(Context::new(client, settings, metrics));
     let mut controller_stopped = stopped.clone();
