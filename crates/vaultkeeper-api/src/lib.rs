@@ -23,4 +23,7 @@ pub use manifest::{ManifestError, parse_manifests};
 pub use names::ClusterNames;
 pub use spec::*;
 pub use status::*;
-pub use validate::{InvalidSpec, Violation, longest_gap_seconds, validate, validate_spec};
+pub use validate::{
+    InvalidSpec, Violation, fixed_fields, longest_gap_seconds, validate, validate_fixed,
+    validate_spec,
+};

@@ -445,3 +445,128 @@ pub fn retention_keeps_something() -> SpecRule {
          block to use the default (keep the last 30)",
     )
 }
+
+/// `VAULT_*` and `BAO_*` names that `spec.pod.env` may still set: the server reads them
+/// and people set them on purpose, and none of them changes where the CLI connects, what it
+/// trusts or what it sends. Every other name with these prefixes is reserved, because the
+/// `vault`/`bao` CLI that vaultkeeper runs inside the container with unseal shares and
+/// tokens reads its address (`VAULT_ADDR`, `VAULT_AGENT_ADDR`), its trust (`VAULT_CACERT`,
+/// `VAULT_SKIP_VERIFY`, `VAULT_TLS_SERVER_NAME`, `VAULT_CLIENT_CERT`), its proxy
+/// (`VAULT_HTTP_PROXY`), response wrapping (`VAULT_WRAP_TTL`), namespace, MFA and token
+/// helper (`VAULT_CONFIG_PATH`) from them, in both spellings (OpenBao reads `BAO_*` first).
+/// A prefix rule rather than a list of known names, so a variable a future CLI learns is
+/// refused before it can matter. The server's own settings belong in `spec.config`; the
+/// names vaultkeeper sets itself (`VAULT_API_ADDR`, `VAULT_CLUSTER_ADDR`, …) are rendered.
+///
+/// The generic proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) stay allowed: a
+/// server that reaches a KMS or transit seal through a proxy needs them, and the CLI only
+/// ever talks to `127.0.0.1`, which Go's HTTP client never sends through those proxies.
+/// The exec transport also removes every steering variable from the CLI's environment
+/// before it runs, so a variable that reaches the container another way (the image's own
+/// `ENV`) is neutralised too.
+pub const ALLOWED_VAULT_ENV: &[&str] = &[
+    "VAULT_LOG_LEVEL",
+    "VAULT_LOG_FORMAT",
+    "VAULT_LICENSE",
+    "VAULT_LICENSE_PATH",
+    "BAO_LOG_LEVEL",
+    "BAO_LOG_FORMAT",
+];
+
+/// The prefixes of the names [`ALLOWED_VAULT_ENV`] carves exceptions out of.
+pub const RESERVED_ENV_PREFIXES: &[&str] = &["VAULT_", "BAO_"];
+
+/// Whether `spec.pod.env` may set `name` (see [`ALLOWED_VAULT_ENV`]).
+pub fn env_name_allowed(name: &str) -> bool {
+    !RESERVED_ENV_PREFIXES.iter().any(|p| name.starts_with(p)) || ALLOWED_VAULT_ENV.contains(&name)
+}
+
+/// `spec.pod.env` may not set a name that steers the CLI carrying shares and tokens.
+pub fn pod_env_not_reserved() -> SpecRule {
+    let prefixes = RESERVED_ENV_PREFIXES
+        .iter()
+        .map(|p| format!("e.name.startsWith('{p}')"))
+        .collect::<Vec<_>>()
+        .join(" || ");
+    let allowed = ALLOWED_VAULT_ENV
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    SpecRule::new(
+        "spec.pod.env",
+        format!("!has(self.env) || self.env.all(e, !({prefixes}) || e.name in [{allowed}])"),
+        format!(
+            "spec.pod.env may not set VAULT_* or BAO_* variables other than {}: they steer \
+             the vault/bao CLI that vaultkeeper runs in the container with unseal shares and \
+             tokens (address, TLS trust, proxy, wrapping); remove the variable and put server \
+             settings in spec.config",
+            ALLOWED_VAULT_ENV.join(", ")
+        ),
+    )
+    .at(".env")
+}
+
+/// The flavor of an existing cluster is fixed once set (a transition rule: it runs on
+/// updates only, with `oldSelf` the stored spec).
+pub fn flavor_immutable() -> SpecRule {
+    SpecRule::new(
+        "spec.flavor",
+        "!has(oldSelf.flavor) || (has(self.flavor) && self.flavor == oldSelf.flavor)",
+        "spec.flavor cannot change (or be removed) on an existing cluster: the raft data \
+         and the CLI vaultkeeper runs belong to the flavor the cluster was created with; to \
+         move between OpenBao and Vault, restore a snapshot into a new VaultCluster",
+    )
+    .at(".flavor")
+}
+
+/// The seal type of an existing cluster is fixed (absent means the default, Shamir).
+pub fn unseal_type_immutable() -> SpecRule {
+    SpecRule::new(
+        "spec.unseal.type",
+        "(has(self.unseal) && has(self.unseal.type) ? self.unseal.type : 'Shamir') == \
+         (has(oldSelf.unseal) && has(oldSelf.unseal.type) ? oldSelf.unseal.type : 'Shamir')",
+        "spec.unseal.type cannot change on an existing cluster: the barrier stays sealed \
+         the way it was initialized, and vaultkeeper does not run a seal migration; to use \
+         another seal, restore a snapshot into a new VaultCluster with that seal",
+    )
+    .at(".unseal.type")
+}
+
+/// The keys Secret of an existing cluster is fixed (absent means `<name>-unseal-keys`).
+pub fn keys_secret_immutable() -> SpecRule {
+    SpecRule::new(
+        "spec.keys.secretName",
+        "(has(self.keys) && has(self.keys.secretName) ? self.keys.secretName : '') == \
+         (has(oldSelf.keys) && has(oldSelf.keys.secretName) ? oldSelf.keys.secretName : '')",
+        "spec.keys.secretName cannot change on an existing cluster: that Secret holds this \
+         cluster's unseal or recovery shares, and another name would point vaultkeeper at \
+         keys that are not this cluster's; to keep the keys elsewhere, copy them yourself \
+         and leave the name, or restore a snapshot into a new VaultCluster",
+    )
+    .at(".keys.secretName")
+}
+
+/// Who initializes an existing cluster is fixed (absent means the default, Operator).
+pub fn initialization_immutable() -> SpecRule {
+    SpecRule::new(
+        "spec.keys.initialization",
+        "(has(self.keys) && has(self.keys.initialization) ? self.keys.initialization : \
+         'Operator') == (has(oldSelf.keys) && has(oldSelf.keys.initialization) ? \
+         oldSelf.keys.initialization : 'Operator')",
+        "spec.keys.initialization cannot change on an existing cluster: a cluster is \
+         initialized once, by vaultkeeper or by itself; to change who does it, restore a \
+         snapshot into a new VaultCluster",
+    )
+    .at(".keys.initialization")
+}
+
+/// Every transition rule on `spec`: fields that must not change once the cluster exists.
+pub fn immutable_rules() -> Vec<SpecRule> {
+    vec![
+        flavor_immutable(),
+        unseal_type_immutable(),
+        keys_secret_immutable(),
+        initialization_immutable(),
+    ]
+}

@@ -45,7 +45,11 @@ use crate::{Flavor, defaults, rules};
     validation = rules::self_init_needs_openbao().rule(),
     validation = rules::self_init_needs_auto_unseal().rule(),
     validation = rules::passthrough_needs_tls().rule(),
-    validation = rules::http_transport_needs_tls().rule()
+    validation = rules::http_transport_needs_tls().rule(),
+    validation = rules::flavor_immutable().rule(),
+    validation = rules::unseal_type_immutable().rule(),
+    validation = rules::keys_secret_immutable().rule(),
+    validation = rules::initialization_immutable().rule()
 )]
 #[serde(rename_all = "camelCase")]
 pub struct VaultClusterSpec {
@@ -67,6 +71,7 @@ pub struct VaultClusterSpec {
     /// Vault or OpenBao. Decides the CLI inside the pod (`vault` or `bao`), the default
     /// image and the pod labels written by service registration. Empty means detected
     /// from the image: an image whose name mentions openbao is OpenBao, any other Vault.
+    /// Fixed once set: to move between flavors, restore a snapshot into a new cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flavor: Option<Flavor>,
 
@@ -325,7 +330,8 @@ impl IssuerKind {
 pub struct UnsealSpec {
     /// Shamir (default): vaultkeeper keeps the key shares and unseals every pod after
     /// every restart. Transit, AwsKms, GcpCkms, AzureKeyVault, Static: the seal unseals by
-    /// itself and init hands out recovery shares instead.
+    /// itself and init hands out recovery shares instead. Fixed once the cluster exists:
+    /// to change the seal, restore a snapshot into a new cluster.
     #[serde(default, rename = "type")]
     pub kind: UnsealType,
 
@@ -615,7 +621,7 @@ pub struct KeysSpec {
     /// The Secret that keeps the init output (unseal or recovery shares, and the root
     /// token while it is kept). Default `<name>-unseal-keys`. It is never owned by the
     /// VaultCluster, so garbage collection can never delete it. Copy its shares somewhere
-    /// safe outside the cluster as well.
+    /// safe outside the cluster as well. Fixed once the cluster exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
 
@@ -628,7 +634,7 @@ pub struct KeysSpec {
     /// Who initializes the cluster. Operator (default): vaultkeeper runs init exactly
     /// once and keeps the output. SelfInit (OpenBao only, with auto-unseal): OpenBao
     /// initializes itself from declarative `initialize` stanzas and vaultkeeper only
-    /// observes and bootstraps.
+    /// observes and bootstraps. Fixed once the cluster exists.
     #[serde(default)]
     pub initialization: Initialization,
 }
@@ -1080,6 +1086,7 @@ impl Default for PrometheusRuleSpec {
 /// Scheduling and shape of the Vault pods.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = rules::pod_env_not_reserved().rule())]
 pub struct PodSpec {
     /// CPU and memory of the Vault container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1128,7 +1135,10 @@ pub struct PodSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_security_context: Option<SecurityContext>,
 
-    /// More environment variables for the Vault container.
+    /// More environment variables for the Vault container. `VAULT_*` and `BAO_*` names
+    /// are refused, except VAULT_LOG_LEVEL, VAULT_LOG_FORMAT, VAULT_LICENSE,
+    /// VAULT_LICENSE_PATH, BAO_LOG_LEVEL and BAO_LOG_FORMAT: the others steer the CLI
+    /// vaultkeeper runs in the container with unseal shares and tokens.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
 }

@@ -4,6 +4,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::Flavor;
+use crate::spec::{Initialization, UnsealType};
+
 /// What vaultkeeper observed on its last pass. Follows the kstatus conventions:
 /// `observedGeneration` says which spec it describes, and the `Ready` condition is what
 /// `kubectl wait`, Flux and Argo CD health checks read.
@@ -37,6 +40,12 @@ pub struct VaultClusterStatus {
     /// Whether Vault has been initialized (once, ever).
     #[serde(default)]
     pub initialized: bool,
+
+    /// What the cluster was initialized with: the fields that cannot change afterwards.
+    /// The operator compares the spec with it on every pass, so a change that reached the
+    /// cluster without the CRD's rules (an older CRD, a restore from etcd) is refused too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initialized_with: Option<InitializedWith>,
 
     /// Whether the Vault-side bootstrap (Kubernetes auth, the jobs' policies and roles) is
     /// applied.
@@ -125,6 +134,22 @@ pub struct NodeStatus {
     /// Whether the pod runs the image the spec asks for.
     #[serde(default)]
     pub up_to_date: bool,
+}
+
+/// The fields of a cluster that are fixed once it is initialized, as they were then (the
+/// effective values: the flavor detected from the image when none was set, the default
+/// keys Secret name when none was given).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InitializedWith {
+    /// The flavor.
+    pub flavor: Flavor,
+    /// The seal type.
+    pub unseal_type: UnsealType,
+    /// The Secret holding the init output.
+    pub keys_secret_name: String,
+    /// Who initialized the cluster.
+    pub initialization: Initialization,
 }
 
 /// A node's place in raft.

@@ -20,7 +20,7 @@ use crate::spec::{
     BackupSpec, IngressSpec, Initialization, RecoverySpec, ShamirSpec, TlsMode, TlsSpec, Transport,
     UnsealSpec, UnsealType, VaultClusterSpec,
 };
-use crate::{Duration, Flavor, VaultCluster};
+use crate::{Duration, Flavor, InitializedWith, VaultCluster};
 
 /// One thing wrong with a spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,11 +121,69 @@ pub fn validate_spec(name: &str, spec: &VaultClusterSpec) -> Vec<Violation> {
         }
     }
 
+    for (index, var) in spec.pod.env.iter().enumerate() {
+        if !rules::env_name_allowed(&var.name) {
+            found.push(reserved_env(index, &var.name));
+        }
+    }
+
     found.extend(validate_tls(&spec.tls));
     found.extend(validate_unseal(&spec.unseal));
     found.extend(validate_ingress(&spec.ingress));
     found.extend(validate_backup(&spec.backup));
     found.extend(validate_monitoring(spec));
+    found
+}
+
+/// The violation for `spec.pod.env[index]`: the rule's message, after the exact entry
+/// (which CEL cannot name: the API server prints the list's path).
+fn reserved_env(index: usize, name: &str) -> Violation {
+    let rule = rules::pod_env_not_reserved();
+    Violation {
+        field: format!("spec.pod.env[{index}].name"),
+        message: format!("spec.pod.env[{index}].name is {name}: {}", rule.message),
+    }
+}
+
+/// The fields of `spec` that are fixed once the cluster is initialized, as values (see
+/// [`InitializedWith`]).
+pub fn fixed_fields(name: &str, spec: &VaultClusterSpec) -> InitializedWith {
+    InitializedWith {
+        flavor: spec.effective_flavor(),
+        unseal_type: spec.unseal.kind,
+        keys_secret_name: spec
+            .keys
+            .secret_name
+            .clone()
+            .unwrap_or_else(|| crate::ClusterNames::new(name).default_keys_secret()),
+        initialization: spec.keys.initialization,
+    }
+}
+
+/// The fixed fields of `now` that differ from what the cluster was initialized with, with
+/// the messages of the CRD's transition rules ([`rules::immutable_rules`]). Catches what
+/// those rules cannot: objects written before the rules existed, and a flavor that changed
+/// through the image it is detected from.
+pub fn validate_fixed(initialized: &InitializedWith, now: &InitializedWith) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let mut check = |same: bool, rule: SpecRule| {
+        if !same {
+            found.push(Violation::of(&rule));
+        }
+    };
+    check(now.flavor == initialized.flavor, rules::flavor_immutable());
+    check(
+        now.unseal_type == initialized.unseal_type,
+        rules::unseal_type_immutable(),
+    );
+    check(
+        now.keys_secret_name == initialized.keys_secret_name,
+        rules::keys_secret_immutable(),
+    );
+    check(
+        now.initialization == initialized.initialization,
+        rules::initialization_immutable(),
+    );
     found
 }
 

@@ -426,3 +426,166 @@ fn every_field_a_rule_names_is_declared_where_the_rule_sits() {
     }
     assert!(checked > 30, "only {checked} field references checked");
 }
+
+/// Messages of the CEL rules that reject `new` as an update of `old` (transition rules
+/// see `oldSelf`).
+fn cel_update_messages(old: &Value, new: &Value) -> BTreeSet<String> {
+    let schema = schema();
+    let old = kube::core::cel::apply_defaults(&schema, old);
+    let new = kube::core::cel::apply_defaults(&schema, new);
+    match Validator::new().validate(&schema, &new, Some(&old)) {
+        Ok(()) => BTreeSet::new(),
+        Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
+    }
+}
+
+/// The Rust check of the same update: the fixed fields of `new` against `old`'s.
+fn rust_fixed_violations(old: &Value, new: &Value) -> Vec<(String, String)> {
+    let old: VaultCluster = serde_json::from_value(old.clone()).expect("old deserializes");
+    let new: VaultCluster = serde_json::from_value(new.clone()).expect("new deserializes");
+    let fixed = |vc: &VaultCluster| vaultkeeper_api::fixed_fields("vault", &vc.spec);
+    vaultkeeper_api::validate_fixed(&fixed(&old), &fixed(&new))
+        .into_iter()
+        .map(|v| (v.field, v.message))
+        .collect()
+}
+
+#[test]
+fn reserved_env_names_are_refused_in_both_layers_naming_the_entry() {
+    for name in [
+        "VAULT_ADDR",
+        "BAO_ADDR",
+        "VAULT_SKIP_VERIFY",
+        "BAO_CACERT",
+        "VAULT_AGENT_ADDR",
+        "VAULT_HTTP_PROXY",
+        "VAULT_WRAP_TTL",
+        "VAULT_NAMESPACE",
+        "VAULT_TOKEN",
+        "BAO_CONFIG_PATH",
+    ] {
+        let object = manifest(&format!(
+            "spec: {{pod: {{env: [{{name: GOMAXPROCS, value: '2'}}, {{name: {name}, value: x}}]}}}}"
+        ));
+        let rust = rust_violations(&object);
+        assert_eq!(rust.len(), 1, "{name}: {rust:?}");
+        let (field, message) = &rust[0];
+        assert_eq!(field, "spec.pod.env[1].name", "{name}");
+        let rule = rules::pod_env_not_reserved().message;
+        assert_eq!(
+            message,
+            &format!("spec.pod.env[1].name is {name}: {rule}"),
+            "the message names the entry, the variable and the fix"
+        );
+        assert!(message.contains("spec.config"), "the fix: {message}");
+        assert_eq!(
+            cel_messages(&object),
+            BTreeSet::from([rule]),
+            "{name}: the CRD refuses it with the rule's message"
+        );
+    }
+}
+
+#[test]
+fn server_settings_and_proxies_stay_allowed_in_pod_env() {
+    let mut names: Vec<&str> = rules::ALLOWED_VAULT_ENV.to_vec();
+    names.extend([
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "AWS_REGION",
+        "GOMAXPROCS",
+        "MY_VAULT_ADDR",
+    ]);
+    for name in names {
+        let object = manifest(&format!(
+            "spec: {{pod: {{env: [{{name: {name}, value: x}}]}}}}"
+        ));
+        assert_eq!(rust_violations(&object), Vec::new(), "{name}");
+        assert_eq!(cel_messages(&object), BTreeSet::new(), "{name}");
+    }
+}
+
+#[test]
+fn fields_fixed_at_creation_cannot_change_in_either_layer() {
+    let cases = [
+        (
+            "flavor OpenBao to Vault",
+            "spec: {flavor: OpenBao}",
+            "spec: {flavor: Vault}",
+            "spec.flavor",
+        ),
+        (
+            "flavor removed",
+            "spec: {flavor: OpenBao}",
+            "spec: {flavor: null}",
+            "spec.flavor",
+        ),
+        (
+            "Shamir to a KMS seal",
+            "spec: {}",
+            &format!("spec: {{unseal: {{type: AwsKms, awsKms: {AWS_KMS}}}}}"),
+            "spec.unseal.type",
+        ),
+        (
+            "keys Secret renamed",
+            "spec: {keys: {secretName: vault-keys}}",
+            "spec: {keys: {secretName: other-clusters-keys}}",
+            "spec.keys.secretName",
+        ),
+        (
+            "keys Secret named where the default was used",
+            "spec: {}",
+            "spec: {keys: {secretName: other-clusters-keys}}",
+            "spec.keys.secretName",
+        ),
+        (
+            "initialization mode",
+            "spec: {flavor: OpenBao, unseal: {type: Static, static: {keySecret: {name: k}}}}",
+            "spec: {flavor: OpenBao, unseal: {type: Static, static: {keySecret: {name: k}}}, keys: {initialization: SelfInit}}",
+            "spec.keys.initialization",
+        ),
+    ];
+    for (case, before, after, field) in cases {
+        let (old, new) = (manifest(before), manifest(after));
+        let rust = rust_fixed_violations(&old, &new);
+        assert_eq!(
+            rust.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(),
+            [field],
+            "{case}"
+        );
+        assert!(rust[0].1.contains(field) && rust[0].1.contains("new VaultCluster"));
+        assert_eq!(
+            cel_update_messages(&old, &new),
+            BTreeSet::from([rust[0].1.clone()]),
+            "{case}: the CRD's transition rule refuses it with the same message"
+        );
+        // A new object has no old self: the transition rules do not apply.
+        assert_eq!(cel_messages(&new), BTreeSet::new(), "{case}");
+    }
+}
+
+#[test]
+fn unrelated_updates_pass_the_transition_rules() {
+    let cases = [
+        ("spec: {}", "spec: {replicas: 5}"),
+        ("spec: {}", "spec: {unseal: {type: Shamir}}"),
+        ("spec: {}", "spec: {flavor: Vault}"),
+        (
+            "spec: {flavor: OpenBao, keys: {secretName: k}}",
+            "spec: {flavor: OpenBao, keys: {secretName: k, rootToken: Keep}, image: quay.io/openbao/openbao:2.7.3}",
+        ),
+    ];
+    for (before, after) in cases {
+        let (old, new) = (manifest(before), manifest(after));
+        assert_eq!(
+            cel_update_messages(&old, &new),
+            BTreeSet::new(),
+            "{before} -> {after}"
+        );
+        assert_eq!(
+            rust_fixed_violations(&old, &new),
+            Vec::new(),
+            "{before} -> {after}"
+        );
+    }
+}

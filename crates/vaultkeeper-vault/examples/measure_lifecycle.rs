@@ -16,7 +16,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::bao::{Cluster, Seal};
-use vaultkeeper_api::Flavor;
 use vaultkeeper_vault::client::{ExecNodeClient, NodeClient};
 use vaultkeeper_vault::decide::{Action, ClusterIntent, InitMode, NodeState, SealIntent};
 use vaultkeeper_vault::keys::FileKeyStore;
@@ -142,7 +141,7 @@ async fn main() {
                 let client = cluster.http_client();
                 measure(&mut cluster, client, &mut samples).await;
             } else {
-                let client = ExecNodeClient::new(cluster.executor(), Flavor::OpenBao);
+                let client = ExecNodeClient::new(cluster.executor(), Cluster::cli());
                 measure(&mut cluster, client, &mut samples).await;
             }
         }

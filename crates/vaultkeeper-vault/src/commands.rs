@@ -5,9 +5,20 @@
 //! Kubernetes API server's audit log records exec argv (`command=` query parameters).
 //! Secrets go over stdin:
 //! - a share: `bao write -format=json sys/unseal key=-` reads it from stdin;
-//! - a token: `sh -c 'read -r VAULT_TOKEN && BAO_TOKEN="$VAULT_TOKEN" && export VAULT_TOKEN BAO_TOKEN && exec "$0" "$@"' bao …`
-//!   reads the first stdin line into the environment of the CLI only;
+//! - a token: `sh -c '… read -r VAULT_TOKEN && … exec "$0" "$@"' bao …` reads the first
+//!   stdin line into the environment of the CLI only;
 //! - a request body: `bao write -format=json PATH -` reads JSON from (the rest of) stdin.
+//!
+//! The second rule: nothing in the container decides where a share or token goes. The
+//! container's environment is user input (`spec.pod.env`, the image's own `ENV`), and the
+//! CLI reads its address, TLS trust, proxy, response wrapping and namespace from it. So
+//! every command runs through a constant shell prologue that unsets each variable that
+//! steers the CLI ([`STEERING_ENV`]), and names its server (`-address`), the CA it trusts
+//! (`-ca-cert`) and `-tls-skip-verify=false` as flags. The prologue is what holds: the
+//! real CLI ranks `-address` and `-ca-cert` above its environment, but not
+//! `VAULT_AGENT_ADDR` (it is sent to whatever `-address` says) nor `VAULT_SKIP_VERIFY`
+//! (`-tls-skip-verify=false` does not turn it off), as `tests/hostile_env.rs` shows
+//! against the real binary.
 //!
 //! Output is always `-format=json` and parsed as JSON, never as text.
 
@@ -17,12 +28,106 @@ use crate::error::{Error, Result};
 use crate::node::InitRequest;
 use crate::secret::{ExposeSecret, KeyShare, SecretSlice, Token, secret_bytes};
 
-/// The shell script that moves a token from stdin into the CLI's environment and then runs
-/// the CLI with the remaining arguments. Constant: arguments follow as `$0 "$@"`, so nothing
-/// is ever interpolated into shell text. Both `VAULT_TOKEN` and `BAO_TOKEN` are set because
-/// the OpenBao CLI prefers `BAO_TOKEN`, and a container may already carry one (the transit
-/// seal's token), which would otherwise be used instead of ours.
-pub const TOKEN_FROM_STDIN: &str = r#"read -r VAULT_TOKEN && BAO_TOKEN="$VAULT_TOKEN" && export VAULT_TOKEN BAO_TOKEN && exec "$0" "$@""#;
+/// The `unset` of every variable that steers the CLI, as shell text. A macro so that the
+/// scripts below stay compile-time constants.
+macro_rules! unset_steering_env {
+    () => {
+        "unset VAULT_ADDR BAO_ADDR VAULT_AGENT_ADDR BAO_AGENT_ADDR \
+VAULT_CACERT BAO_CACERT VAULT_CACERT_BYTES BAO_CACERT_BYTES VAULT_CAPATH BAO_CAPATH \
+VAULT_CLIENT_CERT BAO_CLIENT_CERT VAULT_CLIENT_CERT_BYTES BAO_CLIENT_CERT_BYTES \
+VAULT_CLIENT_KEY BAO_CLIENT_KEY VAULT_CLIENT_KEY_BYTES BAO_CLIENT_KEY_BYTES \
+VAULT_CLIENT_TIMEOUT BAO_CLIENT_TIMEOUT VAULT_SKIP_VERIFY BAO_SKIP_VERIFY \
+VAULT_TLS_SERVER_NAME BAO_TLS_SERVER_NAME VAULT_WRAP_TTL BAO_WRAP_TTL VAULT_MFA BAO_MFA \
+VAULT_NAMESPACE BAO_NAMESPACE VAULT_TOKEN BAO_TOKEN VAULT_TOKEN_PATH BAO_TOKEN_PATH \
+VAULT_UNWRAP_TOKEN BAO_UNWRAP_TOKEN VAULT_HTTP_PROXY BAO_HTTP_PROXY VAULT_PROXY_ADDR \
+BAO_PROXY_ADDR VAULT_MAX_RETRIES BAO_MAX_RETRIES VAULT_RATE_LIMIT BAO_RATE_LIMIT \
+VAULT_SRV_LOOKUP BAO_SRV_LOOKUP VAULT_DISABLE_REDIRECTS BAO_DISABLE_REDIRECTS \
+VAULT_CONFIG_PATH BAO_CONFIG_PATH VAULT_CLI_NO_COLOR BAO_CLI_NO_COLOR VAULT_FORMAT \
+BAO_FORMAT VAULT_DETAILED BAO_DETAILED HTTP_PROXY http_proxy HTTPS_PROXY https_proxy \
+ALL_PROXY all_proxy NO_PROXY no_proxy SSL_CERT_FILE SSL_CERT_DIR"
+    };
+}
+
+/// Every environment variable the prologue removes before the CLI runs: the CLI's
+/// connection, TLS trust, proxy, authentication, wrapping, namespace, retry and output
+/// settings in both spellings (`BAO_*` is what OpenBao reads first, `VAULT_*` its
+/// fallback and Vault's), the generic proxy variables and Go's CA overrides.
+pub const STEERING_ENV: &str = unset_steering_env!();
+
+/// The shell script every command without a token runs through: remove the steering
+/// variables, then run the CLI with the arguments that follow (`$0 "$@"`, so nothing is
+/// ever interpolated into shell text).
+pub const CLEAN_ENV: &str = concat!(unset_steering_env!(), r#" && exec "$0" "$@""#);
+
+/// The shell script that removes the steering variables, moves a token from stdin into the
+/// CLI's environment and then runs the CLI with the remaining arguments. Constant:
+/// arguments follow as `$0 "$@"`, so nothing is ever interpolated into shell text. Both
+/// `VAULT_TOKEN` and `BAO_TOKEN` are set because the OpenBao CLI prefers `BAO_TOKEN`, and a
+/// container may already carry one (the transit seal's token), which would otherwise be
+/// used instead of ours.
+pub const TOKEN_FROM_STDIN: &str = concat!(
+    unset_steering_env!(),
+    r#" && read -r VAULT_TOKEN && BAO_TOKEN="$VAULT_TOKEN" && export VAULT_TOKEN BAO_TOKEN && exec "$0" "$@""#
+);
+
+/// Which CLI runs, where it finds its own server and which CA it trusts: never taken from
+/// the container's environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cli {
+    binary: &'static str,
+    address: String,
+    ca_cert: Option<String>,
+}
+
+impl Cli {
+    /// The CLI `binary` (`vault` or `bao`) talking to the server in its own container at
+    /// `https://127.0.0.1:<port>` (which the server certificate carries), trusting only the
+    /// CA file at `ca_cert` (a path inside the container).
+    pub fn tls(binary: &'static str, port: u16, ca_cert: impl Into<String>) -> Self {
+        Cli {
+            binary,
+            address: format!("https://127.0.0.1:{port}"),
+            ca_cert: Some(ca_cert.into()),
+        }
+    }
+
+    /// The CLI talking to a server without TLS at `http://127.0.0.1:<port>` (spec.tls.mode
+    /// Disabled: development only). Loopback traffic never leaves the pod.
+    pub fn plaintext(binary: &'static str, port: u16) -> Self {
+        Cli {
+            binary,
+            address: format!("http://127.0.0.1:{port}"),
+            ca_cert: None,
+        }
+    }
+
+    /// The binary.
+    pub fn binary(&self) -> &'static str {
+        self.binary
+    }
+
+    /// The address the CLI is given.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// `binary verb… <connection flags> args…`: the flags go right after the subcommand,
+    /// where the CLI reads them.
+    fn argv(&self, verb: &[&str], args: &[&str]) -> Vec<String> {
+        let mut argv = vec![self.binary.to_owned()];
+        argv.extend(verb.iter().map(|s| (*s).to_owned()));
+        // No flag outranks VAULT_AGENT_ADDR / BAO_AGENT_ADDR (the real CLI sends to the
+        // agent address even with -address and -agent-address given): only the prologue's
+        // unset removes it.
+        argv.push(format!("-address={}", self.address));
+        if let Some(ca) = &self.ca_cert {
+            argv.push(format!("-ca-cert={ca}"));
+        }
+        argv.push("-tls-skip-verify=false".to_owned());
+        argv.extend(args.iter().map(|s| (*s).to_owned()));
+        argv
+    }
+}
 
 /// One command to run inside a pod.
 #[derive(Clone, Debug)]
@@ -39,11 +144,11 @@ impl ExecRequest {
     }
 }
 
-fn cli_args(cli: &str, args: &[&str]) -> Vec<String> {
-    std::iter::once(cli)
-        .chain(args.iter().copied())
-        .map(str::to_string)
-        .collect()
+/// A command without a token: `sh -c '<clean env>' bao verb… <flags> args…`.
+fn cli_args(cli: &Cli, verb: &[&str], args: &[&str]) -> Vec<String> {
+    let mut argv = vec!["sh".to_owned(), "-c".to_owned(), CLEAN_ENV.to_owned()];
+    argv.extend(cli.argv(verb, args));
+    argv
 }
 
 /// Checks an API path before it becomes an argument: it must look like a path and can
@@ -66,17 +171,21 @@ pub fn checked_path(path: &str) -> Result<&str> {
 }
 
 /// `bao read -format=json sys/seal-status` (answers in every state, exit 0).
-pub fn seal_status(cli: &str) -> ExecRequest {
-    ExecRequest::plain(cli_args(cli, &["read", "-format=json", "sys/seal-status"]))
+pub fn seal_status(cli: &Cli) -> ExecRequest {
+    ExecRequest::plain(cli_args(
+        cli,
+        &["read"],
+        &["-format=json", "sys/seal-status"],
+    ))
 }
 
 /// `bao read -format=json sys/health …` with every state remapped to 200, so a standby,
 /// sealed or uninitialized node answers instead of failing.
-pub fn health(cli: &str) -> ExecRequest {
+pub fn health(cli: &Cli) -> ExecRequest {
     ExecRequest::plain(cli_args(
         cli,
+        &["read"],
         &[
-            "read",
             "-format=json",
             "sys/health",
             "standbycode=200",
@@ -88,18 +197,18 @@ pub fn health(cli: &str) -> ExecRequest {
 }
 
 /// `bao read -format=json sys/init`.
-pub fn init_status(cli: &str) -> ExecRequest {
-    ExecRequest::plain(cli_args(cli, &["read", "-format=json", "sys/init"]))
+pub fn init_status(cli: &Cli) -> ExecRequest {
+    ExecRequest::plain(cli_args(cli, &["read"], &["-format=json", "sys/init"]))
 }
 
 /// `bao read -format=json sys/leader`.
-pub fn leader(cli: &str) -> ExecRequest {
-    ExecRequest::plain(cli_args(cli, &["read", "-format=json", "sys/leader"]))
+pub fn leader(cli: &Cli) -> ExecRequest {
+    ExecRequest::plain(cli_args(cli, &["read"], &["-format=json", "sys/leader"]))
 }
 
 /// `bao operator init -format=json …`: the share counts are not secret; the output is.
-pub fn init(cli: &str, request: &InitRequest) -> ExecRequest {
-    let mut argv = cli_args(cli, &["operator", "init", "-format=json"]);
+pub fn init(cli: &Cli, request: &InitRequest) -> ExecRequest {
+    let mut argv = cli_args(cli, &["operator", "init"], &["-format=json"]);
     match *request {
         InitRequest::Shamir { shares, threshold } => {
             argv.push(format!("-key-shares={shares}"));
@@ -114,9 +223,9 @@ pub fn init(cli: &str, request: &InitRequest) -> ExecRequest {
 }
 
 /// `bao write -format=json sys/unseal key=-` with the share on stdin.
-pub fn unseal(cli: &str, share: &KeyShare) -> ExecRequest {
+pub fn unseal(cli: &Cli, share: &KeyShare) -> ExecRequest {
     ExecRequest {
-        argv: cli_args(cli, &["write", "-format=json", "sys/unseal", "key=-"]),
+        argv: cli_args(cli, &["write"], &["-format=json", "sys/unseal", "key=-"]),
         stdin: Some(secret_bytes(share.expose_secret().as_bytes().to_vec())),
     }
 }
@@ -124,9 +233,9 @@ pub fn unseal(cli: &str, share: &KeyShare) -> ExecRequest {
 /// `bao write -format=json sys/unseal -` with `{"reset": true}` on stdin. Not
 /// `reset=true` on the command line: the CLI sends every `k=v` as a JSON string, and the
 /// server refuses `"reset": "true"` with 400 "failed to decode JSON input".
-pub fn unseal_reset(cli: &str) -> ExecRequest {
+pub fn unseal_reset(cli: &Cli) -> ExecRequest {
     ExecRequest {
-        argv: cli_args(cli, &["write", "-format=json", "sys/unseal", "-"]),
+        argv: cli_args(cli, &["write"], &["-format=json", "sys/unseal", "-"]),
         stdin: Some(secret_bytes(br#"{"reset":true}"#.to_vec())),
     }
 }
@@ -138,28 +247,28 @@ fn token_line(token: &Token) -> Vec<u8> {
     stdin
 }
 
-fn with_token(cli: &str, args: &[&str]) -> Vec<String> {
+fn with_token(cli: &Cli, verb: &[&str], args: &[&str]) -> Vec<String> {
     let mut argv = vec![
-        "sh".to_string(),
-        "-c".to_string(),
-        TOKEN_FROM_STDIN.to_string(),
+        "sh".to_owned(),
+        "-c".to_owned(),
+        TOKEN_FROM_STDIN.to_owned(),
     ];
-    argv.extend(cli_args(cli, args));
+    argv.extend(cli.argv(verb, args));
     argv
 }
 
 /// `sh -c '<token from stdin>' bao read -format=json PATH`.
-pub fn read(cli: &str, path: &str, token: &Token) -> Result<ExecRequest> {
+pub fn read(cli: &Cli, path: &str, token: &Token) -> Result<ExecRequest> {
     let path = checked_path(path)?;
     Ok(ExecRequest {
-        argv: with_token(cli, &["read", "-format=json", path]),
+        argv: with_token(cli, &["read"], &["-format=json", path]),
         stdin: Some(secret_bytes(token_line(token))),
     })
 }
 
 /// `sh -c '<token from stdin>' bao write -format=json PATH -` with the JSON body after
 /// the token on stdin; without a body, `bao write -format=json -force PATH`.
-pub fn write(cli: &str, path: &str, body: Option<&Value>, token: &Token) -> Result<ExecRequest> {
+pub fn write(cli: &Cli, path: &str, body: Option<&Value>, token: &Token) -> Result<ExecRequest> {
     let path = checked_path(path)?;
     let mut stdin = token_line(token);
     let argv = match body {
@@ -167,9 +276,9 @@ pub fn write(cli: &str, path: &str, body: Option<&Value>, token: &Token) -> Resu
             serde_json::to_writer(&mut stdin, body).map_err(|e| {
                 Error::invalid("request body", e.to_string(), "report this as a bug")
             })?;
-            with_token(cli, &["write", "-format=json", path, "-"])
+            with_token(cli, &["write"], &["-format=json", path, "-"])
         }
-        None => with_token(cli, &["write", "-format=json", "-force", path]),
+        None => with_token(cli, &["write"], &["-format=json", "-force", path]),
     };
     Ok(ExecRequest {
         argv,
@@ -178,12 +287,12 @@ pub fn write(cli: &str, path: &str, body: Option<&Value>, token: &Token) -> Resu
 }
 
 /// `bao write -format=json PATH -` with a JSON body on stdin and no token (logins).
-pub fn write_unauthenticated(cli: &str, path: &str, body: &Value) -> Result<ExecRequest> {
+pub fn write_unauthenticated(cli: &Cli, path: &str, body: &Value) -> Result<ExecRequest> {
     let path = checked_path(path)?;
     let stdin = serde_json::to_vec(body)
         .map_err(|e| Error::invalid("request body", e.to_string(), "report this as a bug"))?;
     Ok(ExecRequest {
-        argv: cli_args(cli, &["write", "-format=json", path, "-"]),
+        argv: cli_args(cli, &["write"], &["-format=json", path, "-"]),
         stdin: Some(secret_bytes(stdin)),
     })
 }
@@ -195,13 +304,23 @@ mod tests {
 
     const SECRET: &str = "s.Zm9vYmFyYmF6cXV4c2VjcmV0";
 
+    fn bao() -> Cli {
+        Cli::tls("bao", 8200, "/openbao/userconfig/tls/ca.crt")
+    }
+
+    /// The words after the connection flags: what the command does.
+    fn tail(argv: &[String]) -> Vec<&str> {
+        let at = argv
+            .iter()
+            .position(|a| a == "-tls-skip-verify=false")
+            .map_or(0, |i| i + 1);
+        argv[at..].iter().map(String::as_str).collect()
+    }
+
     #[test]
     fn the_unseal_reset_sends_a_json_boolean() {
-        let request = unseal_reset("bao");
-        assert_eq!(
-            request.argv,
-            ["bao", "write", "-format=json", "sys/unseal", "-"]
-        );
+        let request = unseal_reset(&bao());
+        assert_eq!(tail(&request.argv), ["-format=json", "sys/unseal", "-"]);
         let body: Value = serde_json::from_slice(
             request
                 .stdin
@@ -222,30 +341,30 @@ mod tests {
         let share = KeyShare::new(SECRET.into());
         let body = json!({"jwt": SECRET, "policy": "path \"x\" {}"});
         Ok(vec![
-            seal_status("bao"),
-            health("bao"),
-            init_status("bao"),
-            leader("bao"),
+            seal_status(&bao()),
+            health(&bao()),
+            init_status(&bao()),
+            leader(&bao()),
             init(
-                "bao",
+                &bao(),
                 &InitRequest::Shamir {
                     shares: 5,
                     threshold: 3,
                 },
             ),
             init(
-                "vault",
+                &Cli::plaintext("vault", 8200),
                 &InitRequest::Recovery {
                     shares: 5,
                     threshold: 3,
                 },
             ),
-            unseal("bao", &share),
-            unseal_reset("bao"),
-            read("bao", "sys/storage/raft/configuration", &token)?,
-            write("bao", "sys/policies/acl/backup", Some(&body), &token)?,
-            write("bao", "sys/step-down", None, &token)?,
-            write_unauthenticated("bao", "auth/kubernetes/login", &body)?,
+            unseal(&bao(), &share),
+            unseal_reset(&bao()),
+            read(&bao(), "sys/storage/raft/configuration", &token)?,
+            write(&bao(), "sys/policies/acl/backup", Some(&body), &token)?,
+            write(&bao(), "sys/step-down", None, &token)?,
+            write_unauthenticated(&bao(), "auth/kubernetes/login", &body)?,
         ])
     }
 
@@ -256,16 +375,16 @@ mod tests {
                 assert!(!arg.contains(SECRET), "secret in argv: {:?}", request.argv);
             }
         }
-        let share_cmd = unseal("bao", &KeyShare::new(SECRET.into()));
+        let share_cmd = unseal(&bao(), &KeyShare::new(SECRET.into()));
         assert_eq!(
-            share_cmd.argv,
-            ["bao", "write", "-format=json", "sys/unseal", "key=-"]
+            tail(&share_cmd.argv),
+            ["-format=json", "sys/unseal", "key=-"]
         );
         assert_eq!(
             share_cmd.stdin.as_ref().map(|s| s.expose_secret().to_vec()),
             Some(SECRET.as_bytes().to_vec())
         );
-        let token_cmd = read("bao", "sys/leader", &Token::new(SECRET.into()))?;
+        let token_cmd = read(&bao(), "sys/leader", &Token::new(SECRET.into()))?;
         assert_eq!(token_cmd.argv[..3], ["sh", "-c", TOKEN_FROM_STDIN]);
         assert_eq!(
             token_cmd.stdin.map(|s| s.expose_secret().to_vec()),
@@ -281,6 +400,49 @@ mod tests {
                 request.argv.iter().any(|a| a == "-format=json"),
                 "{:?}",
                 request.argv
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_command_names_its_server_and_ca_and_clears_the_steering_environment() -> Result<()> {
+        for request in every_command()? {
+            let argv = &request.argv;
+            assert_eq!(argv[..2], ["sh", "-c"], "{argv:?}");
+            assert!(
+                argv[2] == CLEAN_ENV || argv[2] == TOKEN_FROM_STDIN,
+                "a constant prologue: {argv:?}"
+            );
+            assert!(argv[2].starts_with(STEERING_ENV), "{argv:?}");
+            let flags = |prefix: &str| argv.iter().filter(|a| a.starts_with(prefix)).count();
+            assert_eq!(flags("-address=http"), 1, "{argv:?}");
+            assert_eq!(flags("-tls-skip-verify=false"), 1, "{argv:?}");
+            let tls = argv.iter().any(|a| a == "-address=https://127.0.0.1:8200");
+            assert_eq!(flags("-ca-cert=/"), usize::from(tls), "{argv:?}");
+        }
+        for name in [
+            "VAULT_ADDR",
+            "BAO_ADDR",
+            "VAULT_AGENT_ADDR",
+            "VAULT_SKIP_VERIFY",
+            "BAO_SKIP_VERIFY",
+            "VAULT_CACERT",
+            "VAULT_CAPATH",
+            "VAULT_CLIENT_CERT",
+            "VAULT_TLS_SERVER_NAME",
+            "VAULT_NAMESPACE",
+            "VAULT_WRAP_TTL",
+            "VAULT_MFA",
+            "VAULT_HTTP_PROXY",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "VAULT_CLI_NO_COLOR",
+            "BAO_CONFIG_PATH",
+        ] {
+            assert!(
+                STEERING_ENV.split_whitespace().any(|w| w == name),
+                "{name} is cleared"
             );
         }
         Ok(())

@@ -305,14 +305,42 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
     /// revoked before it returns. The stored keys stay held for the [`Lifecycle::execute`]
     /// that follows.
     pub async fn observe(&mut self, leftover_pods: &[PodName]) -> Result<Observation> {
+        let mut every: Vec<PodName> = self.intent.pods().to_vec();
+        every.extend(leftover_pods.iter().cloned());
+        self.observe_members(&every, leftover_pods).await
+    }
+
+    /// [`Lifecycle::observe`], touching only `members`: the pods the cluster's own
+    /// StatefulSet controls. A desired pod that is not a member (not created yet, or a pod
+    /// someone else made under that name) is reported unreachable without a single call
+    /// to it, so no command, share or token ever reaches it, and the decision waits for
+    /// the real one. Leftovers that are not members are ignored.
+    pub async fn observe_members(
+        &mut self,
+        members: &[PodName],
+        leftover_pods: &[PodName],
+    ) -> Result<Observation> {
         let mut pods: Vec<PodName> = self.intent.pods().to_vec();
         pods.extend(
             leftover_pods
                 .iter()
-                .filter(|p| !self.intent.pods().contains(p))
+                .filter(|p| !self.intent.pods().contains(p) && members.contains(p))
                 .cloned(),
         );
-        let nodes = futures::future::join_all(pods.iter().map(|p| self.observe_pod(p))).await;
+        let this = &*self;
+        let nodes = futures::future::join_all(pods.iter().map(|p| async move {
+            if members.contains(p) {
+                this.observe_pod(p).await
+            } else {
+                NodeObservation::new(
+                    p.clone(),
+                    NodeState::Unreachable {
+                        reason: "no pod of this cluster's StatefulSet has this name yet".into(),
+                    },
+                )
+            }
+        }))
+        .await;
 
         let (keys_state, mut keys) = match &self.pending {
             Some(pending) => (KeysState::PendingWrite(pending.summary()), None),

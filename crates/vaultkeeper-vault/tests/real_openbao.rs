@@ -16,7 +16,6 @@ use support::raw::Raw;
 use support::tokenreview::TokenReviewServer;
 use support::transit::TransitServer;
 use support::{assert_no_secret_leaked, converge, logs};
-use vaultkeeper_api::Flavor;
 use vaultkeeper_vault::bootstrap::{self, Authority, BootstrapSpec, Change, Identity, Item};
 use vaultkeeper_vault::client::{ExecNodeClient, KubernetesAuthConfig, NodeClient};
 use vaultkeeper_vault::decide::{Action, ClusterIntent, InitMode, SealIntent, StopReason};
@@ -229,7 +228,7 @@ async fn three_node_cluster_lifecycle_over_exec() {
     executor
         .inner()
         .set_container_env("BAO_TOKEN", "s.the-transit-seal-token-of-the-container");
-    let client = ExecNodeClient::new(executor.clone(), Flavor::OpenBao);
+    let client = ExecNodeClient::new(executor.clone(), Cluster::cli());
     let (secrets, _lifecycle) = fresh_then_restarts(&mut cluster, client, "exec").await;
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
     assert!(
@@ -299,7 +298,7 @@ async fn failing_key_store_after_init_never_reinitializes() {
     };
     let intent = shamir(cluster.pods(3));
     let mut lifecycle = Lifecycle::new(
-        ExecNodeClient::new(executor.clone(), Flavor::OpenBao),
+        ExecNodeClient::new(executor.clone(), Cluster::cli()),
         store.clone(),
         intent.clone(),
     );
@@ -334,7 +333,7 @@ async fn failing_key_store_after_init_never_reinitializes() {
     // The operator process dies here and a new one starts: the keys are gone with it.
     // The new one sees an initialized cluster without keys and stops, pass after pass.
     let mut restarted = Lifecycle::new(
-        ExecNodeClient::new(executor.clone(), Flavor::OpenBao),
+        ExecNodeClient::new(executor.clone(), Cluster::cli()),
         store.clone(),
         intent,
     );
@@ -592,7 +591,7 @@ async fn bootstrap_twice_gives_the_same_policies_and_roles_and_least_privilege()
 
     // Twice more, once through each transport: nothing changes.
     let executor = cluster.executor();
-    let exec = ExecNodeClient::new(executor.clone(), Flavor::OpenBao);
+    let exec = ExecNodeClient::new(executor.clone(), Cluster::cli());
     for client in [&exec as &dyn NodeClient, http as &dyn NodeClient] {
         let again = bootstrap::apply(client, pod, &spec, &root, Authority::Root)
             .await
@@ -958,7 +957,7 @@ async fn transit_auto_unseal_cluster_comes_back_unsealed_without_keys() {
     let mut cluster = Cluster::new(6, 3, seal);
     cluster.start_all();
     let executor = cluster.executor();
-    let client = ExecNodeClient::new(executor.clone(), Flavor::OpenBao);
+    let client = ExecNodeClient::new(executor.clone(), Cluster::cli());
     let (mut secrets, reports) = auto_unseal_lifecycle(&mut cluster, client, "transit").await;
     let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
     assert!(
@@ -1039,7 +1038,7 @@ async fn self_initialized_openbao_is_observed_and_bootstrapped_never_initialized
     let pods = cluster.pods(3);
     let executor = cluster.executor();
     let mut lifecycle = Lifecycle::new(
-        ExecNodeClient::new(executor.clone(), Flavor::OpenBao),
+        ExecNodeClient::new(executor.clone(), Cluster::cli()),
         store.clone(),
         auto(pods.clone(), InitMode::SelfInit),
     )
@@ -1252,7 +1251,7 @@ async fn errors_name_the_pod_and_the_step_and_carry_no_secret() {
         "https://127.10.10.99:8200",
         &cluster.pki.ca_file,
     );
-    let exec = ExecNodeClient::new(executor.clone(), Flavor::OpenBao);
+    let exec = ExecNodeClient::new(executor.clone(), Cluster::cli());
     let pod = cluster.pods(1)[0].clone();
     let share = KeyShare::new("c2VjcmV0LXNoYXJlLXZhbHVlLXRoYXQtbXVzdC1ub3QtbGVhaw==".into());
     let token = Token::new("s.aSecretTokenThatMustNotLeak42".into());

@@ -376,7 +376,7 @@ pub async fn observe(
             });
             continue;
         };
-        let from_log = last_pod_log(&pods, &name, source.container)
+        let from_log = last_pod_log(&pods, &job, source.container)
             .await
             .and_then(|l| (source.parse)(&l));
         let outcome = match (complete, from_log) {
@@ -399,13 +399,22 @@ pub async fn observe(
     Ok((since, runs))
 }
 
-/// The log of the newest pod of a Job (its last lines), if any can be read.
-async fn last_pod_log(pods: &Api<Pod>, job: &str, container: &str) -> Option<String> {
-    let mut list = pods
+/// The log of the newest pod of a Job (its last lines), if any can be read. Only pods the
+/// Job controls (by UID) count: anyone who may create pods can copy the `job-name` label
+/// and print a success line.
+async fn last_pod_log(pods: &Api<Pod>, job: &Job, container: &str) -> Option<String> {
+    let (name, uid) = (job.name_any(), job.metadata.uid.clone()?);
+    let job = name.as_str();
+    let mut list: Vec<Pod> = pods
         .list(&ListParams::default().labels(&format!("job-name={job}")))
         .await
         .ok()?
-        .items;
+        .items
+        .into_iter()
+        .filter(|p| {
+            crate::controller::members::controlled_by(&p.metadata, "batch/v1", "Job", job, &uid)
+        })
+        .collect();
     list.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
     let pod = list.last()?;
     let params = LogParams {

@@ -10,4 +10,5 @@
 
 mod boundary;
 mod images;
+mod members;
 mod rbac;

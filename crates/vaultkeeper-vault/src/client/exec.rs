@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{KubernetesAuthConfig, KubernetesRole, NodeClient, TokenRole, Transport, wire};
 use crate::commands;
-pub use crate::commands::ExecRequest;
+pub use crate::commands::{Cli, ExecRequest};
 use crate::error::{Error, Result, Step};
 use crate::keys::InitKeys;
 use crate::node::{
@@ -66,10 +66,32 @@ struct PodEnvironment {
     ca_file: PathBuf,
 }
 
+impl PodEnvironment {
+    /// `arg` as it means this node: the pod's loopback address and CA file (see
+    /// [`LocalProcessExecutor`]).
+    fn translate(&self, arg: &str) -> String {
+        if arg.starts_with("-address=http://127.0.0.1:")
+            || arg.starts_with("-address=https://127.0.0.1:")
+        {
+            format!("-address={}", self.vault_addr)
+        } else if arg.starts_with("-ca-cert=") {
+            format!("-ca-cert={}", self.ca_file.display())
+        } else {
+            arg.to_owned()
+        }
+    }
+}
+
 /// Runs commands as local processes with the environment a Vault pod's container would
 /// give them (`VAULT_ADDR=https://<node address>:8200`, `VAULT_CACERT=<ca file>`), and
 /// nothing else from this process's environment: a `VAULT_TOKEN` exported in the test
 /// runner's shell must not leak into a command.
+///
+/// It stands in for the pod's own network and filesystem as well: in a pod the CLI's
+/// `-address=…://127.0.0.1:8200` is the pod's server and `-ca-cert=<path>` a file of the
+/// container; here every node has its own loopback address and CA file, so those two
+/// flags are pointed at the registered ones (as the simulated cluster's runtime rewrites
+/// a pod's connections to 127.0.0.1). Nothing else in argv changes.
 pub struct LocalProcessExecutor {
     bin_dir: PathBuf,
     home: PathBuf,
@@ -94,6 +116,8 @@ impl LocalProcessExecutor {
 
     /// Adds a variable every command sees, as a container's own environment would (e.g. a
     /// transit seal's `BAO_TOKEN`), to check that commands do not depend on its absence.
+    /// It is set after the pod's `VAULT_ADDR` and `VAULT_CACERT`, so it can override them,
+    /// as `spec.pod.env` could in a pod.
     pub fn set_container_env(&self, name: impl Into<String>, value: impl Into<String>) {
         if let Ok(mut env) = self.container_env.lock() {
             env.push((name.into(), value.into()));
@@ -134,7 +158,12 @@ impl Executor for LocalProcessExecutor {
         let environment = self
             .environment(pod)
             .ok_or_else(|| format!("pod {pod} is not known to the local executor"))?;
-        let (program, args) = request.argv.split_first().ok_or("empty command")?;
+        let argv: Vec<String> = request
+            .argv
+            .iter()
+            .map(|arg| environment.translate(arg))
+            .collect();
+        let (program, args) = argv.split_first().ok_or("empty command")?;
         let path = format!("{}:/usr/local/bin:/usr/bin:/bin", self.bin_dir.display());
         let container_env = self
             .container_env
@@ -144,11 +173,12 @@ impl Executor for LocalProcessExecutor {
         let mut child = tokio::process::Command::new(program)
             .args(args)
             .env_clear()
-            .envs(container_env)
             .env("PATH", path)
             .env("HOME", &self.home)
             .env("VAULT_ADDR", &environment.vault_addr)
             .env("VAULT_CACERT", &environment.ca_file)
+            // After ours, as `spec.pod.env` comes after the rendered variables in a pod.
+            .envs(container_env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -239,16 +269,14 @@ impl<E: Executor> Executor for RecordingExecutor<E> {
 /// The exec transport's node client.
 pub struct ExecNodeClient<E> {
     executor: E,
-    cli: &'static str,
+    cli: Cli,
 }
 
 impl<E: Executor> ExecNodeClient<E> {
-    /// A client running `flavor`'s CLI (`vault` or `bao`) through `executor`.
-    pub fn new(executor: E, flavor: vaultkeeper_api::Flavor) -> Self {
-        ExecNodeClient {
-            executor,
-            cli: flavor.cli_binary(),
-        }
+    /// A client running `cli` (the flavor's `vault` or `bao`, with the address and CA it
+    /// must use) through `executor`.
+    pub fn new(executor: E, cli: Cli) -> Self {
+        ExecNodeClient { executor, cli }
     }
 
     /// The executor (e.g. to read what a [`RecordingExecutor`] recorded).
@@ -354,7 +382,7 @@ impl<E: Executor> ExecNodeClient<E> {
         body: Option<&Value>,
         token: &Token,
     ) -> Result<()> {
-        let request = commands::write(self.cli, path, body, token)?;
+        let request = commands::write(&self.cli, path, body, token)?;
         self.run(pod, step, request).await.map(|_| ())
     }
 }
@@ -429,34 +457,34 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
 
     async fn health(&self, pod: &PodName) -> Result<Health> {
         let data = self
-            .required_data(pod, Step::Health, commands::health(self.cli))
+            .required_data(pod, Step::Health, commands::health(&self.cli))
             .await?;
         Health::parse(pod, &data)
     }
 
     async fn seal_status(&self, pod: &PodName) -> Result<SealStatus> {
         let data = self
-            .required_data(pod, Step::SealStatus, commands::seal_status(self.cli))
+            .required_data(pod, Step::SealStatus, commands::seal_status(&self.cli))
             .await?;
         SealStatus::parse(pod, Step::SealStatus, &data)
     }
 
     async fn init_status(&self, pod: &PodName) -> Result<bool> {
         let data = self
-            .required_data(pod, Step::InitStatus, commands::init_status(self.cli))
+            .required_data(pod, Step::InitStatus, commands::init_status(&self.cli))
             .await?;
         wire::initialized(pod, &data)
     }
 
     async fn leader(&self, pod: &PodName) -> Result<LeaderStatus> {
         let data = self
-            .required_data(pod, Step::Leader, commands::leader(self.cli))
+            .required_data(pod, Step::Leader, commands::leader(&self.cli))
             .await?;
         LeaderStatus::parse(pod, &data)
     }
 
     async fn raft_configuration(&self, pod: &PodName, token: &Token) -> Result<RaftConfiguration> {
-        let request = commands::read(self.cli, "sys/storage/raft/configuration", token)?;
+        let request = commands::read(&self.cli, "sys/storage/raft/configuration", token)?;
         let data = self
             .required_data(pod, Step::RaftConfiguration, request)
             .await?;
@@ -464,7 +492,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
     }
 
     async fn autopilot_state(&self, pod: &PodName, token: &Token) -> Result<AutopilotState> {
-        let request = commands::read(self.cli, "sys/storage/raft/autopilot/state", token)?;
+        let request = commands::read(&self.cli, "sys/storage/raft/autopilot/state", token)?;
         let data = self
             .required_data(pod, Step::AutopilotState, request)
             .await?;
@@ -474,7 +502,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
     async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<InitKeys> {
         request.validate()?;
         let stdout = self
-            .run(pod, Step::Init, commands::init(self.cli, request))
+            .run(pod, Step::Init, commands::init(&self.cli, request))
             .await?
             .ok_or_else(|| Error::UnexpectedResponse {
                 pod: pod.clone(),
@@ -498,14 +526,14 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
 
     async fn unseal(&self, pod: &PodName, share: &KeyShare) -> Result<UnsealProgress> {
         let data = self
-            .required_data(pod, Step::Unseal, commands::unseal(self.cli, share))
+            .required_data(pod, Step::Unseal, commands::unseal(&self.cli, share))
             .await?;
         SealStatus::parse(pod, Step::Unseal, &data).map(|s| UnsealProgress::from(&s))
     }
 
     async fn unseal_reset(&self, pod: &PodName) -> Result<UnsealProgress> {
         let data = self
-            .required_data(pod, Step::UnsealReset, commands::unseal_reset(self.cli))
+            .required_data(pod, Step::UnsealReset, commands::unseal_reset(&self.cli))
             .await?;
         SealStatus::parse(pod, Step::UnsealReset, &data).map(|s| UnsealProgress::from(&s))
     }
@@ -528,7 +556,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
     }
 
     async fn auth_mounts(&self, pod: &PodName, token: &Token) -> Result<BTreeMap<String, String>> {
-        let request = commands::read(self.cli, "sys/auth", token)?;
+        let request = commands::read(&self.cli, "sys/auth", token)?;
         let data = self.required_data(pod, Step::AuthMount, request).await?;
         wire::auth_mounts(pod, &data)
     }
@@ -557,7 +585,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
         name: &str,
         token: &Token,
     ) -> Result<Option<String>> {
-        let request = commands::read(self.cli, &format!("sys/policy/{name}"), token)?;
+        let request = commands::read(&self.cli, &format!("sys/policy/{name}"), token)?;
         match self.run_data(pod, Step::Policy, request).await? {
             None => Ok(None),
             Some(data) => wire::policy_text(pod, &data).map(Some),
@@ -588,7 +616,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
         mount: &str,
         token: &Token,
     ) -> Result<Option<KubernetesAuthConfig>> {
-        let request = commands::read(self.cli, &format!("auth/{mount}/config"), token)?;
+        let request = commands::read(&self.cli, &format!("auth/{mount}/config"), token)?;
         match self
             .run_data(pod, Step::KubernetesAuthConfig, request)
             .await?
@@ -623,7 +651,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
         name: &str,
         token: &Token,
     ) -> Result<Option<KubernetesRole>> {
-        let request = commands::read(self.cli, &format!("auth/{mount}/role/{name}"), token)?;
+        let request = commands::read(&self.cli, &format!("auth/{mount}/role/{name}"), token)?;
         match self
             .run_data(pod, Step::KubernetesAuthRole, request)
             .await?
@@ -657,7 +685,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
         name: &str,
         token: &Token,
     ) -> Result<Option<TokenRole>> {
-        let request = commands::read(self.cli, &format!("auth/token/roles/{name}"), token)?;
+        let request = commands::read(&self.cli, &format!("auth/token/roles/{name}"), token)?;
         match self.run_data(pod, Step::TokenRole, request).await? {
             None => Ok(None),
             Some(data) => wire::token_role(pod, name, &data).map(Some),
@@ -685,7 +713,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
     ) -> Result<Token> {
         let body = json!({ "role": role, "jwt": jwt.expose_secret() });
         let request =
-            commands::write_unauthenticated(self.cli, &format!("auth/{mount}/login"), &body)?;
+            commands::write_unauthenticated(&self.cli, &format!("auth/{mount}/login"), &body)?;
         drop(body);
         let stdout = self
             .run(pod, Step::KubernetesLogin, request)
@@ -699,7 +727,7 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
     }
 
     async fn lookup_self(&self, pod: &PodName, token: &Token) -> Result<TokenInfo> {
-        let request = commands::read(self.cli, "auth/token/lookup-self", token)?;
+        let request = commands::read(&self.cli, "auth/token/lookup-self", token)?;
         let stdout = self
             .run(pod, Step::TokenLookup, request)
             .await?

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 pub use exec::{
-    ExecNodeClient, ExecOutput, ExecRequest, Executor, LocalProcessExecutor, RecordedCommand,
+    Cli, ExecNodeClient, ExecOutput, ExecRequest, Executor, LocalProcessExecutor, RecordedCommand,
     RecordingExecutor,
 };
 pub use http::HttpNodeClient;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use vaultkeeper_vault::client::{
-    HttpNodeClient, HttpOptions, LocalProcessExecutor, RecordingExecutor,
+    Cli, HttpNodeClient, HttpOptions, LocalProcessExecutor, RecordingExecutor,
 };
 use vaultkeeper_vault::node::{NodeEndpoint, PodName};
 
@@ -320,6 +320,12 @@ impl Cluster {
                 .add_pod(node.pod.clone(), &endpoint)
                 .unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+
+    /// The CLI the exec transport runs, as the operator configures it for a pod with TLS
+    /// (the executor points its address and CA at each node).
+    pub fn cli() -> Cli {
+        Cli::tls("bao", 8200, "/openbao/userconfig/vault-server-tls/ca.crt")
     }
 
     /// The exec transport's executor: the CLI with the env a pod's container has.

@@ -73,6 +73,24 @@ pub(crate) fn unrepeated(
         .collect()
 }
 
+/// One Warning per pod that carries the cluster's server labels without being controlled
+/// by its StatefulSet (published once, then held back like any repeated Warning).
+pub(crate) fn foreign_pods(pods: &[String]) -> Vec<EventSpec> {
+    pods.iter()
+        .map(|pod| {
+            EventSpec::warning(
+                "ForeignPod",
+                format!(
+                    "pod {pod} carries this cluster's server labels, but no StatefulSet of \
+                     this cluster controls it: it is ignored (never sent a command, share or \
+                     token, and not counted); delete it, or remove the labels"
+                ),
+            )
+            .about(pod.clone())
+        })
+        .collect()
+}
+
 /// The Events for what the lifecycle did. Failures become `LifecycleFailed` Warnings; a
 /// stop becomes a Warning named by its reason.
 pub(crate) fn lifecycle(pass: &PassReport, keys_secret: &str) -> Vec<EventSpec> {

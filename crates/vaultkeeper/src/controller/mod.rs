@@ -20,6 +20,7 @@ mod events;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 mod jobs;
+pub(crate) mod members;
 mod nodes;
 mod observe;
 mod plan;
@@ -117,6 +118,16 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     if let Err(invalid) = vaultkeeper_api::validate(&vc) {
         return write::blocked(&ctx, &vc, &invalid, now).await;
     }
+    //    The fields fixed at initialization must still be what they were, even when the
+    //    change reached the cluster without the CRD's transition rules.
+    if let Some(recorded) = vc.status.as_ref().and_then(|s| s.initialized_with.as_ref()) {
+        let now_fixed = vaultkeeper_api::fixed_fields(&vc.name_any(), &vc.spec);
+        let violations = vaultkeeper_api::validate_fixed(recorded, &now_fixed);
+        if !violations.is_empty() {
+            let invalid = vaultkeeper_api::InvalidSpec { violations };
+            return write::blocked(&ctx, &vc, &invalid, now).await;
+        }
+    }
     // The platform's image policy: an image it refuses never reaches a pod, and the pods
     // of a running cluster whose image it no longer allows are handed no key.
     if let Err(refused) = ctx
@@ -181,6 +192,7 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         operation: plan.operation.clone(),
         waiting_for: plan.waiting_for.clone(),
         errors: acted.errors.clone(),
+        fixed: Some(vaultkeeper_api::fixed_fields(&vc.name_any(), &vc.spec)),
     });
     let backups = jobs::fold_backups(
         &vc.spec.backup,
@@ -209,6 +221,11 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
             .map(|reason| EventSpec::normal("CertificateIssued", reason)),
     );
     events.extend(acted.events.iter().cloned());
+    events.extend(events::unrepeated(
+        events::foreign_pods(&observed.foreign_pods),
+        &mut memory.warned,
+        Instant::now(),
+    ));
     if let Some(pass) = &acted.pass {
         let keys_secret = nodes::keys_secret_name(&vc);
         let lifecycle = events::lifecycle(pass, &keys_secret);

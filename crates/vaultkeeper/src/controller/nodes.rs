@@ -11,10 +11,10 @@ use vaultkeeper_api::names::vault as vault_names;
 use vaultkeeper_api::{
     ClusterNames, Flavor, Initialization, RootTokenPolicy, Transport, UnsealType, VaultCluster,
 };
-use vaultkeeper_render::ServerLayout;
+use vaultkeeper_render::{API_PORT, ServerLayout, TlsFiles};
 use vaultkeeper_vault::bootstrap::{BootstrapSpec, Identity};
 use vaultkeeper_vault::client::{
-    ExecNodeClient, Executor, HttpNodeClient, HttpOptions, KubernetesAuthConfig, NodeClient,
+    Cli, ExecNodeClient, Executor, HttpNodeClient, HttpOptions, KubernetesAuthConfig, NodeClient,
 };
 use vaultkeeper_vault::decide::{ClusterIntent, InitMode, SealIntent};
 use vaultkeeper_vault::keys::KeyStore;
@@ -89,7 +89,7 @@ impl NodeAccess {
                         #[cfg(feature = "fault-injection")]
                         let executor = ctx.faults.executor(executor);
                         (
-                            Arc::new(ExecNodeClient::new(executor, layout.flavor())),
+                            Arc::new(ExecNodeClient::new(executor, exec_cli(vc, layout))),
                             None,
                         )
                     }
@@ -149,6 +149,18 @@ impl NodeAccess {
                 warn!(pod = %pod.name_any(), error = %e, "cannot reach this pod over HTTP");
             }
         }
+    }
+}
+
+/// The CLI the exec transport runs in a pod: the flavor's binary, told its server's
+/// address (the pod's own loopback, which the server certificate carries) and the CA file
+/// mounted in the container, so nothing in the container's environment can send a share or
+/// token elsewhere.
+pub(crate) fn exec_cli(vc: &VaultCluster, layout: ServerLayout) -> Cli {
+    let binary = layout.flavor().cli_binary();
+    match TlsFiles::of(vc) {
+        TlsFiles::Enabled(secret) => Cli::tls(binary, API_PORT, secret.ca_file(layout)),
+        TlsFiles::Disabled => Cli::plaintext(binary, API_PORT),
     }
 }
 

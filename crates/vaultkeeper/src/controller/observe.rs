@@ -19,6 +19,7 @@ use vaultkeeper_vault::node::PodName;
 
 use super::context::{Capabilities, ClusterMemory, Context};
 use super::error::{Error, kube_err};
+use super::members;
 use super::nodes::{self, NodeAccess};
 use super::tls::TlsObserved;
 use crate::apply::{self, LiveObjects, with_retries};
@@ -31,8 +32,11 @@ pub(crate) struct Observed {
     pub(crate) capabilities: Capabilities,
     /// The objects of this cluster that exist now.
     pub(crate) live: LiveObjects,
-    /// The cluster's Vault pods (leftovers of a scale-down included).
+    /// The cluster's Vault pods (leftovers of a scale-down included): only the members,
+    /// pods its own StatefulSet controls (see [`members`]).
     pub(crate) pods: Vec<Pod>,
+    /// Other pods carrying the cluster's server labels: ignored, reported.
+    pub(crate) foreign_pods: Vec<String>,
     /// The TLS Secrets.
     pub(crate) tls: TlsObserved,
     /// Whether the backup encryption key exists (`None`: backups to S3 are off, so it
@@ -84,7 +88,16 @@ pub(crate) async fn cluster(
         ],
     )
     .await?;
-    let pods = pods(client, vc, &namespace).await?;
+    let labelled = pods(client, vc, &namespace).await?;
+    let uid = vc.uid();
+    let members::Membership {
+        members: pods,
+        foreign: foreign_pods,
+    } = members::sort_pods(
+        labelled,
+        live.statefulset(&names.statefulset()).as_ref(),
+        uid.as_deref().map(|uid| (name.as_str(), uid)),
+    );
     let tls = tls_secrets(client, vc, &namespace, &names).await?;
     let backup_key_exists = match vc.spec.backup.enabled && vc.spec.backup.s3.is_some() {
         true => {
@@ -109,13 +122,21 @@ pub(crate) async fn cluster(
             access
                 .lifecycle
                 .set_intent(nodes::intent_for(vc, &desired)?);
-            let leftovers: Vec<PodName> = pods
+            let members: Vec<PodName> = pods
                 .iter()
-                .map(|p| p.name_any())
-                .filter(|n| !desired.contains(n))
-                .filter_map(|n| PodName::new(n).ok())
+                .filter_map(|p| PodName::new(p.name_any()).ok())
                 .collect();
-            Some(access.lifecycle.observe(&leftovers).await?)
+            let leftovers: Vec<PodName> = members
+                .iter()
+                .filter(|n| !desired.iter().any(|d| d == n.as_str()))
+                .cloned()
+                .collect();
+            Some(
+                access
+                    .lifecycle
+                    .observe_members(&members, &leftovers)
+                    .await?,
+            )
         }
         None => None,
     };
@@ -170,6 +191,7 @@ pub(crate) async fn cluster(
         capabilities,
         live,
         pods,
+        foreign_pods,
         tls,
         backup_key_exists,
         nodes,
@@ -187,7 +209,8 @@ pub(crate) fn desired_pods(vc: &VaultCluster) -> Vec<String> {
         .collect()
 }
 
-/// The cluster's Vault pods, by the StatefulSet's selector.
+/// The pods carrying the StatefulSet's selector labels: members and foreign pods alike,
+/// for [`members::sort_pods`] to tell apart.
 async fn pods(
     client: &kube::Client,
     vc: &VaultCluster,

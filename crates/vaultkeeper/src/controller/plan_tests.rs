@@ -130,6 +130,7 @@ fn observed(live: LiveObjects, pods: Vec<Pod>, nodes: Option<Observation>) -> Ob
         capabilities: Capabilities::default(),
         live,
         pods,
+        foreign_pods: Vec::new(),
         tls: TlsObserved::Disabled,
         backup_key_exists: None,
         nodes,

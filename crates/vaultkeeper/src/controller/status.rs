@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use vaultkeeper_api::{
-    InvalidSpec, NodeStatus, OperationStatus, Phase, RaftRole, RaftStatus, TlsStatus,
-    VaultClusterStatus, condition,
+    InitializedWith, InvalidSpec, NodeStatus, OperationStatus, Phase, RaftRole, RaftStatus,
+    TlsStatus, VaultClusterStatus, condition,
 };
 use vaultkeeper_vault::decide::{NodeState, StopReason, WaitReason};
 use vaultkeeper_vault::lifecycle::PassReport;
@@ -57,6 +57,10 @@ pub struct StatusInputs<'a> {
     pub waiting_for: Option<String>,
     /// Failures of this pass that a person should see (already free of secrets).
     pub errors: Vec<String>,
+    /// The spec's fields that are fixed once the cluster is initialized, as they are now:
+    /// recorded in `status.initializedWith` the first time the cluster is seen initialized.
+    /// `None` keeps what was recorded.
+    pub fixed: Option<InitializedWith>,
 }
 
 struct Cond {
@@ -138,6 +142,18 @@ fn stop_sentence(stop: &StopReason) -> String {
     }
 }
 
+/// What `status.initializedWith` says: what was recorded, never rewritten; else, once the
+/// cluster is initialized, the fixed fields as they are now.
+fn initialized_with(
+    previous: Option<&VaultClusterStatus>,
+    initialized: bool,
+    fixed: Option<&InitializedWith>,
+) -> Option<InitializedWith> {
+    previous
+        .and_then(|p| p.initialized_with.clone())
+        .or_else(|| fixed.filter(|_| initialized).cloned())
+}
+
 /// Computes the status.
 pub fn compute(inputs: &StatusInputs<'_>) -> VaultClusterStatus {
     let previous = inputs.previous;
@@ -178,6 +194,7 @@ pub fn compute(inputs: &StatusInputs<'_>) -> VaultClusterStatus {
         // What was observed before stays visible.
         if let Some(previous) = previous {
             status.initialized = previous.initialized;
+            status.initialized_with = previous.initialized_with.clone();
             status.nodes = previous.nodes.clone();
         }
         status.conditions = finish(conditions, previous, inputs.generation, inputs.now);
@@ -247,6 +264,7 @@ pub fn compute(inputs: &StatusInputs<'_>) -> VaultClusterStatus {
         initialized = previous.initialized;
     }
     status.initialized = initialized;
+    status.initialized_with = initialized_with(previous, initialized, inputs.fixed.as_ref());
     status.unsealed_replicas = unsealed;
     status.sealed_replicas = i32::try_from(sealed.len()).unwrap_or(i32::MAX);
     status.ready_replicas = ready;

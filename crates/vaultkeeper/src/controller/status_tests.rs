@@ -64,6 +64,7 @@ fn compute_with(
         operation: None,
         waiting_for: None,
         errors: Vec::new(),
+        fixed: None,
     })
 }
 
@@ -167,6 +168,7 @@ fn an_invalid_spec_blocks_and_names_the_field() {
         operation: None,
         waiting_for: None,
         errors: Vec::new(),
+        fixed: None,
     });
     assert_eq!(status.phase, Some(Phase::Blocked));
     assert_eq!(condition(&status, "SpecValid"), "False");
@@ -221,4 +223,59 @@ fn a_failed_read_says_so_and_keeps_what_earlier_passes_saw() {
     let first = after_failed_read(None, Some(1), "boom", jiff::Timestamp::UNIX_EPOCH);
     assert_eq!(first.phase, Some(Phase::Pending));
     assert_eq!(condition(&first, "Ready"), "False");
+}
+
+#[test]
+fn the_fixed_fields_are_recorded_once_the_cluster_is_initialized_and_never_rewritten() {
+    let fields = |flavor, keys: &str| InitializedWith {
+        flavor,
+        unseal_type: vaultkeeper_api::UnsealType::Shamir,
+        keys_secret_name: keys.to_owned(),
+        initialization: vaultkeeper_api::Initialization::Operator,
+    };
+    let at_init = fields(vaultkeeper_api::Flavor::OpenBao, "vault-unseal-keys");
+    let changed = fields(vaultkeeper_api::Flavor::Vault, "someone-elses-keys");
+    let with = |previous: Option<&VaultClusterStatus>, pass: &PassReport, now: &InitializedWith| {
+        compute(&StatusInputs {
+            generation: Some(1),
+            previous,
+            now: jiff::Timestamp::UNIX_EPOCH,
+            desired_replicas: 1,
+            invalid: None,
+            pods: &pods(&[true]),
+            pass: Some(pass),
+            bootstrapped: false,
+            tls: None,
+            tls_problem: None,
+            operation: None,
+            waiting_for: None,
+            errors: Vec::new(),
+            fixed: Some(now.clone()),
+        })
+    };
+    let fresh = with(
+        None,
+        &pass(&[("vault-0", NodeState::Uninitialized)]),
+        &at_init,
+    );
+    assert_eq!(
+        fresh.initialized_with, None,
+        "nothing to record before init"
+    );
+    let initialized = with(
+        Some(&fresh),
+        &pass(&[("vault-0", NodeState::Active)]),
+        &at_init,
+    );
+    assert_eq!(initialized.initialized_with.as_ref(), Some(&at_init));
+    let later = with(
+        Some(&initialized),
+        &pass(&[("vault-0", NodeState::Active)]),
+        &changed,
+    );
+    assert_eq!(
+        later.initialized_with.as_ref(),
+        Some(&at_init),
+        "a later spec never rewrites what the cluster was initialized with"
+    );
 }

@@ -44,6 +44,7 @@ pub(crate) async fn blocked(
         operation: None,
         waiting_for: None,
         errors: Vec::new(),
+        fixed: None,
     });
     let newly_invalid = previous
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "SpecValid"))
