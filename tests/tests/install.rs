@@ -206,6 +206,7 @@ fn helm_template_renders_every_kind_the_operator_needs() {
         "Deployment",
         "Service",
         "PodDisruptionBudget",
+        "NetworkPolicy",
     ]
     .into();
     assert_eq!(kinds, expected, "kinds rendered by default");
@@ -338,6 +339,31 @@ fn helm_template_renders_every_kind_the_operator_needs() {
         "the PDB covers the operator pods"
     );
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    // The operator answers only on its metrics port and reaches only the API server, DNS
+    // and Vault's port.
+    let np = ok(find(&objects, "NetworkPolicy", "vaultkeeper"));
+    assert!(selects(&np["spec"]["podSelector"]["matchLabels"]));
+    assert_eq!(np["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        np["spec"]["ingress"],
+        json!([{"ports": [{"port": 8080, "protocol": "TCP"}]}])
+    );
+    let egress_ports: BTreeSet<i64> = np["spec"]["egress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["ports"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["port"].as_i64())
+        .collect();
+    assert_eq!(egress_ports, BTreeSet::from([53, 443, 6443, 8200]));
+    assert!(
+        np["spec"]["egress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|rule| rule.get("to").is_none()),
+        "egress is limited by port; the API server has no pod to select"
+    );
 
     let crb = ok(find(
         &objects,
@@ -891,6 +917,7 @@ fn kustomize_build_installs_the_operator_in_vaultkeeper_system_like_the_chart() 
         "Deployment",
         "Service",
         "PodDisruptionBudget",
+        "NetworkPolicy",
     ]
     .into();
     assert_eq!(kinds, expected);
@@ -945,6 +972,7 @@ fn kustomize_build_installs_the_operator_in_vaultkeeper_system_like_the_chart() 
     for (k, n) in [
         ("Service", "vaultkeeper-metrics"),
         ("PodDisruptionBudget", "vaultkeeper"),
+        ("NetworkPolicy", "vaultkeeper"),
     ] {
         assert_eq!(
             ok(find(&built, k, n))["spec"],
