@@ -764,7 +764,10 @@ async fn bootstrap_twice_gives_the_same_policies_and_roles_and_least_privilege()
     ] {
         let api_token = reviewer.issue_with_audiences("secrets", account, &[API_AUDIENCE]);
         let no_audience = reviewer.issue_with_audiences("secrets", account, &[]);
-        for (what, jwt) in [("API-audience", &api_token), ("audience-less", &no_audience)] {
+        for (what, jwt) in [
+            ("API-audience", &api_token),
+            ("audience-less", &no_audience),
+        ] {
             let refused = raw
                 .post(
                     ip,

@@ -192,7 +192,11 @@ fn review(issued: &Mutex<HashMap<String, Account>>, body: &[u8]) -> Value {
     // No audiences in the review means the API server's own.
     let mut wanted: Vec<String> = request["spec"]["audiences"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     if wanted.is_empty() {
         wanted.push(API_AUDIENCE.to_owned());
