@@ -15,9 +15,10 @@ use tokio::task::JoinHandle;
 use vaultkeeper::controller::faults::{Faults, NoFaults};
 use vaultkeeper::controller::{self, Context, Settings};
 use vaultkeeper::metrics::Metrics;
+use vaultkeeper_api::login::{VAULT_LOGIN_AUDIENCE, VAULT_LOGIN_TOKEN_SECONDS};
 use vaultkeeper_api::{VaultCluster, parse_manifests};
 use vaultkeeper_sim::kubelet::KubeletConfig;
-use vaultkeeper_sim::{SimCluster, SimConfig};
+use vaultkeeper_sim::{SimCluster, SimConfig, TokenRequester};
 use vaultkeeper_vault::lifecycle::JwtSource;
 use vaultkeeper_vault::secret::{SecretString, secret_string};
 
@@ -68,6 +69,15 @@ pub fn vaultkeeper_binary() -> PathBuf {
 
 /// A simulated cluster whose kubelet runs real pods.
 pub async fn cluster_with_pods(slot: u8) -> SimCluster {
+    cluster_with_images(slot, Vec::new()).await
+}
+
+/// A simulated cluster whose kubelet runs real pods, and also `extra_images` (e.g. a
+/// hostile stand-in for a Vault image).
+pub async fn cluster_with_images(
+    slot: u8,
+    extra_images: Vec<vaultkeeper_sim::runtime::ImageRule>,
+) -> SimCluster {
     let mut config = SimConfig::for_slot(slot);
     config.pods = Some(KubeletConfig {
         bao: tool("bao", "VAULTKEEPER_BAO"),
@@ -80,19 +90,28 @@ pub async fn cluster_with_pods(slot: u8) -> SimCluster {
             max: Duration::from_secs(5),
             reset_after: Duration::from_secs(60),
         }),
+        extra_images,
     });
     SimCluster::start(config)
         .await
         .expect("the simulated cluster starts")
 }
 
-/// The operator's service-account token, as the projected token file would hold it.
-struct SimJwt(String);
+/// The operator's Vault-login token, as its projected token file would hold it: audience
+/// Vault logins only, issued fresh at every login so it never expires in a long test.
+struct SimJwt(TokenRequester);
 
 #[async_trait]
 impl JwtSource for SimJwt {
     async fn jwt(&self) -> vaultkeeper_vault::Result<SecretString> {
-        Ok(secret_string(self.0.clone()))
+        let token = self
+            .0
+            .issue()
+            .map_err(|e| vaultkeeper_vault::Error::NoToken {
+                step: vaultkeeper_vault::Step::KubernetesLogin,
+                reason: format!("the simulated TokenRequest failed: {e}"),
+            })?;
+        Ok(secret_string(token.expose_secret().to_owned()))
     }
 }
 
@@ -113,14 +132,17 @@ pub struct Operator {
 impl Operator {
     /// Settings for an operator installed by `deploy/` in `sim`.
     pub fn settings(sim: &SimCluster) -> Settings {
-        let jwt = sim
-            .service_account_token(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT)
-            .expect("the operator's ServiceAccount exists");
+        let jwt = sim.token_requester(
+            OPERATOR_NAMESPACE,
+            OPERATOR_SERVICE_ACCOUNT,
+            &[VAULT_LOGIN_AUDIENCE],
+            Duration::from_secs(VAULT_LOGIN_TOKEN_SECONDS.unsigned_abs()),
+        );
         Settings {
             operator_image: "ghcr.io/vaultkeeper/vaultkeeper:e2e".into(),
             operator_namespace: OPERATOR_NAMESPACE.into(),
             operator_service_account: OPERATOR_SERVICE_ACCOUNT.into(),
-            jwt: Arc::new(SimJwt(jwt.expose_secret().to_owned())),
+            jwt: Arc::new(SimJwt(jwt)),
             kubernetes_host: sim.url(),
             kubernetes_ca: Some(sim.ca_pem().to_owned()),
             instance: "e2e".into(),

@@ -274,6 +274,29 @@ fn helm_template_renders_every_kind_the_operator_needs() {
             && c["resources"]["limits"]["memory"].is_string()
     );
     assert_eq!(spec["serviceAccountName"], OPERATOR_SERVICE_ACCOUNT);
+    // Vault logins use a projected token whose only audience is Vault, at the path
+    // `vaultkeeper run` reads by default; the API token never leaves the operator.
+    let login_mount = c["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["mountPath"] == vaultkeeper_api::login::VAULT_LOGIN_TOKEN_DIR)
+        .unwrap_or_else(|| panic!("no Vault-login token mount: {}", c["volumeMounts"]));
+    assert_eq!(login_mount["readOnly"], true);
+    let login_volume = spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == login_mount["name"])
+        .unwrap_or_else(|| panic!("no volume {}", login_mount["name"]));
+    assert_eq!(
+        login_volume["projected"]["sources"],
+        json!([{"serviceAccountToken": {
+            "audience": vaultkeeper_api::login::VAULT_LOGIN_AUDIENCE,
+            "expirationSeconds": vaultkeeper_api::login::VAULT_LOGIN_TOKEN_SECONDS,
+            "path": vaultkeeper_api::login::VAULT_LOGIN_TOKEN_NAME,
+        }}])
+    );
     let anti =
         &spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
     assert_eq!(

@@ -8,6 +8,7 @@ mod crd;
 pub mod defaults;
 pub mod duration;
 mod flavor;
+pub mod login;
 mod manifest;
 pub mod names;
 pub mod rules;

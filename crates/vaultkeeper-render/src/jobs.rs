@@ -7,11 +7,16 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    Volume, VolumeMount,
+    PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount,
+    VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use vaultkeeper_api::Duration;
+use vaultkeeper_api::login::{
+    VAULT_LOGIN_AUDIENCE, VAULT_LOGIN_TOKEN_DIR, VAULT_LOGIN_TOKEN_FILE, VAULT_LOGIN_TOKEN_NAME,
+    VAULT_LOGIN_TOKEN_SECONDS,
+};
 use vaultkeeper_api::rules::{self, SpecRule};
 
 use crate::labels::Component;
@@ -75,7 +80,8 @@ fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
-/// Environment and volumes every job shares: where Vault is and how to trust it.
+/// Environment and volumes every job shares: where Vault is, how to trust it, and the
+/// token to log in with.
 fn vault_connection(
     scope: &Scope<'_>,
     role: String,
@@ -84,6 +90,10 @@ fn vault_connection(
         env("VAULTKEEPER_VAULT_ADDR", scope.active_address()),
         env("VAULTKEEPER_AUTH_ROLE", role),
         env("VAULTKEEPER_CLUSTER_NAME", scope.names.cluster()),
+        env(
+            "VAULTKEEPER_SERVICE_ACCOUNT_TOKEN_FILE",
+            VAULT_LOGIN_TOKEN_FILE,
+        ),
         EnvVar {
             name: "VAULTKEEPER_NAMESPACE".to_owned(),
             value: None,
@@ -96,14 +106,38 @@ fn vault_connection(
             }),
         },
     ];
-    let mut volumes = Vec::new();
-    let mut mounts = Vec::new();
+    // The Job logs in to Vault with a token minted for Vault alone, never with its API
+    // token (which the pod keeps for the Kubernetes API): a Vault server that records what
+    // it is sent gets nothing the API server accepts.
+    let mut volumes = vec![vault_login_token_volume()];
+    let mut mounts = vec![read_only_mount(VAULT_LOGIN_VOLUME, VAULT_LOGIN_TOKEN_DIR)];
     if let TlsFiles::Enabled(files) = &scope.tls {
         env_vars.push(env("VAULTKEEPER_VAULT_CA_CERT", format!("{CA_DIR}/ca.crt")));
         volumes.push(secret_volume("vault-ca", &files.secret_name, "ca.crt"));
         mounts.push(read_only_mount("vault-ca", CA_DIR));
     }
     (env_vars, volumes, mounts)
+}
+
+const VAULT_LOGIN_VOLUME: &str = "vault-login-token";
+
+/// The projected, audience-bound, short-lived token for Vault logins.
+fn vault_login_token_volume() -> Volume {
+    Volume {
+        name: VAULT_LOGIN_VOLUME.to_owned(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(0o440),
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(VAULT_LOGIN_AUDIENCE.to_owned()),
+                    expiration_seconds: Some(VAULT_LOGIN_TOKEN_SECONDS),
+                    path: VAULT_LOGIN_TOKEN_NAME.to_owned(),
+                }),
+                ..VolumeProjection::default()
+            }]),
+        }),
+        ..Volume::default()
+    }
 }
 
 fn secret_volume(name: &str, secret: &str, key: &str) -> Volume {

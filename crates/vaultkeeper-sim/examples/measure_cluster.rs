@@ -81,6 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let before = rss_kib(std::process::id());
     let mut cfg = SimConfig::for_slot(90);
     cfg.pods = Some(KubeletConfig {
+        extra_images: Vec::new(),
         bao,
         vaultkeeper: None,
         backoff: None,

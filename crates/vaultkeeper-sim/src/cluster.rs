@@ -113,6 +113,47 @@ pub struct SimCluster {
     config: SimConfig,
 }
 
+/// Issues tokens for one ServiceAccount, as the TokenRequest API does (see
+/// [`SimCluster::token_requester`]). The tokens never appear in its `Debug` output.
+#[derive(Clone)]
+pub struct TokenRequester {
+    core: Arc<Core>,
+    namespace: String,
+    name: String,
+    audiences: Vec<String>,
+    seconds: i64,
+}
+
+impl std::fmt::Debug for TokenRequester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequester")
+            .field(
+                "service_account",
+                &format!("{}/{}", self.namespace, self.name),
+            )
+            .field("audiences", &self.audiences)
+            .field("seconds", &self.seconds)
+            .finish()
+    }
+}
+
+impl TokenRequester {
+    /// A fresh token; fails when the ServiceAccount does not exist.
+    pub fn issue(&self) -> Result<SecretString, SimError> {
+        let sa_t = self.core.core_type("serviceaccounts")?;
+        let sa = self.core.get(&sa_t, &self.namespace, &self.name)?;
+        Ok(auth::issue_token(
+            &self.core,
+            &self.namespace,
+            &sa,
+            &self.audiences,
+            self.seconds,
+            None,
+        )?
+        .0)
+    }
+}
+
 impl std::fmt::Debug for SimCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimCluster")
@@ -298,6 +339,13 @@ impl SimCluster {
             .map_err(|e| SimError::Setup(format!("building a client: {e}")))
     }
 
+    /// A `kube::Client` that sends `token` as its bearer token, whatever it is (to see what
+    /// the API server makes of a token someone got hold of).
+    pub fn client_with_token(&self, token: &SecretString) -> Result<kube::Client, SimError> {
+        kube::Client::try_from(self.kube_config_with(token)?)
+            .map_err(|e| SimError::Setup(format!("building a client: {e}")))
+    }
+
     /// A `kube::Client` authenticated as a ServiceAccount (a token the server issued), so
     /// RBAC applies exactly as to a pod running as that account.
     pub fn client_as_service_account(
@@ -316,17 +364,44 @@ impl SimCluster {
         namespace: &str,
         name: &str,
     ) -> Result<SecretString, SimError> {
-        let sa_t = self.core.core_type("serviceaccounts")?;
-        let sa = self.core.get(&sa_t, namespace, name)?;
-        Ok(auth::issue_token(
-            &self.core,
+        self.token_requester(
             namespace,
-            &sa,
+            name,
             &[],
-            auth::DEFAULT_TOKEN_SECONDS,
-            None,
-        )?
-        .0)
+            Duration::from_secs(auth::DEFAULT_TOKEN_SECONDS.unsigned_abs()),
+        )
+        .issue()
+    }
+
+    /// Issues a token for a ServiceAccount with `audiences` (empty: the API server's own)
+    /// that expires after `lifetime` (at least 10 minutes, as TokenRequest enforces).
+    pub fn service_account_token_for(
+        &self,
+        namespace: &str,
+        name: &str,
+        audiences: &[&str],
+        lifetime: Duration,
+    ) -> Result<SecretString, SimError> {
+        self.token_requester(namespace, name, audiences, lifetime)
+            .issue()
+    }
+
+    /// Something that issues such tokens again and again, without borrowing the cluster:
+    /// for a token file renewed in the background, or a source asked at every use.
+    pub fn token_requester(
+        &self,
+        namespace: &str,
+        name: &str,
+        audiences: &[&str],
+        lifetime: Duration,
+    ) -> TokenRequester {
+        TokenRequester {
+            core: self.core.clone(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            seconds: i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX),
+        }
     }
 
     /// Every request the API server answered since start (or the last clear).

@@ -39,7 +39,7 @@ pub mod ssa;
 pub mod store;
 pub mod table;
 
-pub use cluster::{SimCluster, SimConfig};
+pub use cluster::{SimCluster, SimConfig, TokenRequester};
 pub use error::SimError;
 pub use faults::FailureRule;
 pub use requests::RequestRecord;

@@ -368,6 +368,7 @@ async fn kubectl_exec_and_logs_reach_a_running_pod() {
     // Needs root and the OpenBao binary (scripts/install-tools.sh): the pod really runs.
     let mut cfg = SimConfig::for_slot(16);
     cfg.pods = Some(vaultkeeper_sim::kubelet::KubeletConfig {
+        extra_images: Vec::new(),
         bao: common::bao(),
         vaultkeeper: None,
         backoff: None,

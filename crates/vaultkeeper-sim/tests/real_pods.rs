@@ -150,6 +150,7 @@ async fn openbao_statefulset_registers_itself_follows_the_leader_and_survives_re
     let bao = common::bao();
     let mut cfg = SimConfig::for_slot(70);
     cfg.pods = Some(KubeletConfig {
+        extra_images: Vec::new(),
         bao,
         vaultkeeper: None,
         backoff: Some(Backoff {

@@ -22,6 +22,8 @@
 
 use std::fmt;
 
+use vaultkeeper_api::login::VAULT_LOGIN_AUDIENCE;
+
 use crate::client::{KubernetesAuthConfig, KubernetesRole, NodeClient, TokenRole};
 use crate::error::{Error, Result};
 use crate::node::PodName;
@@ -251,6 +253,9 @@ fn role_in(
         name: identity.role.clone(),
         bound_service_account_names: vec![identity.service_account.clone()],
         bound_service_account_namespaces: vec![namespace.to_owned()],
+        // Only tokens minted for Vault log in: a pod's API-server token, valid against
+        // the Kubernetes API, is refused even if it leaks.
+        audience: VAULT_LOGIN_AUDIENCE.to_owned(),
         token_policies: vec![identity.policy.clone()],
         token_ttl_seconds: spec.login_ttl_seconds,
         token_max_ttl_seconds: spec.login_ttl_seconds,
@@ -327,10 +332,11 @@ pub fn operator_policy(spec: &BootstrapSpec) -> String {
     ));
     for role in &roles {
         text.push_str(&format!(
-            "path \"auth/{mount}/role/{}\" {{\n  capabilities = [\"create\", \"update\", \"read\"]\n  allowed_parameters = {{\n    \"bound_service_account_names\" = {}\n    \"bound_service_account_namespaces\" = {}\n    \"token_policies\" = {}\n    \"token_ttl\" = [\"{}s\"]\n    \"token_max_ttl\" = [\"{}s\"]\n    \"token_no_default_policy\" = [{}]\n  }}\n}}\n",
+            "path \"auth/{mount}/role/{}\" {{\n  capabilities = [\"create\", \"update\", \"read\"]\n  allowed_parameters = {{\n    \"bound_service_account_names\" = {}\n    \"bound_service_account_namespaces\" = {}\n    \"audience\" = [{}]\n    \"token_policies\" = {}\n    \"token_ttl\" = [\"{}s\"]\n    \"token_max_ttl\" = [\"{}s\"]\n    \"token_no_default_policy\" = [{}]\n  }}\n}}\n",
             role.name,
             pinned_list(&role.bound_service_account_names),
             pinned_list(&role.bound_service_account_namespaces),
+            hcl_string(&role.audience),
             pinned_list(&role.token_policies),
             role.token_ttl_seconds,
             role.token_max_ttl_seconds,
@@ -672,6 +678,23 @@ mod tests {
         assert!(policy.contains(&hcl_string(&backup_policy())));
         assert!(policy.contains("\"bound_service_account_names\" = [[\"vault-backup\"]]"));
         assert!(policy.contains("\"kubernetes_host\" = [\"https://kubernetes.default.svc:443\"]"));
+    }
+
+    #[test]
+    fn every_role_requires_the_vault_login_audience_and_the_operator_cannot_drop_it() {
+        let spec = spec();
+        let desired = desired(&spec);
+        for (role, _) in &desired.kubernetes_roles {
+            assert_eq!(role.audience, VAULT_LOGIN_AUDIENCE, "{}", role.name);
+        }
+        // Every role the operator may write has its audience pinned: a write without it, or
+        // with another audience, is refused by Vault's ACL.
+        let policy = operator_policy(&spec);
+        let writable = policy.matches("path \"auth/kubernetes/role/").count() - 1;
+        assert_eq!(
+            policy.matches("\"audience\" = [\"vaultkeeper\"]").count(),
+            writable
+        );
     }
 
     #[test]

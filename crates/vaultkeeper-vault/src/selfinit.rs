@@ -65,6 +65,7 @@ pub fn initialize_stanza(spec: &BootstrapSpec) -> Result<String> {
     data = {{
       bound_service_account_names = {names}
       bound_service_account_namespaces = {namespaces}
+      audience = {audience}
       token_policies = {policies}
       token_ttl = "{ttl}s"
       token_max_ttl = "{max_ttl}s"
@@ -79,6 +80,7 @@ pub fn initialize_stanza(spec: &BootstrapSpec) -> Result<String> {
         role_name = role.name,
         names = hcl_list(&role.bound_service_account_names),
         namespaces = hcl_list(&role.bound_service_account_namespaces),
+        audience = hcl_string(&role.audience),
         policies = hcl_list(&role.token_policies),
         ttl = role.token_ttl_seconds,
         max_ttl = role.token_max_ttl_seconds,

@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use serde_json::json;
 use support::bao::{Cluster, Seal};
 use support::raw::Raw;
-use support::tokenreview::TokenReviewServer;
+use support::tokenreview::{API_AUDIENCE, TokenReviewServer};
 use support::transit::TransitServer;
 use support::{assert_no_secret_leaked, converge, logs};
+use vaultkeeper_api::login::VAULT_LOGIN_AUDIENCE;
 use vaultkeeper_vault::bootstrap::{self, Authority, BootstrapSpec, Change, Identity, Item};
 use vaultkeeper_vault::client::{ExecNodeClient, KubernetesAuthConfig, NodeClient};
 use vaultkeeper_vault::decide::{Action, ClusterIntent, InitMode, SealIntent, StopReason};
@@ -749,6 +750,54 @@ async fn bootstrap_twice_gives_the_same_policies_and_roles_and_least_privilege()
         )
         .await;
     assert_eq!(refused.status, 403);
+    // Every role requires the Vault-login audience: the right service account's token for
+    // the API server (what a pod's default token is, valid against the Kubernetes API) is
+    // refused by every role, and so is a token with no audience at all. Only a token minted
+    // for Vault logs in, so a Vault pod that records what it is sent holds nothing the API
+    // server accepts.
+    for (role, account) in [
+        ("vaultkeeper-operator", "vaultkeeper"),
+        ("vaultkeeper-backup", "vault-backup"),
+        ("vaultkeeper-metrics-token", "vault-metrics-token"),
+        ("vaultkeeper-restore", "vault-restore"),
+    ] {
+        let api_token = reviewer.issue_with_audiences("secrets", account, &[API_AUDIENCE]);
+        let no_audience = reviewer.issue_with_audiences("secrets", account, &[]);
+        for (what, jwt) in [
+            ("API-audience", &api_token),
+            ("audience-less", &no_audience),
+        ] {
+            let refused = raw
+                .post(
+                    ip,
+                    "auth/kubernetes/login",
+                    None,
+                    json!({"role": role, "jwt": jwt.expose_secret()}),
+                )
+                .await;
+            assert_eq!(
+                refused.status, 403,
+                "role {role} must refuse an {what} token"
+            );
+            assert!(refused.json["auth"].is_null(), "role {role} issued a token");
+        }
+        let read = raw
+            .get(
+                ip,
+                &format!("auth/kubernetes/role/{role}"),
+                Some(root.expose_secret()),
+            )
+            .await;
+        assert_eq!(
+            read.json["data"]["audience"],
+            json!(VAULT_LOGIN_AUDIENCE),
+            "{role}"
+        );
+        // The same account with the Vault audience is accepted (the refusals above are
+        // about the audience, nothing else).
+        let accepted = login(&raw, ip, role, &reviewer.issue("secrets", account)).await;
+        assert!(!accepted.is_empty());
+    }
 
     // Metrics token: the job issues an orphan periodic token carrying only the metrics
     // policy, renews it and looks it up, all without root.

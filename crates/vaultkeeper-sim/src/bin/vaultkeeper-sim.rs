@@ -46,6 +46,7 @@ async fn main() -> std::process::ExitCode {
     };
     if let Some(bao) = args.bao {
         config.pods = Some(vaultkeeper_sim::kubelet::KubeletConfig {
+            extra_images: Vec::new(),
             bao,
             vaultkeeper: args.vaultkeeper_image.zip(args.vaultkeeper_binary),
             backoff: None,

@@ -69,6 +69,10 @@ pub struct KubernetesRole {
     pub bound_service_account_names: Vec<String>,
     /// Namespaces those service accounts live in.
     pub bound_service_account_namespaces: Vec<String>,
+    /// The audience a login JWT must carry (its `aud` claim, and the TokenReview's
+    /// audience). Empty accepts any audience, including the API server's own: roles
+    /// vaultkeeper writes always set it (see `vaultkeeper_api::login`).
+    pub audience: String,
     /// Policies on the issued token.
     pub token_policies: Vec<String>,
     /// TTL of the issued token, seconds.

@@ -124,9 +124,12 @@ pub(crate) fn kubernetes_config(pod: &PodName, data: &Value) -> Result<Kubernete
 }
 
 pub(crate) fn kubernetes_role_body(role: &KubernetesRole) -> Value {
+    // Both transports send exactly these fields, so the operator policy's pinned
+    // `allowed_parameters` (see `bootstrap`) accept either.
     json!({
         "bound_service_account_names": role.bound_service_account_names,
         "bound_service_account_namespaces": role.bound_service_account_namespaces,
+        "audience": role.audience,
         "token_policies": role.token_policies,
         "token_ttl": format!("{}s", role.token_ttl_seconds),
         "token_max_ttl": format!("{}s", role.token_max_ttl_seconds),
@@ -142,6 +145,8 @@ pub(crate) fn kubernetes_role(pod: &PodName, name: &str, data: &Value) -> Result
         #[serde(default)]
         bound_service_account_namespaces: Vec<String>,
         #[serde(default)]
+        audience: Option<String>,
+        #[serde(default)]
         token_policies: Vec<String>,
         #[serde(default)]
         token_ttl: u64,
@@ -155,6 +160,7 @@ pub(crate) fn kubernetes_role(pod: &PodName, name: &str, data: &Value) -> Result
         name: name.to_string(),
         bound_service_account_names: wire.bound_service_account_names,
         bound_service_account_namespaces: wire.bound_service_account_namespaces,
+        audience: wire.audience.unwrap_or_default(),
         token_policies: wire.token_policies,
         token_ttl_seconds: wire.token_ttl,
         token_max_ttl_seconds: wire.token_max_ttl,

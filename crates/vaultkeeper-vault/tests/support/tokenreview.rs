@@ -2,6 +2,8 @@
 //! /apis/authentication.k8s.io/v1/tokenreviews`, over HTTPS. There is no Kubernetes API
 //! server on this machine, so this stands in for it: it issues service-account JWTs and
 //! answers reviews for exactly the JWTs it issued (anything else is "not authenticated").
+//! Audiences are honoured as a real API server honours them: a review that names
+//! audiences authenticates only a token carrying one of them, and answers which.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use vaultkeeper_api::login::VAULT_LOGIN_AUDIENCE;
 use vaultkeeper_vault::secret::{SecretString, secret_string};
 
 use super::pki::Pki;
@@ -21,7 +24,11 @@ struct Account {
     namespace: String,
     name: String,
     uid: String,
+    audiences: Vec<String>,
 }
+
+/// The audience of the API server's own tokens (what a pod's default token carries).
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 
 pub struct TokenReviewServer {
     pub url: String,
@@ -101,15 +108,27 @@ impl TokenReviewServer {
         }
     }
 
-    /// A service-account JWT (unsigned: the auth method is not given keys, it relies on
-    /// the review, exactly as with a real API server).
+    /// A service-account JWT for Vault logins: its audience is the one vaultkeeper's
+    /// processes request ([`VAULT_LOGIN_AUDIENCE`]).
     pub fn issue(&self, namespace: &str, name: &str) -> SecretString {
+        self.issue_with_audiences(namespace, name, &[VAULT_LOGIN_AUDIENCE])
+    }
+
+    /// A service-account JWT carrying `audiences` (unsigned: the auth method is not given
+    /// keys, it relies on the review, exactly as with a real API server).
+    pub fn issue_with_audiences(
+        &self,
+        namespace: &str,
+        name: &str,
+        audiences: &[&str],
+    ) -> SecretString {
         let uid = format!(
             "uid-{namespace}-{name}-{}",
             self.issued.lock().map(|m| m.len()).unwrap_or(0)
         );
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let claims = json!({
+            "aud": audiences,
             "iss": "https://kubernetes.default.svc.cluster.local",
             "sub": format!("system:serviceaccount:{namespace}:{name}"),
             "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}},
@@ -125,6 +144,7 @@ impl TokenReviewServer {
                     namespace: namespace.into(),
                     name: name.into(),
                     uid,
+                    audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
                 },
             );
         }
@@ -167,16 +187,34 @@ async fn read_request<S: AsyncReadExt + Unpin>(stream: &mut S) -> Option<Vec<u8>
 }
 
 fn review(issued: &Mutex<HashMap<String, Account>>, body: &[u8]) -> Value {
-    let token = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["spec"]["token"].as_str().map(str::to_string))
+    let request = serde_json::from_slice::<Value>(body).unwrap_or_default();
+    let token = request["spec"]["token"].as_str().unwrap_or_default();
+    // No audiences in the review means the API server's own.
+    let mut wanted: Vec<String> = request["spec"]["audiences"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
-    let account = issued.lock().ok().and_then(|m| m.get(&token).cloned());
+    if wanted.is_empty() {
+        wanted.push(API_AUDIENCE.to_owned());
+    }
+    let account = issued.lock().ok().and_then(|m| m.get(token).cloned());
     let status = match account {
-        Some(a) => json!({
-            "authenticated": true,
-            "user": {"username": format!("system:serviceaccount:{}:{}", a.namespace, a.name), "uid": a.uid},
-        }),
+        Some(a) => {
+            let common: Vec<&String> = wanted.iter().filter(|w| a.audiences.contains(w)).collect();
+            if common.is_empty() {
+                json!({"authenticated": false, "error": "token audiences are invalid"})
+            } else {
+                json!({
+                    "authenticated": true,
+                    "audiences": common,
+                    "user": {"username": format!("system:serviceaccount:{}:{}", a.namespace, a.name), "uid": a.uid},
+                })
+            }
+        }
         None => json!({"authenticated": false, "error": "token not issued by this API server"}),
     };
     json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status})

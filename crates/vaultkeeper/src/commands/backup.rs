@@ -37,8 +37,13 @@ pub struct VaultArgs {
     /// Mount path of the Kubernetes auth method.
     #[arg(long, env = "VAULTKEEPER_AUTH_MOUNT", default_value = "kubernetes")]
     pub auth_mount: String,
-    /// The projected service-account token used for Kubernetes auth.
-    #[arg(long, default_value = DEFAULT_SERVICE_ACCOUNT_TOKEN)]
+    /// The projected service-account token used for Kubernetes auth: one whose audience
+    /// is Vault logins only (the Job's pod mounts it here), not the pod's API token.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_SERVICE_ACCOUNT_TOKEN_FILE",
+        default_value = DEFAULT_SERVICE_ACCOUNT_TOKEN
+    )]
     pub service_account_token_file: PathBuf,
     /// A file holding a Vault token to use instead of Kubernetes auth (outside Kubernetes).
     #[arg(long, env = "VAULTKEEPER_TOKEN_FILE")]

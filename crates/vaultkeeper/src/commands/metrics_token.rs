@@ -57,7 +57,8 @@ pub struct MetricsTokenArgs {
     /// Mount path of the Kubernetes auth method.
     #[arg(long, env = "VAULTKEEPER_AUTH_MOUNT", default_value = "kubernetes")]
     pub auth_mount: String,
-    /// The projected service-account token used for Kubernetes auth.
+    /// The projected service-account token used for Kubernetes auth: one whose audience
+    /// is Vault logins only (the Job's pod mounts it here), not the pod's API token.
     #[arg(
         long,
         env = "VAULTKEEPER_SERVICE_ACCOUNT_TOKEN_FILE",

@@ -8,7 +8,6 @@ pub mod run;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 
-/// Where Kubernetes mounts a pod's projected service-account token: the jobs' default JWT
-/// for Kubernetes auth.
-pub const DEFAULT_SERVICE_ACCOUNT_TOKEN: &str =
-    "/var/run/secrets/kubernetes.io/serviceaccount/token";
+/// The jobs' default JWT for Kubernetes auth: the projected token whose only audience is
+/// Vault logins, never the pod's API-server token (see `vaultkeeper_api::login`).
+pub const DEFAULT_SERVICE_ACCOUNT_TOKEN: &str = vaultkeeper_api::login::VAULT_LOGIN_TOKEN_FILE;

@@ -57,13 +57,16 @@ pub struct RunArgs {
         default_value = "vaultkeeper"
     )]
     pub service_account: String,
-    /// The operator's service-account token file.
+    /// The token the operator logs in to Vault with: a projected service-account token
+    /// whose only audience is Vault logins, rotated by the kubelet and read again at every
+    /// login. Never the pod's API token, which would give whoever runs a Vault image the
+    /// operator's Kubernetes rights.
     #[arg(
         long,
-        env = "VAULTKEEPER_SERVICE_ACCOUNT_TOKEN_FILE",
-        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+        env = "VAULTKEEPER_VAULT_LOGIN_TOKEN_FILE",
+        default_value = vaultkeeper_api::login::VAULT_LOGIN_TOKEN_FILE
     )]
-    pub service_account_token_file: PathBuf,
+    pub vault_login_token_file: PathBuf,
     /// The pre-created ClusterRole (pods get/list/watch/update/patch) that Vault's
     /// Kubernetes service registration is bound to in each cluster's namespace; the
     /// operator may bind it (`bind`, limited to this name) but does not hold its rights.
@@ -231,7 +234,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         operator_image,
         operator_namespace: args.pod_namespace.clone(),
         operator_service_account: args.service_account.clone(),
-        jwt: Arc::new(FileJwt(args.service_account_token_file.clone())),
+        jwt: Arc::new(FileJwt(args.vault_login_token_file.clone())),
         kubernetes_host: args.vault_kubernetes_host.clone(),
         kubernetes_ca: None,
         instance: args.pod_name.clone(),

@@ -31,7 +31,9 @@ pub struct Settings {
     pub operator_namespace: String,
     /// Name of the operator's own ServiceAccount (bound to its Vault role).
     pub operator_service_account: String,
-    /// The operator's service-account JWT, for its Kubernetes-auth login to Vault.
+    /// The operator's service-account JWT for its Kubernetes-auth login to Vault: a token
+    /// whose audience is Vault logins only (`vaultkeeper_api::login`), never one the
+    /// Kubernetes API accepts, because Vault pods run images chosen by users.
     pub jwt: Arc<dyn JwtSource>,
     /// The API server URL Vault's Kubernetes auth method calls.
     pub kubernetes_host: String,

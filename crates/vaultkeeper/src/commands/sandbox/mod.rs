@@ -57,9 +57,10 @@ const OPERATOR_SERVICE_ACCOUNT: &str = "vaultkeeper";
 const SERVER_CLUSTER_ROLE: &str = "vaultkeeper-vault-server";
 /// Field manager for what the sandbox applies as the cluster's administrator.
 const INSTALLER: &str = "vaultkeeper-sandbox";
-/// Service-account tokens live an hour; the file the operator reads is renewed well
-/// before that (the Kubernetes client re-reads it every minute).
-const TOKEN_RENEWAL: Duration = Duration::from_secs(20 * 60);
+/// The operator's API token lives an hour and its Vault-login token ten minutes; both
+/// files are renewed well before either expires (the Kubernetes client re-reads its file
+/// every minute, the Vault login reads its file at every login).
+const TOKEN_RENEWAL: Duration = Duration::from_secs(4 * 60);
 
 /// Arguments of `vaultkeeper sandbox`.
 #[derive(clap::Args, Debug)]
@@ -146,6 +147,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
         ..SimConfig::default()
     };
     config.pods = Some(KubeletConfig {
+        extra_images: Vec::new(),
         bao,
         vaultkeeper: Some((
             image_repository(vaultkeeper_render::DEFAULT_OPERATOR_IMAGE).to_owned(),
@@ -196,10 +198,14 @@ async fn drive(
         "installed the VaultCluster CRD and the operator's RBAC (namespace {OPERATOR_NAMESPACE}, managing namespace {watched})"
     ));
 
-    // The operator, as its ServiceAccount: the token lives in a file, renewed in the
-    // background, exactly as a projected service-account token in a pod.
+    // The operator, as its ServiceAccount: its tokens live in files, renewed in the
+    // background, exactly as projected service-account tokens in a pod. The API token and
+    // the Vault-login token are separate, as in the Deployment: only the second, which the
+    // API server refuses, is ever sent to a Vault pod.
     let token_file = state_dir.join("operator-token");
-    write_token(sim, &token_file)?;
+    let login_token_file = state_dir.join("operator-vault-login-token");
+    let issuer = TokenIssuer::new(sim);
+    issuer.write(&token_file, &login_token_file)?;
     let client = service_account_client(sim, &token_file).await?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(metrics.clone()));
@@ -219,7 +225,7 @@ async fn drive(
         operator_image: vaultkeeper_render::DEFAULT_OPERATOR_IMAGE.to_owned(),
         operator_namespace: OPERATOR_NAMESPACE.to_owned(),
         operator_service_account: OPERATOR_SERVICE_ACCOUNT.to_owned(),
-        jwt: Arc::new(FileJwt(token_file.clone())),
+        jwt: Arc::new(FileJwt(login_token_file.clone())),
         kubernetes_host: sim.url(),
         kubernetes_ca: Some(sim.ca_pem().to_owned()),
         instance: "sandbox".to_owned(),
@@ -236,14 +242,13 @@ async fn drive(
     let mut renewal_stopped = stopped.clone();
     let renewal = {
         let token_file = token_file.clone();
-        let issuer = TokenIssuer::new(sim);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(TOKEN_RENEWAL) => {}
                     _ = renewal_stopped.wait_for(|s| *s) => return,
                 }
-                if let Err(e) = issuer.write(&token_file) {
+                if let Err(e) = issuer.write(&token_file, &login_token_file) {
                     tracing::error!(error = %e, "renewing the operator's token failed");
                 }
             }
@@ -287,46 +292,45 @@ async fn drive(
     result
 }
 
-/// Issues the operator's service-account tokens (a copy of what it needs from the
-/// cluster, so the renewal task does not borrow it).
+/// Issues the operator's service-account tokens: one for the Kubernetes API, one whose
+/// only audience is Vault logins (it owns what it needs from the cluster, so the renewal
+/// task does not borrow it).
 struct TokenIssuer {
-    core: Arc<vaultkeeper_sim::core::Core>,
+    api: vaultkeeper_sim::TokenRequester,
+    vault_login: vaultkeeper_sim::TokenRequester,
 }
 
 impl TokenIssuer {
     fn new(sim: &SimCluster) -> Self {
+        use vaultkeeper_api::login::{VAULT_LOGIN_AUDIENCE, VAULT_LOGIN_TOKEN_SECONDS};
+        let seconds = |s: i64| Duration::from_secs(s.unsigned_abs());
         TokenIssuer {
-            core: sim.core().clone(),
+            api: sim.token_requester(
+                OPERATOR_NAMESPACE,
+                OPERATOR_SERVICE_ACCOUNT,
+                &[],
+                seconds(vaultkeeper_sim::auth::DEFAULT_TOKEN_SECONDS),
+            ),
+            vault_login: sim.token_requester(
+                OPERATOR_NAMESPACE,
+                OPERATOR_SERVICE_ACCOUNT,
+                &[VAULT_LOGIN_AUDIENCE],
+                seconds(VAULT_LOGIN_TOKEN_SECONDS),
+            ),
         }
     }
 
-    fn write(&self, path: &Path) -> Result<(), CliError> {
-        let failed = |e: &dyn std::fmt::Display| {
-            CliError::Internal(format!("issuing the operator's token: {e}"))
-        };
-        let sa_type = self
-            .core
-            .core_type("serviceaccounts")
-            .map_err(|e| failed(&e))?;
-        let sa = self
-            .core
-            .get(&sa_type, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT)
-            .map_err(|e| failed(&e))?;
-        let (token, _) = vaultkeeper_sim::auth::issue_token(
-            &self.core,
-            OPERATOR_NAMESPACE,
-            &sa,
-            &[],
-            vaultkeeper_sim::auth::DEFAULT_TOKEN_SECONDS,
-            None,
-        )
-        .map_err(|e| failed(&e))?;
-        write_private(path, token.expose_secret().as_bytes())
+    /// Writes a fresh API token to `api_file` and a fresh Vault-login token to
+    /// `vault_login_file`.
+    fn write(&self, api_file: &Path, vault_login_file: &Path) -> Result<(), CliError> {
+        for (requester, path) in [(&self.api, api_file), (&self.vault_login, vault_login_file)] {
+            let token = requester
+                .issue()
+                .map_err(|e| CliError::Internal(format!("issuing the operator's token: {e}")))?;
+            write_private(path, token.expose_secret().as_bytes())?;
+        }
+        Ok(())
     }
-}
-
-fn write_token(sim: &SimCluster, path: &Path) -> Result<(), CliError> {
-    TokenIssuer::new(sim).write(path)
 }
 
 /// A client that authenticates with the token in `token_file`, re-read as it changes.
