@@ -11,6 +11,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod monitoring;
+pub mod ownership;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
