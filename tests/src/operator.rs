@@ -68,6 +68,15 @@ pub fn vaultkeeper_binary() -> PathBuf {
 
 /// A simulated cluster whose kubelet runs real pods.
 pub async fn cluster_with_pods(slot: u8) -> SimCluster {
+    cluster_with_images(slot, Vec::new()).await
+}
+
+/// A simulated cluster whose kubelet runs real pods, and knows `extra_images` besides the
+/// standard ones (e.g. a hostile image the attacker's tests run).
+pub async fn cluster_with_images(
+    slot: u8,
+    extra_images: Vec<vaultkeeper_sim::runtime::ImageRule>,
+) -> SimCluster {
     let mut config = SimConfig::for_slot(slot);
     config.pods = Some(KubeletConfig {
         bao: tool("bao", "VAULTKEEPER_BAO"),
@@ -80,6 +89,7 @@ pub async fn cluster_with_pods(slot: u8) -> SimCluster {
             max: Duration::from_secs(5),
             reset_after: Duration::from_secs(60),
         }),
+        extra_images,
     });
     SimCluster::start(config)
         .await

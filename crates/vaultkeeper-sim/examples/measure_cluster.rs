@@ -84,6 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         bao,
         vaultkeeper: None,
         backoff: None,
+        extra_images: Vec::new(),
     });
     let t0 = Instant::now();
     let cluster = SimCluster::start(cfg).await?;

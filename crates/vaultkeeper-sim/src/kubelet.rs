@@ -41,6 +41,9 @@ pub struct KubeletConfig {
     pub vaultkeeper: Option<(String, PathBuf)>,
     /// Crash-loop back-off (the kubelet's by default; tests shorten it).
     pub backoff: Option<crate::runtime::Backoff>,
+    /// Further images, e.g. a hostile test image; they win over the standard ones for
+    /// the same repository.
+    pub extra_images: Vec<crate::runtime::ImageRule>,
 }
 
 struct State {
@@ -100,7 +103,10 @@ impl Kubelet {
         pod_ip_start: Ipv4Addr,
         pod_ip_count: u32,
     ) -> Result<Arc<Kubelet>, SimError> {
-        let images = ImageMap::standard(config.bao.clone(), config.vaultkeeper.clone());
+        let images = config.extra_images.iter().cloned().fold(
+            ImageMap::standard(config.bao.clone(), config.vaultkeeper.clone()),
+            ImageMap::with_rule,
+        );
         let pods_dir = state_dir.join("pods");
         let claims_dir = state_dir.join("claims");
         for d in [&pods_dir, &claims_dir] {

@@ -371,6 +371,7 @@ async fn kubectl_exec_and_logs_reach_a_running_pod() {
         bao: common::bao(),
         vaultkeeper: None,
         backoff: None,
+        extra_images: Vec::new(),
     });
     let c = SimCluster::start(cfg)
         .await

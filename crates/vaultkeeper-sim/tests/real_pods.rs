@@ -157,6 +157,7 @@ async fn openbao_statefulset_registers_itself_follows_the_leader_and_survives_re
             max: Duration::from_secs(2),
             reset_after: Duration::from_secs(600),
         }),
+        extra_images: Vec::new(),
     });
     let c = SimCluster::start(cfg)
         .await

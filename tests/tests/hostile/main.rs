@@ -7,3 +7,5 @@
 //! hold the operator to is `docs/security.md`.
 //!
 //! Slots 170–179 of the simulated cluster's port range belong to this suite.
+
+mod bounds;

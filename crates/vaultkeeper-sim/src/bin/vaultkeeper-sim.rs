@@ -49,6 +49,7 @@ async fn main() -> std::process::ExitCode {
             bao,
             vaultkeeper: args.vaultkeeper_image.zip(args.vaultkeeper_binary),
             backoff: None,
+            extra_images: Vec::new(),
         });
     }
     let cluster = match SimCluster::start(config).await {

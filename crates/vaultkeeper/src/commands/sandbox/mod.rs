@@ -150,6 +150,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
             vaultkeeper,
         )),
         backoff: None,
+        extra_images: Vec::new(),
     });
     let sim = SimCluster::start(config).await.map_err(|e| {
         CliError::Internal(format!(
