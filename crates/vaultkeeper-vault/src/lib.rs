@@ -12,11 +12,13 @@
 //! Secrets (shares, tokens, JWTs) only ever live in [`secret`] types (the `secrecy` crate's,
 //! shared by the whole workspace), which print a redaction marker and zeroize on drop, and
 //! they never appear in a command line (see [`commands`]). [`client::VaultHttp`] is the
-//! one Vault HTTP client, also used by the backup, restore and metrics-token jobs.
+//! one Vault HTTP client, also used by the backup, restore and metrics-token jobs. Every
+//! read of bytes a pod sends goes through [`bounded`], which caps it.
 //!
 //! `docs/lifecycle.md` and `docs/vault-client.md` describe the behaviour for users.
 
 pub mod bootstrap;
+pub mod bounded;
 pub mod client;
 pub mod commands;
 pub mod decide;

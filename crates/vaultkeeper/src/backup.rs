@@ -4,7 +4,10 @@
 //! A Job's outcome is the one JSON line `vaultkeeper backup` prints last (object, size,
 //! duration, or the reason it failed: never a secret), read from its pod's log; when the
 //! pod left no such line (killed at its deadline, image missing), the Job's own failure
-//! condition is the reason. Folding runs into the status and judging health are pure
+//! condition is the reason. Only Jobs our CronJob created count, and only logs of pods
+//! those Jobs created are read ([`crate::ownership`]): labels can be copied by anyone who may
+//! create a Job or a pod in the namespace, so a copied label must not be able to report
+//! a backup that never ran. Folding runs into the status and judging health are pure
 //! functions; only [`observe`] talks to the API server.
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -13,6 +16,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, LogParams};
 use vaultkeeper_api::{BackupStatus, condition};
+use vaultkeeper_vault::bounded;
+
+use crate::ownership::Controller;
 
 /// How one backup Job ended (or that it has not).
 #[derive(Clone, Debug, PartialEq)]
@@ -345,10 +351,14 @@ pub async fn observe(
     known: &std::collections::HashMap<String, JobRun>,
 ) -> Result<(Option<jiff::Timestamp>, Vec<JobRun>), kube::Error> {
     let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), namespace);
-    let since = cronjobs
-        .get_opt(source.cronjob)
-        .await?
-        .and_then(|c| c.metadata.creation_timestamp.map(|t| t.0));
+    let Some(cronjob) = cronjobs.get_opt(source.cronjob).await? else {
+        // No CronJob, so no Job can be its: whatever carries the labels is not ours.
+        return Ok((None, Vec::new()));
+    };
+    let since = cronjob.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let Some(owner) = Controller::of("CronJob", &cronjob.metadata) else {
+        return Ok((since, Vec::new()));
+    };
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     let selector = format!(
         "app.kubernetes.io/instance={cluster},app.kubernetes.io/component={}",
@@ -361,6 +371,12 @@ pub async fn observe(
         .await?
         .items
     {
+        // Labels can be copied by anyone who may create a Job here; only a Job our
+        // CronJob created speaks for a backup or a token renewal.
+        if !owner.controls(&job.metadata) {
+            tracing::debug!(job = %job.name_any(), cronjob = source.cronjob, "ignoring a Job with our labels that our CronJob did not create");
+            continue;
+        }
         let name = job.name_any();
         if let Some(run) = known.get(&name)
             && run.finished.is_some()
@@ -399,33 +415,40 @@ pub async fn observe(
     Ok((since, runs))
 }
 
-/// The log of the newest pod of a Job (its last lines), if any can be read. Only pods the
-/// Job controls (by UID) count: anyone who may create pods can copy the `job-name` label
-/// and print a success line.
+/// The log of the newest pod the Job itself created (its last lines, capped at
+/// [`bounded::JOB_LOG`]), if any can be read. A pod that only carries the Job's label is
+/// not read: anyone who may create pods could write a fake outcome line into one.
 async fn last_pod_log(pods: &Api<Pod>, job: &Job, container: &str) -> Option<String> {
-    let (name, uid) = (job.name_any(), job.metadata.uid.clone()?);
-    let job = name.as_str();
-    let mut list: Vec<Pod> = pods
-        .list(&ListParams::default().labels(&format!("job-name={job}")))
+    let name = job.name_any();
+    let owner = Controller::of("Job", &job.metadata)?;
+    let mut list = pods
+        .list(&ListParams::default().labels(&format!("job-name={name}")))
         .await
         .ok()?
-        .items
-        .into_iter()
-        .filter(|p| {
-            crate::controller::members::controlled_by(&p.metadata, "batch/v1", "Job", job, &uid)
-        })
-        .collect();
+        .items;
+    list.retain(|p| owner.controls(&p.metadata));
     list.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
     let pod = list.last()?;
     let params = LogParams {
         container: Some(container.to_owned()),
         tail_lines: Some(50),
+        // The API server stops here; the read below is capped too, in case it does not.
+        limit_bytes: i64::try_from(bounded::JOB_LOG.bytes).ok(),
         ..LogParams::default()
     };
-    match pods.logs(&pod.name_any(), &params).await {
-        Ok(log) => Some(log),
-        Err(e) => {
-            tracing::debug!(error = %e, job, "cannot read the Job's log");
+    let read = async {
+        let stream = pods
+            .log_stream(&pod.name_any(), &params)
+            .await
+            .map_err(|e| e.to_string())?;
+        bounded::read_futures_to_limit(Box::pin(stream), bounded::JOB_LOG)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match read.await {
+        Ok(log) => Some(String::from_utf8_lossy(&log).into_owned()),
+        Err(error) => {
+            tracing::debug!(%error, job = %name, pod = %pod.name_any(), "cannot read the Job's log");
             None
         }
     }

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, AttachParams, ObjectMeta, Patch, PatchParams};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+use vaultkeeper_vault::bounded;
 use vaultkeeper_vault::client::ExecRequest;
 use vaultkeeper_vault::client::{ExecOutput, Executor};
 use vaultkeeper_vault::keys::{InitKeys, KeyStore};
@@ -175,7 +176,9 @@ fn api_error_summary(error: &kube::Error) -> String {
 
 /// Runs commands in a pod's Vault container through the pods/exec API. The command line
 /// is visible in the API server's audit log, which is why the vault library never puts a
-/// secret in it: secrets travel on stdin.
+/// secret in it: secrets travel on stdin. What comes back is capped
+/// ([`bounded::EXEC_STDOUT`], [`bounded::EXEC_STDERR`]): the pod's image is the user's
+/// choice, and its output must not be able to fill the operator's memory.
 pub struct KubeExecutor {
     api: Api<Pod>,
     container: String,
@@ -217,17 +220,17 @@ impl Executor for KubeExecutor {
                     .await
                     .map_err(|e| format!("closing stdin of pod {}: {e}", pod.as_str()))?;
             }
-            let mut stdout = process.stdout().ok_or("exec without stdout")?;
-            let mut stderr = process.stderr().ok_or("exec without stderr")?;
+            let stdout = process.stdout().ok_or("exec without stdout")?;
+            let stderr = process.stderr().ok_or("exec without stderr")?;
             let status = process
                 .take_status()
                 .ok_or("exec without a status channel")?;
-            let mut out = Vec::new();
-            let mut err = Vec::new();
-            let (read_out, read_err) =
-                tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
-            read_out.map_err(|e| format!("reading stdout of pod {}: {e}", pod.as_str()))?;
-            read_err.map_err(|e| format!("reading stderr of pod {}: {e}", pod.as_str()))?;
+            // Both streams are capped; the first one over its limit ends the exec, and
+            // dropping `process` closes the connection with the rest unread.
+            let (out, err) = tokio::try_join!(
+                capped_stream(stdout, bounded::EXEC_STDOUT, "stdout", pod),
+                capped_stream(stderr, bounded::EXEC_STDERR, "stderr", pod),
+            )?;
             let status = status.await;
             let exit_code = exit_code(status.as_ref());
             Ok::<_, String>(ExecOutput {
@@ -244,6 +247,24 @@ impl Executor for KubeExecutor {
             )
         })?
     }
+}
+
+/// Reads one output stream of an exec up to `limit`; the error names the pod, the stream
+/// and the limit.
+async fn capped_stream(
+    stream: impl tokio::io::AsyncRead + Unpin,
+    limit: bounded::Limit,
+    name: &str,
+    pod: &PodName,
+) -> Result<Vec<u8>, String> {
+    bounded::read_to_limit(stream, limit).await.map_err(|e| {
+        let error = format!("reading {name} of pod {}: {e}", pod.as_str());
+        // The pod shows as not answering; this says why, once per command.
+        if matches!(e, bounded::CappedRead::TooLarge(_)) {
+            tracing::warn!(pod = pod.as_str(), %error, "a command's output passed its cap");
+        }
+        error
+    })
 }
 
 /// The exit code the exec protocol's status channel reports: `Success`, or `Failure`

@@ -12,6 +12,7 @@ pub mod image_policy;
 pub mod leader;
 pub mod metrics;
 pub mod monitoring;
+pub mod ownership;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@
 //! Slots 170–179 of the simulated cluster's port range belong to this suite.
 
 mod boundary;
+mod bounds;
 mod identity;
 mod images;
 mod members;

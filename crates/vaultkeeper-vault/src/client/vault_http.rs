@@ -5,9 +5,11 @@
 //! Everything every HTTP caller needs is here once: the rustls set-up ([`tls_config`]: the
 //! ring provider, trusting a given CA or the system roots), the timeouts ([`HttpOptions`]),
 //! the `X-Vault-Token` header (marked sensitive, so no HTTP-layer log prints it), the parser
-//! of Vault's `{"errors": [...]}` bodies, and the mapping of failures to [`Error`]s that name
-//! the pod (operator) or the address (jobs) and the [`Step`]. Request and answer bodies live
-//! in zeroizing buffers, because some carry shares, tokens or JWTs.
+//! of Vault's `{"errors": [...]}` bodies, the cap on every answer's size
+//! ([`crate::bounded`]: a hostile pod cannot fill the operator's memory), and the mapping
+//! of failures to [`Error`]s that name the pod (operator) or the address (jobs) and the
+//! [`Step`]. Request and answer bodies live in zeroizing buffers, because some carry
+//! shares, tokens or JWTs.
 //!
 //! Calls are plain reqwest requests with typed bodies: the request bodies and answer
 //! parsers in [`super::wire`] serve this transport and the exec one alike.
@@ -27,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::wire;
+use crate::bounded::{self, CappedRead};
 use crate::error::{Error, Result, Step};
 use crate::node::{Health, LeaderStatus, NodeEndpoint, PodName, TokenInfo};
 use crate::secret::{ExposeSecret, SecretSlice, SecretString, Token, secret_bytes};
@@ -343,15 +346,28 @@ impl VaultHttp {
             body.map(|value| reqwest::Body::from(serde_json::to_vec(value).unwrap_or_default()));
         let response = self.send(step, method, path, token, body, false).await?;
         let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.unreachable(step, error_chain(&e)))?;
-        // Taking the buffer (not copying it) lets the wipe reach the bytes reqwest read.
+        let body = self.capped_body(step, response).await?;
         Ok(Reply {
             status,
-            body: secret_bytes(Vec::from(bytes)),
+            body: secret_bytes(body),
         })
+    }
+
+    /// The body of an answer, read in chunks up to [`bounded::VAULT_API_ANSWER`]: a
+    /// server announcing or sending more is refused without the rest being read.
+    async fn capped_body(&self, step: Step, response: reqwest::Response) -> Result<Vec<u8>> {
+        let declared = response.content_length();
+        bounded::collect_to_limit(response.bytes_stream(), declared, bounded::VAULT_API_ANSWER)
+            .await
+            .map_err(|e| match e {
+                CappedRead::TooLarge(_) => {
+                    let error = self.unexpected(step, e.to_string());
+                    // Callers may only see "unreachable"; this says why.
+                    tracing::warn!(%error, "an answer passed its cap");
+                    error
+                }
+                CappedRead::Failed(e) => self.unreachable(step, error_chain(&e)),
+            })
     }
 
     /// A call that must succeed, answering its body.
@@ -639,14 +655,16 @@ impl VaultHttp {
 
     async fn refused_response(&self, step: Step, response: reqwest::Response) -> Error {
         let status = response.status().as_u16();
-        let body = response.bytes().await.unwrap_or_default();
-        self.refused(
-            step,
-            &Reply {
-                status,
-                body: secret_bytes(Vec::from(body)),
-            },
-        )
+        match self.capped_body(step, response).await {
+            Ok(body) => self.refused(
+                step,
+                &Reply {
+                    status,
+                    body: secret_bytes(body),
+                },
+            ),
+            Err(e) => e,
+        }
     }
 }
 

@@ -23,9 +23,13 @@ pub struct RunArgs {
     /// Watch only this namespace (repeat for several). Default: every namespace.
     #[arg(long = "namespace")]
     pub namespaces: Vec<String>,
-    /// Address of the /metrics, /healthz and /readyz endpoints.
+    /// Address of the /metrics, /healthz and /readyz endpoints (also
+    /// `--metrics-bind-address`). The default listens on every address of the pod, as the
+    /// kubelet's probes and Prometheus need; give e.g. `127.0.0.1:8080` when a sidecar
+    /// proxy serves them. Slow or oversized clients are dropped (see `docs/operations.md`).
     #[arg(
         long,
+        visible_alias = "metrics-bind-address",
         env = "VAULTKEEPER_LISTEN_ADDRESS",
         default_value = "0.0.0.0:8080"
     )]
