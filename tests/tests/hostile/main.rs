@@ -6,10 +6,11 @@
 //! its own test, with an assertion on what the attacker got. The threat model these tests
 //! hold the operator to is `docs/security.md`.
 //!
-//! Slots 170–179 of the simulated cluster's port range belong to this suite.
+//! Slots 170–184 of the simulated cluster's port range belong to this suite.
 
 mod boundary;
 mod bounds;
+mod environment;
 mod identity;
 mod images;
 mod members;
