@@ -50,3 +50,20 @@ pub async fn attacker(sim: &SimCluster) -> Result<kube::Client, InstallError> {
     .await?;
     Ok(sim.client_as_service_account(ATTACKER_NAMESPACE, ATTACKER)?)
 }
+
+/// The manifest of a small OpenBao cluster (one replica, backups off) named `name`, with
+/// `extra_spec` (YAML lines indented under `spec:`) appended: what the attacks start from.
+pub fn small_cluster_yaml(name: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: vaultkeeper.io/v1alpha1\nkind: VaultCluster\nmetadata:\n  name: {name}\nspec:\n  flavor: OpenBao\n  image: quay.io/openbao/openbao:2.7.2\n  replicas: 1\n  backup:\n    enabled: false\n{extra_spec}\n"
+    )
+}
+
+/// [`small_cluster_yaml`] parsed, in the attacker's namespace.
+pub fn small_cluster(name: &str, extra_spec: &str) -> vaultkeeper_api::VaultCluster {
+    let mut vc = vaultkeeper_api::parse_manifests(&small_cluster_yaml(name, extra_spec))
+        .expect("the manifest parses")
+        .remove(0);
+    vc.metadata.namespace = Some(ATTACKER_NAMESPACE.to_owned());
+    vc
+}

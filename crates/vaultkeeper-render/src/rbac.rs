@@ -84,20 +84,16 @@ pub(crate) fn render(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderError> {
             labels.clone(),
         )?);
         // It writes the metrics token into exactly one Secret, which the operator creates.
-        let role_meta = metadata(scope, names.metrics_token_job(), labels.clone());
-        out.push(Manifest::new(
-            "rbac.authorization.k8s.io/v1",
-            "Role",
-            &role_meta,
-            &Role {
-                metadata: role_meta.clone(),
-                rules: Some(vec![rule(
-                    &[""],
-                    &["secrets"],
-                    &["get", "update", "patch"],
-                    &[names.metrics_token_secret()],
-                )]),
-            },
+        out.push(role(
+            scope,
+            names.metrics_token_job(),
+            labels.clone(),
+            rule(
+                &[""],
+                &["secrets"],
+                &["get", "update", "patch"],
+                &[names.metrics_token_secret()],
+            ),
         )?);
         out.push(role_binding(
             scope,
@@ -133,30 +129,45 @@ fn discovery_role(
     server_labels: BTreeMap<String, String>,
 ) -> Result<Vec<Manifest>, RenderError> {
     let names = &scope.names;
-    let mut out = Vec::new();
-    let role_meta = metadata(scope, names.discovery_role(), server_labels.clone());
-    out.push(Manifest::new(
-        "rbac.authorization.k8s.io/v1",
-        "Role",
-        &role_meta,
-        &Role {
-            metadata: role_meta.clone(),
-            rules: Some(vec![rule(
+    Ok(vec![
+        role(
+            scope,
+            names.discovery_role(),
+            server_labels.clone(),
+            rule(
                 &[""],
                 &["pods"],
                 &["get", "watch", "list", "update", "patch"],
                 &[],
-            )]),
+            ),
+        )?,
+        role_binding(
+            scope,
+            names.discovery_role_binding(),
+            names.discovery_role(),
+            names.service_account(),
+            server_labels,
+        )?,
+    ])
+}
+
+/// A Role named `name` with one rule.
+fn role(
+    scope: &Scope<'_>,
+    name: String,
+    labels: BTreeMap<String, String>,
+    rule: PolicyRule,
+) -> Result<Manifest, RenderError> {
+    let meta = metadata(scope, name, labels);
+    Manifest::new(
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        &meta,
+        &Role {
+            metadata: meta.clone(),
+            rules: Some(vec![rule]),
         },
-    )?);
-    out.push(role_binding(
-        scope,
-        names.discovery_role_binding(),
-        names.discovery_role(),
-        names.service_account(),
-        server_labels,
-    )?);
-    Ok(out)
+    )
 }
 
 fn role_binding(

@@ -10,7 +10,7 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 use vaultkeeper_api::{VaultCluster, parse_manifests};
-use vaultkeeper_e2e::hostile::{ATTACKER_NAMESPACE, attacker};
+use vaultkeeper_e2e::hostile::{ATTACKER_NAMESPACE, attacker, small_cluster_yaml};
 use vaultkeeper_e2e::operator::{Operator, apply_cluster, cluster_with_pods, ready, wait_for};
 use vaultkeeper_sim::{SimCluster, SimConfig};
 
@@ -18,22 +18,9 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 
 fn manifest(name: &str, keys_secret: Option<&str>) -> String {
     let keys = keys_secret.map_or(String::new(), |s| format!("\n    secretName: {s}"));
-    format!(
-        r#"
-apiVersion: vaultkeeper.io/v1alpha1
-kind: VaultCluster
-metadata:
-  name: {name}
-spec:
-  flavor: OpenBao
-  image: quay.io/openbao/openbao:2.7.2
-  replicas: 1
-  deletionPolicy: Delete
-  backup:
-    enabled: false
-  keys:
-    rootToken: Revoke{keys}
-"#
+    small_cluster_yaml(
+        name,
+        &format!("  deletionPolicy: Delete\n  keys:\n    rootToken: Revoke{keys}"),
     )
 }
 

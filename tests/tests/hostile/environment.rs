@@ -6,34 +6,16 @@
 //! `crates/vaultkeeper-vault/tests/hostile_env.rs`.)
 
 use kube::api::{Api, PostParams};
-use vaultkeeper_api::{VaultCluster, parse_manifests};
-use vaultkeeper_e2e::hostile::{ATTACKER_NAMESPACE, attacker};
+use vaultkeeper_api::VaultCluster;
+use vaultkeeper_e2e::hostile::{ATTACKER_NAMESPACE, attacker, small_cluster};
 use vaultkeeper_e2e::install::install_operator_rbac_watching;
 use vaultkeeper_sim::{SimCluster, SimConfig};
 
 fn with_env(name: &str, env: &str) -> VaultCluster {
-    let mut vc = parse_manifests(&format!(
-        r#"
-apiVersion: vaultkeeper.io/v1alpha1
-kind: VaultCluster
-metadata:
-  name: {name}
-spec:
-  flavor: OpenBao
-  replicas: 1
-  backup:
-    enabled: false
-  pod:
-    env:
-    - name: VAULT_LOG_LEVEL
-      value: debug
-{env}
-"#
-    ))
-    .expect("manifest")
-    .remove(0);
-    vc.metadata.namespace = Some(ATTACKER_NAMESPACE.into());
-    vc
+    small_cluster(
+        name,
+        &format!("  pod:\n    env:\n    - name: VAULT_LOG_LEVEL\n      value: debug\n{env}"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

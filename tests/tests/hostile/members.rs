@@ -10,8 +10,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use vaultkeeper_api::{Flavor, VaultCluster, parse_manifests, rules};
-use vaultkeeper_e2e::hostile::{ATTACKER_NAMESPACE, attacker};
+use vaultkeeper_api::{Flavor, VaultCluster, rules};
+use vaultkeeper_e2e::hostile::{ATTACKER_NAMESPACE, attacker, small_cluster};
 use vaultkeeper_e2e::operator::{
     Operator, cluster_with_pods, count_events, events, ready, wait_for,
 };
@@ -19,28 +19,6 @@ use vaultkeeper_render::{Labels, ServerLayout};
 use vaultkeeper_sim::SimCluster;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
-
-/// A small OpenBao cluster the attacker may create in their namespace.
-fn manifest(name: &str) -> VaultCluster {
-    let mut vc = parse_manifests(&format!(
-        r#"
-apiVersion: vaultkeeper.io/v1alpha1
-kind: VaultCluster
-metadata:
-  name: {name}
-spec:
-  flavor: OpenBao
-  image: quay.io/openbao/openbao:2.7.2
-  replicas: 1
-  backup:
-    enabled: false
-"#
-    ))
-    .expect("the manifest parses")
-    .remove(0);
-    vc.metadata.namespace = Some(ATTACKER_NAMESPACE.to_owned());
-    vc
-}
 
 /// A pod of the attacker's with the cluster's three server labels and its container name,
 /// running a real OpenBao dev server that would gladly answer any command.
@@ -92,7 +70,7 @@ async fn pods_that_copy_the_server_labels_are_never_treated_as_members() {
         .await
         .expect("the attacker may create pods");
     clusters
-        .create(&PostParams::default(), &manifest(name))
+        .create(&PostParams::default(), &small_cluster(name, ""))
         .await
         .expect("the attacker may create VaultClusters");
     let leftover = format!("{name}-3");
@@ -146,7 +124,7 @@ async fn flavor_seal_and_keys_secret_cannot_change_after_init() {
     let clusters: Api<VaultCluster> = Api::namespaced(mallory, ATTACKER_NAMESPACE);
     let name = "fixed";
     clusters
-        .create(&PostParams::default(), &manifest(name))
+        .create(&PostParams::default(), &small_cluster(name, ""))
         .await
         .expect("the attacker may create VaultClusters");
     let before = wait_for(&sim, ATTACKER_NAMESPACE, name, TIMEOUT, "Ready", ready).await;
