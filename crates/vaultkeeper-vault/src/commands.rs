@@ -136,13 +136,42 @@ pub struct ExecRequest {
     pub argv: Vec<String>,
     /// Bytes for the command's stdin (shares, tokens, request bodies).
     pub stdin: Option<SecretSlice<u8>>,
+    /// How long the executor waits for the command.
+    pub wait: Wait,
+}
+
+/// How long an executor waits for a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// The executor's own timeout: a pod that does not answer is unreachable this pass.
+    Bounded,
+    /// As long as the command runs: for `operator init`, whose answer is the only copy of
+    /// the keys and must never be cut off by a client deadline.
+    UntilDone,
 }
 
 impl ExecRequest {
     fn plain(argv: Vec<String>) -> Self {
-        ExecRequest { argv, stdin: None }
+        ExecRequest {
+            argv,
+            stdin: None,
+            wait: Wait::Bounded,
+        }
+    }
+
+    fn with_stdin(argv: Vec<String>, stdin: SecretSlice<u8>) -> Self {
+        ExecRequest {
+            argv,
+            stdin: Some(stdin),
+            wait: Wait::Bounded,
+        }
     }
 }
+
+/// The CLI's own HTTP timeout for `operator init` (`-client-timeout`; its default is 60 s
+/// and 0 means that default): long enough never to end an init a server is still working
+/// on.
+const INIT_CLIENT_TIMEOUT: &str = "-client-timeout=8760h";
 
 /// A command without a token: `sh -c '<clean env>' bao verb… <flags> args…`.
 fn cli_args(cli: &Cli, verb: &[&str], args: &[&str]) -> Vec<String> {
@@ -207,8 +236,13 @@ pub fn leader(cli: &Cli) -> ExecRequest {
 }
 
 /// `bao operator init -format=json …`: the share counts are not secret; the output is.
+/// Neither the CLI nor the executor puts a deadline on it.
 pub fn init(cli: &Cli, request: &InitRequest) -> ExecRequest {
-    let mut argv = cli_args(cli, &["operator", "init"], &["-format=json"]);
+    let mut argv = cli_args(
+        cli,
+        &["operator", "init"],
+        &["-format=json", INIT_CLIENT_TIMEOUT],
+    );
     match *request {
         InitRequest::Shamir { shares, threshold } => {
             argv.push(format!("-key-shares={shares}"));
@@ -219,25 +253,28 @@ pub fn init(cli: &Cli, request: &InitRequest) -> ExecRequest {
             argv.push(format!("-recovery-threshold={threshold}"));
         }
     }
-    ExecRequest::plain(argv)
+    ExecRequest {
+        wait: Wait::UntilDone,
+        ..ExecRequest::plain(argv)
+    }
 }
 
 /// `bao write -format=json sys/unseal key=-` with the share on stdin.
 pub fn unseal(cli: &Cli, share: &KeyShare) -> ExecRequest {
-    ExecRequest {
-        argv: cli_args(cli, &["write"], &["-format=json", "sys/unseal", "key=-"]),
-        stdin: Some(secret_bytes(share.expose_secret().as_bytes().to_vec())),
-    }
+    ExecRequest::with_stdin(
+        cli_args(cli, &["write"], &["-format=json", "sys/unseal", "key=-"]),
+        secret_bytes(share.expose_secret().as_bytes().to_vec()),
+    )
 }
 
 /// `bao write -format=json sys/unseal -` with `{"reset": true}` on stdin. Not
 /// `reset=true` on the command line: the CLI sends every `k=v` as a JSON string, and the
 /// server refuses `"reset": "true"` with 400 "failed to decode JSON input".
 pub fn unseal_reset(cli: &Cli) -> ExecRequest {
-    ExecRequest {
-        argv: cli_args(cli, &["write"], &["-format=json", "sys/unseal", "-"]),
-        stdin: Some(secret_bytes(br#"{"reset":true}"#.to_vec())),
-    }
+    ExecRequest::with_stdin(
+        cli_args(cli, &["write"], &["-format=json", "sys/unseal", "-"]),
+        secret_bytes(br#"{"reset":true}"#.to_vec()),
+    )
 }
 
 fn token_line(token: &Token) -> Vec<u8> {
@@ -260,10 +297,10 @@ fn with_token(cli: &Cli, verb: &[&str], args: &[&str]) -> Vec<String> {
 /// `sh -c '<token from stdin>' bao read -format=json PATH`.
 pub fn read(cli: &Cli, path: &str, token: &Token) -> Result<ExecRequest> {
     let path = checked_path(path)?;
-    Ok(ExecRequest {
-        argv: with_token(cli, &["read"], &["-format=json", path]),
-        stdin: Some(secret_bytes(token_line(token))),
-    })
+    Ok(ExecRequest::with_stdin(
+        with_token(cli, &["read"], &["-format=json", path]),
+        secret_bytes(token_line(token)),
+    ))
 }
 
 /// `sh -c '<token from stdin>' bao write -format=json PATH -` with the JSON body after
@@ -280,10 +317,7 @@ pub fn write(cli: &Cli, path: &str, body: Option<&Value>, token: &Token) -> Resu
         }
         None => with_token(cli, &["write"], &["-format=json", "-force", path]),
     };
-    Ok(ExecRequest {
-        argv,
-        stdin: Some(secret_bytes(stdin)),
-    })
+    Ok(ExecRequest::with_stdin(argv, secret_bytes(stdin)))
 }
 
 /// `bao write -format=json PATH -` with a JSON body on stdin and no token (logins).
@@ -291,10 +325,10 @@ pub fn write_unauthenticated(cli: &Cli, path: &str, body: &Value) -> Result<Exec
     let path = checked_path(path)?;
     let stdin = serde_json::to_vec(body)
         .map_err(|e| Error::invalid("request body", e.to_string(), "report this as a bug"))?;
-    Ok(ExecRequest {
-        argv: cli_args(cli, &["write"], &["-format=json", path, "-"]),
-        stdin: Some(secret_bytes(stdin)),
-    })
+    Ok(ExecRequest::with_stdin(
+        cli_args(cli, &["write"], &["-format=json", path, "-"]),
+        secret_bytes(stdin),
+    ))
 }
 
 #[cfg(test)]

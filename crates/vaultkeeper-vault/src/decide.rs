@@ -232,6 +232,8 @@ pub enum KeysState {
     Stored(KeysSummary),
     /// Init answered; the output is only in memory because persisting it failed.
     PendingWrite(KeysSummary),
+    /// The init answer is saved as it arrived but cannot be read into keys.
+    Unreadable,
 }
 
 /// Whether bootstrap has been applied for the current inputs.
@@ -288,6 +290,9 @@ pub enum WaitReason {
 pub enum StopReason {
     /// The cluster is initialized but the key store is empty. Never init again.
     KeysMissing,
+    /// The key store holds the init answer as it arrived, but it cannot be read into
+    /// keys (not JSON, or missing shares or the root token). Never init again.
+    InitAnswerUnreadable,
     /// The key store holds keys but every pod is uninitialized: the data is gone. A new
     /// init would replace the keys a restore may still need.
     KeysWithoutInitializedPods,
@@ -323,6 +328,7 @@ impl StopReason {
     pub fn reason(&self) -> &'static str {
         match self {
             StopReason::KeysMissing => "KeysMissing",
+            StopReason::InitAnswerUnreadable => "InitAnswerUnreadable",
             StopReason::KeysWithoutInitializedPods => "KeysWithoutInitializedPods",
             StopReason::KeysDoNotMatchSeal { .. } => "KeysDoNotMatchSeal",
             StopReason::ThresholdMismatch { .. } => "ThresholdMismatch",
@@ -338,6 +344,10 @@ impl fmt::Display for StopReason {
             StopReason::KeysMissing => write!(
                 f,
                 "the cluster is initialized but the keys are not in the key store; restore the keys Secret from your backup (the operator will never initialize again)"
+            ),
+            StopReason::InitAnswerUnreadable => write!(
+                f,
+                "the key store holds the init answer exactly as the server gave it, but it is not a complete set of keys; the operator will never initialize again: see docs/custody.md, \"An unreadable init answer\""
             ),
             StopReason::KeysWithoutInitializedPods => write!(
                 f,
@@ -412,8 +422,12 @@ pub enum Action {
 /// Decides the next actions. Pure.
 pub fn decide(intent: &ClusterIntent, observation: &Observation) -> Vec<Action> {
     // 1. Keys first.
-    if let KeysState::PendingWrite(_) = observation.keys {
-        return vec![Action::PersistKeys];
+    match observation.keys {
+        KeysState::PendingWrite(_) => return vec![Action::PersistKeys],
+        // Whatever the pods say: the saved answer is this cluster's only copy of its keys,
+        // and any init now would be a second one.
+        KeysState::Unreadable => return vec![Action::Stop(StopReason::InitAnswerUnreadable)],
+        KeysState::Missing | KeysState::Stored(_) => {}
     }
 
     let desired: Vec<NodeObservation> = intent

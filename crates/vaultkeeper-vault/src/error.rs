@@ -161,6 +161,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// The init answer was saved exactly as it arrived, but it is not a complete key
+    /// record. It is never dropped and never followed by a second init: a person reads
+    /// it (see `docs/custody.md`).
+    #[error(
+        "the init answer is saved exactly as it arrived, but vaultkeeper cannot read the keys in it: {reason}. Nothing else will happen to this cluster until a person looks: see docs/custody.md, \"An unreadable init answer\""
+    )]
+    InitAnswerUnreadable {
+        /// What is wrong with it, without its content.
+        reason: String,
+    },
+
     /// An input given to this library is not valid. Names the field and the fix.
     #[error("invalid {field}: {problem}; {fix}")]
     InvalidInput {
@@ -274,6 +285,7 @@ impl Error {
             | Error::UnexpectedResponse { pod, .. }
             | Error::UnknownPod { pod, .. } => Some(pod),
             Error::KeyStore { .. }
+            | Error::InitAnswerUnreadable { .. }
             | Error::InvalidInput { .. }
             | Error::NoToken { .. }
             | Error::VaultUnreachable { .. }
@@ -297,6 +309,7 @@ impl Error {
             | Error::VaultRefused { step, .. }
             | Error::VaultUnexpected { step, .. } => Some(*step),
             Error::LoginRefused { .. } => Some(Step::KubernetesLogin),
+            Error::InitAnswerUnreadable { .. } => Some(Step::KeyStoreLoad),
             Error::InvalidInput { .. } => None,
         }
     }
@@ -309,6 +322,7 @@ impl Error {
             Error::PermissionDenied { .. } => "PermissionDenied",
             Error::UnexpectedResponse { .. } => "UnexpectedResponse",
             Error::KeyStore { .. } => "KeyStore",
+            Error::InitAnswerUnreadable { .. } => "InitAnswerUnreadable",
             Error::InvalidInput { .. } => "InvalidInput",
             Error::UnknownPod { .. } => "UnknownPod",
             Error::NoToken { .. } => "NoToken",

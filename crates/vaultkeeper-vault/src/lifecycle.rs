@@ -1,11 +1,15 @@
 //! One lifecycle pass: observe every pod, decide, act, report.
 //!
-//! [`Lifecycle`] is the piece with memory: it holds the init output from the moment
+//! [`Lifecycle`] is the piece with memory: it holds the init answer from the moment
 //! `sys/init` answers until the key store has accepted it, and retries the write on every
 //! pass until then (the decision turns a pending write into [`Action::PersistKeys`] and
-//! nothing else). If the process dies in that window the keys are gone, the next process
-//! sees an initialized cluster without keys and stops with `KeysMissing`; it never
-//! initializes again.
+//! nothing else). The answer is saved exactly as it arrived before it is even read
+//! ([`crate::keys::RawInit`]), so neither a parse error nor a check that fails can drop
+//! it; `sys/init` itself has no client-side deadline. The operator flushes held keys at
+//! the start of every pass ([`Lifecycle::flush_pending`]) and before it exits or lets a
+//! deleted cluster go. If the process is killed in that window anyway the keys are gone:
+//! the next process sees an initialized cluster without keys and stops with
+//! `KeysMissing`; it never initializes again.
 //!
 //! How later steps authenticate: with the root token while it is kept; once it is revoked
 //! (or in self-init mode, where there never was one), with the operator's own Kubernetes
@@ -29,7 +33,7 @@ use crate::decide::{
     StopReason, WaitReason, decide,
 };
 use crate::error::{Error, Result, Step};
-use crate::keys::{InitKeys, KeyStore};
+use crate::keys::{InitKeys, KeyStore, RawInit};
 use crate::node::{PodName, UnsealProgress};
 use crate::secret::{SecretString, Token, secret_string};
 
@@ -159,6 +163,9 @@ pub struct Lifecycle<C, S> {
     intent: ClusterIntent,
     bootstrap: Option<BootstrapSpec>,
     operator_login: Option<OperatorLogin>,
+    /// The init answer as it arrived, until the store has saved it.
+    pending_raw: Option<RawInit>,
+    /// The keys read from it, until the store has saved them as a key record.
     pending: Option<InitKeys>,
     /// The stored keys, from [`Lifecycle::observe`] until the [`Lifecycle::execute`] that
     /// follows it (zeroized when dropped).
@@ -175,6 +182,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             intent,
             bootstrap: None,
             operator_login: None,
+            pending_raw: None,
             pending: None,
             held: None,
             bootstrapped: false,
@@ -211,7 +219,17 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
 
     /// Whether init output is held in memory, not yet persisted.
     pub fn has_pending_keys(&self) -> bool {
-        self.pending.is_some()
+        self.pending_raw.is_some() || self.pending.is_some()
+    }
+
+    /// Saves whatever init output is held (the raw answer first, then the key record read
+    /// from it). `Ok(true)` when something was saved now; `Ok(false)` when nothing was
+    /// held. The operator calls this first in every pass, before it exits, and before it
+    /// lets a deleted cluster go.
+    pub async fn flush_pending(&mut self) -> Result<bool> {
+        let held = self.has_pending_keys();
+        self.persist_pending().await?;
+        Ok(held)
     }
 
     /// The node client.
@@ -342,11 +360,21 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         }))
         .await;
 
-        let (keys_state, mut keys) = match &self.pending {
-            Some(pending) => (KeysState::PendingWrite(pending.summary()), None),
-            None => match self.store.load().await? {
-                Some(keys) => (KeysState::Stored(keys.summary()), Some(keys)),
-                None => (KeysState::Missing, None),
+        let pending = match (&self.pending_raw, &self.pending) {
+            (Some(raw), _) => Some(raw.summary()),
+            (None, Some(keys)) => Some(keys.summary()),
+            (None, None) => None,
+        };
+        let (keys_state, mut keys) = match pending {
+            Some(summary) => (KeysState::PendingWrite(summary), None),
+            None => match self.store.load().await {
+                Ok(Some(keys)) => (KeysState::Stored(keys.summary()), Some(keys)),
+                Ok(None) => (KeysState::Missing, None),
+                Err(Error::InitAnswerUnreadable { reason }) => {
+                    warn!(%reason, "the saved init answer cannot be read; waiting for a person");
+                    (KeysState::Unreadable, None)
+                }
+                Err(e) => return Err(e),
             },
         };
 
@@ -451,7 +479,18 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         }
     }
 
+    /// The save-first sequence: the raw answer is stored before it is read; then it is
+    /// read, and the key record stored. A failed write leaves what is held in memory for
+    /// the next attempt. An answer that cannot be read stays saved as it is and is
+    /// [`Error::InitAnswerUnreadable`].
     async fn persist_pending(&mut self) -> Result<()> {
+        if let Some(raw) = &self.pending_raw {
+            self.store.store_raw(raw).await?;
+            info!(keys = ?raw.summary(), "init answer saved as it arrived");
+            let parsed = raw.parse();
+            self.pending_raw = None;
+            self.pending = Some(parsed?);
+        }
         if let Some(keys) = &self.pending {
             self.store.store(keys).await?;
             info!(keys = ?keys.summary(), "init output persisted");
@@ -482,8 +521,8 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                     });
                 }
                 let answer = self.client.init(pod, request).await?;
-                info!(pod = %pod, keys = ?answer.summary(), "initialized; persisting the keys before anything else");
-                self.pending = Some(answer);
+                info!(pod = %pod, keys = ?answer.summary(), "initialized; saving the answer before anything else");
+                self.pending_raw = Some(answer);
                 self.persist_pending().await?;
                 Ok(Done::Initialized)
             }
@@ -558,9 +597,9 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
     /// rolling update does with the old active node last. Authenticates like raft work does:
     /// the root token while kept, else the operator's login (revoked again afterwards).
     pub async fn step_down(&mut self, pod: &PodName) -> Result<()> {
-        let mut keys = match &self.pending {
-            Some(_) => None,
-            None => self.store.load().await?,
+        let mut keys = match self.has_pending_keys() {
+            true => None,
+            false => self.store.load().await?,
         };
         let (token, authority) = self.token(pod, &mut keys).await?;
         let result = self.client.step_down(pod, &token).await;

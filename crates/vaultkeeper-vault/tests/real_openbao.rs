@@ -20,7 +20,7 @@ use vaultkeeper_api::login::VAULT_LOGIN_AUDIENCE;
 use vaultkeeper_vault::bootstrap::{self, Authority, BootstrapSpec, Change, Identity, Item};
 use vaultkeeper_vault::client::{ExecNodeClient, KubernetesAuthConfig, NodeClient};
 use vaultkeeper_vault::decide::{Action, ClusterIntent, InitMode, SealIntent, StopReason};
-use vaultkeeper_vault::keys::{FileKeyStore, InitKeys, KeyKind, KeyStore};
+use vaultkeeper_vault::keys::{FileKeyStore, InitKeys, KeyKind, KeyStore, RawInit};
 use vaultkeeper_vault::lifecycle::{Done, JwtSource, Lifecycle, OperatorLogin, PassReport};
 use vaultkeeper_vault::node::{NodeEndpoint, PodName};
 use vaultkeeper_vault::secret::{ExposeSecret, KeyShare, SecretString, Token};
@@ -282,6 +282,16 @@ impl KeyStore for FlakyStore {
             });
         }
         self.inner.store(keys).await
+    }
+
+    async fn store_raw(&self, raw: &RawInit) -> Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(Error::KeyStore {
+                step: Step::KeyStoreStore,
+                reason: "simulated: the API server refused the Secret write".into(),
+            });
+        }
+        self.inner.store_raw(raw).await
     }
 }
 

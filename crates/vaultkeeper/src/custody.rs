@@ -11,14 +11,20 @@ use kube::api::{Api, AttachParams, ObjectMeta, Patch, PatchParams};
 use tokio::io::AsyncWriteExt;
 use vaultkeeper_vault::bounded;
 use vaultkeeper_vault::client::ExecRequest;
+use vaultkeeper_vault::client::Wait;
 use vaultkeeper_vault::client::{ExecOutput, Executor};
-use vaultkeeper_vault::keys::{InitKeys, KeyStore};
+use vaultkeeper_vault::keys::{InitKeys, KeyStore, RawInit, Stored};
 use vaultkeeper_vault::node::PodName;
 use vaultkeeper_vault::secret::{ExposeSecret, secret_bytes};
 use vaultkeeper_vault::{Error, Step};
 
 /// The key in the keys Secret that holds the init output (a versioned JSON record).
 pub const INIT_KEY: &str = "init.json";
+
+/// The key in the keys Secret that holds the init answer exactly as it arrived, saved
+/// before it is read. It is replaced by [`INIT_KEY`] once read; it stays only when the
+/// answer cannot be read (see `docs/custody.md`).
+pub const RAW_INIT_KEY: &str = "init-answer.json";
 
 /// The field manager of the keys Secret, apart from everything else vaultkeeper applies.
 const KEYS_FIELD_MANAGER: &str = "vaultkeeper-keys";
@@ -101,21 +107,58 @@ impl KeyStore for SecretKeyStore {
         };
         self.refuse_foreign(&secret, Step::KeyStoreLoad)?;
         // A Secret by that name without our record is not "no keys": somebody put it there,
-        // and guessing would risk a second init.
-        let data = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(INIT_KEY))
-            .ok_or_else(|| {
-                self.error(
-                    Step::KeyStoreLoad,
-                    format!("exists but has no {INIT_KEY}; vaultkeeper will not guess"),
-                )
-            })?;
-        InitKeys::from_json(&data.0).map(Some)
+        // and guessing would risk a second init. A raw answer alone is read now.
+        let data = secret.data.as_ref();
+        if let Some(record) = data.and_then(|d| d.get(INIT_KEY)) {
+            return InitKeys::from_json(&record.0).map(Some);
+        }
+        if let Some(raw) = data.and_then(|d| d.get(RAW_INIT_KEY)) {
+            return Stored::Raw(RawInit::from_json(&raw.0)?)
+                .into_keys()
+                .map(Some);
+        }
+        Err(self.error(
+            Step::KeyStoreLoad,
+            format!(
+                "exists but has neither {INIT_KEY} nor {RAW_INIT_KEY}; vaultkeeper will not guess"
+            ),
+        ))
     }
 
     async fn store(&self, keys: &InitKeys) -> vaultkeeper_vault::Result<()> {
+        self.write(INIT_KEY, keys.to_json()?, |_| Ok(())).await
+    }
+
+    async fn store_raw(&self, raw: &RawInit) -> vaultkeeper_vault::Result<()> {
+        let refuse_a_second_answer = |existing: &Secret| {
+            if existing
+                .data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(INIT_KEY))
+            {
+                Err(self.error(
+                    Step::KeyStoreStore,
+                    format!("already holds {INIT_KEY}; a second init answer is not saved over it"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        self.write(RAW_INIT_KEY, raw.to_json()?, refuse_a_second_answer)
+            .await
+    }
+}
+
+impl SecretKeyStore {
+    /// Writes `record` under `key` as the Secret's only data: one server-side apply by the
+    /// keys field manager, so the other key it may have written before goes in the same
+    /// request. `check` sees the live Secret first.
+    async fn write(
+        &self,
+        key: &str,
+        record: vaultkeeper_vault::secret::SecretSlice<u8>,
+        check: impl Fn(&Secret) -> vaultkeeper_vault::Result<()>,
+    ) -> vaultkeeper_vault::Result<()> {
         // Never take over another cluster's keys Secret (its labels would become ours).
         let existing = crate::apply::with_retries(|| self.api.get_opt(&self.name))
             .await
@@ -127,8 +170,8 @@ impl KeyStore for SecretKeyStore {
             })?;
         if let Some(existing) = &existing {
             self.refuse_foreign(existing, Step::KeyStoreStore)?;
+            check(existing)?;
         }
-        let record = keys.to_json()?;
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
@@ -145,7 +188,7 @@ impl KeyStore for SecretKeyStore {
             },
             type_: Some("Opaque".to_owned()),
             data: Some(BTreeMap::from([(
-                INIT_KEY.to_owned(),
+                key.to_owned(),
                 ByteString(record.expose_secret().to_vec()),
             )])),
             ..Secret::default()
@@ -194,6 +237,12 @@ impl KubeExecutor {
             timeout: Duration::from_secs(60),
         }
     }
+
+    /// The same, with another timeout for bounded commands (never for `operator init`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
 }
 
 #[async_trait]
@@ -239,13 +288,17 @@ impl Executor for KubeExecutor {
                 stderr: String::from_utf8_lossy(&err).into_owned(),
             })
         };
-        tokio::time::timeout(self.timeout, run).await.map_err(|_| {
-            format!(
-                "exec in pod {} timed out after {:?}",
-                pod.as_str(),
-                self.timeout
-            )
-        })?
+        match request.wait {
+            Wait::Bounded => tokio::time::timeout(self.timeout, run).await.map_err(|_| {
+                format!(
+                    "exec in pod {} timed out after {:?}",
+                    pod.as_str(),
+                    self.timeout
+                )
+            })?,
+            // `operator init`: its answer is the only copy of the keys, so it is waited for.
+            Wait::UntilDone => run.await,
+        }
     }
 }
 

@@ -13,9 +13,9 @@ use tokio::io::AsyncWriteExt;
 
 use super::{KubernetesAuthConfig, KubernetesRole, NodeClient, TokenRole, Transport, wire};
 use crate::commands;
-pub use crate::commands::{Cli, ExecRequest};
+pub use crate::commands::{Cli, ExecRequest, Wait};
 use crate::error::{Error, Result, Step};
-use crate::keys::InitKeys;
+use crate::keys::{AnswerFormat, RawInit};
 use crate::node::{
     AutopilotState, Health, InitRequest, LeaderStatus, PodName, RaftConfiguration, SealStatus,
     TokenInfo, UnsealProgress,
@@ -195,10 +195,14 @@ impl Executor for LocalProcessExecutor {
             // Dropping stdin closes it, so `key=-` and `read` see the end of input.
             drop(stdin);
         }
-        let output = tokio::time::timeout(self.timeout, child.wait_with_output())
-            .await
-            .map_err(|_| format!("{program} did not finish within {:?}", self.timeout))?
-            .map_err(|e| format!("waiting for {program} failed: {e}"))?;
+        let finished = child.wait_with_output();
+        let output = match request.wait {
+            Wait::Bounded => tokio::time::timeout(self.timeout, finished)
+                .await
+                .map_err(|_| format!("{program} did not finish within {:?}", self.timeout))?,
+            Wait::UntilDone => finished.await,
+        }
+        .map_err(|e| format!("waiting for {program} failed: {e}"))?;
         Ok(ExecOutput {
             exit_code: output.status.code().unwrap_or(-1),
             stdout: secret_bytes(output.stdout),
@@ -440,15 +444,6 @@ pub(crate) fn scrub(text: &str, stdin: Option<&SecretSlice<u8>>) -> String {
     cleaned
 }
 
-#[derive(Deserialize)]
-struct CliInitOutput {
-    #[serde(default)]
-    unseal_keys_b64: Option<Vec<String>>,
-    #[serde(default)]
-    recovery_keys_b64: Option<Vec<String>>,
-    root_token: String,
-}
-
 #[async_trait]
 impl<E: Executor> NodeClient for ExecNodeClient<E> {
     fn transport(&self) -> Transport {
@@ -499,9 +494,9 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
         AutopilotState::parse(pod, &data)
     }
 
-    async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<InitKeys> {
+    async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<RawInit> {
         request.validate()?;
-        let stdout = self
+        let answer = self
             .run(pod, Step::Init, commands::init(&self.cli, request))
             .await?
             .ok_or_else(|| Error::UnexpectedResponse {
@@ -509,19 +504,11 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
                 step: Step::Init,
                 reason: "the CLI printed nothing".into(),
             })?;
-        let output: CliInitOutput =
-            serde_json::from_slice(stdout.expose_secret()).map_err(|e| {
-                Error::UnexpectedResponse {
-                    pod: pod.clone(),
-                    step: Step::Init,
-                    reason: format!("the init output is not the expected JSON: {e}"),
-                }
-            })?;
-        let shares = match request {
-            InitRequest::Shamir { .. } => output.unseal_keys_b64,
-            InitRequest::Recovery { .. } => output.recovery_keys_b64,
-        };
-        wire::init_keys(pod, request, shares.unwrap_or_default(), output.root_token)
+        Ok(RawInit {
+            request: *request,
+            format: AnswerFormat::Cli,
+            answer,
+        })
     }
 
     async fn unseal(&self, pod: &PodName, share: &KeyShare) -> Result<UnsealProgress> {

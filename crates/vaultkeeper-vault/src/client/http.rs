@@ -6,12 +6,11 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{KubernetesAuthConfig, KubernetesRole, NodeClient, TokenRole, Transport, wire};
 use crate::error::{Error, Result, Step};
-use crate::keys::InitKeys;
+use crate::keys::{AnswerFormat, RawInit};
 use crate::node::{
     AutopilotState, Health, InitRequest, LeaderStatus, NodeEndpoint, PodName, RaftConfiguration,
     SealStatus, TokenInfo, UnsealProgress,
@@ -108,7 +107,7 @@ impl NodeClient for HttpNodeClient {
         AutopilotState::parse(pod, &data)
     }
 
-    async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<InitKeys> {
+    async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<RawInit> {
         request.validate()?;
         let step = Step::Init;
         let body = match *request {
@@ -119,25 +118,12 @@ impl NodeClient for HttpNodeClient {
                 json!({ "recovery_shares": shares, "recovery_threshold": threshold })
             }
         };
-        let node = self.node(pod, step)?;
-        let reply = node
-            .call(step, Method::PUT, "sys/init", None, Some(&body))
-            .await?;
-        // One code path for both seal kinds: the answer names the shares by kind.
-        #[derive(Deserialize)]
-        struct InitAnswer {
-            #[serde(default)]
-            keys_base64: Vec<String>,
-            #[serde(default)]
-            recovery_keys_base64: Vec<String>,
-            root_token: String,
-        }
-        let answer: InitAnswer = node.decode(step, &reply)?;
-        let shares = match request {
-            InitRequest::Shamir { .. } => answer.keys_base64,
-            InitRequest::Recovery { .. } => answer.recovery_keys_base64,
-        };
-        wire::init_keys(pod, request, shares, answer.root_token)
+        let answer = self.node(pod, step)?.init(&body).await?;
+        Ok(RawInit {
+            request: *request,
+            format: AnswerFormat::Api,
+            answer,
+        })
     }
 
     async fn unseal(&self, pod: &PodName, share: &KeyShare) -> Result<UnsealProgress> {

@@ -21,13 +21,13 @@ use async_trait::async_trait;
 
 pub use exec::{
     Cli, ExecNodeClient, ExecOutput, ExecRequest, Executor, LocalProcessExecutor, RecordedCommand,
-    RecordingExecutor,
+    RecordingExecutor, Wait,
 };
 pub use http::HttpNodeClient;
 pub use vault_http::{HttpOptions, IssuedToken, TokenRequest, VaultHttp, error_text, tls_config};
 
 use crate::error::Result;
-use crate::keys::InitKeys;
+use crate::keys::RawInit;
 use crate::node::{
     AutopilotState, Health, InitRequest, LeaderStatus, PodName, RaftConfiguration, SealStatus,
     TokenInfo, UnsealProgress,
@@ -133,8 +133,10 @@ pub trait NodeClient: Send + Sync {
     async fn autopilot_state(&self, pod: &PodName, token: &Token) -> Result<AutopilotState>;
 
     /// `sys/init`: initializes the cluster through this pod. The answer is the one and only
-    /// copy of the keys; the caller persists it before doing anything else.
-    async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<InitKeys>;
+    /// copy of the keys, returned exactly as it arrived, unread: the caller persists it
+    /// before doing anything else, then reads it ([`RawInit::parse`]). This call has no
+    /// client-side deadline: a slow server's answer is waited for, never discarded.
+    async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<RawInit>;
 
     /// `sys/unseal` with one share; answers the progress after it.
     async fn unseal(&self, pod: &PodName, share: &KeyShare) -> Result<UnsealProgress>;
@@ -261,7 +263,7 @@ impl<T: NodeClient + ?Sized> NodeClient for std::sync::Arc<T> {
         (**self).autopilot_state(pod, token).await
     }
 
-    async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<InitKeys> {
+    async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<RawInit> {
         (**self).init(pod, request).await
     }
 

@@ -34,6 +34,17 @@ use crate::error::{Error, Result, Step};
 use crate::node::{Health, LeaderStatus, NodeEndpoint, PodName, TokenInfo};
 use crate::secret::{ExposeSecret, SecretSlice, SecretString, Token, secret_bytes};
 
+/// What kind of request is sent: it decides the deadline and the content type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Deadline {
+    /// A JSON call within [`HttpOptions::request_timeout`].
+    Request,
+    /// A JSON call without an overall deadline (`sys/init` only).
+    None,
+    /// A snapshot stream: no overall deadline (the stall timeout fails a hung server).
+    Stream,
+}
+
 /// Timeouts of a Vault HTTP client: the one place they are chosen.
 #[derive(Clone, Copy, Debug)]
 pub struct HttpOptions {
@@ -144,6 +155,9 @@ pub struct VaultHttp {
     peer: Peer,
     tls: Arc<rustls::ClientConfig>,
     options: HttpOptions,
+    /// A pod's DNS name and the address it resolves to, for a client built again (the
+    /// one init uses, without deadlines).
+    route: Option<(String, std::net::SocketAddr)>,
 }
 
 impl std::fmt::Debug for VaultHttp {
@@ -179,6 +193,7 @@ impl VaultHttp {
             peer: Peer::Address,
             tls,
             options,
+            route: None,
         })
     }
 
@@ -196,22 +211,39 @@ impl VaultHttp {
         } else {
             format!("{}:{}", endpoint.server_name, endpoint.address.port())
         };
-        let mut builder = Self::builder(&tls, options).no_proxy().https_only(true);
-        if !is_ip {
-            builder = builder.resolve(&endpoint.server_name, endpoint.address);
-        }
-        let http = builder.build().map_err(|e| Error::Unreachable {
-            pod: pod.clone(),
-            step: Step::ClientSetup,
-            reason: format!("cannot build the HTTP client: {}", error_chain(&e)),
-        })?;
+        let route = (!is_ip).then(|| (endpoint.server_name.clone(), endpoint.address));
+        let http = Self::pod_builder(&tls, options, route.as_ref())
+            .read_timeout(options.stall_timeout)
+            .build()
+            .map_err(|e| Error::Unreachable {
+                pod: pod.clone(),
+                step: Step::ClientSetup,
+                reason: format!("cannot build the HTTP client: {}", error_chain(&e)),
+            })?;
         Ok(VaultHttp {
             http,
             base: format!("https://{host}"),
             peer: Peer::Pod(pod),
             tls,
             options,
+            route,
         })
+    }
+
+    fn pod_builder(
+        tls: &rustls::ClientConfig,
+        options: HttpOptions,
+        route: Option<&(String, std::net::SocketAddr)>,
+    ) -> reqwest::ClientBuilder {
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls.clone())
+            .connect_timeout(options.connect_timeout)
+            .no_proxy()
+            .https_only(true);
+        if let Some((name, address)) = route {
+            builder = builder.resolve(name, *address);
+        }
+        builder
     }
 
     fn builder(tls: &rustls::ClientConfig, options: HttpOptions) -> reqwest::ClientBuilder {
@@ -219,6 +251,50 @@ impl VaultHttp {
             .tls_backend_preconfigured(tls.clone())
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.stall_timeout)
+    }
+
+    /// `PUT sys/init` (pods only): the answer's bytes, unread, with no deadline but the
+    /// connect timeout. A slow server's answer is the only copy of the keys, so neither a
+    /// request timeout nor a stalled read may discard it; the client is built for this one
+    /// call.
+    pub(super) async fn init(&self, body: &Value) -> Result<SecretSlice<u8>> {
+        let step = Step::Init;
+        let Peer::Pod(pod) = &self.peer else {
+            return Err(Error::invalid(
+                "init",
+                "only a pod's client initializes",
+                "report this as a bug",
+            ));
+        };
+        let patient = Self::pod_builder(&self.tls, self.options, self.route.as_ref())
+            .build()
+            .map_err(|e| Error::Unreachable {
+                pod: pod.clone(),
+                step: Step::ClientSetup,
+                reason: format!("cannot build the HTTP client: {}", error_chain(&e)),
+            })?;
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let response = self
+            .send(
+                &patient,
+                step,
+                Method::PUT,
+                "sys/init",
+                None,
+                Some(reqwest::Body::from(bytes)),
+                Deadline::None,
+            )
+            .await?;
+        let status = response.status().as_u16();
+        let reply = Reply {
+            status,
+            body: secret_bytes(self.capped_body(step, response).await?),
+        };
+        if reply.is_success() {
+            Ok(reply.body)
+        } else {
+            Err(self.refused(step, &reply))
+        }
     }
 
     /// A client for another server of the same cluster (same CA, same timeouts).
@@ -292,16 +368,18 @@ impl VaultHttp {
 
     /// Sends one request: the token in a sensitive header, the body from a zeroizing
     /// buffer, the JSON-call timeout unless the body streams.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
+        http: &reqwest::Client,
         step: Step,
         method: Method,
         path: &str,
         token: Option<&Token>,
         body: Option<reqwest::Body>,
-        streaming: bool,
+        deadline: Deadline,
     ) -> Result<reqwest::Response> {
-        let mut request = self.http.request(
+        let mut request = http.request(
             method,
             format!("{}/v1/{}", self.base, path.trim_start_matches('/')),
         );
@@ -315,11 +393,11 @@ impl VaultHttp {
             value.set_sensitive(true);
             request = request.header("X-Vault-Token", value);
         }
-        if !streaming {
+        if deadline == Deadline::Request {
             request = request.timeout(self.options.request_timeout);
-            if body.is_some() {
-                request = request.header(CONTENT_TYPE, "application/json");
-            }
+        }
+        if body.is_some() && deadline != Deadline::Stream {
+            request = request.header(CONTENT_TYPE, "application/json");
         }
         if let Some(body) = body {
             request = request.body(body);
@@ -344,7 +422,17 @@ impl VaultHttp {
         // Serializing a `Value` cannot fail (all keys are strings).
         let body =
             body.map(|value| reqwest::Body::from(serde_json::to_vec(value).unwrap_or_default()));
-        let response = self.send(step, method, path, token, body, false).await?;
+        let response = self
+            .send(
+                &self.http,
+                step,
+                method,
+                path,
+                token,
+                body,
+                Deadline::Request,
+            )
+            .await?;
         let status = response.status().as_u16();
         let body = self.capped_body(step, response).await?;
         Ok(Reply {
@@ -618,7 +706,15 @@ impl VaultHttp {
         let step = Step::Snapshot;
         let path = "sys/storage/raft/snapshot";
         let response = self
-            .send(step, Method::GET, path, Some(token), None, true)
+            .send(
+                &self.http,
+                step,
+                Method::GET,
+                path,
+                Some(token),
+                None,
+                Deadline::Stream,
+            )
             .await?;
         if !response.status().is_success() {
             return Err(self.refused_response(step, response).await);
@@ -645,7 +741,15 @@ impl VaultHttp {
         };
         let body = reqwest::Body::wrap_stream(snapshot);
         let response = self
-            .send(step, Method::POST, path, Some(token), Some(body), true)
+            .send(
+                &self.http,
+                step,
+                Method::POST,
+                path,
+                Some(token),
+                Some(body),
+                Deadline::Stream,
+            )
             .await?;
         if !response.status().is_success() {
             return Err(self.refused_response(step, response).await);

@@ -9,50 +9,8 @@ use serde_json::{Value, json};
 
 use super::{KubernetesAuthConfig, KubernetesRole, TokenRole};
 use crate::error::{Error, Result, Step};
-use crate::keys::{InitKeys, KeyKind};
-use crate::node::{InitRequest, PodName, parse_wire};
-use crate::secret::{ExposeSecret, KeyShare, Token};
-
-/// Builds [`InitKeys`] from the shares and root token an init answered, checking that the
-/// server returned what was asked for.
-pub(crate) fn init_keys(
-    pod: &PodName,
-    request: &InitRequest,
-    shares: Vec<String>,
-    root_token: String,
-) -> Result<InitKeys> {
-    let (kind, expected) = match *request {
-        InitRequest::Shamir { shares, .. } => (KeyKind::Unseal, shares),
-        InitRequest::Recovery { shares, .. } => (KeyKind::Recovery, shares),
-    };
-    // Move every string into its secret wrapper first, so an early return below still
-    // drops them zeroized.
-    let shares: Vec<KeyShare> = shares.into_iter().map(KeyShare::new).collect();
-    let root_token = Token::new(root_token);
-    if shares.len() != usize::from(expected) {
-        return Err(Error::UnexpectedResponse {
-            pod: pod.clone(),
-            step: Step::Init,
-            reason: format!(
-                "asked for {expected} {kind:?} shares, got {}; the seal in the server config may not match the requested seal kind",
-                shares.len()
-            ),
-        });
-    }
-    if root_token.expose_secret().is_empty() {
-        return Err(Error::UnexpectedResponse {
-            pod: pod.clone(),
-            step: Step::Init,
-            reason: "the init answer has no root token".into(),
-        });
-    }
-    Ok(InitKeys {
-        kind,
-        threshold: request.threshold(),
-        shares,
-        root_token: Some(root_token),
-    })
-}
+use crate::node::{PodName, parse_wire};
+use crate::secret::{ExposeSecret, Token};
 
 pub(crate) fn initialized(pod: &PodName, data: &Value) -> Result<bool> {
     #[derive(Deserialize)]

@@ -61,6 +61,8 @@ pub struct Settings {
 /// in the keys Secret, which the lifecycle holds until it is.
 #[derive(Default)]
 pub(crate) struct ClusterMemory {
+    /// The VaultCluster as the last pass saw it (for Events about held keys at shutdown).
+    pub(crate) cluster: Option<Arc<VaultCluster>>,
     /// The cluster's Vault nodes: the lifecycle and the client that reaches them.
     pub(crate) nodes: Option<NodeAccess>,
     /// Warning Events already published, with when, so a repeating failure is not
@@ -129,6 +131,12 @@ impl Context {
     }
 
     /// Forgets a deleted cluster.
+    /// Every cluster's memory.
+    pub(crate) fn remembered(&self) -> Vec<Arc<Mutex<ClusterMemory>>> {
+        let clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
+        clusters.values().cloned().collect()
+    }
+
     pub(crate) fn forget(&self, key: &str) {
         let mut clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
         clusters.remove(key);

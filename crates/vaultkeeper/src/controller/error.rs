@@ -30,6 +30,12 @@ pub enum Error {
     /// The system's random number generator failed (no key can be generated).
     #[error("the system random number generator failed")]
     Random,
+    /// A deleted cluster's init output is still only in memory: the finalizer stays until
+    /// the keys Secret takes it.
+    #[error(
+        "the cluster is being deleted, but its init output is held only in memory and cannot be saved yet ({0}); the deletion waits for the save"
+    )]
+    KeysUnsaved(String),
     /// The finalizer helper failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
@@ -48,6 +54,7 @@ impl Error {
             Error::Render(_) => "Render",
             Error::Lifecycle(_) => "Lifecycle",
             Error::Random => "Random",
+            Error::KeysUnsaved(_) => "KeysUnsaved",
             Error::Finalizer(_) => "Finalizer",
             Error::Status(_) => "Status",
         }

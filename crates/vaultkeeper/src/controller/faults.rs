@@ -19,6 +19,11 @@ pub trait Faults: Send + Sync {
     fn key_store(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
         inner
     }
+    /// The exec timeout of bounded commands, instead of the operator's 60 s (a test makes
+    /// it short to show that `operator init` is not bound by it).
+    fn exec_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// No faults.

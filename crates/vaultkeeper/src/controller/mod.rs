@@ -19,6 +19,7 @@ mod error;
 mod events;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+mod held_keys;
 mod jobs;
 pub(crate) mod members;
 mod nodes;
@@ -113,6 +114,11 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     let memory = ctx.memory(&format!("{namespace}/{}", vc.name_any()));
     let mut memory = memory.lock().await;
     let now = jiff::Timestamp::now();
+    memory.cluster = Some(vc.clone());
+
+    // 0. Keys held in memory are saved before anything else, even before a read that
+    //    could end this pass.
+    held_keys::flush_at_pass_start(&ctx, &vc, &mut memory).await;
 
     // 1. Validate: an invalid spec changes nothing but the status.
     if let Err(invalid) = vaultkeeper_api::validate(&vc) {
@@ -357,13 +363,16 @@ pub async fn run(
             .map(|(name, ns)| ObjectRef::<VaultCluster>::new(&name).within(&ns))
     })
     .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
+    .run(reconcile, error_policy, ctx.clone())
     .for_each(|result| async move {
         if let Err(e) = result {
             tracing::debug!(error = %e, "controller event");
         }
     })
     .await;
+    // The passes have finished; init output still held in memory is saved before this
+    // returns, however long that takes.
+    held_keys::flush_before_exit(&ctx).await;
 }
 
 #[cfg(test)]

@@ -78,30 +78,35 @@ impl NodeAccess {
             ));
             #[cfg(feature = "fault-injection")]
             let store = ctx.faults.key_store(store);
-            let (client, http): (Arc<dyn NodeClient>, Option<Arc<HttpNodeClient>>) =
-                match vc.spec.transport {
-                    Transport::Exec => {
-                        let executor: Arc<dyn Executor> = Arc::new(KubeExecutor::new(
-                            ctx.client.clone(),
-                            &namespace,
-                            layout.container_name(),
-                        ));
-                        #[cfg(feature = "fault-injection")]
-                        let executor = ctx.faults.executor(executor);
-                        (
-                            Arc::new(ExecNodeClient::new(executor, exec_cli(vc, layout))),
-                            None,
-                        )
-                    }
-                    Transport::Http => {
-                        let Some(ca) = ca else {
-                            return Ok(None);
-                        };
-                        let http =
-                            Arc::new(HttpNodeClient::new(ca.as_bytes(), HttpOptions::default())?);
-                        (http.clone(), Some(http))
-                    }
-                };
+            let (client, http): (Arc<dyn NodeClient>, Option<Arc<HttpNodeClient>>) = match vc
+                .spec
+                .transport
+            {
+                Transport::Exec => {
+                    let executor =
+                        KubeExecutor::new(ctx.client.clone(), &namespace, layout.container_name());
+                    #[cfg(feature = "fault-injection")]
+                    let executor = match ctx.faults.exec_timeout() {
+                        Some(timeout) => executor.with_timeout(timeout),
+                        None => executor,
+                    };
+                    let executor: Arc<dyn Executor> = Arc::new(executor);
+                    #[cfg(feature = "fault-injection")]
+                    let executor = ctx.faults.executor(executor);
+                    (
+                        Arc::new(ExecNodeClient::new(executor, exec_cli(vc, layout))),
+                        None,
+                    )
+                }
+                Transport::Http => {
+                    let Some(ca) = ca else {
+                        return Ok(None);
+                    };
+                    let http =
+                        Arc::new(HttpNodeClient::new(ca.as_bytes(), HttpOptions::default())?);
+                    (http.clone(), Some(http))
+                }
+            };
             let bootstrap = bootstrap_spec(&ctx.settings, vc, &namespace);
             let mut lifecycle = Lifecycle::new(
                 client,

@@ -160,7 +160,16 @@ pub(crate) async fn cleanup(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<
         };
         ctx.publish(&vc, &EventSpec::normal("Deleted", note)).await;
     }
-    ctx.forget(&format!("{namespace}/{name}"));
+    // Keys held in memory are saved before the cluster is forgotten; until then the
+    // finalizer stays and the deletion is retried.
+    let key = format!("{namespace}/{name}");
+    let memory = ctx.memory(&key);
+    let mut memory = memory.lock().await;
+    super::held_keys::flush_before_forgetting(&ctx, &vc, &mut memory)
+        .await
+        .map_err(Error::KeysUnsaved)?;
+    drop(memory);
+    ctx.forget(&key);
     ctx.metrics.forget(&ClusterLabels { namespace, name });
     Ok(Action::await_change())
 }
