@@ -245,6 +245,15 @@ impl Operator {
         self.stop = None;
     }
 
+    /// Tells the operator to stop, as SIGTERM does, and hands back its tasks so a test can
+    /// watch whether (and when) they end.
+    pub fn begin_stop(&mut self) -> Vec<JoinHandle<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        self.tasks.drain(..).collect()
+    }
+
     /// Stops gracefully.
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {

@@ -21,7 +21,7 @@ use vaultkeeper_e2e::operator::{
 };
 use vaultkeeper_vault::client::{ExecOutput, Executor};
 use vaultkeeper_vault::commands::ExecRequest;
-use vaultkeeper_vault::keys::{InitKeys, KeyStore};
+use vaultkeeper_vault::keys::{InitKeys, KeyStore, RawInit};
 use vaultkeeper_vault::node::PodName;
 use vaultkeeper_vault::secret::ExposeSecret;
 
@@ -106,6 +106,9 @@ impl KeyStore for CrashingStore {
             self.crash.die().await
         }
         result
+    }
+    async fn store_raw(&self, raw: &RawInit) -> vaultkeeper_vault::Result<()> {
+        self.inner.store_raw(raw).await
     }
 }
 

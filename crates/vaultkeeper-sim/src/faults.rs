@@ -7,6 +7,39 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// A fault on what matching `pods/exec` commands answer: the command runs for real, and
+/// its output reaches the client late, cut short or replaced, as from a slow or broken
+/// node.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExecAnswerFault {
+    /// Applies to commands whose argv holds every one of these words.
+    pub argv_contains: Vec<String>,
+    /// How long stdout and the exit status are held back after the command exits.
+    pub delay: Duration,
+    /// Only the first this-many bytes of stdout arrive.
+    pub truncate_to: Option<usize>,
+    /// These bytes arrive instead of stdout.
+    pub replace_stdout: Option<Vec<u8>>,
+}
+
+impl ExecAnswerFault {
+    /// Whether it applies to `argv`.
+    pub fn matches(&self, argv: &[String]) -> bool {
+        self.argv_contains
+            .iter()
+            .all(|word| argv.iter().any(|a| a == word))
+    }
+
+    /// What the client gets instead of `stdout`.
+    pub fn answer(&self, stdout: Vec<u8>) -> Vec<u8> {
+        match (&self.replace_stdout, self.truncate_to) {
+            (Some(replacement), _) => replacement.clone(),
+            (None, Some(n)) => stdout.into_iter().take(n).collect(),
+            (None, None) => stdout,
+        }
+    }
+}
+
 /// A failure rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailureRule {
@@ -18,6 +51,8 @@ pub struct FailureRule {
     pub verbs: Vec<String>,
     /// Resources it applies to (`pods`, `statefulsets`); empty: all.
     pub resources: Vec<String>,
+    /// Object names it applies to (requests that name one in their path); empty: all.
+    pub names: Vec<String>,
 }
 
 /// The fault settings of a running cluster.
@@ -27,6 +62,7 @@ pub struct Faults {
     latency: Mutex<Duration>,
     watch_epoch: watch::Sender<u64>,
     discovery: Mutex<bool>,
+    exec_answer: Mutex<Option<ExecAnswerFault>>,
 }
 
 impl Default for Faults {
@@ -36,6 +72,7 @@ impl Default for Faults {
             latency: Mutex::new(Duration::ZERO),
             watch_epoch: watch::channel(0).0,
             discovery: Mutex::new(false),
+            exec_answer: Mutex::new(None),
         }
     }
 }
@@ -77,23 +114,46 @@ impl Faults {
         }
     }
 
+    /// Sets (or clears) the fault on exec answers.
+    pub fn set_exec_answer(&self, fault: Option<ExecAnswerFault>) {
+        if let Ok(mut f) = self.exec_answer.lock() {
+            *f = fault;
+        }
+    }
+
+    /// The exec-answer fault for `argv`, if one applies.
+    pub fn exec_answer_for(&self, argv: &[String]) -> Option<ExecAnswerFault> {
+        self.exec_answer
+            .lock()
+            .ok()?
+            .clone()
+            .filter(|f| f.matches(argv))
+    }
+
     /// Whether discovery requests fail now.
     pub fn discovery_fails(&self) -> bool {
         self.discovery.lock().map(|d| *d).unwrap_or(false)
     }
 
     /// Whether this request should fail, given a uniform sample in [0, 1).
-    pub fn should_fail(&self, verb: &str, resource: &str, sample: f64) -> Option<u16> {
+    pub fn should_fail(&self, verb: &str, resource: &str, name: &str, sample: f64) -> Option<u16> {
         let rule = self.failure.lock().ok()?.clone()?;
-        decide_failure(&rule, verb, resource, sample)
+        decide_failure(&rule, verb, resource, name, sample)
     }
 }
 
 /// Pure decision: does a request with this sample fail under `rule`?
-pub fn decide_failure(rule: &FailureRule, verb: &str, resource: &str, sample: f64) -> Option<u16> {
+pub fn decide_failure(
+    rule: &FailureRule,
+    verb: &str,
+    resource: &str,
+    name: &str,
+    sample: f64,
+) -> Option<u16> {
     let verb_ok = rule.verbs.is_empty() || rule.verbs.iter().any(|v| v == verb);
     let res_ok = rule.resources.is_empty() || rule.resources.iter().any(|r| r == resource);
-    (verb_ok && res_ok && sample < rule.share).then_some(rule.code)
+    let name_ok = rule.names.is_empty() || rule.names.iter().any(|n| n == name);
+    (verb_ok && res_ok && name_ok && sample < rule.share).then_some(rule.code)
 }
 
 /// A uniform sample in [0, 1) from the system RNG.
@@ -114,17 +174,23 @@ mod tests {
             code: 429,
             verbs: vec!["patch".into()],
             resources: vec![],
+            names: vec![],
         };
-        assert_eq!(decide_failure(&rule, "patch", "pods", 0.1), Some(429));
-        assert_eq!(decide_failure(&rule, "patch", "pods", 0.9), None);
-        assert_eq!(decide_failure(&rule, "get", "pods", 0.1), None);
+        assert_eq!(decide_failure(&rule, "patch", "pods", "p", 0.1), Some(429));
+        assert_eq!(decide_failure(&rule, "patch", "pods", "p", 0.9), None);
+        assert_eq!(decide_failure(&rule, "get", "pods", "p", 0.1), None);
         let all = FailureRule {
             share: 1.0,
             code: 500,
             verbs: vec![],
             resources: vec!["secrets".into()],
+            names: vec!["keys".into()],
         };
-        assert_eq!(decide_failure(&all, "get", "secrets", 0.99), Some(500));
-        assert_eq!(decide_failure(&all, "get", "pods", 0.0), None);
+        assert_eq!(
+            decide_failure(&all, "get", "secrets", "keys", 0.99),
+            Some(500)
+        );
+        assert_eq!(decide_failure(&all, "get", "secrets", "tls", 0.0), None);
+        assert_eq!(decide_failure(&all, "get", "pods", "keys", 0.0), None);
     }
 }

@@ -41,5 +41,5 @@ pub mod table;
 
 pub use cluster::{SimCluster, SimConfig, TokenRequester};
 pub use error::SimError;
-pub use faults::FailureRule;
+pub use faults::{ExecAnswerFault, FailureRule};
 pub use requests::RequestRecord;

@@ -77,3 +77,37 @@ pub trait PodIo: Send + Sync {
     /// Streams a container's log.
     async fn logs(&self, req: LogRequest) -> Result<BoxStream<'static, Bytes>, SimError>;
 }
+
+/// The streams of an exec whose answer suffers `fault`: the command runs for real; its
+/// stdout is collected, then held back, cut or replaced, and the exit status follows it.
+pub fn with_answer_fault(
+    streams: ExecStreams,
+    fault: crate::faults::ExecAnswerFault,
+) -> ExecStreams {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ExecStreams {
+        stdin,
+        mut stdout,
+        stderr,
+        exit,
+    } = streams;
+    let (mut writer, reader) = tokio::io::duplex(1 << 20);
+    let (done, exited) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let _ = stdout.read_to_end(&mut answer).await;
+        let code = exit.await;
+        tokio::time::sleep(fault.delay).await;
+        // The client may have gone (its own timeout): the answer is then lost, as from a
+        // node that answered too late.
+        let _ = writer.write_all(&fault.answer(answer)).await;
+        drop(writer);
+        let _ = done.send(code);
+    });
+    ExecStreams {
+        stdin,
+        stdout: Box::pin(reader),
+        stderr,
+        exit: Box::pin(async move { exited.await.unwrap_or(ExecExit::Code(-1)) }),
+    }
+}

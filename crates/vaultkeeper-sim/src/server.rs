@@ -345,10 +345,12 @@ impl ApiServer {
                 if !latency.is_zero() {
                     tokio::time::sleep(latency).await;
                 }
-                if let Some(code) =
-                    self.faults
-                        .should_fail(verb, &p.plural, crate::faults::sample())
-                {
+                if let Some(code) = self.faults.should_fail(
+                    verb,
+                    &p.plural,
+                    p.name.as_deref().unwrap_or_default(),
+                    crate::faults::sample(),
+                ) {
                     return Err(match code {
                         429 => SimError::TooManyRequests(
                             "injected fault: too many requests, please try again later".into(),
@@ -1358,6 +1360,7 @@ impl ApiServer {
         let stdin = q.flag("stdin");
         let tty = q.flag("tty");
         let io = self.pod_io()?;
+        let answer_fault = self.faults.exec_answer_for(&command);
         let streams = io
             .exec(ExecRequest {
                 namespace: ns.to_string(),
@@ -1368,6 +1371,10 @@ impl ApiServer {
                 tty,
             })
             .await?;
+        let streams = match answer_fault {
+            Some(fault) => crate::podio::with_answer_fault(streams, fault),
+            None => streams,
+        };
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
         let upgrade = hyper::upgrade::on(&mut req);
         let v5 = protocol.starts_with("v5");

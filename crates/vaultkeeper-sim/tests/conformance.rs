@@ -689,6 +689,7 @@ async fn faults_fail_requests_add_latency_and_drop_watches() {
         code: 409,
         verbs: vec!["create".into()],
         resources: vec![],
+        names: vec![],
     }));
     let err = api
         .create(&PostParams::default(), &cm("f", json!({})))
@@ -706,6 +707,7 @@ async fn faults_fail_requests_add_latency_and_drop_watches() {
         code: 500,
         verbs: vec![],
         resources: vec!["configmaps".into()],
+        names: vec![],
     }));
     assert!(
         matches!(api.list(&ListParams::default()).await.unwrap_err(), kube::Error::Api(ref s) if s.code == 500)

@@ -168,10 +168,14 @@ impl ExecRequest {
     }
 }
 
-/// The CLI's own HTTP timeout for `operator init` (`-client-timeout`; its default is 60 s
-/// and 0 means that default): long enough never to end an init a server is still working
-/// on.
-const INIT_CLIENT_TIMEOUT: &str = "-client-timeout=8760h";
+/// The script `operator init` runs through: the steering variables removed, then the CLI's
+/// own HTTP timeout (`BAO_CLIENT_TIMEOUT` / `VAULT_CLIENT_TIMEOUT`, default 60 s; the
+/// subcommand has no flag for it) set long enough never to end an init a server is still
+/// working on. Constant, like the others.
+pub const INIT_ENV: &str = concat!(
+    unset_steering_env!(),
+    r#" && VAULT_CLIENT_TIMEOUT=8760h && BAO_CLIENT_TIMEOUT=8760h && export VAULT_CLIENT_TIMEOUT BAO_CLIENT_TIMEOUT && exec "$0" "$@""#
+);
 
 /// A command without a token: `sh -c '<clean env>' bao verb… <flags> args…`.
 fn cli_args(cli: &Cli, verb: &[&str], args: &[&str]) -> Vec<String> {
@@ -238,11 +242,8 @@ pub fn leader(cli: &Cli) -> ExecRequest {
 /// `bao operator init -format=json …`: the share counts are not secret; the output is.
 /// Neither the CLI nor the executor puts a deadline on it.
 pub fn init(cli: &Cli, request: &InitRequest) -> ExecRequest {
-    let mut argv = cli_args(
-        cli,
-        &["operator", "init"],
-        &["-format=json", INIT_CLIENT_TIMEOUT],
-    );
+    let mut argv = vec!["sh".to_owned(), "-c".to_owned(), INIT_ENV.to_owned()];
+    argv.extend(cli.argv(&["operator", "init"], &["-format=json"]));
     match *request {
         InitRequest::Shamir { shares, threshold } => {
             argv.push(format!("-key-shares={shares}"));
@@ -445,7 +446,7 @@ mod tests {
             let argv = &request.argv;
             assert_eq!(argv[..2], ["sh", "-c"], "{argv:?}");
             assert!(
-                argv[2] == CLEAN_ENV || argv[2] == TOKEN_FROM_STDIN,
+                argv[2] == CLEAN_ENV || argv[2] == TOKEN_FROM_STDIN || argv[2] == INIT_ENV,
                 "a constant prologue: {argv:?}"
             );
             assert!(argv[2].starts_with(STEERING_ENV), "{argv:?}");

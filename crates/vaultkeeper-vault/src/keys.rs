@@ -631,7 +631,10 @@ mod tests {
 
     #[test]
     fn both_answer_formats_read_into_the_same_keys() -> Result<()> {
-        for (format, answer) in [(AnswerFormat::Cli, CLI_ANSWER), (AnswerFormat::Api, API_ANSWER)] {
+        for (format, answer) in [
+            (AnswerFormat::Cli, CLI_ANSWER),
+            (AnswerFormat::Api, API_ANSWER),
+        ] {
             let keys = raw(format, answer).parse()?;
             assert_eq!(keys.summary(), sample().summary(), "{format:?}");
             assert_eq!(keys.shares[2].expose_secret(), "c2hhcmUtdGhyZWU=");
@@ -687,12 +690,15 @@ mod tests {
 
         // An unreadable answer stays saved and loads as InitAnswerUnreadable, never None.
         let other = FileKeyStore::new(dir.path().join("other.json"));
-        other.store_raw(&raw(AnswerFormat::Cli, "{\"unseal_keys_b6")).await?;
+        other
+            .store_raw(&raw(AnswerFormat::Cli, "{\"unseal_keys_b6"))
+            .await?;
         assert!(matches!(
             other.load().await,
             Err(Error::InitAnswerUnreadable { .. })
         ));
-        let bytes = std::fs::read(other.path()).map_err(|e| store_error(other.path(), "read", e))?;
+        let bytes =
+            std::fs::read(other.path()).map_err(|e| store_error(other.path(), "read", e))?;
         let RawInit { answer, .. } = match decode_stored(&bytes)? {
             Stored::Raw(raw) => raw,
             Stored::Keys(_) => return Err(Error::invalid("test", "a record", "-")),

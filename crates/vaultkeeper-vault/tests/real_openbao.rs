@@ -1376,3 +1376,87 @@ fn a_missing_bao_binary_fails_with_the_install_script_named() {
         .unwrap_or_default();
     assert!(error.contains("scripts/install-tools.sh"), "{error}");
 }
+
+/// Relays TCP from `listen` to `target`, holding every byte the server sends back for
+/// `delay` after it arrives: a node that answers, but slowly.
+async fn slow_answering_proxy(listen: SocketAddr, target: SocketAddr, delay: Duration) {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .unwrap_or_else(|e| panic!("binding {listen}: {e}"));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                let mut buffer = vec![0u8; 16 * 1024];
+                loop {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let n = match server_read.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    tokio::time::sleep(delay).await;
+                    if client_write.write_all(&buffer[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_answer_slower_than_every_http_deadline_is_still_received() {
+    logs::init();
+    let mut cluster = Cluster::new(11, 1, Seal::Shamir);
+    cluster.start_all();
+    let pod = cluster.pods(1).remove(0);
+    // Every byte back from the server is held 3 s; the client's deadlines for a call are
+    // 1 s (the connect timeout, TLS handshake included, is left room for the held
+    // handshake).
+    let proxy = SocketAddr::new(Ipv4Addr::new(127, 10, 11, 99).into(), 8200);
+    let node = SocketAddr::new(support::bao::node_ip(11, 0).into(), 8200);
+    slow_answering_proxy(proxy, node, Duration::from_secs(3)).await;
+    let options = vaultkeeper_vault::client::HttpOptions {
+        connect_timeout: Duration::from_secs(15),
+        request_timeout: Duration::from_secs(1),
+        stall_timeout: Duration::from_secs(1),
+    };
+    let http =
+        vaultkeeper_vault::client::HttpNodeClient::new(cluster.pki.ca_pem.as_bytes(), options)
+            .unwrap_or_else(|e| panic!("{e}"));
+    http.add_pod(
+        pod.clone(),
+        &NodeEndpoint::by_name(format!("{pod}.vault-internal"), proxy),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // Any other call through the slow node fails on its deadline...
+    let status = http.seal_status(&pod).await;
+    assert!(
+        matches!(status, Err(Error::Unreachable { .. })),
+        "a bounded call outlives its deadline: {status:?}"
+    );
+    // ...but init waits for its answer, which comes back unread and whole.
+    let started = Instant::now();
+    let raw = http
+        .init(
+            &pod,
+            &vaultkeeper_vault::node::InitRequest::Shamir {
+                shares: 5,
+                threshold: 3,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("init waits for a slow answer: {e}"));
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    let keys = raw.parse().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((keys.shares.len(), keys.threshold), (5, 3));
+    assert!(keys.root_token.is_some());
+}
