@@ -233,3 +233,52 @@ async fn a_stopping_operator_does_not_return_while_it_holds_unsaved_keys() {
     assert_eq!(init_commands(&sim, "vault"), 1);
     assert_no_secret_leaked(&sim, "vault", &secrets_of(&keys), &logs.text()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_cluster_is_let_go_only_once_its_held_keys_are_saved() {
+    let sim = cluster_with_pods(198).await;
+    sim.fail_requests(Some(FailureRule {
+        share: 1.0,
+        code: 500,
+        verbs: vec!["create".into(), "patch".into(), "update".into()],
+        resources: vec!["secrets".into()],
+        names: vec!["gone-unseal-keys".into()],
+    }));
+    let _operator = Operator::install_and_start(&sim).await;
+    apply_cluster(&sim, &small_cluster_yaml("gone", ""), "vault").await;
+    let deadline = Instant::now() + TIMEOUT;
+    while count_events(&events(&sim, "vault").await, "KeysUnsaved") == 0 {
+        assert!(Instant::now() < deadline, "no KeysUnsaved Event");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Deleted while its keys are only in memory: the finalizer holds it.
+    let api: Api<vaultkeeper_api::VaultCluster> =
+        Api::namespaced(sim.client().expect("admin client"), "vault");
+    api.delete("gone", &Default::default())
+        .await
+        .expect("the delete is accepted");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let held = api.get_opt("gone").await.expect("reading the cluster");
+    assert!(
+        held.is_some_and(|vc| vc.metadata.deletion_timestamp.is_some()),
+        "the cluster must wait for its keys to be saved"
+    );
+
+    // The Secret takes the keys; only then is the cluster gone, and the keys stay
+    // (deletionPolicy Retain, the default).
+    sim.fail_requests(None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api
+        .get_opt("gone")
+        .await
+        .expect("reading the cluster")
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the cluster was never let go");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let keys = stored_keys(&sim, "vault", "gone-unseal-keys").await;
+    assert_eq!(keys.map(|k| k.shares.len()), Some(5));
+    assert_eq!(init_commands(&sim, "vault"), 1);
+}
