@@ -293,13 +293,20 @@ fn managed(spec: &BootstrapSpec) -> (Vec<(String, String)>, Vec<KubernetesRole>,
     (policies, roles, token_roles)
 }
 
-/// The operator's own policy: raft membership plus re-applying exactly this bootstrap.
+/// The operator's own policy: raft membership, key rotation, and re-applying exactly this
+/// bootstrap.
 pub fn operator_policy(spec: &BootstrapSpec) -> String {
     let (policies, roles, token_roles) = managed(spec);
     let mount = &spec.kubernetes_mount;
     let mut text = String::from(
-        "# vaultkeeper operator: raft membership and re-applying bootstrap, nothing else.\n\
+        "# vaultkeeper operator: raft membership, the key rotations a person asks for in the\n\
+         # spec, and re-applying bootstrap, nothing else. A rekey also needs a threshold of\n\
+         # the current shares, which this token does not give.\n\
          path \"sys/storage/raft/configuration\" {\n  capabilities = [\"read\"]\n}\n\
+         path \"sys/rotate/root/*\" {\n  capabilities = [\"read\", \"update\", \"delete\"]\n}\n\
+         path \"sys/rotate/keyring\" {\n  capabilities = [\"update\", \"sudo\"]\n}\n\
+         path \"sys/rekey/*\" {\n  capabilities = [\"read\", \"update\", \"delete\"]\n}\n\
+         path \"sys/rotate\" {\n  capabilities = [\"update\", \"sudo\"]\n}\n\
          path \"sys/storage/raft/autopilot/state\" {\n  capabilities = [\"read\"]\n}\n\
          path \"sys/storage/raft/remove-peer\" {\n  capabilities = [\"update\"]\n}\n\
          path \"sys/step-down\" {\n  capabilities = [\"update\", \"sudo\"]\n}\n\

@@ -321,6 +321,15 @@ pub fn write(cli: &Cli, path: &str, body: Option<&Value>, token: &Token) -> Resu
     Ok(ExecRequest::with_stdin(argv, secret_bytes(stdin)))
 }
 
+/// `sh -c '<token from stdin>' bao delete PATH`.
+pub fn delete(cli: &Cli, path: &str, token: &Token) -> Result<ExecRequest> {
+    let path = checked_path(path)?;
+    Ok(ExecRequest::with_stdin(
+        with_token(cli, &["delete"], &[path]),
+        secret_bytes(token_line(token)),
+    ))
+}
+
 /// `bao write -format=json PATH -` with a JSON body on stdin and no token (logins).
 pub fn write_unauthenticated(cli: &Cli, path: &str, body: &Value) -> Result<ExecRequest> {
     let path = checked_path(path)?;

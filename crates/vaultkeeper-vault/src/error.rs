@@ -36,6 +36,10 @@ pub enum Step {
     RemovePeer,
     /// `sys/step-down`.
     StepDown,
+    /// A rekey call: new unseal or recovery shares.
+    Rekey,
+    /// Rotation of the keyring's encryption key.
+    RotateKeyring,
     /// `sys/auth` (list or enable an auth method).
     AuthMount,
     /// `sys/policies/acl/NAME`.
@@ -82,6 +86,8 @@ impl fmt::Display for Step {
             Step::UnsealReset => "reset unseal progress",
             Step::RemovePeer => "remove raft peer",
             Step::StepDown => "step down",
+            Step::Rekey => "rekey",
+            Step::RotateKeyring => "rotate the encryption key",
             Step::AuthMount => "auth method mount",
             Step::Policy => "ACL policy",
             Step::KubernetesAuthConfig => "Kubernetes auth config",

@@ -42,6 +42,38 @@ pub struct InitKeys {
     pub shares: Vec<KeyShare>,
     /// The initial root token; `None` once bootstrap has revoked it.
     pub root_token: Option<Token>,
+    /// New shares of a rekey that is not verified yet: not in force until it is, kept so
+    /// that no state of the rekey can lose them ([`crate::rotation`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<OtherShares>,
+    /// The shares before the last rekey, kept until every pod has been unsealed with the
+    /// current ones (a pod whose data predates the rekey needs them once more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<OtherShares>,
+}
+
+/// Shares other than the ones in force: a rekey's new ones before verification, or the
+/// old ones after it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct OtherShares {
+    /// Shares needed.
+    pub threshold: u8,
+    /// The shares.
+    pub shares: Vec<KeyShare>,
+    /// Pods still to be unsealed with the shares in force before these old ones go
+    /// (empty for new shares).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods_left: Vec<String>,
+}
+
+impl fmt::Debug for OtherShares {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtherShares")
+            .field("threshold", &self.threshold)
+            .field("shares", &format_args!("<{} redacted>", self.shares.len()))
+            .field("pods_left", &self.pods_left)
+            .finish()
+    }
 }
 
 impl fmt::Debug for InitKeys {
@@ -54,6 +86,8 @@ impl fmt::Debug for InitKeys {
                 "root_token",
                 &self.root_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("next", &self.next)
+            .field("previous", &self.previous)
             .finish()
     }
 }
@@ -310,6 +344,8 @@ impl RawInit {
             threshold: summary.threshold,
             shares,
             root_token: Some(root_token),
+            next: None,
+            previous: None,
         })
     }
 }
@@ -550,6 +586,8 @@ mod tests {
                 KeyShare::new("c2hhcmUtdGhyZWU=".into()),
             ],
             root_token: Some(Token::new("s.rootTokenValue".into())),
+            next: None,
+            previous: None,
         }
     }
 

@@ -26,6 +26,7 @@ pub mod error;
 pub mod keys;
 pub mod lifecycle;
 pub mod node;
+pub mod rotation;
 pub mod secret;
 pub mod selfinit;
 

@@ -158,15 +158,15 @@ impl PassReport {
 
 /// The lifecycle of one cluster.
 pub struct Lifecycle<C, S> {
-    client: C,
-    store: S,
-    intent: ClusterIntent,
+    pub(crate) client: C,
+    pub(crate) store: S,
+    pub(crate) intent: ClusterIntent,
     bootstrap: Option<BootstrapSpec>,
     operator_login: Option<OperatorLogin>,
     /// The init answer as it arrived, until the store has saved it.
     pending_raw: Option<RawInit>,
     /// The keys read from it, until the store has saved them as a key record.
-    pending: Option<InitKeys>,
+    pub(crate) pending: Option<InitKeys>,
     /// The stored keys, from [`Lifecycle::observe`] until the [`Lifecycle::execute`] that
     /// follows it (zeroized when dropped).
     held: Option<InitKeys>,
@@ -285,7 +285,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
 
     /// A token for raft and bootstrap work: the root token while kept (and valid), else the
     /// operator's login. The second value says which.
-    async fn token(
+    pub(crate) async fn token(
         &mut self,
         via: &PodName,
         keys: &mut Option<InitKeys>,
@@ -473,7 +473,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
 
     /// Tokens from the operator's login are not left lying around: revoked as soon as the
     /// work they were made for is done (best effort: they expire on their own soon anyway).
-    async fn end_session(&self, via: &PodName, session: Option<(Token, Authority)>) {
+    pub(crate) async fn end_session(&self, via: &PodName, session: Option<(Token, Authority)>) {
         if let Some((token, Authority::Operator)) = session {
             let _ = self.client.revoke_self(via, &token).await;
         }
@@ -527,7 +527,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                 Ok(Done::Initialized)
             }
             Action::Unseal { pod, reset_first } => {
-                let keys = keys.as_ref().ok_or_else(|| Error::KeyStore {
+                let held = keys.as_mut().ok_or_else(|| Error::KeyStore {
                     step: Step::KeyStoreLoad,
                     reason: "no stored shares to unseal with".into(),
                 })?;
@@ -535,21 +535,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                     info!(pod = %pod, "discarding a partial unseal before entering the stored shares");
                     self.client.unseal_reset(pod).await?;
                 }
-                let mut progress = None;
-                for share in keys.shares.iter().take(usize::from(keys.threshold)) {
-                    let answer = self.client.unseal(pod, share).await?;
-                    progress = Some(answer);
-                    if !answer.sealed {
-                        return Ok(Done::Unsealed);
-                    }
-                }
-                match progress {
-                    Some(p) => Ok(Done::SharesSubmitted(p)),
-                    None => Err(Error::KeyStore {
-                        step: Step::KeyStoreLoad,
-                        reason: "the stored record has no shares".into(),
-                    }),
-                }
+                self.unseal_with_kept_shares(pod, held).await
             }
             Action::StepDown { pod } => {
                 let token = self.session_token(pod, keys, session).await?;

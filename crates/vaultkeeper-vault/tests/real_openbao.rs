@@ -1460,3 +1460,109 @@ async fn an_init_answer_slower_than_every_http_deadline_is_still_received() {
     assert_eq!((keys.shares.len(), keys.threshold), (5, 3));
     assert!(keys.root_token.is_some());
 }
+
+/// The active pod of `pods`.
+async fn active_pod<C: NodeClient>(client: &C, pods: &[PodName]) -> PodName {
+    for pod in pods {
+        if client.health(pod).await.is_ok_and(|h| h.is_active()) {
+            return pod.clone();
+        }
+    }
+    panic!("no active pod among {pods:?}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rekey_saves_before_verifying_and_the_new_shares_unseal_every_restarted_node() {
+    use vaultkeeper_vault::rotation::RotationApi;
+    logs::init();
+    let mut cluster = Cluster::new(12, 3, Seal::Shamir);
+    cluster.start_all();
+    let executor = cluster.executor();
+    let client = ExecNodeClient::new(executor.clone(), Cluster::cli());
+    let keys_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = FileKeyStore::new(keys_dir.path().join("keys.json"));
+    let pods = cluster.pods(3);
+    let mut lifecycle = Lifecycle::new(client, store.clone(), shamir(pods.clone()));
+    converge(&mut lifecycle, &[], CONVERGE).await;
+    let before = stored_keys(&store).await;
+
+    let via = active_pod(lifecycle.client(), &pods).await;
+    let report = lifecycle
+        .rekey(&via, RotationApi::OpenBao)
+        .await
+        .unwrap_or_else(|e| panic!("rekey: {e}"));
+    assert_eq!((report.shares, report.threshold), (5, 3));
+    let after = stored_keys(&store).await;
+    let old: Vec<&str> = before.shares.iter().map(|s| s.expose_secret()).collect();
+    assert!(
+        after
+            .shares
+            .iter()
+            .all(|s| !old.contains(&s.expose_secret())),
+        "every share is new"
+    );
+    let previous = after
+        .previous
+        .clone()
+        .unwrap_or_else(|| panic!("old shares kept"));
+    assert_eq!(previous.pods_left.len(), 3, "{previous:?}");
+    assert!(after.next.is_none());
+
+    // The old shares no longer unseal: a restarted node refuses them...
+    cluster.node(2).server.kill();
+    cluster.node(2).server.start();
+    cluster.node(2).server.wait_listening();
+    let restarted = &pods[2];
+    let mut refused = false;
+    for share in before.shares.iter().take(3) {
+        match lifecycle.client().unseal(restarted, share).await {
+            Ok(p) => assert!(p.sealed, "an old share unsealed the node"),
+            Err(e) => {
+                refused = matches!(e, Error::Api { status: 400, .. });
+                break;
+            }
+        }
+    }
+    assert!(
+        refused,
+        "the old shares are refused once the threshold is entered"
+    );
+    lifecycle
+        .client()
+        .unseal_reset(restarted)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // ...and the lifecycle unseals every restarted node with the new ones; once all three
+    // have been, the old shares are dropped from the store.
+    cluster.kill_all();
+    cluster.start_all();
+    converge(&mut lifecycle, &[], CONVERGE).await;
+    let settled = stored_keys(&store).await;
+    assert!(settled.previous.is_none(), "{settled:?}");
+    assert_eq!(
+        settled
+            .shares
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect::<Vec<_>>(),
+        after
+            .shares
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect::<Vec<_>>()
+    );
+
+    // The keyring rotates too.
+    let via = active_pod(lifecycle.client(), &pods).await;
+    lifecycle
+        .rotate_keyring(&via, RotationApi::OpenBao)
+        .await
+        .unwrap_or_else(|e| panic!("keyring rotation: {e}"));
+
+    // No share travelled on a command line.
+    let argvs: Vec<Vec<String>> = executor.recorded().into_iter().map(|c| c.argv).collect();
+    let mut secrets = secrets_of(&before);
+    secrets.extend(secrets_of(&after));
+    assert_no_secret_leaked(&secrets, &argvs, &cluster.server_logs());
+}

@@ -193,6 +193,8 @@ async fn what_the_spec_drops_is_pruned_and_nothing_unowned_is_touched() {
             KeyShare::new("c2hhcmUtdHdv".into()),
         ],
         root_token: Some(Token::new("s.root-token-for-test".into())),
+        next: None,
+        previous: None,
     };
     store.store(&keys).await.expect("keys stored");
 
@@ -262,6 +264,8 @@ async fn the_keys_secret_round_trips_and_a_foreign_secret_is_never_read_as_no_ke
             .map(|i| KeyShare::new(format!("cmVjb3Zlcnkt{i}")))
             .collect(),
         root_token: None,
+        next: None,
+        previous: None,
     };
     store.store(&keys).await.expect("stored");
     let loaded = store.load().await.expect("load").expect("present");

@@ -20,6 +20,7 @@ use crate::node::{
     AutopilotState, Health, InitRequest, LeaderStatus, PodName, RaftConfiguration, SealStatus,
     TokenInfo, UnsealProgress,
 };
+use crate::rotation::{self, RekeyAnswer, RekeyCall, RotationApi};
 use crate::secret::{ExposeSecret, KeyShare, SecretSlice, SecretString, Token, secret_bytes};
 
 /// What a command produced.
@@ -509,6 +510,33 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
             format: AnswerFormat::Cli,
             answer,
         })
+    }
+
+    async fn rekey(
+        &self,
+        pod: &PodName,
+        api: RotationApi,
+        call: RekeyCall<'_>,
+        token: &Token,
+    ) -> Result<RekeyAnswer> {
+        let step = Step::Rekey;
+        let (segment, delete) = call.endpoint();
+        let path = api.rekey_path(segment);
+        let request = if delete {
+            commands::delete(&self.cli, &path, token)?
+        } else {
+            let body = call.body();
+            commands::write(&self.cli, &path, body.as_ref(), token)?
+        };
+        match self.run(pod, step, request).await? {
+            Some(stdout) => rotation::rekey_answer(pod, stdout.expose_secret()),
+            None => Ok(RekeyAnswer::default()),
+        }
+    }
+
+    async fn rotate_keyring(&self, pod: &PodName, api: RotationApi, token: &Token) -> Result<()> {
+        self.write(pod, Step::RotateKeyring, api.keyring_path(), None, token)
+            .await
     }
 
     async fn unseal(&self, pod: &PodName, share: &KeyShare) -> Result<UnsealProgress> {

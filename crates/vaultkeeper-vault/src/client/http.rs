@@ -15,6 +15,7 @@ use crate::node::{
     AutopilotState, Health, InitRequest, LeaderStatus, NodeEndpoint, PodName, RaftConfiguration,
     SealStatus, TokenInfo, UnsealProgress,
 };
+use crate::rotation::{self, RekeyAnswer, RekeyCall, RotationApi};
 use crate::secret::{ExposeSecret, KeyShare, SecretString, Token};
 
 use super::vault_http::{HttpOptions, VaultHttp, tls_config};
@@ -124,6 +125,37 @@ impl NodeClient for HttpNodeClient {
             format: AnswerFormat::Api,
             answer,
         })
+    }
+
+    async fn rekey(
+        &self,
+        pod: &PodName,
+        api: RotationApi,
+        call: RekeyCall<'_>,
+        token: &Token,
+    ) -> Result<RekeyAnswer> {
+        let step = Step::Rekey;
+        let (segment, delete) = call.endpoint();
+        let method = if delete { Method::DELETE } else { Method::PUT };
+        let body = call.body();
+        let reply = self
+            .node(pod, step)?
+            .call(
+                step,
+                method,
+                &api.rekey_path(segment),
+                Some(token),
+                body.as_ref(),
+            )
+            .await?;
+        drop(body);
+        rotation::rekey_answer(pod, reply.body.expose_secret())
+    }
+
+    async fn rotate_keyring(&self, pod: &PodName, api: RotationApi, token: &Token) -> Result<()> {
+        self.node(pod, Step::RotateKeyring)?
+            .write(Step::RotateKeyring, api.keyring_path(), token, None)
+            .await
     }
 
     async fn unseal(&self, pod: &PodName, share: &KeyShare) -> Result<UnsealProgress> {

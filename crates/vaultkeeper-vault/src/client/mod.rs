@@ -32,6 +32,7 @@ use crate::node::{
     AutopilotState, Health, InitRequest, LeaderStatus, PodName, RaftConfiguration, SealStatus,
     TokenInfo, UnsealProgress,
 };
+use crate::rotation::{RekeyAnswer, RekeyCall, RotationApi};
 use crate::secret::{KeyShare, SecretString, Token};
 
 /// Which transport a client uses (for logs and status).
@@ -137,6 +138,19 @@ pub trait NodeClient: Send + Sync {
     /// before doing anything else, then reads it ([`RawInit::parse`]). This call has no
     /// client-side deadline: a slow server's answer is waited for, never discarded.
     async fn init(&self, pod: &PodName, request: &InitRequest) -> Result<RawInit>;
+
+    /// One call of the rekey protocol (see [`crate::rotation`]). Calls carrying a share
+    /// send it in the body (HTTP) or on stdin (exec), never on a command line.
+    async fn rekey(
+        &self,
+        pod: &PodName,
+        api: RotationApi,
+        call: RekeyCall<'_>,
+        token: &Token,
+    ) -> Result<RekeyAnswer>;
+
+    /// Rotates the keyring's encryption key (`sys/rotate/keyring` or `sys/rotate`).
+    async fn rotate_keyring(&self, pod: &PodName, api: RotationApi, token: &Token) -> Result<()>;
 
     /// `sys/unseal` with one share; answers the progress after it.
     async fn unseal(&self, pod: &PodName, share: &KeyShare) -> Result<UnsealProgress>;
@@ -269,6 +283,20 @@ impl<T: NodeClient + ?Sized> NodeClient for std::sync::Arc<T> {
 
     async fn unseal(&self, pod: &PodName, share: &KeyShare) -> Result<UnsealProgress> {
         (**self).unseal(pod, share).await
+    }
+
+    async fn rekey(
+        &self,
+        pod: &PodName,
+        api: RotationApi,
+        call: RekeyCall<'_>,
+        token: &Token,
+    ) -> Result<RekeyAnswer> {
+        (**self).rekey(pod, api, call, token).await
+    }
+
+    async fn rotate_keyring(&self, pod: &PodName, api: RotationApi, token: &Token) -> Result<()> {
+        (**self).rotate_keyring(pod, api, token).await
     }
 
     async fn unseal_reset(&self, pod: &PodName) -> Result<UnsealProgress> {

@@ -138,7 +138,7 @@ enum Peer {
 /// An answer: the status and the body, held in a zeroizing buffer.
 pub(super) struct Reply {
     status: u16,
-    body: SecretSlice<u8>,
+    pub(super) body: SecretSlice<u8>,
 }
 
 impl Reply {
