@@ -637,6 +637,32 @@ pub struct KeysSpec {
     /// observes and bootstraps. Fixed once the cluster exists.
     #[serde(default)]
     pub initialization: Initialization,
+
+    /// Key rotations a person asks for. Each field is a request: set it to a new value
+    /// (a date, a ticket number) and vaultkeeper performs that rotation once, records
+    /// the value in `status.rotation`, and does nothing more until it changes again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<KeyRotation>,
+}
+
+/// Key rotations, each asked for by a new value.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRotation {
+    /// A rekey: new unseal (or recovery) shares, in the same number and threshold, and a
+    /// new root key behind them. The old shares stop working. The new ones are saved in
+    /// the keys Secret before they take effect; the old ones are kept there until every
+    /// pod has been unsealed with the new ones. Any new value asks for one rekey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub rekey: Option<String>,
+
+    /// A rotation of the keyring's encryption key (`sys/rotate/keyring`, `sys/rotate` on
+    /// Vault): new data is encrypted with a new key; shares do not change. Any new value
+    /// asks for one rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub encryption_key: Option<String>,
 }
 
 /// What happens to the initial root token.

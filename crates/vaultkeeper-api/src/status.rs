@@ -72,6 +72,10 @@ pub struct VaultClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<OperationStatus>,
 
+    /// The key rotations done, by the request value that asked for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationStatus>,
+
     /// Backups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
@@ -208,6 +212,30 @@ pub enum OperationKind {
     ScaleDown,
     /// A snapshot is being restored.
     Restore,
+    /// The unseal shares are being replaced, or the encryption key rotated.
+    Rekey,
+}
+
+/// The key rotations done.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationStatus {
+    /// The last rekey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey: Option<RotationDone>,
+    /// The last rotation of the encryption key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<RotationDone>,
+}
+
+/// One rotation done.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationDone {
+    /// The request value (`spec.keys.rotation.*`) it answered.
+    pub request: String,
+    /// When it completed.
+    pub completed_at: Time,
 }
 
 /// Backups as the operator last saw them.

@@ -6,4 +6,5 @@
 //!
 //! Slots 185–199 of the simulated cluster's port range belong to this suite: 185–187 save
 //! first (and 198), 188–190 escrow, 191–194 fencing, 195–197 rotation.
+mod rotation;
 mod save_first;

@@ -14,11 +14,12 @@ use vaultkeeper_api::VaultCluster;
 use vaultkeeper_vault::decide::Observation;
 use vaultkeeper_vault::lifecycle::PassReport;
 use vaultkeeper_vault::node::PodName;
+use vaultkeeper_vault::rotation::RotationApi;
 
 use super::error::{Error, kube_err};
 use super::events::EventSpec;
 use super::nodes::{self, ClusterLifecycle};
-use super::plan::Plan;
+use super::plan::{Plan, RotationStep};
 use super::rollout::RolloutStep;
 use crate::apply;
 
@@ -33,6 +34,8 @@ pub(crate) struct Acted {
     pub(crate) events: Vec<EventSpec>,
     /// Kubernetes write requests sent (Events aside).
     pub(crate) writes: u64,
+    /// The key rotation completed this pass.
+    pub(crate) rotated: Option<RotationStep>,
 }
 
 /// Carries out `plan`. `nodes` is what the lifecycle observed this pass, with the
@@ -123,7 +126,7 @@ pub(crate) async fn cluster(
             );
         }
         Some(RolloutStep::StepDown(pod)) => {
-            let stepped = match lifecycle {
+            let stepped = match lifecycle.as_mut() {
                 Some(nodes) => nodes.step_down(&PodName::new(pod.clone())?).await,
                 None => Err(vaultkeeper_vault::Error::invalid(
                     "rollout",
@@ -144,7 +147,55 @@ pub(crate) async fn cluster(
         }
         Some(RolloutStep::Done | RolloutStep::Wait(_)) | None => {}
     }
+
+    if let (Some(step), Some(nodes)) = (&plan.rotation, lifecycle) {
+        rotate(vc, step, nodes, &mut acted).await;
+    }
     Ok(acted)
+}
+
+/// Carries out the key rotation a person asked for; the outcome goes to Events, errors
+/// and (when done) status.
+async fn rotate(
+    vc: &VaultCluster,
+    step: &RotationStep,
+    nodes: &mut ClusterLifecycle,
+    acted: &mut Acted,
+) {
+    let api = match vc.spec.effective_flavor() {
+        vaultkeeper_api::Flavor::OpenBao => RotationApi::OpenBao,
+        vaultkeeper_api::Flavor::Vault => RotationApi::Vault,
+    };
+    let outcome = match step {
+        RotationStep::Rekey { request, via } => nodes.rekey(via, api).await.map(|report| {
+            format!(
+                "rekey {request:?} done through {via}: {} new shares, {} to unseal, saved in the keys Secret before they took effect; the old shares stop working and are kept only until every pod has been unsealed with the new ones",
+                report.shares, report.threshold
+            )
+        }),
+        RotationStep::EncryptionKey { request, via } => nodes
+            .rotate_keyring(via, api)
+            .await
+            .map(|()| format!("encryption key rotation {request:?} done through {via}")),
+    };
+    let reason = match step {
+        RotationStep::Rekey { .. } => "Rekeyed",
+        RotationStep::EncryptionKey { .. } => "EncryptionKeyRotated",
+    };
+    match outcome {
+        Ok(note) => {
+            info!(%note, "key rotation");
+            acted.events.push(EventSpec::normal(reason, note));
+            acted.rotated = Some(step.clone());
+        }
+        Err(e) => {
+            acted.events.push(EventSpec::warning(
+                "KeyRotationFailed",
+                format!("{reason}: {e}; retried on the next pass"),
+            ));
+            acted.errors.push(e.to_string());
+        }
+    }
 }
 
 /// Generates the backup encryption key: once, never owned, never replaced (every backup

@@ -200,6 +200,7 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         errors: acted.errors.clone(),
         fixed: Some(vaultkeeper_api::fixed_fields(&vc.name_any(), &vc.spec)),
     });
+    status.rotation = record::rotation(previous, acted.rotated.as_ref(), now);
     let backups = jobs::fold_backups(
         &vc.spec.backup,
         vc.metadata.generation,

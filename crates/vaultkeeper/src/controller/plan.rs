@@ -12,7 +12,8 @@
 //!    need is missing (cert-manager, prometheus-operator): those were not dropped from the
 //!    spec, so they are never pruned.
 //! 4. One disruptive operation at a time: a scale-down in progress, or else one step of a
-//!    rolling update, and only while the lifecycle has not stopped.
+//!    rolling update, and only while the lifecycle has not stopped; a key rotation a person
+//!    asked for only on a cluster with nothing else to do.
 
 use std::collections::BTreeSet;
 
@@ -66,6 +67,8 @@ pub(crate) struct Plan {
     pub(crate) lifecycle: Vec<LifecycleAction>,
     /// A rollout step to carry out: delete a pod or have the active node step down.
     pub(crate) rollout: Option<RolloutStep>,
+    /// A key rotation to carry out through the active pod.
+    pub(crate) rotation: Option<RotationStep>,
     /// The disruptive operation under way, for status.
     pub(crate) operation: Option<OperationStatus>,
     /// What the operator waits for besides the lifecycle, in a sentence.
@@ -74,6 +77,59 @@ pub(crate) struct Plan {
     pub(crate) tls_problem: Option<String>,
     /// The raft peers (node ids) this pass knows of, to remember.
     pub(crate) raft_peers: Option<Vec<String>>,
+}
+
+/// A key rotation a person asked for (`spec.keys.rotation`), with the request value it
+/// answers and the active pod it goes through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RotationStep {
+    /// New shares.
+    Rekey {
+        /// `spec.keys.rotation.rekey`.
+        request: String,
+        /// The active pod.
+        via: PodName,
+    },
+    /// A new encryption key in the keyring.
+    EncryptionKey {
+        /// `spec.keys.rotation.encryptionKey`.
+        request: String,
+        /// The active pod.
+        via: PodName,
+    },
+}
+
+/// The rotation this pass should run: one asked for and not done yet, on a cluster whose
+/// lifecycle has nothing to do (every pod unsealed, bootstrap applied) and with an active
+/// pod. A rekey goes first.
+fn rotation(vc: &VaultCluster, observed: &Observed, plan: &Plan) -> Option<RotationStep> {
+    let asked = vc.spec.keys.rotation.as_ref()?;
+    if !plan.lifecycle.is_empty() || vc.spec.keys.initialization == Initialization::SelfInit {
+        return None;
+    }
+    let done = vc.status.as_ref().and_then(|s| s.rotation.as_ref());
+    let pending = |asked: &Option<String>, done: Option<&vaultkeeper_api::RotationDone>| {
+        asked
+            .as_ref()
+            .filter(|request| done.is_none_or(|d| &d.request != *request))
+            .cloned()
+    };
+    let via = observed
+        .nodes
+        .as_ref()?
+        .nodes
+        .iter()
+        .find(|n| n.state == NodeState::Active)?
+        .pod
+        .clone();
+    if let Some(request) = pending(&asked.rekey, done.and_then(|d| d.rekey.as_ref())) {
+        return Some(RotationStep::Rekey { request, via });
+    }
+    pending(
+        &asked.encryption_key,
+        done.and_then(|d| d.encryption_key.as_ref()),
+    )
+    .map(|request| RotationStep::EncryptionKey { request, via })
 }
 
 /// Plans a pass.
@@ -212,11 +268,11 @@ pub(crate) fn cluster(
     // Without an update revision the StatefulSet controller has not looked at the new
     // template yet: nothing to roll.
     let Some(update_revision) = update_revision(&observed.live, &names) else {
-        return Ok(plan);
+        return Ok(with_rotation(vc, observed, previous, inputs.now, plan));
     };
     let pods = rollout_view(&observed.pods, observed.nodes.as_ref());
     let (detail, step) = match rollout::next_step(&pods, Some(&update_revision), desired.len()) {
-        RolloutStep::Done => return Ok(plan),
+        RolloutStep::Done => return Ok(with_rotation(vc, observed, previous, inputs.now, plan)),
         RolloutStep::Wait(reason) => (reason, None),
         RolloutStep::DeletePod(pod) => (
             format!("replacing {pod}"),
@@ -231,6 +287,31 @@ pub(crate) fn cluster(
     plan.operation = Some(rolling(&detail));
     plan.rollout = step;
     Ok(plan)
+}
+
+/// `plan` with the key rotation this pass runs, if any, as its operation.
+fn with_rotation(
+    vc: &VaultCluster,
+    observed: &Observed,
+    previous: Option<&VaultClusterStatus>,
+    now: jiff::Timestamp,
+    mut plan: Plan,
+) -> Plan {
+    if let Some(step) = rotation(vc, observed, &plan) {
+        let detail = match &step {
+            RotationStep::Rekey { request, .. } => format!("rekey {request:?}: new unseal shares"),
+            RotationStep::EncryptionKey { request, .. } => {
+                format!("encryption key rotation {request:?}")
+            }
+        };
+        plan.operation = Some(OperationStatus {
+            kind: OperationKind::Rekey,
+            started_at: started_at(previous, OperationKind::Rekey, now),
+            detail: Some(detail),
+        });
+        plan.rotation = Some(step);
+    }
+    plan
 }
 
 /// The rendered objects this cluster can have now: objects of an API that is not

@@ -161,3 +161,28 @@ pub(crate) fn status(metrics: &Metrics, labels: &ClusterLabels, status: &VaultCl
         }
     }
 }
+
+/// `status.rotation`: what earlier passes recorded, and the rotation this pass completed.
+pub(crate) fn rotation(
+    previous: Option<&vaultkeeper_api::VaultClusterStatus>,
+    done: Option<&super::plan::RotationStep>,
+    now: jiff::Timestamp,
+) -> Option<vaultkeeper_api::RotationStatus> {
+    use super::plan::RotationStep;
+    use vaultkeeper_api::RotationDone;
+    let mut status = previous.and_then(|s| s.rotation.clone());
+    let record = |request: &str| RotationDone {
+        request: request.to_owned(),
+        completed_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+    };
+    match done {
+        Some(RotationStep::Rekey { request, .. }) => {
+            status.get_or_insert_with(Default::default).rekey = Some(record(request));
+        }
+        Some(RotationStep::EncryptionKey { request, .. }) => {
+            status.get_or_insert_with(Default::default).encryption_key = Some(record(request));
+        }
+        None => {}
+    }
+    status
+}
