@@ -138,10 +138,22 @@ async fn a_rekey_asked_for_in_the_spec_replaces_the_shares_and_only_the_new_ones
         tokio::time::sleep(Duration::from_secs(2)).await;
         wait_for(&sim, "vault", "rotated", TIMEOUT, "Ready", ready).await;
     }
-    let settled = stored_keys(&sim, "vault", "rotated-unseal-keys")
-        .await
-        .expect("keys");
-    assert!(settled.previous.is_none(), "{settled:?}");
+    // Ready may still be the status from before a deletion was seen: wait for the keys
+    // Secret itself to drop the old shares.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let settled = stored_keys(&sim, "vault", "rotated-unseal-keys")
+            .await
+            .expect("keys");
+        if settled.previous.is_none() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old shares were never dropped: {settled:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // The encryption key rotates on request too, once.
     patch_spec(
