@@ -16,6 +16,7 @@
 mod act;
 mod context;
 mod error;
+mod escrow;
 mod events;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
@@ -213,6 +214,8 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         &mut status,
         now,
     );
+    // Key escrow: after every write (unsealing never waits for it), from the stored record.
+    let escrow_events = escrow::step(&ctx, &vc, &mut status, now).await;
 
     let mut events: Vec<EventSpec> = Vec::new();
     events.extend(
@@ -238,6 +241,11 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     }
     events.extend(backups.events.iter().cloned());
     events.extend(tokens.events.iter().cloned());
+    events.extend(events::unrepeated(
+        escrow_events,
+        &mut memory.warned,
+        Instant::now(),
+    ));
     for event in &events {
         ctx.publish(&vc, event).await;
     }
