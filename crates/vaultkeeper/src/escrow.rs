@@ -447,11 +447,20 @@ async fn s3_settings(client: &kube::Client, vc: &VaultCluster) -> Result<S3Setti
                     )
                 })?;
             let value = |key: &str| -> Result<SecretString, String> {
+                // `stringData` only where an API server hands it back (the simulated one
+                // does); Kubernetes folds it into `data`.
                 secret
                     .data
                     .as_ref()
                     .and_then(|d| d.get(key))
                     .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                    .or_else(|| {
+                        secret
+                            .string_data
+                            .as_ref()
+                            .and_then(|d| d.get(key))
+                            .cloned()
+                    })
                     .map(|v| vaultkeeper_vault::secret::secret_string(v.trim().to_owned()))
                     .ok_or_else(|| {
                         format!(
