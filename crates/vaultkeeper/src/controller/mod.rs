@@ -270,7 +270,12 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         memory.token_runs = runs;
     }
 
-    let converged = status.phase == Some(Phase::Ready);
+    // A failed escrow is retried soon, not at the next resync.
+    let escrow_pending = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == vaultkeeper_api::condition::KEYS_ESCROWED && c.status == "False");
+    let converged = status.phase == Some(Phase::Ready) && !escrow_pending;
     let status_written = write::status(&ctx, &vc, status).await?;
     ctx.metrics
         .writes_last_pass
