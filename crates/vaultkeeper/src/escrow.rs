@@ -213,7 +213,7 @@ pub fn writes_needed(target: &Target, escrowed: Option<&EscrowStatus>) -> Vec<De
         }
     }
     if let Some(secret) = &target.secret
-        && !same.is_some_and(|e| e.secret.as_deref() == Some(secret.as_str()))
+        && same.is_none_or(|e| e.secret.as_deref() != Some(secret.as_str()))
     {
         writes.push(Destination::Secret);
     }

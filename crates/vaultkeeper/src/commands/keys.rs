@@ -31,7 +31,7 @@ const MAX_ESCROW_OBJECT: u64 = 1024 * 1024;
 pub enum KeysCommand {
     /// Decrypt an escrow object with an age identity and print the key record (JSON), or
     /// a keys Secret manifest with --as-secret. See docs/custody.md.
-    Decrypt(DecryptArgs),
+    Decrypt(Box<DecryptArgs>),
     /// Create an age identity file (mode 0600) and print its public key, the `age1...`
     /// line to put in spec.keys.escrow.recipients.
     GenerateIdentity(GenerateIdentityArgs),
