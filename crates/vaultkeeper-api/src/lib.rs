@@ -25,6 +25,6 @@ pub use names::ClusterNames;
 pub use spec::*;
 pub use status::*;
 pub use validate::{
-    InvalidSpec, Violation, fixed_fields, longest_gap_seconds, validate, validate_fixed,
-    validate_spec,
+    InvalidSpec, Violation, fixed_fields, longest_gap_seconds, parse_recipient, validate,
+    validate_fixed, validate_spec,
 };

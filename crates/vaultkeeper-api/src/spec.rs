@@ -643,6 +643,13 @@ pub struct KeysSpec {
     /// the value in `status.rotation`, and does nothing more until it changes again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<KeyRotation>,
+
+    /// An encrypted copy of the init output kept outside the cluster, so that losing the
+    /// namespace or etcd does not lose the keys. The key record is encrypted to age
+    /// recipients whose identities people hold; the operator can never decrypt it. See
+    /// docs/custody.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<EscrowSpec>,
 }
 
 /// Key rotations, each asked for by a new value.
@@ -663,6 +670,42 @@ pub struct KeyRotation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub encryption_key: Option<String>,
+}
+
+/// Where the encrypted copy of the init output goes, and to whom it is encrypted.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EscrowSpec {
+    /// age X25519 public keys (`age1...`, from `age-keygen` or `vaultkeeper keys
+    /// generate-identity`). Any one of their identities decrypts the copy; give at least
+    /// two people's, kept apart.
+    #[schemars(length(min = 1, max = 20))]
+    pub recipients: Vec<String>,
+
+    /// Write the encrypted copy to the backup bucket, next to the backups:
+    /// `<spec.backup.s3.prefix>/escrow/<name>/<time>-<fingerprint>.age`. Default true;
+    /// needs `spec.backup` with an S3 bucket.
+    #[serde(default = "defaults::yes")]
+    pub object_store: bool,
+
+    /// Also write the encrypted copy (ciphertext only) to this Secret, usually in another
+    /// namespace. The operator must be allowed to write Secrets there (bind its ClusterRole
+    /// in that namespace as for a watched one). A Secret there that is not this cluster's
+    /// escrow is never overwritten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<EscrowSecretRef>,
+}
+
+/// A Secret that receives the encrypted copy of the init output.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EscrowSecretRef {
+    /// Namespace of the Secret.
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
 }
 
 /// What happens to the initial root token.

@@ -88,6 +88,10 @@ pub struct VaultClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsStatus>,
 
+    /// Custody of the init output: where its encrypted copy is escrowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<KeysStatus>,
+
     /// Ready, Initialized, Unsealed, Progressing, Degraded, BackupHealthy, TLSReady,
     /// SpecValid: each with a reason and a message a person can act on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -286,6 +290,40 @@ pub struct TlsStatus {
     pub server_expiry_time: Option<Time>,
 }
 
+/// Custody of the init output, as the operator last wrote it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeysStatus {
+    /// The encrypted copy of the key record outside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<EscrowStatus>,
+}
+
+/// The escrowed copy of the key record: which record, to whom, and where. Never the record.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EscrowStatus {
+    /// SHA-256 (hex) of the key record the copy holds: compare it with
+    /// `vaultkeeper keys decrypt`'s output to know a copy is the current one.
+    pub fingerprint: String,
+    /// SHA-256 (hex) of the recipient list it was encrypted to (sorted, one per line).
+    pub recipients_fingerprint: String,
+    /// How many recipients can decrypt it.
+    pub recipients: i32,
+    /// When it was last written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<Time>,
+    /// The bucket holding the object, when the object store holds this record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// The object key of the current copy, when the object store holds this record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// `<namespace>/<name>` of the Secret holding this record, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
 /// The condition types vaultkeeper writes.
 pub mod condition {
     /// Every pod unsealed, ready and a voter, with an active node.
@@ -306,4 +344,7 @@ pub mod condition {
     pub const TLS_READY: &str = "TLSReady";
     /// The spec passed validation.
     pub const SPEC_VALID: &str = "SpecValid";
+    /// The current key record is escrowed, encrypted, wherever `spec.keys.escrow` asks
+    /// (absent without escrow or before init).
+    pub const KEYS_ESCROWED: &str = "KeysEscrowed";
 }

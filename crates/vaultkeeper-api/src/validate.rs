@@ -131,6 +131,7 @@ pub fn validate_spec(name: &str, spec: &VaultClusterSpec) -> Vec<Violation> {
     found.extend(validate_unseal(&spec.unseal));
     found.extend(validate_ingress(&spec.ingress));
     found.extend(validate_backup(&spec.backup));
+    found.extend(validate_escrow(spec));
     found.extend(validate_monitoring(spec));
     found
 }
@@ -279,6 +280,82 @@ fn validate_ingress(ingress: &IngressSpec) -> Vec<Violation> {
         found.push(Violation::of(&rules::passthrough_excludes_cert_manager()));
     }
     found
+}
+
+/// `spec.keys.escrow` (operator-only: CEL cannot parse an age recipient). A recipient is
+/// parsed exactly as the escrow encrypts to it, so a key accepted here always works.
+fn validate_escrow(spec: &VaultClusterSpec) -> Vec<Violation> {
+    let Some(escrow) = &spec.keys.escrow else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    if escrow.recipients.is_empty() {
+        found.push(Violation {
+            field: "spec.keys.escrow.recipients".to_owned(),
+            message: "spec.keys.escrow.recipients is empty: add at least one age public key \
+                      (age1..., from `age-keygen` or `vaultkeeper keys generate-identity`)"
+                .to_owned(),
+        });
+    }
+    for (index, recipient) in escrow.recipients.iter().enumerate() {
+        if let Err(problem) = parse_recipient(recipient) {
+            found.push(Violation {
+                field: format!("spec.keys.escrow.recipients[{index}]"),
+                message: format!(
+                    "spec.keys.escrow.recipients[{index}] is not an age X25519 public key \
+                     ({problem}): give the `age1...` line that `age-keygen` or \
+                     `vaultkeeper keys generate-identity` prints as the public key, never \
+                     the AGE-SECRET-KEY"
+                ),
+            });
+        }
+    }
+    let backup_bucket = spec.backup.enabled && spec.backup.s3.is_some();
+    if escrow.object_store && !backup_bucket {
+        found.push(Violation {
+            field: "spec.keys.escrow.objectStore".to_owned(),
+            message: "spec.keys.escrow.objectStore writes the escrow next to the backups, but \
+                      spec.backup has no S3 bucket (or is disabled): configure spec.backup.s3, \
+                      or set objectStore: false and give spec.keys.escrow.secret"
+                .to_owned(),
+        });
+    }
+    if !escrow.object_store && escrow.secret.is_none() {
+        found.push(Violation {
+            field: "spec.keys.escrow".to_owned(),
+            message: "spec.keys.escrow writes nowhere: set objectStore: true (with \
+                      spec.backup.s3) or give spec.keys.escrow.secret"
+                .to_owned(),
+        });
+    }
+    if spec.keys.initialization == Initialization::SelfInit {
+        found.push(Violation {
+            field: "spec.keys.escrow".to_owned(),
+            message: "spec.keys.escrow needs the init output, which vaultkeeper never holds \
+                      with initialization: SelfInit: remove spec.keys.escrow, or keep the \
+                      recovery keys of a self-initialized cluster yourself"
+                .to_owned(),
+        });
+    }
+    found
+}
+
+/// Parses one age X25519 recipient; the error says what is wrong without echoing the text
+/// (a person may paste a secret key by mistake).
+pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient, &'static str> {
+    let trimmed = text.trim();
+    if trimmed.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+        return Err("this is a secret key: remove it from the spec now and generate a new one");
+    }
+    if !trimmed.starts_with("age1") {
+        return Err("it does not start with age1");
+    }
+    if trimmed != text {
+        return Err("it has leading or trailing spaces");
+    }
+    trimmed
+        .parse::<age::x25519::Recipient>()
+        .map_err(|_| "its bech32 encoding or length is wrong")
 }
 
 fn validate_backup(backup: &BackupSpec) -> Vec<Violation> {

@@ -327,11 +327,37 @@ fn operator_only_checks_catch_what_cel_cannot() {
             "spec: {unseal: {shamir: {shares: 300, threshold: 3}}}",
             "spec.unseal.shamir.shares",
         ),
+        (
+            "an escrow recipient that is not an age public key",
+            "spec: {backup: {enabled: true, s3: {bucket: b, useAmbientCredentials: true}}, keys: {escrow: {recipients: [age1vj44rkrdhxu04zxlm2g4yyay8dx0er0s3eu500g5fcne5s7vrf7qv4pt7e, age1notakey]}}}",
+            "spec.keys.escrow.recipients[1]",
+        ),
+        (
+            "an escrow recipient that is a secret key",
+            "spec: {backup: {enabled: true, s3: {bucket: b, useAmbientCredentials: true}}, keys: {escrow: {recipients: [AGE-SECRET-KEY-1QQQQ]}}}",
+            "spec.keys.escrow.recipients[0]",
+        ),
+        (
+            "escrow to the object store without a backup bucket",
+            "spec: {keys: {escrow: {recipients: [age1vj44rkrdhxu04zxlm2g4yyay8dx0er0s3eu500g5fcne5s7vrf7qv4pt7e]}}}",
+            "spec.keys.escrow.objectStore",
+        ),
+        (
+            "escrow that writes nowhere",
+            "spec: {keys: {escrow: {recipients: [age1vj44rkrdhxu04zxlm2g4yyay8dx0er0s3eu500g5fcne5s7vrf7qv4pt7e], objectStore: false}}}",
+            "spec.keys.escrow",
+        ),
     ];
     for (case, patch, field) in cases {
         let object = manifest(patch);
         let rust = rust_violations(&object);
         assert!(rust.iter().any(|(f, _)| f == field), "{case}: {rust:?}");
+        // The message names the field and never echoes a secret key pasted by mistake.
+        assert!(
+            rust.iter()
+                .all(|(_, m)| !m.contains("AGE-SECRET-KEY-1QQQQ")),
+            "{case}: {rust:?}"
+        );
         assert!(
             cel_messages(&object).is_empty(),
             "{case}: CEL should not catch it"
@@ -357,6 +383,8 @@ fn valid_variants_pass_both_layers() {
         "spec: {tls: {mode: Secret, secretName: my-tls}}",
         "spec: {config: {ui: true, log_level: debug, telemetry: {disable_hostname: true}}}",
         "spec: {ingress: {enabled: true, hosts: [vault.example.com], tls: {passthrough: true}}}",
+        "spec: {backup: {enabled: true, s3: {bucket: b, useAmbientCredentials: true}}, keys: {escrow: {recipients: [age1vj44rkrdhxu04zxlm2g4yyay8dx0er0s3eu500g5fcne5s7vrf7qv4pt7e]}}}",
+        "spec: {keys: {escrow: {recipients: [age1vj44rkrdhxu04zxlm2g4yyay8dx0er0s3eu500g5fcne5s7vrf7qv4pt7e], objectStore: false, secret: {namespace: vault-escrow, name: vault}}}}",
     ];
     for patch in cases {
         let object = manifest(patch);

@@ -191,6 +191,7 @@ async fn main() -> Result<(), Error> {
                     vault_version: None,
                     raft_index: None,
                     node: client.addr().into(),
+                    keys_escrow: None,
                 },
                 &key(&s3.encryption_key_file)?,
                 PipelineOptions {

@@ -20,7 +20,7 @@ use vaultkeeper_vault::secret::{ExposeSecret, Token};
 
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, SourceInfo};
-use crate::naming::{BackupLocation, manifest_key};
+use crate::naming::{BackupLocation, EscrowLocation, manifest_key};
 use crate::pipeline::{PipelineOptions, write_backup};
 use crate::restore::{RestoreMode, decide_restore_mode, download_and_verify, restore_verified};
 use crate::retention::{RetentionPolicy, complete_backups, plan_retention, stale_uploads};
@@ -327,6 +327,7 @@ async fn backup_with_session(
         vault_version: Some(health.version.clone()).filter(|v| !v.is_empty()),
         raft_index: leader.raft_committed_index,
         node: active.addr().to_owned(),
+        keys_escrow: newest_escrow(store, location).await,
     };
     let snapshot = active.snapshot(&session.token).await?.map_err(Error::from);
     let options = PipelineOptions {
@@ -366,6 +367,22 @@ async fn backup_with_session(
         aborted_uploads,
         retention_error,
     })
+}
+
+/// The newest escrow object of the cluster, to record in the backup's manifest. A failed
+/// listing (a policy that allows only the backups' own prefix) costs the record, never
+/// the backup.
+async fn newest_escrow(store: &S3Store, location: &BackupLocation) -> Option<String> {
+    let escrow = EscrowLocation::new(location.prefix(), location.cluster()).ok()?;
+    match store.list(&escrow.list_prefix()).await {
+        Ok(listed) => escrow
+            .newest(listed.iter().map(|o| o.key.as_str()))
+            .map(str::to_owned),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the escrow objects; the backup's manifest names none");
+            None
+        }
+    }
 }
 
 /// Lists the location, decides with [`plan_retention`] and deletes in plan order.

@@ -48,6 +48,11 @@ pub struct SourceInfo {
     pub raft_index: Option<u64>,
     /// The API address the snapshot was read from.
     pub node: String,
+    /// The escrow object holding the cluster's key record when the backup was taken (the
+    /// newest under `{prefix}escrow/{cluster}/`): the keys that unseal a cluster restored
+    /// from this snapshot. Absent when the cluster has no escrow in the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_escrow: Option<String>,
 }
 
 /// The manifest of one backup object.

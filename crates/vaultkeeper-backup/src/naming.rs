@@ -3,7 +3,12 @@
 //! ```text
 //! {prefix}{cluster}/{cluster}-{YYYYMMDDTHHMMSSZ}.vkb                 the encrypted snapshot
 //! {prefix}{cluster}/{cluster}-{YYYYMMDDTHHMMSSZ}.vkb.manifest.json   its manifest
+//! {prefix}escrow/{cluster}/{YYYYMMDDTHHMMSSZ}-{fingerprint[..16]}.age the escrowed keys
 //! ```
+//!
+//! Escrowed key records (age-encrypted by the operator, see `docs/custody.md`) live in
+//! their own directory, outside `{prefix}{cluster}/`, so retention never lists them: an
+//! old backup needs the keys of its own time, so every escrow object is kept.
 //!
 //! Names sort by time (fixed-width UTC timestamps), carry the cluster name even when the
 //! object is copied elsewhere, and one directory per cluster keeps clusters sharing a
@@ -137,6 +142,88 @@ pub fn manifest_key(object_key: &str) -> String {
     format!("{object_key}{MANIFEST_SUFFIX}")
 }
 
+/// Suffix of an escrowed key record (the age format).
+pub const ESCROW_SUFFIX: &str = ".age";
+/// Hex digits of the record's fingerprint in an escrow object's name.
+pub const ESCROW_FINGERPRINT_LEN: usize = 16;
+
+/// Where one cluster's escrowed key records live: `{prefix}escrow/{cluster}/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscrowLocation {
+    backups: BackupLocation,
+}
+
+/// An escrow object key that belongs to a location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscrowKey {
+    /// When it was written.
+    pub written_at: Timestamp,
+    /// The first hex digits of the SHA-256 of the key record it holds.
+    pub fingerprint_prefix: String,
+}
+
+impl EscrowLocation {
+    /// The escrow location next to the backups of `cluster` under `prefix` (normalised as
+    /// [`BackupLocation::new`] does).
+    pub fn new(prefix: &str, cluster: &str) -> Result<Self> {
+        Ok(Self {
+            backups: BackupLocation::new(prefix, cluster)?,
+        })
+    }
+
+    /// The prefix to list to see this cluster's escrow objects.
+    pub fn list_prefix(&self) -> String {
+        format!(
+            "{}escrow/{}/",
+            self.backups.prefix(),
+            self.backups.cluster()
+        )
+    }
+
+    /// The key of the record with (hex) `fingerprint`, written at `written_at`.
+    pub fn object_key(&self, written_at: Timestamp, fingerprint: &str) -> String {
+        let stamp = strtime::format(TIMESTAMP_FORMAT, written_at)
+            .unwrap_or_else(|_| written_at.to_string());
+        let short: String = fingerprint.chars().take(ESCROW_FINGERPRINT_LEN).collect();
+        format!("{}{stamp}-{short}{ESCROW_SUFFIX}", self.list_prefix())
+    }
+
+    /// Parses `key`; `None` when it is not exactly one of our names.
+    pub fn parse(&self, key: &str) -> Option<EscrowKey> {
+        let rest = key
+            .strip_prefix(&self.list_prefix())?
+            .strip_suffix(ESCROW_SUFFIX)?;
+        let (stamp, fingerprint) = rest.split_once('-')?;
+        if stamp.len() != TIMESTAMP_LEN
+            || fingerprint.len() != ESCROW_FINGERPRINT_LEN
+            || !fingerprint
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return None;
+        }
+        let written_at = strtime::parse(TIMESTAMP_FORMAT, stamp)
+            .ok()?
+            .to_datetime()
+            .ok()?
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()?
+            .timestamp();
+        if self.object_key(written_at, fingerprint) != key {
+            return None;
+        }
+        Some(EscrowKey {
+            written_at,
+            fingerprint_prefix: fingerprint.to_owned(),
+        })
+    }
+
+    /// The newest of `keys` that is one of ours (names sort by time).
+    pub fn newest<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
+        keys.into_iter().filter(|k| self.parse(k).is_some()).max()
+    }
+}
+
 fn validate_cluster_name(cluster: &str) -> Result<()> {
     let valid = !cluster.is_empty()
         && cluster.len() <= 63
@@ -160,6 +247,42 @@ fn validate_cluster_name(cluster: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escrow_names_sort_by_time_carry_the_fingerprint_and_stay_out_of_retention() {
+        let loc = EscrowLocation::new("backups", "vault").unwrap();
+        let fingerprint = "0123456789abcdef".repeat(4);
+        let key = loc.object_key(at("2026-01-09T23:59:59Z"), &fingerprint);
+        assert_eq!(
+            key,
+            "backups/escrow/vault/20260109T235959Z-0123456789abcdef.age"
+        );
+        let parsed = loc.parse(&key).unwrap();
+        assert_eq!(parsed.written_at, at("2026-01-09T23:59:59Z"));
+        assert_eq!(parsed.fingerprint_prefix, "0123456789abcdef");
+        let later = loc.object_key(at("2026-01-10T00:00:00Z"), &"f".repeat(64));
+        assert_eq!(
+            loc.newest([
+                key.as_str(),
+                later.as_str(),
+                "backups/escrow/vault/notes.age"
+            ]),
+            Some(later.as_str())
+        );
+        // Not ours: another cluster, a bad fingerprint, another suffix, no prefix.
+        for other in [
+            "backups/escrow/vault2/20260109T235959Z-0123456789abcdef.age",
+            "backups/escrow/vault/20260109T235959Z-0123456789ABCDEF.age",
+            "backups/escrow/vault/20260109T235959Z-0123456789abcdef.age.bak",
+            "escrow/vault/20260109T235959Z-0123456789abcdef.age",
+        ] {
+            assert_eq!(loc.parse(other), None, "{other}");
+        }
+        // Retention of a cluster called "escrow" never sees another cluster's escrow.
+        let backups = BackupLocation::new("backups", "escrow").unwrap();
+        let escrow_of_vault = loc.object_key(at("2026-01-09T23:59:59Z"), &fingerprint);
+        assert_eq!(backups.parse(&escrow_of_vault), None);
+    }
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()

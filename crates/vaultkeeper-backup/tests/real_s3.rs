@@ -482,6 +482,7 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
         vault_version: None,
         raft_index: None,
         node: bao.addr.clone(),
+        keys_escrow: None,
     };
     let nothing_left = || async {
         assert_eq!(

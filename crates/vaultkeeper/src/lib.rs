@@ -7,6 +7,7 @@ pub mod backup;
 pub mod commands;
 pub mod controller;
 pub mod custody;
+pub mod escrow;
 pub mod http;
 pub mod image_policy;
 pub mod leader;

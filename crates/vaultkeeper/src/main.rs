@@ -29,6 +29,10 @@ enum Command {
     /// Download a backup, verify it completely, and restore it into a cluster. Destructive:
     /// the target's data is replaced. See docs/restore-runbook.md.
     Restore(restore::RestoreArgs),
+    /// Key escrow for people: create an age identity, decrypt an escrow object (see
+    /// docs/custody.md).
+    #[command(subcommand)]
+    Keys(vaultkeeper::commands::keys::KeysCommand),
     /// Renew the cluster's metrics token, or re-issue it when it lapsed or was revoked
     /// (the metrics-token CronJob's entry point). Prints one JSON line with the outcome.
     MetricsToken(vaultkeeper::commands::metrics_token::MetricsTokenArgs),
@@ -69,6 +73,17 @@ fn main() -> ExitCode {
         Command::Restore(args) => return async_command(|| restore::run(args)),
         Command::MetricsToken(args) => {
             return async_command(|| vaultkeeper::commands::metrics_token::main(args));
+        }
+        Command::Keys(command) => {
+            return async_command(|| async {
+                match vaultkeeper::commands::keys::run(command).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        error.exit_code()
+                    }
+                }
+            });
         }
         Command::Crd => vaultkeeper_api::crd_yaml()
             .map(|yaml| print!("{yaml}"))

@@ -6,5 +6,7 @@
 //!
 //! Slots 185–199 of the simulated cluster's port range belong to this suite: 185–187 save
 //! first (and 198), 188–190 escrow, 191–194 fencing, 195–197 rotation.
+
+mod escrow;
 mod rotation;
 mod save_first;

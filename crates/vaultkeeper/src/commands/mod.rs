@@ -1,6 +1,7 @@
 //! The implementations of the `vaultkeeper` subcommands.
 
 pub mod backup;
+pub mod keys;
 pub mod metrics_token;
 pub mod render;
 pub mod restore;

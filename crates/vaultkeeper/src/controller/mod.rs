@@ -16,6 +16,7 @@
 mod act;
 mod context;
 mod error;
+mod escrow;
 mod events;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
@@ -220,6 +221,8 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         &mut status,
         now,
     );
+    // Key escrow: after every write (unsealing never waits for it), from the stored record.
+    let escrow_events = escrow::step(&ctx, &vc, &mut status, now).await;
 
     let mut events: Vec<EventSpec> = Vec::new();
     events.extend(
@@ -245,6 +248,11 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     }
     events.extend(backups.events.iter().cloned());
     events.extend(tokens.events.iter().cloned());
+    events.extend(events::unrepeated(
+        escrow_events,
+        &mut memory.warned,
+        Instant::now(),
+    ));
     for event in &events {
         ctx.publish(&vc, event).await;
     }
@@ -269,7 +277,12 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         memory.token_runs = runs;
     }
 
-    let converged = status.phase == Some(Phase::Ready);
+    // A failed escrow is retried soon, not at the next resync.
+    let escrow_pending = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == vaultkeeper_api::condition::KEYS_ESCROWED && c.status == "False");
+    let converged = status.phase == Some(Phase::Ready) && !escrow_pending;
     let status_written = write::status(&ctx, &vc, status).await?;
     ctx.metrics
         .writes_last_pass

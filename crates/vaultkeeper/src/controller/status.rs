@@ -162,6 +162,7 @@ pub fn compute(inputs: &StatusInputs<'_>) -> VaultClusterStatus {
         observed_generation: inputs.generation,
         backup: previous.and_then(|p| p.backup.clone()),
         metrics_token: previous.and_then(|p| p.metrics_token.clone()),
+        keys: previous.and_then(|p| p.keys.clone()),
         tls: inputs.tls.clone(),
         operation: inputs.operation.clone(),
         bootstrapped: inputs.bootstrapped,

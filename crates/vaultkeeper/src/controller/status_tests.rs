@@ -182,6 +182,31 @@ fn an_invalid_spec_blocks_and_names_the_field() {
 }
 
 #[test]
+fn the_escrow_record_survives_every_pass_that_does_not_rewrite_it() {
+    let escrow = vaultkeeper_api::EscrowStatus {
+        fingerprint: "f".repeat(64),
+        recipients_fingerprint: "r".repeat(64),
+        recipients: 2,
+        object: Some("p/escrow/vault/20260101T000000Z-ffffffffffffffff.age".into()),
+        ..Default::default()
+    };
+    let previous = VaultClusterStatus {
+        keys: Some(vaultkeeper_api::KeysStatus {
+            escrow: Some(escrow.clone()),
+        }),
+        ..VaultClusterStatus::default()
+    };
+    let next = compute_with(
+        Some(&previous),
+        &pods(&[true]),
+        &pass(&[("vault-0", NodeState::Active)]),
+    );
+    assert_eq!(next.keys.and_then(|k| k.escrow), Some(escrow.clone()));
+    let failed = after_failed_read(Some(&previous), Some(2), "x", jiff::Timestamp::UNIX_EPOCH);
+    assert_eq!(failed.keys.and_then(|k| k.escrow), Some(escrow));
+}
+
+#[test]
 fn a_failed_read_says_so_and_keeps_what_earlier_passes_saw() {
     let serving = compute_with(
         None,

@@ -1,0 +1,90 @@
+//! The escrow step of a pass: once the cluster is initialized and `spec.keys.escrow` is
+//! set, the key record in the keys Secret is escrowed off the cluster (see
+//! [`crate::escrow`]). It runs after every write the plan made (unsealing included) and
+//! never fails the pass: what went wrong is the `KeysEscrowed` condition and an Event.
+
+use kube::ResourceExt;
+use vaultkeeper_api::{KeysStatus, VaultCluster, VaultClusterStatus, condition};
+use vaultkeeper_vault::keys::KeyStore;
+
+use super::context::Context;
+use super::events::EventSpec;
+use super::nodes::keys_secret_name;
+use crate::backup::{Health, set_named_condition};
+use crate::custody::SecretKeyStore;
+use crate::escrow::{self, Report};
+
+/// Escrows the stored key record when status says it is not escrowed yet; updates
+/// `status.keys.escrow` and `KeysEscrowed`, and answers the Events to publish.
+pub(crate) async fn step(
+    ctx: &Context,
+    vc: &VaultCluster,
+    status: &mut VaultClusterStatus,
+    now: jiff::Timestamp,
+) -> Vec<EventSpec> {
+    let generation = vc.metadata.generation;
+    let Some(spec) = &vc.spec.keys.escrow else {
+        set_named_condition(
+            &mut status.conditions,
+            condition::KEYS_ESCROWED,
+            None,
+            generation,
+            now,
+        );
+        return Vec::new();
+    };
+    if !status.initialized {
+        // Nothing to escrow before init; the pass that persists the keys comes first.
+        return Vec::new();
+    }
+    let namespace = vc.namespace().unwrap_or_default();
+    let keys_secret = keys_secret_name(vc);
+    let store = SecretKeyStore::new(ctx.client.clone(), &namespace, &keys_secret, &vc.name_any());
+    let escrowed = status.keys.as_ref().and_then(|k| k.escrow.clone());
+    let report = match store.load().await {
+        Ok(Some(keys)) => {
+            escrow::ensure(&ctx.client, vc, spec, escrowed.as_ref(), &keys, now).await
+        }
+        Ok(None) => Report::failed(
+            "NoKeyRecord",
+            format!(
+                "the keys Secret {keys_secret} holds no key record, so there is nothing to escrow: \
+                 restore it (docs/custody.md) before anything else"
+            ),
+        ),
+        Err(e) => Report::failed("KeysUnreadable", format!("cannot read the key record: {e}")),
+    };
+    let mut events = Vec::new();
+    if !report.written.is_empty() {
+        events.push(EventSpec::normal(
+            "KeysEscrowed",
+            format!(
+                "the key record was encrypted to {} age recipient(s) and written to {}",
+                spec.recipients.len(),
+                report.written.join(" and ")
+            ),
+        ));
+    }
+    if !report.healthy {
+        events.push(EventSpec::warning(
+            "KeysEscrowFailed",
+            report.message.clone(),
+        ));
+    }
+    if let Some(escrowed) = report.escrowed {
+        status.keys.get_or_insert_with(KeysStatus::default).escrow = Some(escrowed);
+    }
+    let health = Health {
+        healthy: report.healthy,
+        reason: report.reason,
+        message: report.message,
+    };
+    set_named_condition(
+        &mut status.conditions,
+        condition::KEYS_ESCROWED,
+        Some(&health),
+        generation,
+        now,
+    );
+    events
+}
