@@ -110,6 +110,25 @@ pub struct RunArgs {
     /// Reconcile without electing a leader (one replica only, e.g. on a laptop).
     #[arg(long)]
     pub no_leader_election: bool,
+    /// How long the leader Lease is valid without renewal, as the other replicas measure
+    /// it on their own clocks. Longer than the renew deadline by at least 1 s.
+    #[arg(long, env = "VAULTKEEPER_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// How long the leader keeps acting without a successful renewal; then it stops (and
+    /// exits), before any other replica may take over.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_LEASE_RENEW_DEADLINE_SECONDS",
+        default_value_t = 10
+    )]
+    pub lease_renew_deadline_seconds: u64,
+    /// How often the leader renews and the others look at the Lease.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_LEASE_RETRY_PERIOD_SECONDS",
+        default_value_t = 2
+    )]
+    pub lease_retry_period_seconds: u64,
     /// Seconds between looks at a converged cluster without any event.
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
@@ -174,9 +193,25 @@ async fn termination() {
     }
 }
 
+impl RunArgs {
+    /// The election's timings, checked (the error names the flag and the fix).
+    pub fn lease_timings(&self) -> Result<LeaseTimings, CliError> {
+        let timings = LeaseTimings {
+            duration: Duration::from_secs(self.lease_duration_seconds),
+            renew_deadline: Duration::from_secs(self.lease_renew_deadline_seconds),
+            retry: Duration::from_secs(self.lease_retry_period_seconds),
+        };
+        timings
+            .validate()
+            .map_err(|e| CliError::Input(e.to_string()))?;
+        Ok(timings)
+    }
+}
+
 /// Runs the operator until it is told to stop or loses leadership.
 pub async fn run(args: RunArgs) -> Result<(), CliError> {
     init_logging(&args.log_level, args.log_format);
+    let timings = args.lease_timings()?;
     let client = kube::Client::try_default()
         .await
         .map_err(|e| CliError::Internal(format!("cannot configure the Kubernetes client: {e}")))?;
@@ -217,7 +252,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
             &args.pod_namespace,
             &args.lease_name,
             &args.pod_name,
-            LeaseTimings::default(),
+            timings.clone(),
         );
         match elector.lead(stopped.clone()).await {
             Some(leadership) => Some(leadership),
@@ -251,7 +286,11 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
             require_digest: args.require_image_digest,
         },
     };
-    let ctx = Arc::new(Context::new(client, settings, metrics.clone()));
+    let mut ctx = Context::new(client, settings, metrics.clone());
+    if let Some(leadership) = &leadership {
+        ctx = ctx.with_fence(leadership.fence(), timings.duration);
+    }
+    let ctx = Arc::new(ctx);
     let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
         vec![None]
     } else {
@@ -282,12 +321,16 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         _ = stopped_wait.wait_for(|s| *s) => false,
     };
     metrics.leader.set(0);
-    // Whatever the reason, every controller stops before the process exits.
+    // Whatever the reason, every controller stops (and its pass in progress ends) before
+    // the Lease is given up: another replica may act only once this one has stopped.
     let _ = stop.send(true);
     for c in controllers {
         if let Err(e) = c.await {
             warn!(error = %e, "a controller task ended abnormally");
         }
+    }
+    if let Some(leadership) = leadership {
+        leadership.release().await;
     }
     server.abort();
     if lost_leadership {
