@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use tracing::info;
 use vaultkeeper_api::VaultCluster;
-use vaultkeeper_vault::decide::Observation;
+use vaultkeeper_vault::decide::{Action as LifecycleAction, Observation};
 use vaultkeeper_vault::lifecycle::PassReport;
 use vaultkeeper_vault::node::PodName;
 
@@ -21,6 +21,7 @@ use super::nodes::{self, ClusterLifecycle};
 use super::plan::Plan;
 use super::rollout::RolloutStep;
 use crate::apply;
+use crate::leader::Fence;
 
 /// What a pass did.
 #[derive(Debug, Default)]
@@ -42,6 +43,7 @@ pub(crate) async fn cluster(
     vc: &VaultCluster,
     plan: &Plan,
     nodes: Option<(Observation, &mut ClusterLifecycle)>,
+    fence: &Fence,
 ) -> Result<Acted, Error> {
     let namespace = vc.namespace().ok_or(Error::NoNamespace)?;
     let mut acted = Acted::default();
@@ -94,7 +96,18 @@ pub(crate) async fn cluster(
 
     let mut lifecycle = None;
     if let Some((observation, nodes)) = nodes {
-        let outcomes = nodes.execute(&observation, &plan.lifecycle).await;
+        // Right before each action that changes the cluster rather than just reopening
+        // it: does this replica still lead? Keys are always saved.
+        let gate = |action: &LifecycleAction| match action {
+            LifecycleAction::Init { .. }
+            | LifecycleAction::StepDown { .. }
+            | LifecycleAction::RemovePeer { .. }
+            | LifecycleAction::Bootstrap { .. } => fence.check().map_err(|e| e.to_string()),
+            _ => Ok(()),
+        };
+        let outcomes = nodes
+            .execute_gated(&observation, &plan.lifecycle, &gate)
+            .await;
         let pass = PassReport {
             observation,
             actions: plan.lifecycle.clone(),
@@ -108,6 +121,11 @@ pub(crate) async fn cluster(
     }
 
     match &plan.rollout {
+        Some(RolloutStep::DeletePod(_) | RolloutStep::StepDown(_))
+            if let Err(fenced) = fence.check() =>
+        {
+            acted.errors.push(fenced.to_string());
+        }
         Some(RolloutStep::DeletePod(pod)) => {
             let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
             pods.delete(pod, &DeleteParams::default())

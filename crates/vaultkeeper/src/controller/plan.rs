@@ -66,7 +66,8 @@ pub(crate) struct Plan {
     pub(crate) lifecycle: Vec<LifecycleAction>,
     /// A rollout step to carry out: delete a pod or have the active node step down.
     pub(crate) rollout: Option<RolloutStep>,
-    /// The disruptive operation under way, for status.
+    /// The disruptive operation this pass would run (its lock is taken in the pass); the
+    /// holder is left empty here.
     pub(crate) operation: Option<OperationStatus>,
     /// What the operator waits for besides the lifecycle, in a sentence.
     pub(crate) waiting_for: Option<String>,
@@ -74,6 +75,20 @@ pub(crate) struct Plan {
     pub(crate) tls_problem: Option<String>,
     /// The raft peers (node ids) this pass knows of, to remember.
     pub(crate) raft_peers: Option<Vec<String>>,
+}
+
+impl Plan {
+    /// Drops every disruptive step (a rollout step, a step-down or peer removal of the
+    /// scale-down): the operation lock is not this replica's for them this pass.
+    pub(crate) fn hold_disruptions(&mut self) {
+        self.rollout = None;
+        self.lifecycle.retain(|a| {
+            !matches!(
+                a,
+                LifecycleAction::StepDown { .. } | LifecycleAction::RemovePeer { .. }
+            )
+        });
+    }
 }
 
 /// Plans a pass.
@@ -179,6 +194,7 @@ pub(crate) fn cluster(
             detail: Some(format!(
                 "{departed} raft peers and {leftovers} pods to remove"
             )),
+            holder: None,
         });
         return Ok(plan);
     }
@@ -202,6 +218,7 @@ pub(crate) fn cluster(
         kind: OperationKind::RollingUpdate,
         started_at: started_at(previous, OperationKind::RollingUpdate, inputs.now),
         detail: Some(detail.to_owned()),
+        holder: None,
     };
     if !settled {
         let reason = "the StatefulSet controller has not taken the new pod template yet";
