@@ -15,6 +15,9 @@ pub struct RequestRecord {
     pub method: String,
     /// Path (no query).
     pub path: String,
+    /// The query string as sent (an exec's command is in it, as in an API server's audit
+    /// log: which is why no secret may ever be part of one).
+    pub query: String,
     /// Kubernetes verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
     /// `deletecollection`), empty for non-resource requests.
     pub verb: String,

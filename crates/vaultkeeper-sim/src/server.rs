@@ -283,6 +283,7 @@ impl ApiServer {
         let mut record = RequestRecord {
             method: method.to_string(),
             path: path.clone(),
+            query: req.uri().query().unwrap_or_default().to_string(),
             verb: String::new(),
             resource: String::new(),
             subresource: String::new(),

@@ -90,7 +90,8 @@ impl LeaseTimings {
 /// Lease faults the end-to-end tests inject (never in the operator's image).
 #[cfg(feature = "fault-injection")]
 pub trait LeaseFaults: Send + Sync {
-    /// How long to hold the next renewal back before sending it.
+    /// How long to hold each Lease request back (renewal, acquisition, release) before
+    /// sending it: a slow or partitioned API server.
     fn renewal_delay(&self) -> Duration {
         Duration::ZERO
     }
@@ -369,6 +370,7 @@ impl LeaderElector {
     /// One look at the lease, and the write it calls for. `renewing`: we lead, so a lease
     /// that is not ours means leadership was lost, even one we could take again.
     async fn try_acquire_or_renew(&mut self, renewing: bool) -> Result<Attempt, kube::Error> {
+        self.renewal_delay().await;
         let seconds = i32::try_from(self.timings.duration.as_secs()).unwrap_or(i32::MAX);
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let now = self.wall_now();
@@ -485,10 +487,7 @@ impl LeaderElector {
                 }
                 let deadline = renewed_at + self.timings.renew_deadline;
                 let sent = Instant::now();
-                let attempt = async {
-                    self.renewal_delay().await;
-                    self.try_acquire_or_renew(true).await
-                };
+                let attempt = self.try_acquire_or_renew(true);
                 let outcome = tokio::select! {
                     outcome = attempt => Some(Some(outcome)),
                     _ = tokio::time::sleep_until(deadline.into()) => Some(None),
@@ -537,6 +536,7 @@ impl LeaderElector {
     /// Gives the lease up so another replica takes over without waiting for it to expire:
     /// only when it is still ours, and with the resourceVersion we read.
     async fn release(&self) {
+        self.renewal_delay().await;
         let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
             return;
         };

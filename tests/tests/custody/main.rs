@@ -6,3 +6,5 @@
 //!
 //! Slots 185–199 of the simulated cluster's port range belong to this suite: 185–187 save
 //! first, 188–190 escrow, 191–194 fencing, 195–197 rotation.
+
+mod fencing;
