@@ -14,7 +14,7 @@ use crate::CliError;
 use crate::controller::{self, Context, Settings};
 use crate::http::{self, Health};
 use crate::image_policy::ImagePolicy;
-use crate::leader::{LeaderElector, LeaseTimings};
+use crate::leader::{LeaderElector, Leadership, LeaseTimings};
 use crate::metrics::Metrics;
 
 /// Arguments of `vaultkeeper run`.
@@ -208,6 +208,24 @@ impl RunArgs {
     }
 }
 
+/// Whatever the reason for stopping, every controller stops (and its pass in progress
+/// ends) before the Lease is given up: another replica may act only once this one has.
+async fn drain_then_release(
+    stop: &watch::Sender<bool>,
+    controllers: Vec<tokio::task::JoinHandle<()>>,
+    leadership: Option<Leadership>,
+) {
+    let _ = stop.send(true);
+    for c in controllers {
+        if let Err(e) = c.await {
+            warn!(error = %e, "a controller task ended abnormally");
+        }
+    }
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
+}
+
 /// Runs the operator until it is told to stop or loses leadership.
 pub async fn run(args: RunArgs) -> Result<(), CliError> {
     init_logging(&args.log_level, args.log_format);
@@ -321,21 +339,73 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         _ = stopped_wait.wait_for(|s| *s) => false,
     };
     metrics.leader.set(0);
-    // Whatever the reason, every controller stops (and its pass in progress ends) before
-    // the Lease is given up: another replica may act only once this one has stopped.
-    let _ = stop.send(true);
-    for c in controllers {
-        if let Err(e) = c.await {
-            warn!(error = %e, "a controller task ended abnormally");
-        }
-    }
-    if let Some(leadership) = leadership {
-        leadership.release().await;
-    }
+    drain_then_release(&stop, controllers, leadership).await;
     server.abort();
     if lost_leadership {
         error!("leadership lost; exiting so that only the new leader reconciles");
         return Err(CliError::Internal("leadership lost".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::Api;
+
+    async fn holder(client: &kube::Client) -> Option<String> {
+        Api::<Lease>::namespaced(client.clone(), "default")
+            .get("vaultkeeper")
+            .await
+            .ok()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_lease_is_released_only_after_every_controller_drained() {
+        let sim = vaultkeeper_sim::SimCluster::start(vaultkeeper_sim::SimConfig::for_slot(194))
+            .await
+            .expect("the simulated API server starts");
+        let client = sim.client().expect("client");
+        let timings = LeaseTimings {
+            duration: Duration::from_secs(3),
+            renew_deadline: Duration::from_secs(2),
+            retry: Duration::from_millis(200),
+        };
+        let (_never, never) = watch::channel(false);
+        let leadership = LeaderElector::new(client.clone(), "default", "vaultkeeper", "a", timings)
+            .lead(never)
+            .await
+            .expect("leads");
+        let (stop, stopped) = watch::channel(false);
+        // A controller whose pass in progress takes 2 s to end after the stop; it sees the
+        // Lease still held, and its fence still open, until it has ended.
+        let fence = leadership.fence();
+        let probe = client.clone();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen_by_controller = seen.clone();
+        let controller = tokio::spawn(async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|s| *s).await;
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let look = (holder(&probe).await, fence.check().is_ok());
+                if let Ok(mut seen) = seen_by_controller.lock() {
+                    seen.push(look);
+                }
+            }
+        });
+        drain_then_release(&stop, vec![controller], Some(leadership)).await;
+        let seen = seen.lock().expect("not poisoned").clone();
+        assert_eq!(seen.len(), 10);
+        assert!(
+            seen.iter()
+                .all(|(h, open)| h.as_deref() == Some("a") && *open),
+            "the Lease or the fence went while the controller drained: {seen:?}"
+        );
+        assert_eq!(holder(&client).await, None, "released once drained");
+        sim.shutdown().await;
+    }
 }
