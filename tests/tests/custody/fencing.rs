@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use vaultkeeper::controller::lock;
 use vaultkeeper::leader::LeaseTimings;
 use vaultkeeper_api::{OperationKind, VaultCluster};
 use vaultkeeper_e2e::install::{OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT};
@@ -228,7 +229,8 @@ async fn two_operators_with_faulty_leases_never_disrupt_a_cluster_at_the_same_ti
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_rolling_update_and_a_scale_down_asked_together_run_one_after_the_other() {
+async fn a_rolling_update_and_a_scale_down_asked_together_run_one_after_the_other_and_the_lock_is_shared()
+ {
     let _logs = capture_logs();
     let sim = cluster_with_pods(193).await;
     let (ns, name) = ("together", "together");
@@ -296,6 +298,109 @@ async fn a_rolling_update_and_a_scale_down_asked_together_run_one_after_the_othe
             .map(|r| describe(r, since))
             .collect::<Vec<_>>()
     );
+
+    // Another operation (a rekey) takes the lock through the API other code uses: the
+    // pass keeps it, and a roll asked meanwhile waits until it is released.
+    let ctx = vaultkeeper::controller::Context::new(
+        sim.client().expect("admin client"),
+        Operator::settings(&sim),
+        std::sync::Arc::new(vaultkeeper::metrics::Metrics::new()),
+    );
+    let api: kube::Api<VaultCluster> =
+        kube::Api::namespaced(sim.client().expect("admin client"), ns);
+    // A conflict (the operator wrote the status in between) means: read again.
+    let mut attempts = 0;
+    let held = loop {
+        let vc = api.get(name).await.expect("the VaultCluster");
+        match lock::acquire(
+            &ctx,
+            &vc,
+            OperationKind::Rekey,
+            Some("rekey in a test".into()),
+        )
+        .await
+        {
+            Err(lock::Busy::Conflict) if attempts < 5 => attempts += 1,
+            taken => break taken.expect("the lock is free"),
+        }
+    };
+    let before_roll = Instant::now();
+    patch_spec(
+        &sim,
+        ns,
+        name,
+        serde_json::json!({"config": {"log_level": "info"}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let vc = api.get(name).await.expect("the VaultCluster");
+    assert_eq!(
+        operation(&vc),
+        Some((OperationKind::Rekey, Some("e2e".into()))),
+        "{:?}",
+        vc.status
+    );
+    assert!(
+        !sim.requests()
+            .iter()
+            .any(|r| r.started >= before_roll && disruptive(r, ns)),
+        "the roll went ahead while the rekey held the lock"
+    );
+    assert!(
+        matches!(
+            lock::acquire(&ctx, &vc, OperationKind::Restore, None).await,
+            Err(lock::Busy::HeldBy {
+                kind: OperationKind::Rekey,
+                ..
+            })
+        ),
+        "a second operation is refused"
+    );
+    lock::release(&ctx, &vc, held).await.expect("released");
+    wait_for(&sim, ns, name, TIMEOUT, "Ready after the roll", |vc| {
+        ready(vc) && operation(vc).is_none()
+    })
+    .await;
+    assert!(
+        sim.requests()
+            .iter()
+            .any(|r| r.started >= before_roll && disruptive(r, ns)),
+        "the roll ran once the lock was released"
+    );
+
+    // Break-glass: a lock whose holder is gone, and the annotation naming that holder.
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({
+            "metadata": {"annotations": {lock::BREAK_LOCK_ANNOTATION: "op-gone"}}
+        })),
+    )
+    .await
+    .expect("annotated");
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({
+            "status": {"operation": {
+                "kind": "Restore", "holder": "op-gone", "startedAt": "2026-01-01T00:00:00Z"
+            }}
+        })),
+    )
+    .await
+    .expect("a lock of a replica that is gone");
+    wait_for(&sim, ns, name, TIMEOUT, "the lock broken", |vc| {
+        operation(vc).is_none()
+            && !vc
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(lock::BREAK_LOCK_ANNOTATION))
+    })
+    .await;
+    let seen = events(&sim, ns).await;
+    assert_eq!(count_events(&seen, "OperationLockBroken"), 1, "{seen:?}");
+
     assert_eq!(init_commands(&sim, ns), 1);
     operator.stop().await;
     sim.shutdown().await;

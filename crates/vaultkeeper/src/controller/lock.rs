@@ -417,13 +417,15 @@ mod tests {
         let s = Duration::from_secs;
         let stale = s(15);
         // (current, wanted, led for, break annotation) → step, for replica "a" in a pass.
-        let table: Vec<(
+        // (current, wanted, led for (s), break annotation, step)
+        type Row<'a> = (
             Option<OperationStatus>,
             Option<OperationKind>,
             u64,
-            Option<&str>,
+            Option<&'a str>,
             Step,
-        )> = vec![
+        );
+        let table: Vec<Row> = vec![
             (None, None, 60, None, Step::Nothing),
             (None, Some(ROLL), 0, None, Step::Take(ROLL)),
             (Some(op(ROLL, "a")), Some(ROLL), 0, None, Step::Keep),
