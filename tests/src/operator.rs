@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vaultkeeper::controller::faults::{Faults, NoFaults};
 use vaultkeeper::controller::{self, Context, Settings};
+use vaultkeeper::leader::{LeaderElector, LeaseFaults, LeaseTimings};
 use vaultkeeper::metrics::Metrics;
 use vaultkeeper_api::login::{VAULT_LOGIN_AUDIENCE, VAULT_LOGIN_TOKEN_SECONDS};
 use vaultkeeper_api::{VaultCluster, parse_manifests};
@@ -115,12 +117,70 @@ impl JwtSource for SimJwt {
     }
 }
 
+/// Lease faults a test turns on and off while an elected operator runs: renewals held
+/// back (a slow or partitioned API server) and a wall clock that is off.
+#[derive(Default)]
+pub struct LeaseFaultSwitch {
+    delay_ms: AtomicU64,
+    offset_seconds: AtomicI64,
+}
+
+impl LeaseFaultSwitch {
+    /// Holds every Lease request back by `delay` from now on (zero: no delay).
+    pub fn delay_renewals(&self, delay: Duration) {
+        self.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Puts this replica's wall clock `seconds` ahead (negative: behind).
+    pub fn skew_clock(&self, seconds: i64) {
+        self.offset_seconds.store(seconds, Ordering::SeqCst);
+    }
+}
+
+impl LeaseFaults for LeaseFaultSwitch {
+    fn renewal_delay(&self) -> Duration {
+        Duration::from_millis(self.delay_ms.load(Ordering::SeqCst))
+    }
+    fn clock_offset(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::from_secs(self.offset_seconds.load(Ordering::SeqCst))
+    }
+}
+
+/// How an elected operator takes part in leader election.
+#[derive(Clone)]
+pub struct Election {
+    /// Its identity (the Lease holder name; also the operation-lock holder).
+    pub identity: String,
+    /// The Lease's name (in the operator's namespace).
+    pub lease: String,
+    /// Lease timings.
+    pub timings: LeaseTimings,
+    /// Faults injected into its Lease requests.
+    pub faults: Arc<LeaseFaultSwitch>,
+}
+
+/// One term of an elected operator: when it began leading, and when it lost or gave up.
+#[derive(Clone, Debug)]
+pub struct Term {
+    /// When it became the leader.
+    pub acquired: Instant,
+    /// When it stopped leading (lost, or stopped), if it did.
+    pub ended: Option<Instant>,
+    /// Whether it ended by losing the Lease (rather than a stop).
+    pub lost: bool,
+}
+
 /// The operator as a task: stop it (a graceful shutdown), abort it (a crash), start it
 /// again.
 pub struct Operator {
     client: kube::Client,
     settings: Settings,
     faults: Arc<dyn Faults>,
+    election: Option<Election>,
+    terms: Arc<std::sync::Mutex<Vec<Term>>>,
     /// The operator's metrics (fresh after every start).
     pub metrics: Arc<Metrics>,
     /// The namespaces it manages (empty: every namespace).
@@ -167,6 +227,8 @@ impl Operator {
             client,
             settings: Self::settings(sim),
             faults,
+            election: None,
+            terms: Default::default(),
             metrics: Arc::new(Metrics::new()),
             watching: Vec::new(),
             stop: None,
@@ -186,6 +248,8 @@ impl Operator {
             client,
             settings: Self::settings(sim),
             faults: Arc::new(NoFaults),
+            election: None,
+            terms: Default::default(),
             metrics: Arc::new(Metrics::new()),
             watching: namespaces.iter().map(|n| (*n).to_owned()).collect(),
             stop: None,
@@ -195,8 +259,60 @@ impl Operator {
         operator
     }
 
+    /// Installs the operator's RBAC and starts a replica that reconciles only while it
+    /// holds the Lease `election.lease`, as `vaultkeeper run` does. Its client sends the
+    /// user agent `vaultkeeper/<identity>`, so the request log tells the replicas apart.
+    /// A replica that loses the Lease drains and becomes a candidate again, like a pod
+    /// that restarted.
+    pub async fn install_and_start_elected(sim: &SimCluster, election: Election) -> Operator {
+        install::install_operator_rbac(sim)
+            .await
+            .expect("the operator's manifests install");
+        let client = sim
+            .client_as_service_account_with_agent(
+                OPERATOR_NAMESPACE,
+                OPERATOR_SERVICE_ACCOUNT,
+                &Self::user_agent(&election.identity),
+            )
+            .expect("a client as the operator");
+        let mut settings = Self::settings(sim);
+        settings.instance = election.identity.clone();
+        let mut operator = Operator {
+            client,
+            settings,
+            faults: Arc::new(NoFaults),
+            election: Some(election),
+            terms: Default::default(),
+            metrics: Arc::new(Metrics::new()),
+            watching: Vec::new(),
+            stop: None,
+            tasks: Vec::new(),
+        };
+        operator.start();
+        operator
+    }
+
+    /// The user agent of an elected replica's requests.
+    pub fn user_agent(identity: &str) -> String {
+        format!("vaultkeeper/{identity}")
+    }
+
+    /// The terms this (elected) operator led, oldest first.
+    pub fn terms(&self) -> Vec<Term> {
+        self.terms.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Whether this (elected) operator leads now.
+    pub fn leads(&self) -> bool {
+        self.terms().last().is_some_and(|t| t.ended.is_none())
+    }
+
     /// Starts (again) with fresh memory, as a new operator pod would.
     pub fn start(&mut self) {
+        if let Some(election) = self.election.clone() {
+            self.start_elected(election);
+            return;
+        }
         let (stop, stopped) = watch::channel(false);
         self.metrics = Arc::new(Metrics::new());
         let ctx = Arc::new(
@@ -222,6 +338,69 @@ impl Operator {
                 },
             )));
         }
+        self.stop = Some(stop);
+    }
+
+    /// The elected replica's life: a candidate until it leads; then controllers with the
+    /// leader's fence until it loses the Lease or is stopped; drained before the Lease is
+    /// given up; a candidate again after a loss.
+    fn start_elected(&mut self, election: Election) {
+        let (stop, stopped) = watch::channel(false);
+        self.metrics = Arc::new(Metrics::new());
+        let client = self.client.clone();
+        let settings = self.settings.clone();
+        let faults = self.faults.clone();
+        let metrics = self.metrics.clone();
+        let terms = self.terms.clone();
+        self.tasks.push(tokio::spawn(async move {
+            loop {
+                let elector = LeaderElector::new(
+                    client.clone(),
+                    OPERATOR_NAMESPACE,
+                    &election.lease,
+                    &election.identity,
+                    election.timings.clone(),
+                )
+                .with_faults(election.faults.clone());
+                let Some(mut leadership) = elector.lead(stopped.clone()).await else {
+                    return;
+                };
+                let term = {
+                    let mut terms = terms.lock().unwrap_or_else(|e| e.into_inner());
+                    terms.push(Term {
+                        acquired: Instant::now(),
+                        ended: None,
+                        lost: false,
+                    });
+                    terms.len() - 1
+                };
+                let ctx = Arc::new(
+                    Context::new(client.clone(), settings.clone(), metrics.clone())
+                        .with_faults(faults.clone())
+                        .with_fence(leadership.fence(), election.timings.duration),
+                );
+                let (term_stop, term_stopped) = watch::channel(false);
+                let mut controller_stopped = term_stopped.clone();
+                let controller = tokio::spawn(controller::run(ctx, None, async move {
+                    let _ = controller_stopped.wait_for(|s| *s).await;
+                }));
+                let mut operator_stopped = stopped.clone();
+                let lost = tokio::select! {
+                    _ = leadership.lost() => true,
+                    _ = operator_stopped.wait_for(|s| *s) => false,
+                };
+                let _ = term_stop.send(true);
+                let _ = controller.await;
+                if let Ok(mut terms) = terms.lock() {
+                    terms[term].ended = Some(Instant::now());
+                    terms[term].lost = lost;
+                }
+                leadership.release().await;
+                if !lost {
+                    return;
+                }
+            }
+        }));
         self.stop = Some(stop);
     }
 

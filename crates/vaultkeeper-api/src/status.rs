@@ -195,6 +195,9 @@ pub struct RaftStatus {
 }
 
 /// A disruptive operation and when it started: the per-cluster lock a person can see.
+/// Taken with a write that carries the resourceVersion the operator read (a concurrent
+/// change makes it fail), held until the operation ends, then removed. To break a lock
+/// whose holder is gone, see `docs/operations.md` (annotation `vaultkeeper.io/break-lock`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationStatus {
@@ -205,6 +208,11 @@ pub struct OperationStatus {
     /// Where it is, in a sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The operator replica holding the lock (its leader-election identity, the pod
+    /// name). Absent on locks written before the lock had a holder: any leader may take
+    /// those over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 /// The kinds of disruptive operation.

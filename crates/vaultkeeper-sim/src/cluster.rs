@@ -358,6 +358,22 @@ impl SimCluster {
             .map_err(|e| SimError::Setup(format!("building a client: {e}")))
     }
 
+    /// The same, sending `user_agent` with every request, so the request log tells this
+    /// client's requests from others' of the same account (two operator replicas).
+    pub fn client_as_service_account_with_agent(
+        &self,
+        namespace: &str,
+        name: &str,
+        user_agent: &str,
+    ) -> Result<kube::Client, SimError> {
+        let token = self.service_account_token(namespace, name)?;
+        let mut cfg = self.kube_config_with(&token)?;
+        let agent = http::HeaderValue::from_str(user_agent)
+            .map_err(|e| SimError::Setup(format!("user agent {user_agent:?}: {e}")))?;
+        cfg.headers.push((http::header::USER_AGENT, agent));
+        kube::Client::try_from(cfg).map_err(|e| SimError::Setup(format!("building a client: {e}")))
+    }
+
     /// Issues a token for a ServiceAccount (TokenRequest with the API audience).
     pub fn service_account_token(
         &self,

@@ -279,9 +279,11 @@ impl ApiServer {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let ua = user_agent(req.headers());
+        let started = std::time::Instant::now();
         let mut record = RequestRecord {
             method: method.to_string(),
             path: path.clone(),
+            query: req.uri().query().unwrap_or_default().to_string(),
             verb: String::new(),
             resource: String::new(),
             subresource: String::new(),
@@ -290,12 +292,16 @@ impl ApiServer {
             user: "system:anonymous".into(),
             user_agent: ua,
             code: 0,
+            started,
+            finished: started,
+            id: self.log.next_id(),
         };
         let resp = match self.clone().dispatch(req, &mut record).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
         record.code = resp.status().as_u16();
+        record.finished = std::time::Instant::now();
         self.log.push(record);
         resp
     }
@@ -368,7 +374,7 @@ impl ApiServer {
                         _ => SimError::Internal("injected fault: internal error".into()),
                     });
                 }
-                self.resource(req, p, query, verb, &user).await
+                self.resource(req, p, query, verb, &user, record.id).await
             }
         }
     }
@@ -534,6 +540,7 @@ impl ApiServer {
         q: Query,
         verb: &str,
         user: &UserInfo,
+        request_id: u64,
     ) -> Result<Response<Body>, SimError> {
         let rt = self
             .core
@@ -632,7 +639,7 @@ impl ApiServer {
             })
         };
         match (rt.plural.as_str(), p.subresource.as_deref(), verb) {
-            ("pods", Some("exec"), _) => return self.exec(req, &ns, &name, &q).await,
+            ("pods", Some("exec"), _) => return self.exec(req, &ns, &name, &q, request_id).await,
             ("pods", Some("log"), "get") => return self.logs(&ns, &name, &q).await,
             ("pods", Some("eviction"), _) => {
                 return Err(SimError::NotImplemented("pods/eviction is not simulated: delete the pod instead (PodDisruptionBudgets are stored, not enforced)".into()));
@@ -1322,6 +1329,7 @@ impl ApiServer {
         ns: &str,
         name: &str,
         q: &Query,
+        request_id: u64,
     ) -> Result<Response<Body>, SimError> {
         let headers = req.headers();
         let is_ws = headers
@@ -1378,7 +1386,16 @@ impl ApiServer {
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
         let upgrade = hyper::upgrade::on(&mut req);
         let v5 = protocol.starts_with("v5");
+        let log = self.log.clone();
         tokio::spawn(async move {
+            // The session's end is when the exec was done (see `requests`).
+            struct Finished(Arc<RequestLog>, u64);
+            impl Drop for Finished {
+                fn drop(&mut self) {
+                    self.0.finish(self.1, std::time::Instant::now());
+                }
+            }
+            let _finished = Finished(log, request_id);
             let Ok(upgraded) = upgrade.await else { return };
             let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
                 hyper_util::rt::TokioIo::new(upgraded),

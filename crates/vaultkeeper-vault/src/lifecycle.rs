@@ -425,12 +425,31 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
     /// [`Lifecycle::observe`] held are released afterwards, and the operator's login, when
     /// one was needed, is revoked.
     pub async fn execute(&mut self, observation: &Observation, actions: &[Action]) -> Vec<Outcome> {
+        self.execute_gated(observation, actions, &|_| Ok(())).await
+    }
+
+    /// [`Lifecycle::execute`], asking `gate` right before each action whether it may run
+    /// now (the operator's leader fence); a refused action fails with the gate's reason
+    /// and is not carried out.
+    pub async fn execute_gated(
+        &mut self,
+        observation: &Observation,
+        actions: &[Action],
+        gate: &(dyn Fn(&Action) -> std::result::Result<(), String> + Send + Sync),
+    ) -> Vec<Outcome> {
         let mut keys = self.held.take();
         let mut session: Option<(Token, Authority)> = None;
         let mut outcomes = Vec::new();
         for action in actions {
             let started = Instant::now();
-            let result = self.act(action, &mut keys, &mut session).await;
+            let result = match gate(action) {
+                Ok(()) => self.act(action, &mut keys, &mut session).await,
+                Err(reason) => Err(Error::invalid(
+                    "leadership",
+                    reason,
+                    "nothing to do: the replica that leads carries it out",
+                )),
+            };
             let elapsed = started.elapsed();
             let fatal =
                 result.is_err() && matches!(action, Action::Init { .. } | Action::PersistKeys);

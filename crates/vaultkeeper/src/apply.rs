@@ -114,6 +114,25 @@ where
     with_retries_after(&RETRY_PAUSES, request).await
 }
 
+/// [`with_retries`] for a write that carries a resourceVersion: a conflict is the answer
+/// (someone else changed the object), so it is handed back at once, never repeated.
+pub async fn with_retries_keeping_conflicts<T, F, Fut>(mut request: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    for pause in RETRY_PAUSES {
+        match request().await {
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                return Err(kube::Error::Api(status));
+            }
+            Err(error) if retryable(&error) => tokio::time::sleep(pause).await,
+            done => return done,
+        }
+    }
+    request().await
+}
+
 /// [`with_retries`] with its own pauses: one more try after each.
 pub async fn with_retries_after<T, F, Fut>(
     pauses: &[std::time::Duration],

@@ -1,5 +1,7 @@
 //! Two operator replicas against one simulated API server: exactly one leads, the other
-//! takes over when the leader releases the Lease on shutdown, or when it stops renewing.
+//! takes over when the leader releases the Lease (only after it drained), or when it
+//! stops renewing; a leader that cannot renew within its renew deadline closes its fence
+//! before anyone else may take over.
 
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use vaultkeeper_sim::{SimCluster, SimConfig};
 fn timings() -> LeaseTimings {
     LeaseTimings {
         duration: Duration::from_secs(2),
+        renew_deadline: Duration::from_secs(1),
         retry: Duration::from_millis(200),
     }
 }
@@ -65,7 +68,7 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_releases() {
         timings(),
     );
 
-    let mut leading_a = a.lead(stop_a_rx).await.expect("a leads first");
+    let leading_a = a.lead(stop_a_rx).await.expect("a leads first");
     assert_eq!(holder(&client).await.as_deref(), Some("replica-a"));
     let b_task = tokio::spawn(async move { b.lead(stop_b_rx).await });
     // b waits as long as a renews: several lease durations pass without a takeover.
@@ -74,10 +77,21 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_releases() {
     assert!(leading_a.is_leader());
     assert_eq!(holder(&client).await.as_deref(), Some("replica-a"));
 
-    // a shuts down gracefully: it releases, b takes over well before the lease expires.
+    // a is told to stop: while its controllers drain it keeps the Lease (and renews it),
+    // so b cannot take over under a pass still in progress.
+    let _ = stop_a.send(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!b_task.is_finished(), "b must not lead while a drains");
+    assert_eq!(holder(&client).await.as_deref(), Some("replica-a"));
+    assert!(leading_a.is_leader(), "a's fence holds while it drains");
+    // Drained: a releases, b takes over well before the lease would expire.
+    let fence_a = leading_a.fence();
     let released_at = tokio::time::Instant::now();
-    stop_a.send(true).expect("stop a");
-    leading_a.lost().await;
+    leading_a.release().await;
+    assert!(
+        fence_a.check().is_err(),
+        "a's fence closes when it releases"
+    );
     let leading_b = tokio::time::timeout(Duration::from_secs(5), b_task)
         .await
         .expect("b takes over")
@@ -148,5 +162,63 @@ async fn an_expired_lease_is_taken_over_and_the_old_holder_learns_it_lost() {
         .await
         .expect("c notices it lost");
     assert!(!leading.is_leader());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_renew_closes_its_fence_before_the_follower_takes_over() {
+    let (sim, client) = setup(191).await;
+    let (_stop, stop_rx) = watch::channel(false);
+    let elector = |name: &str| {
+        LeaderElector::new(
+            client.clone(),
+            "vaultkeeper-system",
+            "vaultkeeper",
+            name,
+            timings(),
+        )
+    };
+    let mut leading_a = elector("replica-a")
+        .lead(stop_rx.clone())
+        .await
+        .expect("a leads");
+    let fence_a = leading_a.fence();
+    let b_rx = stop_rx.clone();
+    let b = elector("replica-b");
+    let b_task = tokio::spawn(async move { b.lead(b_rx).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Every Lease write fails from now on: a cannot renew.
+    let failing = tokio::time::Instant::now();
+    sim.fail_requests(Some(vaultkeeper_sim::FailureRule {
+        share: 1.0,
+        code: 500,
+        verbs: vec!["update".into()],
+        resources: vec!["leases".into()],
+    }));
+    tokio::time::timeout(Duration::from_secs(3), leading_a.lost())
+        .await
+        .expect("a gives leadership up at its renew deadline");
+    let fence_closed = failing.elapsed();
+    assert!(fence_a.check().is_err(), "a's fence is closed");
+    assert!(
+        fence_closed <= Duration::from_millis(1500),
+        "a stopped {fence_closed:?} after its renewals began failing (deadline 1 s)"
+    );
+    assert!(!b_task.is_finished(), "b cannot write the Lease either");
+
+    // Writes work again: b takes over once the record has not changed for a lease
+    // duration on its own clock, after a's fence closed.
+    sim.fail_requests(None);
+    let leading_b = tokio::time::timeout(Duration::from_secs(5), b_task)
+        .await
+        .expect("b takes over")
+        .expect("task")
+        .expect("b leads");
+    let takeover = failing.elapsed();
+    assert!(takeover > fence_closed, "{takeover:?} vs {fence_closed:?}");
+    assert!(leading_b.is_leader());
+    assert!(fence_a.check().is_err(), "a never leads again by itself");
+    assert_eq!(holder(&client).await.as_deref(), Some("replica-b"));
     sim.shutdown().await;
 }

@@ -8,5 +8,6 @@
 //! first (and 198), 188–190 escrow, 191–194 fencing, 195–197 rotation.
 
 mod escrow;
+mod fencing;
 mod rotation;
 mod save_first;

@@ -14,7 +14,7 @@ use crate::CliError;
 use crate::controller::{self, Context, Settings};
 use crate::http::{self, Health};
 use crate::image_policy::ImagePolicy;
-use crate::leader::{LeaderElector, LeaseTimings};
+use crate::leader::{LeaderElector, Leadership, LeaseTimings};
 use crate::metrics::Metrics;
 
 /// Arguments of `vaultkeeper run`.
@@ -110,6 +110,25 @@ pub struct RunArgs {
     /// Reconcile without electing a leader (one replica only, e.g. on a laptop).
     #[arg(long)]
     pub no_leader_election: bool,
+    /// How long the leader Lease is valid without renewal, as the other replicas measure
+    /// it on their own clocks. Longer than the renew deadline by at least 1 s.
+    #[arg(long, env = "VAULTKEEPER_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// How long the leader keeps acting without a successful renewal; then it stops (and
+    /// exits), before any other replica may take over.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_LEASE_RENEW_DEADLINE_SECONDS",
+        default_value_t = 10
+    )]
+    pub lease_renew_deadline_seconds: u64,
+    /// How often the leader renews and the others look at the Lease.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_LEASE_RETRY_PERIOD_SECONDS",
+        default_value_t = 2
+    )]
+    pub lease_retry_period_seconds: u64,
     /// Seconds between looks at a converged cluster without any event.
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
@@ -174,9 +193,43 @@ async fn termination() {
     }
 }
 
+impl RunArgs {
+    /// The election's timings, checked (the error names the flag and the fix).
+    pub fn lease_timings(&self) -> Result<LeaseTimings, CliError> {
+        let timings = LeaseTimings {
+            duration: Duration::from_secs(self.lease_duration_seconds),
+            renew_deadline: Duration::from_secs(self.lease_renew_deadline_seconds),
+            retry: Duration::from_secs(self.lease_retry_period_seconds),
+        };
+        timings
+            .validate()
+            .map_err(|e| CliError::Input(e.to_string()))?;
+        Ok(timings)
+    }
+}
+
+/// Whatever the reason for stopping, every controller stops (and its pass in progress
+/// ends) before the Lease is given up: another replica may act only once this one has.
+async fn drain_then_release(
+    stop: &watch::Sender<bool>,
+    controllers: Vec<tokio::task::JoinHandle<()>>,
+    leadership: Option<Leadership>,
+) {
+    let _ = stop.send(true);
+    for c in controllers {
+        if let Err(e) = c.await {
+            warn!(error = %e, "a controller task ended abnormally");
+        }
+    }
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
+}
+
 /// Runs the operator until it is told to stop or loses leadership.
 pub async fn run(args: RunArgs) -> Result<(), CliError> {
     init_logging(&args.log_level, args.log_format);
+    let timings = args.lease_timings()?;
     let client = kube::Client::try_default()
         .await
         .map_err(|e| CliError::Internal(format!("cannot configure the Kubernetes client: {e}")))?;
@@ -217,7 +270,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
             &args.pod_namespace,
             &args.lease_name,
             &args.pod_name,
-            LeaseTimings::default(),
+            timings.clone(),
         );
         match elector.lead(stopped.clone()).await {
             Some(leadership) => Some(leadership),
@@ -251,7 +304,11 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
             require_digest: args.require_image_digest,
         },
     };
-    let ctx = Arc::new(Context::new(client, settings, metrics.clone()));
+    let mut ctx = Context::new(client, settings, metrics.clone());
+    if let Some(leadership) = &leadership {
+        ctx = ctx.with_fence(leadership.fence(), timings.duration);
+    }
+    let ctx = Arc::new(ctx);
     let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
         vec![None]
     } else {
@@ -282,17 +339,73 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         _ = stopped_wait.wait_for(|s| *s) => false,
     };
     metrics.leader.set(0);
-    // Whatever the reason, every controller stops before the process exits.
-    let _ = stop.send(true);
-    for c in controllers {
-        if let Err(e) = c.await {
-            warn!(error = %e, "a controller task ended abnormally");
-        }
-    }
+    drain_then_release(&stop, controllers, leadership).await;
     server.abort();
     if lost_leadership {
         error!("leadership lost; exiting so that only the new leader reconciles");
         return Err(CliError::Internal("leadership lost".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::Api;
+
+    async fn holder(client: &kube::Client) -> Option<String> {
+        Api::<Lease>::namespaced(client.clone(), "default")
+            .get("vaultkeeper")
+            .await
+            .ok()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_lease_is_released_only_after_every_controller_drained() {
+        let sim = vaultkeeper_sim::SimCluster::start(vaultkeeper_sim::SimConfig::for_slot(194))
+            .await
+            .expect("the simulated API server starts");
+        let client = sim.client().expect("client");
+        let timings = LeaseTimings {
+            duration: Duration::from_secs(3),
+            renew_deadline: Duration::from_secs(2),
+            retry: Duration::from_millis(200),
+        };
+        let (_never, never) = watch::channel(false);
+        let leadership = LeaderElector::new(client.clone(), "default", "vaultkeeper", "a", timings)
+            .lead(never)
+            .await
+            .expect("leads");
+        let (stop, stopped) = watch::channel(false);
+        // A controller whose pass in progress takes 2 s to end after the stop; it sees the
+        // Lease still held, and its fence still open, until it has ended.
+        let fence = leadership.fence();
+        let probe = client.clone();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen_by_controller = seen.clone();
+        let controller = tokio::spawn(async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|s| *s).await;
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let look = (holder(&probe).await, fence.check().is_ok());
+                if let Ok(mut seen) = seen_by_controller.lock() {
+                    seen.push(look);
+                }
+            }
+        });
+        drain_then_release(&stop, vec![controller], Some(leadership)).await;
+        let seen = seen.lock().expect("not poisoned").clone();
+        assert_eq!(seen.len(), 10);
+        assert!(
+            seen.iter()
+                .all(|(h, open)| h.as_deref() == Some("a") && *open),
+            "the Lease or the fence went while the controller drained: {seen:?}"
+        );
+        assert_eq!(holder(&client).await, None, "released once drained");
+        sim.shutdown().await;
+    }
 }

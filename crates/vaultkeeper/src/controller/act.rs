@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use tracing::info;
 use vaultkeeper_api::VaultCluster;
-use vaultkeeper_vault::decide::Observation;
+use vaultkeeper_vault::decide::{Action as LifecycleAction, Observation};
 use vaultkeeper_vault::lifecycle::PassReport;
 use vaultkeeper_vault::node::PodName;
 use vaultkeeper_vault::rotation::RotationApi;
@@ -22,6 +22,7 @@ use super::nodes::{self, ClusterLifecycle};
 use super::plan::{Plan, RotationStep};
 use super::rollout::RolloutStep;
 use crate::apply;
+use crate::leader::Fence;
 
 /// What a pass did.
 #[derive(Debug, Default)]
@@ -45,6 +46,7 @@ pub(crate) async fn cluster(
     vc: &VaultCluster,
     plan: &Plan,
     nodes: Option<(Observation, &mut ClusterLifecycle)>,
+    fence: &Fence,
 ) -> Result<Acted, Error> {
     let namespace = vc.namespace().ok_or(Error::NoNamespace)?;
     let mut acted = Acted::default();
@@ -97,7 +99,18 @@ pub(crate) async fn cluster(
 
     let mut lifecycle = None;
     if let Some((observation, nodes)) = nodes {
-        let outcomes = nodes.execute(&observation, &plan.lifecycle).await;
+        // Right before each action that changes the cluster rather than just reopening
+        // it: does this replica still lead? Keys are always saved.
+        let gate = |action: &LifecycleAction| match action {
+            LifecycleAction::Init { .. }
+            | LifecycleAction::StepDown { .. }
+            | LifecycleAction::RemovePeer { .. }
+            | LifecycleAction::Bootstrap { .. } => fence.check().map_err(|e| e.to_string()),
+            _ => Ok(()),
+        };
+        let outcomes = nodes
+            .execute_gated(&observation, &plan.lifecycle, &gate)
+            .await;
         let pass = PassReport {
             observation,
             actions: plan.lifecycle.clone(),
@@ -111,6 +124,11 @@ pub(crate) async fn cluster(
     }
 
     match &plan.rollout {
+        Some(RolloutStep::DeletePod(_) | RolloutStep::StepDown(_))
+            if let Err(fenced) = fence.check() =>
+        {
+            acted.errors.push(fenced.to_string());
+        }
         Some(RolloutStep::DeletePod(pod)) => {
             let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
             pods.delete(pod, &DeleteParams::default())
@@ -149,9 +167,38 @@ pub(crate) async fn cluster(
     }
 
     if let (Some(step), Some(nodes)) = (&plan.rotation, lifecycle) {
-        rotate(vc, step, nodes, &mut acted).await;
+        match fence.check() {
+            Ok(()) => {
+                rotate(vc, step, nodes, &mut acted).await;
+                if acted.rotated.is_some() {
+                    record_rotation(client, vc, &namespace, step).await?;
+                    acted.writes += 1;
+                }
+            }
+            Err(fenced) => acted.errors.push(fenced.to_string()),
+        }
     }
     Ok(acted)
+}
+
+/// Writes the rotation just done to `status.rotation` at once, in its own merge patch:
+/// the pass's status write may be skipped (a conflict), and a request not recorded would
+/// be carried out a second time.
+async fn record_rotation(
+    client: &kube::Client,
+    vc: &VaultCluster,
+    namespace: &str,
+    step: &RotationStep,
+) -> Result<(), Error> {
+    let rotation = super::record::rotation(vc.status.as_ref(), Some(step), jiff::Timestamp::now());
+    let api: Api<VaultCluster> = Api::namespaced(client.clone(), namespace);
+    let patch = kube::api::Patch::Merge(serde_json::json!({ "status": { "rotation": rotation } }));
+    let params = kube::api::PatchParams::default();
+    let name = vc.name_any();
+    apply::with_retries(|| api.patch_status(&name, &params, &patch))
+        .await
+        .map_err(kube_err("recording the key rotation in status"))?;
+    Ok(())
 }
 
 /// Carries out the key rotation a person asked for; the outcome goes to Events, errors

@@ -101,6 +101,8 @@ pub struct Context {
     recorder: Recorder,
     clusters: std::sync::Mutex<HashMap<String, Arc<Mutex<ClusterMemory>>>>,
     capabilities: Mutex<Option<(Instant, Capabilities)>>,
+    fence: crate::leader::Fence,
+    lock_stale_after: Duration,
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: Arc<dyn super::faults::Faults>,
 }
@@ -115,13 +117,35 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            settings,
             metrics,
             clusters: std::sync::Mutex::new(HashMap::new()),
             capabilities: Mutex::new(None),
+            fence: crate::leader::Fence::unelected(&settings.instance),
+            lock_stale_after: crate::leader::LeaseTimings::default().duration,
+            settings,
             #[cfg(feature = "fault-injection")]
             faults: Arc::new(super::faults::NoFaults),
         }
+    }
+
+    /// The same context for a replica elected with `fence`: disruptive actions check it
+    /// right before acting, and the operation lock is taken as its identity. A lock of
+    /// another replica is stale once this one has led for `lock_stale_after` (the lease
+    /// duration).
+    pub fn with_fence(mut self, fence: crate::leader::Fence, lock_stale_after: Duration) -> Self {
+        self.fence = fence;
+        self.lock_stale_after = lock_stale_after;
+        self
+    }
+
+    /// The leader fence of this replica (always open without leader election).
+    pub fn fence(&self) -> &crate::leader::Fence {
+        &self.fence
+    }
+
+    /// How long this replica must have led before another replica's lock is stale.
+    pub(crate) fn lock_stale_after(&self) -> Duration {
+        self.lock_stale_after
     }
 
     /// The memory of the cluster `key` (`namespace/name`).

@@ -39,6 +39,9 @@ pub enum Error {
     /// The finalizer helper failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// The operation lock could not be written.
+    #[error("operation lock: {0}")]
+    Lock(String),
     /// The status could not be turned into JSON (a bug, never expected).
     #[error("serializing the status: {0}")]
     Status(#[from] serde_json::Error),
@@ -51,6 +54,7 @@ impl Error {
             Error::NoNamespace => "NoNamespace",
             Error::Apply(_) => "Apply",
             Error::Kube { .. } => "Kube",
+            Error::Lock(_) => "Lock",
             Error::Render(_) => "Render",
             Error::Lifecycle(_) => "Lifecycle",
             Error::Random => "Random",

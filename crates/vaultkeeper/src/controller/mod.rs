@@ -22,6 +22,7 @@ mod events;
 pub mod faults;
 mod held_keys;
 mod jobs;
+pub mod lock;
 pub(crate) mod members;
 mod nodes;
 mod observe;
@@ -48,7 +49,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tracing::{instrument, warn};
-use vaultkeeper_api::{ClusterNames, Phase, VaultCluster};
+use vaultkeeper_api::{ClusterNames, OperationStatus, Phase, VaultCluster};
 
 pub use context::{Capabilities, Context, Settings};
 pub use error::Error;
@@ -158,7 +159,7 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     //    here, not in the plan), then decide every write.
     let tls = tls::settle(&vc, &namespace, &observed.tls, now)?;
     let bootstrap = nodes::bootstrap_spec(&ctx.settings, &vc, &namespace);
-    let plan = plan::cluster(
+    let mut plan = plan::cluster(
         &vc,
         &observed,
         &plan::PlanInputs {
@@ -171,12 +172,34 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         },
     )?;
 
+    //    The operation lock: nothing disruptive runs unless this replica holds it for
+    //    the operation the plan is in (lock.rs).
+    let gate = lock::gate(&ctx, &vc, plan.operation.as_ref(), now).await?;
+    let wanted = plan.operation.take();
+    let held = gate
+        .held
+        .as_ref()
+        .filter(|h| wanted.as_ref().is_some_and(|w| w.kind == h.kind));
+    if held.is_none() {
+        plan.hold_disruptions();
+        if let (Some(wanted), Some(waiting)) = (&wanted, &gate.waiting) {
+            plan.waiting_for = Some(format!("{:?}: waiting for {waiting}", wanted.kind));
+        }
+    }
+    let operation = match (held, &wanted) {
+        (Some(held), Some(wanted)) => Some(OperationStatus {
+            detail: wanted.detail.clone(),
+            ..held.operation.clone()
+        }),
+        _ => gate.operation.clone(),
+    };
+
     // 4. Act: every write the plan decided.
     let nodes = observed
         .nodes
         .take()
         .zip(memory.nodes.as_mut().map(|n| &mut n.lifecycle));
-    let acted = act::cluster(&ctx.client, &vc, &plan, nodes).await?;
+    let acted = act::cluster(&ctx.client, &vc, &plan, nodes, ctx.fence()).await?;
 
     // 5. Status, Events and metrics from what was observed, planned and done.
     let previous = vc.status.as_ref();
@@ -196,7 +219,7 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         bootstrapped,
         tls: tls.status.clone(),
         tls_problem: plan.tls_problem.clone(),
-        operation: plan.operation.clone(),
+        operation,
         waiting_for: plan.waiting_for.clone(),
         errors: acted.errors.clone(),
         fixed: Some(vaultkeeper_api::fixed_fields(&vc.name_any(), &vc.spec)),
@@ -230,6 +253,7 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
             .clone()
             .map(|reason| EventSpec::normal("CertificateIssued", reason)),
     );
+    events.extend(gate.events.iter().cloned());
     events.extend(acted.events.iter().cloned());
     events.extend(events::unrepeated(
         events::foreign_pods(&observed.foreign_pods),
@@ -283,7 +307,12 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         .iter()
         .any(|c| c.type_ == vaultkeeper_api::condition::KEYS_ESCROWED && c.status == "False");
     let converged = status.phase == Some(Phase::Ready) && !escrow_pending;
-    let status_written = write::status(&ctx, &vc, status).await?;
+    // The status write carries the resourceVersion the pass read (or its own lock write
+    // left): a VaultCluster changed in between is read again, never overwritten.
+    let status_written = match gate.resource_version.as_deref() {
+        Some(version) if !gate.conflict => write::status(&ctx, &vc, status, version).await?,
+        _ => false,
+    };
     ctx.metrics
         .writes_last_pass
         .get_or_create(&labels)

@@ -69,7 +69,8 @@ pub(crate) struct Plan {
     pub(crate) rollout: Option<RolloutStep>,
     /// A key rotation to carry out through the active pod.
     pub(crate) rotation: Option<RotationStep>,
-    /// The disruptive operation under way, for status.
+    /// The disruptive operation this pass would run (its lock is taken in the pass); the
+    /// holder is left empty here.
     pub(crate) operation: Option<OperationStatus>,
     /// What the operator waits for besides the lifecycle, in a sentence.
     pub(crate) waiting_for: Option<String>,
@@ -130,6 +131,21 @@ fn rotation(vc: &VaultCluster, observed: &Observed, plan: &Plan) -> Option<Rotat
         done.and_then(|d| d.encryption_key.as_ref()),
     )
     .map(|request| RotationStep::EncryptionKey { request, via })
+}
+
+impl Plan {
+    /// Drops every disruptive step (a rollout step, a step-down or peer removal of the
+    /// scale-down): the operation lock is not this replica's for them this pass.
+    pub(crate) fn hold_disruptions(&mut self) {
+        self.rollout = None;
+        self.rotation = None;
+        self.lifecycle.retain(|a| {
+            !matches!(
+                a,
+                LifecycleAction::StepDown { .. } | LifecycleAction::RemovePeer { .. }
+            )
+        });
+    }
 }
 
 /// Plans a pass.
@@ -235,6 +251,7 @@ pub(crate) fn cluster(
             detail: Some(format!(
                 "{departed} raft peers and {leftovers} pods to remove"
             )),
+            holder: None,
         });
         return Ok(plan);
     }
@@ -258,6 +275,7 @@ pub(crate) fn cluster(
         kind: OperationKind::RollingUpdate,
         started_at: started_at(previous, OperationKind::RollingUpdate, inputs.now),
         detail: Some(detail.to_owned()),
+        holder: None,
     };
     if !settled {
         let reason = "the StatefulSet controller has not taken the new pod template yet";
@@ -308,6 +326,7 @@ fn with_rotation(
             kind: OperationKind::Rekey,
             started_at: started_at(previous, OperationKind::Rekey, now),
             detail: Some(detail),
+            holder: None,
         });
         plan.rotation = Some(step);
     }

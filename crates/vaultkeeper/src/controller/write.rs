@@ -41,7 +41,9 @@ pub(crate) async fn blocked(
         bootstrapped: previous.is_some_and(|s| s.bootstrapped),
         tls: previous.and_then(|s| s.tls.clone()),
         tls_problem: None,
-        operation: None,
+        // The lock stays as it is: an invalid spec acts on nothing, and the lock may be
+        // another replica's or another operation's.
+        operation: previous.and_then(|s| s.operation.clone()),
         waiting_for: None,
         errors: Vec::new(),
         fixed: None,
@@ -53,7 +55,9 @@ pub(crate) async fn blocked(
         ctx.publish(vc, &EventSpec::warning("InvalidSpec", invalid.to_string()))
             .await;
     }
-    status(ctx, vc, computed).await?;
+    if let Some(version) = vc.metadata.resource_version.as_deref() {
+        status(ctx, vc, computed, version).await?;
+    }
     Ok(Action::await_change())
 }
 
@@ -72,17 +76,23 @@ pub(crate) async fn failed_read(
         &error.to_string(),
         now,
     );
-    if let Err(e) = status(ctx, vc, computed).await {
+    if let Some(version) = vc.metadata.resource_version.as_deref()
+        && let Err(e) = status(ctx, vc, computed, version).await
+    {
         tracing::warn!(error = %e, "reporting a failed read in the status failed");
     }
     error
 }
 
-/// Writes the status when it changed; `true` when it did.
+/// Writes the status when it changed; `true` when it did. The write carries
+/// `resource_version` (what the pass read, or its own lock write left): when the
+/// VaultCluster changed in between, nothing is written and the next pass reads it again
+/// (the change is a watch event, so that pass comes at once).
 pub(crate) async fn status(
     ctx: &Context,
     vc: &VaultCluster,
     status: VaultClusterStatus,
+    resource_version: &str,
 ) -> Result<bool, Error> {
     if vc.status.as_ref() == Some(&status) {
         return Ok(false);
@@ -101,14 +111,23 @@ pub(crate) async fn status(
         .transpose()?
         .unwrap_or(serde_json::Value::Null);
     let new = serde_json::to_value(&status)?;
-    let patch = serde_json::json!({ "status": merge_patch(&old, &new) });
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": resource_version },
+        "status": merge_patch(&old, &new),
+    });
     let name = vc.name_any();
     let params = PatchParams::default();
     let patch = Patch::Merge(&patch);
-    apply::with_retries(|| api.patch_status(&name, &params, &patch))
-        .await
-        .map_err(kube_err("writing the status"))?;
-    Ok(true)
+    match apply::with_retries_keeping_conflicts(|| api.patch_status(&name, &params, &patch)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            tracing::debug!(
+                "the VaultCluster changed since this pass read it; the next pass reads it again"
+            );
+            Ok(false)
+        }
+        Err(e) => Err(kube_err("writing the status")(e)),
+    }
 }
 
 /// Removes what garbage collection cannot: this cluster's ClusterRoleBinding, and with
