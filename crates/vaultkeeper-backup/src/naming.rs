@@ -25,6 +25,9 @@ pub const OBJECT_SUFFIX: &str = ".vkb";
 /// Suffix of a manifest object (appended to the snapshot object's key).
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 const TIMESTAMP_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+/// Escrow objects' timestamps: to the millisecond (`20261206T044216.123Z`).
+const ESCROW_TIMESTAMP_FORMAT: &str = "%Y%m%dT%H%M%S%.3fZ";
+const ESCROW_TIMESTAMP_LEN: usize = 20;
 const TIMESTAMP_LEN: usize = 16;
 
 /// Where one cluster's backups live: a bucket prefix and a cluster name.
@@ -180,9 +183,11 @@ impl EscrowLocation {
         )
     }
 
-    /// The key of the record with (hex) `fingerprint`, written at `written_at`.
+    /// The key of the record with (hex) `fingerprint`, written at `written_at` (to the
+    /// millisecond: a new cluster writes two records within a second, and the name alone
+    /// must say which is newer).
     pub fn object_key(&self, written_at: Timestamp, fingerprint: &str) -> String {
-        let stamp = strtime::format(TIMESTAMP_FORMAT, written_at)
+        let stamp = strtime::format(ESCROW_TIMESTAMP_FORMAT, written_at)
             .unwrap_or_else(|_| written_at.to_string());
         let short: String = fingerprint.chars().take(ESCROW_FINGERPRINT_LEN).collect();
         format!("{}{stamp}-{short}{ESCROW_SUFFIX}", self.list_prefix())
@@ -194,7 +199,7 @@ impl EscrowLocation {
             .strip_prefix(&self.list_prefix())?
             .strip_suffix(ESCROW_SUFFIX)?;
         let (stamp, fingerprint) = rest.split_once('-')?;
-        if stamp.len() != TIMESTAMP_LEN
+        if stamp.len() != ESCROW_TIMESTAMP_LEN
             || fingerprint.len() != ESCROW_FINGERPRINT_LEN
             || !fingerprint
                 .bytes()
@@ -202,7 +207,7 @@ impl EscrowLocation {
         {
             return None;
         }
-        let written_at = strtime::parse(TIMESTAMP_FORMAT, stamp)
+        let written_at = strtime::parse(ESCROW_TIMESTAMP_FORMAT, stamp)
             .ok()?
             .to_datetime()
             .ok()?
@@ -255,11 +260,18 @@ mod tests {
         let key = loc.object_key(at("2026-01-09T23:59:59Z"), &fingerprint);
         assert_eq!(
             key,
-            "backups/escrow/vault/20260109T235959Z-0123456789abcdef.age"
+            "backups/escrow/vault/20260109T235959.000Z-0123456789abcdef.age"
         );
         let parsed = loc.parse(&key).unwrap();
         assert_eq!(parsed.written_at, at("2026-01-09T23:59:59Z"));
         assert_eq!(parsed.fingerprint_prefix, "0123456789abcdef");
+        // Two records in one second (init, then the root token revoked): the name says
+        // which is newer, whatever their fingerprints.
+        let same_second = loc.object_key(at("2026-01-09T23:59:59.250Z"), &"0".repeat(64));
+        assert_eq!(
+            loc.newest([key.as_str(), same_second.as_str()]),
+            Some(same_second.as_str())
+        );
         let later = loc.object_key(at("2026-01-10T00:00:00Z"), &"f".repeat(64));
         assert_eq!(
             loc.newest([
@@ -271,10 +283,11 @@ mod tests {
         );
         // Not ours: another cluster, a bad fingerprint, another suffix, no prefix.
         for other in [
-            "backups/escrow/vault2/20260109T235959Z-0123456789abcdef.age",
-            "backups/escrow/vault/20260109T235959Z-0123456789ABCDEF.age",
-            "backups/escrow/vault/20260109T235959Z-0123456789abcdef.age.bak",
-            "escrow/vault/20260109T235959Z-0123456789abcdef.age",
+            "backups/escrow/vault2/20260109T235959.000Z-0123456789abcdef.age",
+            "backups/escrow/vault/20260109T235959.000Z-0123456789ABCDEF.age",
+            "backups/escrow/vault/20260109T235959.000Z-0123456789abcdef.age.bak",
+            "escrow/vault/20260109T235959.000Z-0123456789abcdef.age",
+            "backups/escrow/vault/20260109T235959Z-0123456789abcdef.age",
         ] {
             assert_eq!(loc.parse(other), None, "{other}");
         }

@@ -336,7 +336,19 @@ async fn escrowed_keys_decrypt_with_a_holders_identity_unseal_a_restarted_pod_an
         NAMESPACE,
     ]);
     assert_eq!(code, 0, "{stderr}");
-    let as_secret: Secret = serde_json::from_str(&manifest).expect("a Secret manifest");
+    // A List: the keys Secret, and the backup key's Secret as the cluster has it (a
+    // backup cannot be opened without it).
+    let list: serde_json::Value = serde_json::from_str(&manifest).expect("a List manifest");
+    assert_eq!(list["kind"], "List");
+    let as_secret: Secret =
+        serde_json::from_value(list["items"][0].clone()).expect("the keys Secret");
+    let backup_key: Secret =
+        serde_json::from_value(list["items"][1].clone()).expect("the backup key Secret");
+    let live_backup_key = Api::<Secret>::namespaced(admin.clone(), NAMESPACE)
+        .get(backup_key.metadata.name.as_deref().expect("a name"))
+        .await
+        .expect("the live backup key Secret");
+    assert_eq!(backup_key.data, live_backup_key.data);
     let init = as_secret
         .data
         .as_ref()

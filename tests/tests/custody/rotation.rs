@@ -2,7 +2,8 @@
 //! in `spec.keys.rotation`; the operator does it once, through the active pod, records it
 //! in status with an Event, and from then on unseals every pod with the new shares. The
 //! old shares no longer open the cluster, and they leave the keys Secret once every pod
-//! has been unsealed with the new ones.
+//! has been unsealed with the new ones. The escrowed copy follows: it opens to the new
+//! shares.
 
 use std::time::Duration;
 
@@ -17,7 +18,10 @@ use vaultkeeper_vault::secret::ExposeSecret;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
-const MANIFEST: &str = "apiVersion: vaultkeeper.io/v1alpha1
+/// Three pods; escrow to a Secret only (no bucket), to one recipient of the test's.
+fn manifest(recipient: &str) -> String {
+    format!(
+        "apiVersion: vaultkeeper.io/v1alpha1
 kind: VaultCluster
 metadata:
   name: rotated
@@ -27,7 +31,38 @@ spec:
   replicas: 3
   backup:
     enabled: false
-";
+  keys:
+    escrow:
+      recipients: [{recipient}]
+      objectStore: false
+      secret:
+        namespace: rotated-escrow
+        name: rotated-keys-escrow
+"
+    )
+}
+
+/// The shares the escrow Secret's copy opens to, once it exists.
+async fn escrowed_shares(
+    sim: &vaultkeeper_sim::SimCluster,
+    identity: &vaultkeeper_vault::secret::SecretString,
+) -> Option<Vec<String>> {
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(sim.client().expect("admin client"), "rotated-escrow");
+    let secret = secrets.get_opt("rotated-keys-escrow").await.ok()??;
+    let ciphertext = secret.data?.remove("escrow.age")?.0;
+    let identities = vaultkeeper::escrow::parse_identities("test", identity).expect("identity");
+    let plaintext = vaultkeeper::escrow::decrypt(&ciphertext, &identities).expect("decrypts");
+    let opened = vaultkeeper::escrow::payload::open(plaintext.expose_secret()).expect("opens");
+    Some(
+        opened
+            .keys
+            .shares
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect(),
+    )
+}
 
 fn rotated(kind: &'static str, request: &'static str) -> impl Fn(&VaultCluster) -> bool {
     move |vc| {
@@ -46,7 +81,16 @@ async fn a_rekey_asked_for_in_the_spec_replaces_the_shares_and_only_the_new_ones
     let sim = cluster_with_pods(195).await;
     let dns = DnsRefresher::start(&sim, "vault");
     let mut operator = Operator::install_and_start(&sim).await;
-    apply_cluster(&sim, MANIFEST, "vault").await;
+    let admin = sim.client().expect("admin client");
+    vaultkeeper_e2e::install::apply_one(
+        &admin,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "rotated-escrow"}}),
+        "e2e",
+    )
+    .await
+    .expect("the escrow namespace");
+    let (identity, recipient) = vaultkeeper::escrow::generate_identity();
+    apply_cluster(&sim, &manifest(&recipient), "vault").await;
     wait_for(&sim, "vault", "rotated", TIMEOUT, "Ready", ready).await;
     let before = stored_keys(&sim, "vault", "rotated-unseal-keys")
         .await
@@ -90,6 +134,21 @@ async fn a_rekey_asked_for_in_the_spec_replaces_the_shares_and_only_the_new_ones
         "the old shares wait for every pod"
     );
     assert_eq!(count_events(&events(&sim, "vault").await, "Rekeyed"), 1);
+
+    // The escrowed copy follows the rekey.
+    let new: Vec<String> = after
+        .shares
+        .iter()
+        .map(|s| s.expose_secret().to_owned())
+        .collect();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while escrowed_shares(&sim, &identity).await.as_ref() != Some(&new) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the escrow never caught up with the rekey"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // The old shares no longer open a restarted pod (the operator is stopped meanwhile, so
     // only the test speaks to it).

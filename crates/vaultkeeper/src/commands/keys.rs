@@ -16,7 +16,6 @@ use kube::api::ObjectMeta;
 use vaultkeeper_backup::naming::EscrowLocation;
 use vaultkeeper_backup::s3::S3Store;
 use vaultkeeper_backup::{S3Access, S3CredentialFiles};
-use vaultkeeper_vault::keys::InitKeys;
 use vaultkeeper_vault::secret::{ExposeSecret, SecretSlice, secret_bytes};
 
 use crate::CliError;
@@ -61,9 +60,15 @@ pub struct DecryptArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Print a Secret manifest with this name holding the record as init.json, ready for
-    /// `kubectl apply` (see docs/custody.md, restoring the keys).
+    /// `kubectl apply` (see docs/custody.md, restoring the keys). When the object also
+    /// holds the backup encryption key, the output is a List with that Secret too, under
+    /// the name it had.
     #[arg(long, requires = "namespace")]
     pub as_secret: Option<String>,
+    /// Also write the backup encryption key the object holds to this file (mode 0600,
+    /// never overwritten): `vaultkeeper restore --key-file` reads it.
+    #[arg(long)]
+    pub backup_key_output: Option<PathBuf>,
     /// The namespace of the --as-secret manifest.
     #[arg(long, requires = "as_secret")]
     pub namespace: Option<String>,
@@ -179,21 +184,21 @@ async fn decrypt(args: &DecryptArgs) -> Result<(), CliError> {
     let identities = escrow::parse_identities("--identity", &identity_text)
         .map_err(|e| CliError::Input(e.to_string()))?;
     let ciphertext = read_ciphertext(args).await?;
-    let record = escrow::decrypt(&ciphertext, &identities).map_err(|e| match e {
+    let plaintext = escrow::decrypt(&ciphertext, &identities).map_err(|e| match e {
         escrow::EscrowError::NoMatchingIdentity => CliError::Input(format!("--identity: {e}")),
         other => CliError::Input(format!(
             "--input/--object: {other}; give the escrow object (a .age file) itself"
         )),
     })?;
-    let keys = InitKeys::from_json(record.expose_secret()).map_err(|e| {
+    let opened = escrow::payload::open(plaintext.expose_secret()).map_err(|e| {
         CliError::Input(format!(
-            "the decrypted object is not a vaultkeeper key record ({e}): give an escrow object"
+            "the decrypted object is not a vaultkeeper escrow record ({e}): give an escrow object"
         ))
     })?;
-    let summary = keys.summary();
+    let summary = opened.keys.summary();
     eprintln!(
-        "key record {}: {} {:?} shares, threshold {}, root token {}",
-        escrow::fingerprint(record.expose_secret()),
+        "key record {}: {} {:?} shares, threshold {}, root token {}; backup key {}",
+        escrow::fingerprint(opened.record.expose_secret()),
         summary.shares,
         summary.kind,
         summary.threshold,
@@ -201,13 +206,32 @@ async fn decrypt(args: &DecryptArgs) -> Result<(), CliError> {
             "kept"
         } else {
             "revoked"
-        }
+        },
+        opened
+            .backup_key
+            .as_ref()
+            .map_or("not included".to_owned(), |k| format!(
+                "of Secret {}",
+                k.secret
+            )),
     );
+    if let Some(path) = &args.backup_key_output {
+        let key = opened.backup_key.as_ref().ok_or_else(|| {
+            CliError::Input(
+                "--backup-key-output: this escrow object holds no backup key (the cluster took no backups when it was written)".into(),
+            )
+        })?;
+        write_private_file("--backup-key-output", path, key.value.expose_secret())?;
+    }
     let output = match (&args.as_secret, &args.namespace) {
-        (Some(name), Some(namespace)) => {
-            secret_manifest(name, namespace, args.cluster_name.as_deref(), &record)?
-        }
-        _ => record,
+        (Some(name), Some(namespace)) => secret_manifest(
+            name,
+            namespace,
+            args.cluster_name.as_deref(),
+            &opened.record,
+            opened.backup_key.as_ref(),
+        )?,
+        _ => opened.record,
     };
     match &args.output {
         Some(path) => write_private_file("--output", path, output.expose_secret()),
@@ -293,39 +317,63 @@ async fn read_ciphertext(args: &DecryptArgs) -> Result<Vec<u8>, CliError> {
     }
 }
 
-/// A keys Secret holding `record` as init.json, as JSON that `kubectl apply -f` reads.
+/// A keys Secret holding `record` as init.json, as JSON that `kubectl apply -f` reads;
+/// with a backup key, a List of it and the backup key's Secret.
 fn secret_manifest(
     name: &str,
     namespace: &str,
     cluster: Option<&str>,
     record: &SecretSlice<u8>,
+    backup_key: Option<&escrow::payload::BackupKey>,
 ) -> Result<SecretSlice<u8>, CliError> {
-    let labels = cluster.map(keys_secret_labels);
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            labels,
-            ..ObjectMeta::default()
-        },
-        type_: Some("Opaque".to_owned()),
-        data: Some(std::collections::BTreeMap::from([(
-            INIT_KEY.to_owned(),
-            ByteString(record.expose_secret().to_vec()),
-        )])),
-        ..Secret::default()
+    let secret =
+        |name: &str, labels, item: &str, value: &[u8]| -> Result<serde_json::Value, CliError> {
+            let secret = Secret {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    namespace: Some(namespace.to_owned()),
+                    labels,
+                    ..ObjectMeta::default()
+                },
+                type_: Some("Opaque".to_owned()),
+                data: Some(std::collections::BTreeMap::from([(
+                    item.to_owned(),
+                    ByteString(value.to_vec()),
+                )])),
+                ..Secret::default()
+            };
+            let mut value = serde_json::to_value(&secret)
+                .map_err(|e| CliError::Internal(format!("cannot encode the Secret: {e}")))?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("apiVersion".into(), "v1".into());
+                object.insert("kind".into(), "Secret".into());
+            }
+            Ok(value)
+        };
+    let keys = secret(
+        name,
+        cluster.map(keys_secret_labels),
+        INIT_KEY,
+        record.expose_secret(),
+    )?;
+    let value = match backup_key {
+        None => keys,
+        Some(key) => {
+            let labels = cluster.map(|c| {
+                let mut labels = keys_secret_labels(c);
+                labels.insert("app.kubernetes.io/component".into(), "backup-key".into());
+                labels.remove("vaultkeeper.io/keys");
+                labels
+            });
+            let backup = secret(&key.secret, labels, &key.item, key.value.expose_secret())?;
+            serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [keys, backup]})
+        }
     };
-    let mut value = serde_json::to_value(&secret)
-        .map_err(|e| CliError::Internal(format!("cannot encode the Secret: {e}")))?;
-    if let Some(object) = value.as_object_mut() {
-        object.insert("apiVersion".into(), "v1".into());
-        object.insert("kind".into(), "Secret".into());
-    }
     let text = serde_json::to_vec_pretty(&value)
         .map_err(|e| CliError::Internal(format!("cannot encode the Secret: {e}")))?;
-    // The JSON value held the record in base64 in ordinary memory; the bytes out are
-    // wiped on drop.
-    drop(secret);
+    // The JSON value held the record in base64 in ordinary memory (serde_json does not
+    // wipe); the bytes out are wiped on drop.
+    drop(value);
     Ok(secret_bytes(text))
 }
 

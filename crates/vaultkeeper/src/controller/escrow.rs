@@ -14,6 +14,29 @@ use crate::backup::{Health, set_named_condition};
 use crate::custody::SecretKeyStore;
 use crate::escrow::{self, Report};
 
+/// The backup encryption key, escrowed with the shares when the cluster takes backups (a
+/// backup cannot be opened without it). Not there yet, or unreadable: escrowed without it
+/// for now; the copy is written again once it can be read (the payload changes).
+async fn backup_key(
+    ctx: &Context,
+    vc: &VaultCluster,
+    namespace: &str,
+) -> Option<crate::escrow::payload::BackupKey> {
+    if !vc.spec.backup.enabled {
+        return None;
+    }
+    let (secret, item) = super::nodes::backup_key_ref(vc);
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(ctx.client.clone(), namespace);
+    let found = secrets.get_opt(&secret).await.ok().flatten()?;
+    let value = found.data?.remove(&item)?;
+    Some(crate::escrow::payload::BackupKey {
+        secret,
+        item,
+        value: vaultkeeper_vault::secret::secret_bytes(value.0),
+    })
+}
+
 /// Escrows the stored key record when status says it is not escrowed yet; updates
 /// `status.keys.escrow` and `KeysEscrowed`, and answers the Events to publish.
 pub(crate) async fn step(
@@ -43,7 +66,17 @@ pub(crate) async fn step(
     let escrowed = status.keys.as_ref().and_then(|k| k.escrow.clone());
     let report = match store.load().await {
         Ok(Some(keys)) => {
-            escrow::ensure(&ctx.client, vc, spec, escrowed.as_ref(), &keys, now).await
+            let backup_key = backup_key(ctx, vc, &namespace).await;
+            escrow::ensure(
+                &ctx.client,
+                vc,
+                spec,
+                escrowed.as_ref(),
+                &keys,
+                backup_key.as_ref(),
+                now,
+            )
+            .await
         }
         Ok(None) => Report::failed(
             "NoKeyRecord",

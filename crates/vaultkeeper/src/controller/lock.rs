@@ -231,8 +231,11 @@ pub(crate) async fn gate(
         }
         Err(e) => return Err(Error::Lock(e.to_string())),
     }
+    // Published now, not with the pass's other Events: a pass that fails later must not
+    // lose the record of a lock taken over or broken.
+    let mut published = Vec::new();
     match &step {
-        Step::TakeOver { from, .. } => gate.events.push(EventSpec::warning(
+        Step::TakeOver { from, .. } => published.push(EventSpec::warning(
             "OperationLockTakenOver",
             format!(
                 "took over the operation lock ({:?}) from {}, which no longer leads: this replica has led for {} s",
@@ -242,7 +245,7 @@ pub(crate) async fn gate(
             ),
         )),
         Step::Break { holder } => {
-            gate.events.push(EventSpec::normal(
+            published.push(EventSpec::normal(
                 "OperationLockBroken",
                 format!(
                     "broke the operation lock ({:?}) held by {holder}, as the annotation {BREAK_LOCK_ANNOTATION} asked",
@@ -252,6 +255,9 @@ pub(crate) async fn gate(
             remove_break_annotation(ctx, vc).await;
         }
         _ => {}
+    }
+    for event in &published {
+        ctx.publish(vc, event).await;
     }
     gate.held = new.clone().map(|operation| Held {
         kind: operation.kind,

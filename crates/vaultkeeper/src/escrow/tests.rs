@@ -12,6 +12,8 @@ fn sample() -> InitKeys {
             KeyShare::new("c2hhcmUtdGhyZWU=".into()),
         ],
         root_token: Some(Token::new("s.rootTokenValue".into())),
+        next: None,
+        previous: None,
     }
 }
 

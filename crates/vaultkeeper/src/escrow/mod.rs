@@ -9,6 +9,8 @@
 //! calls [`ensure`] with the new record). A failure never blocks anything else: it becomes
 //! `KeysEscrowed=False` with the reason, a Warning Event, and a retry on the next pass.
 //!
+//! What an object holds is [`payload`]: the key record and the backup encryption key.
+//!
 //! Pure parts (fingerprints, encryption, the write decision) are separate from [`ensure`],
 //! which performs the writes.
 
@@ -26,6 +28,8 @@ use vaultkeeper_backup::naming::EscrowLocation;
 use vaultkeeper_backup::s3::{S3Credentials, S3Settings, S3Store};
 use vaultkeeper_vault::keys::InitKeys;
 use vaultkeeper_vault::secret::{ExposeSecret, SecretSlice, SecretString, secret_bytes};
+
+pub mod payload;
 
 /// The key of the escrow Secret that holds the ciphertext.
 pub const SECRET_KEY: &str = "escrow.age";
@@ -257,11 +261,12 @@ pub async fn ensure(
     spec: &EscrowSpec,
     escrowed: Option<&EscrowStatus>,
     keys: &InitKeys,
+    backup_key: Option<&payload::BackupKey>,
     now: jiff::Timestamp,
 ) -> Report {
-    let record = match keys.to_json() {
+    let record = match payload::seal(keys, backup_key) {
         Ok(record) => record,
-        Err(e) => return Report::failed("RecordUnreadable", e.to_string()),
+        Err(e) => return Report::failed("RecordUnreadable", e),
     };
     let namespace = vc.namespace().unwrap_or_default();
     let cluster = vc.name_any();
@@ -671,5 +676,4 @@ pub fn read_identity(reader: impl BufRead) -> std::io::Result<SecretString> {
 }
 
 #[cfg(test)]
-#[path = "escrow_tests.rs"]
 mod tests;
