@@ -370,10 +370,15 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             shares: count,
             threshold,
         };
+        // A rekey already in progress is one an earlier attempt left behind (its process
+        // died between the calls; its new shares, if any were saved, are kept as `next`)
+        // or one a person started by hand. This one was asked for in the spec and holds
+        // the operation lock: cancel the other (nothing of it is in force before its
+        // verification) and start again.
         let started = match self.client.rekey(via, api, start, token).await {
             Ok(answer) => answer,
-            // One of ours left behind (its new shares are kept as `next`): cancel it.
-            Err(e) if keys.next.is_some() && matches!(e, Error::Api { status: 400, .. }) => {
+            Err(Error::Api { status: 400, .. }) => {
+                warn!(pod = %via, "a rekey was already in progress; cancelling it and starting again");
                 self.client
                     .rekey(via, api, RekeyCall::Cancel, token)
                     .await?;
@@ -382,17 +387,6 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                     threshold,
                 };
                 self.client.rekey(via, api, start, token).await?
-            }
-            Err(Error::Api {
-                status: 400,
-                message,
-                ..
-            }) => {
-                return Err(Error::invalid(
-                    "rekey",
-                    format!("the server refused to start one: {message}"),
-                    "a rekey started outside vaultkeeper may be in progress: finish it, or cancel it with `bao operator rotate-keys -cancel` (`vault operator rekey -cancel`)",
-                ));
             }
             Err(e) => return Err(e),
         };

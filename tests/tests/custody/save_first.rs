@@ -282,3 +282,64 @@ async fn a_deleted_cluster_is_let_go_only_once_its_held_keys_are_saved() {
     assert_eq!(keys.map(|k| k.shares.len()), Some(5));
     assert_eq!(init_commands(&sim, "vault"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_that_loses_its_lease_while_holding_keys_saves_them_before_it_steps_back() {
+    use vaultkeeper::leader::LeaseTimings;
+    use vaultkeeper_e2e::operator::{Election, LeaseFaultSwitch};
+    let sim = cluster_with_pods(199).await;
+    sim.fail_requests(Some(FailureRule {
+        share: 1.0,
+        code: 500,
+        verbs: vec!["create".into(), "patch".into(), "update".into()],
+        resources: vec!["secrets".into()],
+        names: vec!["leased-unseal-keys".into()],
+    }));
+    let faults = Arc::new(LeaseFaultSwitch::default());
+    let operator = Operator::install_and_start_elected(
+        &sim,
+        Election {
+            identity: "op-a".into(),
+            lease: "vaultkeeper".into(),
+            timings: LeaseTimings::default(),
+            faults: faults.clone(),
+        },
+    )
+    .await;
+    apply_cluster(&sim, &small_cluster_yaml("leased", ""), "vault").await;
+    let deadline = Instant::now() + TIMEOUT;
+    while count_events(&events(&sim, "vault").await, "KeysUnsaved") == 0 {
+        assert!(Instant::now() < deadline, "no KeysUnsaved Event");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Its Lease requests stall: past the renew deadline it is no longer the leader, and
+    // its controllers stop, but the term does not end while the keys are only in memory.
+    faults.delay_renewals(Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let terms = operator.terms();
+    assert_eq!(terms.len(), 1, "{terms:?}");
+    assert!(
+        terms[0].ended.is_none(),
+        "the lost term ended while the keys were only in memory"
+    );
+    assert!(count_events(&events(&sim, "vault").await, "KeysUnsavedAtShutdown") >= 1);
+
+    // The Secret takes the keys: saved, and only then does the term end (as lost).
+    sim.fail_requests(None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while operator.terms()[0].ended.is_none() {
+        assert!(Instant::now() < deadline, "the term never ended");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(operator.terms()[0].lost);
+    let keys = stored_keys(&sim, "vault", "leased-unseal-keys")
+        .await
+        .expect("the keys were saved before the lost leader stepped back");
+    assert_eq!(keys.shares.len(), 5);
+
+    // Its Lease requests recover: it leads again and unseals with those keys; one init.
+    faults.delay_renewals(Duration::ZERO);
+    wait_for(&sim, "vault", "leased", TIMEOUT, "Ready", ready).await;
+    assert_eq!(init_commands(&sim, "vault"), 1);
+}

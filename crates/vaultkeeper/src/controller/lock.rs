@@ -158,6 +158,17 @@ pub(crate) struct Gate {
 /// The kinds the pass itself takes and releases.
 const PASS_KINDS: [OperationKind; 2] = [OperationKind::RollingUpdate, OperationKind::ScaleDown];
 
+/// The kinds the pass takes and releases for `vc`: rolling updates and scale-downs, and
+/// the key rotations when the spec asks for them (`spec.keys.rotation`: the pass plans
+/// them). Without that field a Rekey lock belongs to whoever took it through [`acquire`].
+fn pass_kinds(vc: &VaultCluster) -> Vec<OperationKind> {
+    let mut kinds = PASS_KINDS.to_vec();
+    if vc.spec.keys.rotation.is_some() {
+        kinds.push(OperationKind::Rekey);
+    }
+    kinds
+}
+
 /// Settles the lock for a pass that wants `wanted` (with its start time and detail).
 pub(crate) async fn gate(
     ctx: &Context,
@@ -171,7 +182,7 @@ pub(crate) async fn gate(
     let step = decide(
         current,
         wanted.map(|w| w.kind),
-        &PASS_KINDS,
+        &pass_kinds(vc),
         fence.identity(),
         fence.led_for(),
         ctx.lock_stale_after(),
