@@ -54,6 +54,7 @@ async fn twenty_percent_failed_api_requests_still_converge_with_one_init() {
             code,
             verbs: Vec::new(),
             resources: OBJECTS.iter().map(|r| (*r).to_owned()).collect(),
+            names: Vec::new(),
         }));
         code = if code == 500 { 409 } else { 500 };
         tokio::time::sleep(Duration::from_secs(2)).await;

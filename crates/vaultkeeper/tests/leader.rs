@@ -195,6 +195,7 @@ async fn a_leader_that_cannot_renew_closes_its_fence_before_the_follower_takes_o
         code: 500,
         verbs: vec!["update".into()],
         resources: vec!["leases".into()],
+        names: Vec::new(),
     }));
     tokio::time::timeout(Duration::from_secs(3), leading_a.lost())
         .await

@@ -231,7 +231,24 @@ async fn escrowed_keys_decrypt_with_a_holders_identity_unseal_a_restarted_pod_an
         .expect("the keys Secret");
     assert!(keys.root_token.is_none(), "the root token was revoked");
     let record = keys.to_json().expect("record");
-    let current = vaultkeeper::escrow::fingerprint(record.expose_secret());
+    // What is escrowed: the record and the backup encryption key (docs/custody.md).
+    let backup_key = Api::<Secret>::namespaced(admin.clone(), NAMESPACE)
+        .get("openbao-backup-key")
+        .await
+        .expect("the backup key Secret")
+        .data
+        .and_then(|mut d| d.remove("key"))
+        .expect("the backup key");
+    let plaintext = vaultkeeper::escrow::payload::seal(
+        &keys,
+        Some(&vaultkeeper::escrow::payload::BackupKey {
+            secret: "openbao-backup-key".into(),
+            item: "key".into(),
+            value: vaultkeeper_vault::secret::secret_bytes(backup_key.0),
+        }),
+    )
+    .expect("the escrow plaintext");
+    let current = vaultkeeper::escrow::fingerprint(plaintext.expose_secret());
     let vc = wait_for(
         &sim,
         NAMESPACE,
@@ -245,10 +262,7 @@ async fn escrowed_keys_decrypt_with_a_holders_identity_unseal_a_restarted_pod_an
     )
     .await;
     let escrow = escrowed(&vc).expect("status.keys.escrow");
-    assert_eq!(
-        escrow.fingerprint,
-        vaultkeeper::escrow::fingerprint(record.expose_secret())
-    );
+    assert_eq!(escrow.fingerprint, current);
     assert_eq!(escrow.recipients, 1);
     assert!(escrow.written_at.is_some());
     assert_eq!(escrow.bucket.as_deref(), Some(BUCKET));
