@@ -2,4 +2,5 @@
 
 pub mod hostile;
 pub mod install;
+pub mod moto;
 pub mod operator;

@@ -6,9 +6,6 @@
 //! BackupHealthy False with the S3 error as the reason; turning backups off removes the
 //! CronJob and the condition.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::CronJob;
@@ -16,58 +13,12 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use vaultkeeper_api::VaultCluster;
 use vaultkeeper_e2e::install;
-use vaultkeeper_e2e::operator::{
-    Operator, apply_cluster, cluster_with_pods, ready, tool, wait_for,
-};
+use vaultkeeper_e2e::moto::Moto;
+use vaultkeeper_e2e::operator::{Operator, apply_cluster, cluster_with_pods, ready, wait_for};
 
 const SLOT: u8 = 161;
-const S3: &str = "127.31.0.1:5000";
 const NAMESPACE: &str = "backups";
 const BUCKET: &str = "vault-snapshots";
-
-/// moto's S3 server on loopback, stopped on drop.
-struct Moto(Child);
-
-impl Moto {
-    fn start(dir: &std::path::Path) -> Moto {
-        let log = std::fs::File::create(dir.join("moto.log")).expect("log file");
-        let child = Command::new(tool("moto_server", "VAULTKEEPER_MOTO"))
-            .args(["-H", "127.31.0.1", "-p", "5000"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("moto_server starts");
-        // Owned at once, so it is stopped (and waited for) whatever happens next.
-        let moto = Moto(child);
-        for _ in 0..200 {
-            if TcpStream::connect(S3).is_ok() {
-                return moto;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("moto_server did not listen on {S3}");
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One plain HTTP request to moto (it accepts unsigned requests); the response text.
-fn s3(method: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(S3).expect("moto answers");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {S3}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    response
-}
 
 const MANIFEST: &str = r#"
 apiVersion: vaultkeeper.io/v1alpha1
@@ -119,8 +70,11 @@ fn backup_condition(vc: &VaultCluster) -> Option<(String, String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_backup_reaches_s3_and_the_status_and_a_failing_bucket_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let _moto = Moto::start(dir.path());
-    assert!(s3("PUT", &format!("/{BUCKET}")).starts_with("HTTP/1.1 200"));
+    let moto = Moto::start(dir.path(), "127.31.0.1");
+    assert!(
+        moto.request("PUT", &format!("/{BUCKET}"))
+            .starts_with("HTTP/1.1 200")
+    );
 
     let sim = cluster_with_pods(SLOT).await;
     let mut operator = Operator::install_and_start(&sim).await;
@@ -196,7 +150,7 @@ async fn a_scheduled_backup_reaches_s3_and_the_status_and_a_failing_bucket_is_re
         ("True", "BackupSucceeded")
     );
     // The object is really in the bucket.
-    let listing = s3("GET", &format!("/{BUCKET}?list-type=2&prefix=e2e/"));
+    let listing = moto.request("GET", &format!("/{BUCKET}?list-type=2&prefix=e2e/"));
     assert!(listing.contains(&object), "{listing}");
     // kubectl shows it in the Last Backup column.
     let kubeconfig = sim.kubeconfig_path().to_string_lossy().into_owned();

@@ -6,19 +6,17 @@
 //! namespace the operator may not write to, is reported naming the field and the fix; and
 //! no share or token reaches a log, an Event or an exec command line.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use vaultkeeper_api::{VaultCluster, parse_manifests};
 use vaultkeeper_e2e::install;
+use vaultkeeper_e2e::moto::Moto;
 use vaultkeeper_e2e::operator::{
     Operator, assert_no_secret_leaked, bao_at, bao_at_with_stdin, capture_logs, cluster_with_pods,
-    condition, events, example, ready, secrets_of, stored_keys, tool, vaultkeeper_binary, wait_for,
+    condition, events, example, ready, secrets_of, stored_keys, vaultkeeper_binary, wait_for,
 };
 use vaultkeeper_vault::keys::InitKeys;
 use vaultkeeper_vault::secret::ExposeSecret;
@@ -26,50 +24,6 @@ use vaultkeeper_vault::secret::ExposeSecret;
 const S3_HOST: &str = "127.31.1.188";
 const S3: &str = "127.31.1.188:5000";
 const BUCKET: &str = "vault-escrow-e2e";
-
-/// moto's S3 server on loopback, stopped on drop.
-struct Moto(Child);
-
-impl Moto {
-    fn start(dir: &Path) -> Moto {
-        let log = std::fs::File::create(dir.join("moto.log")).expect("log file");
-        let child = Command::new(tool("moto_server", "VAULTKEEPER_MOTO"))
-            .args(["-H", S3_HOST, "-p", "5000"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("moto_server starts");
-        let moto = Moto(child);
-        for _ in 0..200 {
-            if TcpStream::connect(S3).is_ok() {
-                return moto;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("moto_server did not listen on {S3}");
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One plain HTTP request to moto (it accepts an unsigned bucket creation): the status
-/// line.
-fn s3(method: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(S3).expect("moto answers");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {S3}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    response.lines().next().unwrap_or_default().to_owned()
-}
 
 /// The escrow example, made to run here: one OpenBao pod, backups every minute to moto,
 /// `recipient` instead of the example's keys.
@@ -188,8 +142,11 @@ async fn escrowed_keys_decrypt_with_a_holders_identity_unseal_a_restarted_pod_an
     const NAMESPACE: &str = "escrow";
     let logs = capture_logs();
     let dir = tempfile::tempdir().expect("tempdir");
-    let _moto = Moto::start(dir.path());
-    assert!(s3("PUT", &format!("/{BUCKET}")).starts_with("HTTP/1.1 200"));
+    let moto = Moto::start(dir.path(), S3_HOST);
+    assert!(
+        moto.request("PUT", &format!("/{BUCKET}"))
+            .starts_with("HTTP/1.1 200")
+    );
 
     // A key holder's identity, made with the CLI as docs/custody.md says.
     let identity = dir.path().join("alice.agekey");

@@ -315,7 +315,8 @@ async fn a_leader_that_loses_its_lease_while_holding_keys_saves_them_before_it_s
 
     // Its Lease requests stall: past the renew deadline it is no longer the leader, and
     // its controllers stop, but the term does not end while the keys are only in memory.
-    faults.delay_renewals(Duration::from_secs(3600));
+    // (Each held request waits 25 s, longer than the 10 s renew deadline.)
+    faults.delay_renewals(Duration::from_secs(25));
     tokio::time::sleep(Duration::from_secs(20)).await;
     let terms = operator.terms();
     assert_eq!(terms.len(), 1, "{terms:?}");
@@ -327,7 +328,7 @@ async fn a_leader_that_loses_its_lease_while_holding_keys_saves_them_before_it_s
 
     // The Secret takes the keys: saved, and only then does the term end (as lost).
     sim.fail_requests(None);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while operator.terms()[0].ended.is_none() {
         assert!(Instant::now() < deadline, "the term never ended");
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -197,8 +197,8 @@ async fn decrypt(args: &DecryptArgs) -> Result<(), CliError> {
     })?;
     let summary = opened.keys.summary();
     eprintln!(
-        "key record {}: {} {:?} shares, threshold {}, root token {}; backup key {}",
-        escrow::fingerprint(opened.record.expose_secret()),
+        "escrow record {} (status.keys.escrow.fingerprint): {} {:?} shares, threshold {}, root token {}; backup key {}",
+        escrow::fingerprint(plaintext.expose_secret()),
         summary.shares,
         summary.kind,
         summary.threshold,
