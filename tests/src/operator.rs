@@ -210,6 +210,7 @@ impl Operator {
             converging_requeue: Duration::from_secs(2),
             server_cluster_role: Some("vaultkeeper-vault-server".into()),
             image_policy: Default::default(),
+            escrow_secret_namespaces: Vec::new(),
         }
     }
 

@@ -159,6 +159,10 @@ async fn escrowed_keys_decrypt_with_a_holders_identity_unseal_a_restarted_pod_an
 
     let sim = cluster_with_pods(188).await;
     let mut operator = Operator::install_and_start(&sim).await;
+    // The platform lets this cluster's escrow copy go to the namespace next to it.
+    operator
+        .restart_with(|s| s.escrow_secret_namespaces = vec![format!("{NAMESPACE}-escrow")])
+        .await;
     let admin = sim.client().expect("admin client");
     create_namespace(&admin, NAMESPACE).await;
     create_namespace(&admin, &format!("{NAMESPACE}-escrow")).await;
@@ -519,6 +523,38 @@ async fn a_bad_recipient_or_a_namespace_the_operator_may_not_write_is_reported_w
         Duration::from_secs(240),
         "Ready with KeysEscrowed=False",
         |vc| ready(vc) && condition(vc, "KeysEscrowed", "False"),
+    )
+    .await;
+    // First the platform's rule: a VaultCluster may not send its copy to another team's
+    // namespace unless the operator is told it may.
+    let (_, reason, message) = keys_escrowed_message(&vc).expect("KeysEscrowed");
+    assert_eq!(reason, "SecretNamespaceNotAllowed", "{message}");
+    assert!(
+        message.contains("spec.keys.escrow.secret.namespace")
+            && message.contains("--escrow-secret-namespace=elsewhere"),
+        "{message}"
+    );
+    assert!(
+        Api::<Secret>::namespaced(admin.clone(), "elsewhere")
+            .list(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty(),
+        "nothing was written to the other namespace"
+    );
+
+    // Allowed by the platform, the operator's RBAC still does not reach it.
+    operator
+        .restart_with(|s| s.escrow_secret_namespaces = vec!["elsewhere".into()])
+        .await;
+    let vc = wait_for(
+        &sim,
+        NAMESPACE,
+        "openbao",
+        Duration::from_secs(120),
+        "KeysEscrowed=False: SecretForbidden",
+        |vc| keys_escrowed_message(vc).is_some_and(|(_, reason, _)| reason == "SecretForbidden"),
     )
     .await;
     let (_, reason, message) = keys_escrowed_message(&vc).expect("KeysEscrowed");

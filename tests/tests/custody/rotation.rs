@@ -81,6 +81,9 @@ async fn a_rekey_asked_for_in_the_spec_replaces_the_shares_and_only_the_new_ones
     let sim = cluster_with_pods(195).await;
     let dns = DnsRefresher::start(&sim, "vault");
     let mut operator = Operator::install_and_start(&sim).await;
+    operator
+        .restart_with(|s| s.escrow_secret_namespaces = vec!["rotated-escrow".into()])
+        .await;
     let admin = sim.client().expect("admin client");
     vaultkeeper_e2e::install::apply_one(
         &admin,

@@ -95,6 +95,15 @@ pub struct RunArgs {
     /// Run only images pinned by digest (`…@sha256:…`).
     #[arg(long, env = "VAULTKEEPER_REQUIRE_IMAGE_DIGEST")]
     pub require_image_digest: bool,
+    /// A namespace where VaultClusters of other namespaces may have their escrow copy
+    /// written (`spec.keys.escrow.secret`; repeat, or separate with commas; `*`: any the
+    /// operator's RBAC reaches). Unset: only a cluster's own namespace.
+    #[arg(
+        long = "escrow-secret-namespace",
+        env = "VAULTKEEPER_ESCROW_SECRET_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub escrow_secret_namespaces: Vec<String>,
     /// The vaultkeeper image the backup and metrics-token CronJobs run. Default: the
     /// operator pod's own image (read from its Pod), so an image change in the Deployment
     /// or a kustomize overlay carries over to the jobs.
@@ -303,6 +312,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
             allowed: args.allowed_images.clone(),
             require_digest: args.require_image_digest,
         },
+        escrow_secret_namespaces: args.escrow_secret_namespaces.clone(),
     };
     let mut ctx = Context::new(client, settings, metrics.clone());
     if let Some(leadership) = &leadership {

@@ -54,6 +54,22 @@ pub struct Settings {
     /// The images VaultClusters may run; a refused one blocks the cluster with a
     /// condition and nothing is applied or handed to its pods.
     pub image_policy: crate::image_policy::ImagePolicy,
+    /// Namespaces other than a cluster's own where `spec.keys.escrow.secret` may have the
+    /// escrow copy written (`*`: any the operator's RBAC reaches). A platform decision: a
+    /// person who may only write a VaultCluster must not make the operator create Secrets
+    /// in other teams' namespaces.
+    pub escrow_secret_namespaces: Vec<String>,
+}
+
+impl Settings {
+    /// Whether an escrow Secret of a cluster in `own` may be written to `target`.
+    pub fn escrow_secret_allowed(&self, own: &str, target: &str) -> bool {
+        target == own
+            || self
+                .escrow_secret_namespaces
+                .iter()
+                .any(|n| n == "*" || n == target)
+    }
 }
 
 /// What the operator remembers about one cluster between passes. Everything here can be

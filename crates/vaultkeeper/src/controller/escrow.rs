@@ -64,7 +64,28 @@ pub(crate) async fn step(
     let keys_secret = keys_secret_name(vc);
     let store = SecretKeyStore::new(ctx.client.clone(), &namespace, &keys_secret, &vc.name_any());
     let escrowed = status.keys.as_ref().and_then(|k| k.escrow.clone());
-    let report = match store.load().await {
+    // The Secret copy goes to another namespace only where the platform allows it; the
+    // bucket copy is written either way.
+    let refused_namespace = spec
+        .secret
+        .as_ref()
+        .map(|s| s.namespace.clone())
+        .filter(|target| !ctx.settings.escrow_secret_allowed(&namespace, target));
+    let allowed_spec;
+    let spec = match &refused_namespace {
+        Some(_) => {
+            allowed_spec = vaultkeeper_api::EscrowSpec {
+                secret: None,
+                ..spec.clone()
+            };
+            &allowed_spec
+        }
+        None => spec,
+    };
+    let mut report = match store.load().await {
+        Ok(Some(_)) if !spec.object_store && spec.secret.is_none() => {
+            Report::failed("SecretNamespaceNotAllowed", String::new())
+        }
         Ok(Some(keys)) => {
             let backup_key = backup_key(ctx, vc, &namespace).await;
             escrow::ensure(
@@ -87,6 +108,20 @@ pub(crate) async fn step(
         ),
         Err(e) => Report::failed("KeysUnreadable", format!("cannot read the key record: {e}")),
     };
+    if let Some(target) = refused_namespace {
+        report.healthy = false;
+        report.reason = "SecretNamespaceNotAllowed";
+        report.message = format!(
+            "spec.keys.escrow.secret.namespace: the operator does not write escrow copies to namespace {target}, \
+             which is not this cluster's: a platform admin allows it with --escrow-secret-namespace={target} \
+             (chart value escrow.secretNamespaces){}",
+            if spec.object_store {
+                "; the copy in the bucket is written as usual"
+            } else {
+                ""
+            }
+        );
+    }
     let mut events = Vec::new();
     if !report.written.is_empty() {
         events.push(EventSpec::normal(

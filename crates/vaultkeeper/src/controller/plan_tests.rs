@@ -66,6 +66,7 @@ fn settings() -> Settings {
         converging_requeue: std::time::Duration::from_secs(5),
         server_cluster_role: Some("vaultkeeper-vault-server".into()),
         image_policy: Default::default(),
+        escrow_secret_namespaces: Vec::new(),
     }
 }
 

@@ -233,6 +233,7 @@ async fn drive(
         converging_requeue: Duration::from_secs(2),
         server_cluster_role: Some(SERVER_CLUSTER_ROLE.to_owned()),
         image_policy: Default::default(),
+        escrow_secret_namespaces: Vec::new(),
     };
     let ctx = Arc::new(Context::new(client, settings, metrics));
     let mut controller_stopped = stopped.clone();
