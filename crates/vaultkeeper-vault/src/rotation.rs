@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use crate::bootstrap::Authority;
 use crate::client::NodeClient;
 use crate::error::{Error, Result, Step};
-use crate::keys::{InitKeys, KeyStore, OtherShares};
+use crate::keys::{InitKeys, KeyKind, KeyStore, OtherShares};
 use crate::lifecycle::{Done, Lifecycle};
 use crate::node::{PodName, UnsealProgress};
 use crate::secret::{ExposeSecret, KeyShare, Token};
@@ -344,6 +344,13 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                 step: Step::KeyStoreLoad,
                 reason: "the keys Secret holds no shares to rekey with".into(),
             });
+        }
+        if held.as_ref().is_some_and(|k| k.kind == KeyKind::Recovery) {
+            return Err(Error::invalid(
+                "spec.keys.rotation.rekey",
+                "this cluster unseals through its seal (auto-unseal); its shares are recovery shares, which this rekey does not replace",
+                "remove spec.keys.rotation.rekey; rotate the recovery shares by hand with `bao operator rotate-keys -target=recovery` (`vault operator rekey -target=recovery`) and put the new ones in the keys Secret",
+            ));
         }
         let (token, authority) = self.token(via, &mut held).await?;
         let mut keys = held.ok_or_else(|| Error::KeyStore {
