@@ -119,6 +119,18 @@ pub fn self_init_needs_auto_unseal() -> SpecRule {
     .at(".keys.initialization")
 }
 
+/// A rekey replaces unseal shares; an auto-unseal cluster has recovery shares instead.
+pub fn rekey_needs_shamir() -> SpecRule {
+    SpecRule::new(
+        "spec.keys.rotation.rekey",
+        "!has(self.keys.rotation) || !has(self.keys.rotation.rekey) || self.unseal.type == 'Shamir'",
+        "spec.keys.rotation.rekey replaces unseal shares, and this cluster unseals through its \
+         seal (its shares are recovery shares): remove it, and rotate recovery shares by hand \
+         with `bao operator rotate-keys -target=recovery` (docs/custody.md)",
+    )
+    .at(".keys")
+}
+
 /// Ingress TLS passthrough presents Vault's own certificate, which needs TLS on.
 pub fn passthrough_needs_tls() -> SpecRule {
     SpecRule::new(

@@ -44,6 +44,7 @@ use crate::{Flavor, defaults, rules};
     validation = rules::static_seal_needs_openbao().rule(),
     validation = rules::self_init_needs_openbao().rule(),
     validation = rules::self_init_needs_auto_unseal().rule(),
+    validation = rules::rekey_needs_shamir().rule(),
     validation = rules::passthrough_needs_tls().rule(),
     validation = rules::http_transport_needs_tls().rule(),
     validation = rules::flavor_immutable().rule(),

@@ -102,6 +102,14 @@ pub fn validate_spec(name: &str, spec: &VaultClusterSpec) -> Vec<Violation> {
         rules::self_init_needs_auto_unseal(),
     );
     check(
+        spec.keys
+            .rotation
+            .as_ref()
+            .is_none_or(|r| r.rekey.is_none())
+            || !spec.unseal.kind.is_auto_unseal(),
+        rules::rekey_needs_shamir(),
+    );
+    check(
         !(spec.ingress.enabled && spec.ingress.tls.passthrough)
             || spec.tls.mode != TlsMode::Disabled,
         rules::passthrough_needs_tls(),

@@ -163,6 +163,11 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "spec.keys.initialization",
         ),
         (
+            "rekey of an auto-unseal cluster",
+            format!("spec: {{keys: {{rotation: {{rekey: '2026-12-06'}}}}, unseal: {{type: AwsKms, awsKms: {AWS_KMS}}}}}"),
+            "spec.keys.rotation.rekey",
+        ),
+        (
             "backups on by default without a bucket",
             "spec: {backup: null}".into(),
             "spec.backup.s3.bucket",
