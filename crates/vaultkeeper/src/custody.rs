@@ -29,12 +29,21 @@ pub const RAW_INIT_KEY: &str = "init-answer.json";
 /// The field manager of the keys Secret, apart from everything else vaultkeeper applies.
 const KEYS_FIELD_MANAGER: &str = "vaultkeeper-keys";
 
+/// The annotation of the keys Secret that approves escrow recipients: the fingerprint of
+/// the recipient list (`escrow::recipients_fingerprint`) the keys may be encrypted to.
+/// The operator sets it once, when it creates the Secret at init, to the list the spec had
+/// then; after that only someone who may write the keys Secret (and so can read the keys
+/// anyway) changes it. Writing a VaultCluster alone never sends the keys to a new
+/// recipient.
+pub const ESCROW_APPROVAL_ANNOTATION: &str = "vaultkeeper.io/escrow-recipients";
+
 /// The keys Secret. It has no owner reference, so garbage collection can never delete it
 /// with the VaultCluster; it is labelled so a person finds it.
 pub struct SecretKeyStore {
     api: Api<Secret>,
     name: String,
     cluster: String,
+    escrow_approval: Option<String>,
 }
 
 impl SecretKeyStore {
@@ -44,7 +53,15 @@ impl SecretKeyStore {
             api: Api::namespaced(client, namespace),
             name: name.to_owned(),
             cluster: cluster.to_owned(),
+            escrow_approval: None,
         }
+    }
+
+    /// The same store, approving escrow to the recipient list with `fingerprint` when it
+    /// creates the Secret (see [`ESCROW_APPROVAL_ANNOTATION`]).
+    pub fn approving_escrow(mut self, fingerprint: Option<String>) -> Self {
+        self.escrow_approval = fingerprint;
+        self
     }
 
     /// A Secret labelled as another VaultCluster's is never read or written as this
@@ -205,6 +222,22 @@ impl SecretKeyStore {
                     format!("cannot write: {}", api_error_summary(&e)),
                 )
             })?;
+        // Created now: approve the escrow recipients the spec has at init, in a merge patch
+        // of its own, so the keys field manager never owns (nor removes) the annotation.
+        // The keys are saved already; a failed approval only holds escrow back until a
+        // person approves.
+        if let (None, Some(fingerprint)) = (&existing, &self.escrow_approval) {
+            let approval = Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                ESCROW_APPROVAL_ANNOTATION: fingerprint,
+            }}}));
+            if let Err(e) = self
+                .api
+                .patch(&self.name, &PatchParams::default(), &approval)
+                .await
+            {
+                tracing::warn!(error = %api_error_summary(&e), "cannot approve the escrow recipients on the new keys Secret; escrow waits for a person's approval");
+            }
+        }
         Ok(())
     }
 }

@@ -594,3 +594,134 @@ fn vaultkeeper_e2e_recipient() -> (tempfile::TempDir, String) {
     assert_eq!(code, 0, "{stderr}");
     (dir, recipient.trim().to_owned())
 }
+
+/// The shares the Secret copy opens to with `identity`, or `None` when it cannot open it.
+async fn secret_copy_opens_with(
+    admin: &kube::Client,
+    namespace: &str,
+    name: &str,
+    identity: &vaultkeeper_vault::secret::SecretString,
+) -> Option<Vec<String>> {
+    let secret = Api::<Secret>::namespaced(admin.clone(), namespace)
+        .get_opt(name)
+        .await
+        .ok()??;
+    let ciphertext = secret.data?.remove("escrow.age")?.0;
+    let identities = vaultkeeper::escrow::parse_identities("test", identity).ok()?;
+    let plaintext = vaultkeeper::escrow::decrypt(&ciphertext, &identities).ok()?;
+    let opened = vaultkeeper::escrow::payload::open(plaintext.expose_secret()).ok()?;
+    Some(
+        opened
+            .keys
+            .shares
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_recipient_gets_nothing_until_someone_who_may_write_the_keys_approves_it() {
+    const NAMESPACE: &str = "approval";
+    let sim = cluster_with_pods(190).await;
+    let _operator = Operator::install_and_start(&sim).await;
+    let admin = sim.client().expect("admin client");
+    create_namespace(&admin, NAMESPACE).await;
+    let (alice, alice_public) = vaultkeeper::escrow::generate_identity();
+    let (mallory, mallory_public) = vaultkeeper::escrow::generate_identity();
+    let manifest = vaultkeeper_e2e::hostile::small_cluster_yaml(
+        "approved",
+        &format!(
+            "  keys:\n    escrow:\n      recipients: [{alice_public}]\n      objectStore: false\n      secret:\n        namespace: {NAMESPACE}\n        name: approved-escrow\n"
+        ),
+    );
+    vaultkeeper_e2e::operator::apply_cluster(&sim, &manifest, NAMESPACE).await;
+    wait_for(
+        &sim,
+        NAMESPACE,
+        "approved",
+        Duration::from_secs(240),
+        "Ready and KeysEscrowed",
+        |vc| ready(vc) && condition(vc, "KeysEscrowed", "True"),
+    )
+    .await;
+    let keys = stored_keys(&sim, NAMESPACE, "approved-unseal-keys")
+        .await
+        .expect("keys");
+    let shares: Vec<String> = keys
+        .shares
+        .iter()
+        .map(|s| s.expose_secret().to_owned())
+        .collect();
+    assert_eq!(
+        secret_copy_opens_with(&admin, NAMESPACE, "approved-escrow", &alice).await,
+        Some(shares.clone())
+    );
+
+    // Someone who may only write the VaultCluster swaps in their own recipient.
+    let api: Api<VaultCluster> = Api::namespaced(admin.clone(), NAMESPACE);
+    api.patch(
+        "approved",
+        &PatchParams::default(),
+        &Patch::Merge(
+            serde_json::json!({"spec": {"keys": {"escrow": {"recipients": [mallory_public]}}}}),
+        ),
+    )
+    .await
+    .expect("patch");
+    let vc = wait_for(
+        &sim,
+        NAMESPACE,
+        "approved",
+        Duration::from_secs(60),
+        "KeysEscrowed=False: RecipientsNotApproved",
+        |vc| {
+            keys_escrowed_message(vc)
+                .is_some_and(|(_, reason, _)| reason == "RecipientsNotApproved")
+        },
+    )
+    .await;
+    let (_, _, message) = keys_escrowed_message(&vc).expect("KeysEscrowed");
+    let fingerprint = vaultkeeper::escrow::recipients_fingerprint(&[mallory_public.clone()]);
+    assert!(
+        message.contains("kubectl -n approval annotate secret approved-unseal-keys")
+            && message.contains(&fingerprint),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        secret_copy_opens_with(&admin, NAMESPACE, "approved-escrow", &mallory).await,
+        None,
+        "the new recipient got nothing"
+    );
+    assert_eq!(
+        secret_copy_opens_with(&admin, NAMESPACE, "approved-escrow", &alice).await,
+        Some(shares.clone()),
+        "the approved copy is left as it was"
+    );
+
+    // The owner of the keys approves: now the copy is for the new list.
+    Api::<Secret>::namespaced(admin.clone(), NAMESPACE)
+        .patch(
+            "approved-unseal-keys",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                vaultkeeper::custody::ESCROW_APPROVAL_ANNOTATION: fingerprint,
+            }}})),
+        )
+        .await
+        .expect("approved");
+    wait_for(
+        &sim,
+        NAMESPACE,
+        "approved",
+        Duration::from_secs(60),
+        "KeysEscrowed again",
+        |vc| condition(vc, "KeysEscrowed", "True"),
+    )
+    .await;
+    assert_eq!(
+        secret_copy_opens_with(&admin, NAMESPACE, "approved-escrow", &mallory).await,
+        Some(shares)
+    );
+}

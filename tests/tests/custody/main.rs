@@ -5,7 +5,7 @@
 //! operators with a faulty Lease never run disruptive actions at the same time.
 //!
 //! Slots 185–199 of the simulated cluster's port range belong to this suite: 185–187 save
-//! first (and 198, 199), 188–190 escrow, 191–194 fencing, 195–197 rotation.
+//! first (and 198, 199), 188–190 escrow (190: approval), 191–194 fencing, 195–197 rotation.
 
 mod escrow;
 mod fencing;

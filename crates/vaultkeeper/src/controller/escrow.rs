@@ -11,7 +11,7 @@ use super::context::Context;
 use super::events::EventSpec;
 use super::nodes::keys_secret_name;
 use crate::backup::{Health, set_named_condition};
-use crate::custody::SecretKeyStore;
+use crate::custody::{ESCROW_APPROVAL_ANNOTATION, SecretKeyStore};
 use crate::escrow::{self, Report};
 
 /// The backup encryption key, escrowed with the shares when the cluster takes backups (a
@@ -34,6 +34,42 @@ async fn backup_key(
         secret,
         item,
         value: vaultkeeper_vault::secret::secret_bytes(value.0),
+    })
+}
+
+/// Why the spec's recipients may not receive the keys, or `None` when they may: the list
+/// is the one already escrowed to (approved then), or the one the keys Secret's
+/// [`ESCROW_APPROVAL_ANNOTATION`] approves.
+async fn unapproved_recipients(
+    ctx: &Context,
+    spec: &vaultkeeper_api::EscrowSpec,
+    escrowed: Option<&vaultkeeper_api::EscrowStatus>,
+    namespace: &str,
+    keys_secret: &str,
+) -> Option<String> {
+    let wanted = crate::escrow::recipients_fingerprint(&spec.recipients);
+    if escrowed.is_some_and(|e| e.recipients_fingerprint == wanted) {
+        return None;
+    }
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(ctx.client.clone(), namespace);
+    let approved = match secrets.get_opt(keys_secret).await {
+        Ok(secret) => secret
+            .and_then(|s| s.metadata.annotations)
+            .and_then(|mut a| a.remove(ESCROW_APPROVAL_ANNOTATION)),
+        Err(e) => {
+            return Some(format!(
+                "cannot read the keys Secret {keys_secret} to check the escrow recipients: {e}"
+            ));
+        }
+    };
+    (approved.as_deref() != Some(wanted.as_str())).then(|| {
+        format!(
+            "spec.keys.escrow.recipients is not the list approved for this cluster's keys, so nothing \
+             is escrowed to it: writing a VaultCluster alone never sends the keys to a new recipient. \
+             Someone who may write the keys Secret approves this list with: kubectl -n {namespace} \
+             annotate secret {keys_secret} {ESCROW_APPROVAL_ANNOTATION}={wanted} --overwrite"
+        )
     })
 }
 
@@ -64,6 +100,25 @@ pub(crate) async fn step(
     let keys_secret = keys_secret_name(vc);
     let store = SecretKeyStore::new(ctx.client.clone(), &namespace, &keys_secret, &vc.name_any());
     let escrowed = status.keys.as_ref().and_then(|k| k.escrow.clone());
+    // The keys go only to recipients approved for them: the list the spec had when the
+    // keys were made, or one someone who may write the keys Secret approved since.
+    if let Some(unapproved) =
+        unapproved_recipients(ctx, spec, escrowed.as_ref(), &namespace, &keys_secret).await
+    {
+        let health = Health {
+            healthy: false,
+            reason: "RecipientsNotApproved",
+            message: unapproved.clone(),
+        };
+        set_named_condition(
+            &mut status.conditions,
+            condition::KEYS_ESCROWED,
+            Some(&health),
+            generation,
+            now,
+        );
+        return vec![EventSpec::warning("KeysEscrowFailed", unapproved)];
+    }
     // The Secret copy goes to another namespace only where the platform allows it; the
     // bucket copy is written either way.
     let refused_namespace = spec

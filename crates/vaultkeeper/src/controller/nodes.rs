@@ -70,12 +70,21 @@ impl NodeAccess {
             .as_ref()
             .is_some_and(|a| a.key == key || a.lifecycle.has_pending_keys());
         if !keep {
-            let store: Arc<dyn KeyStore> = Arc::new(SecretKeyStore::new(
-                ctx.client.clone(),
-                &namespace,
-                &key.keys_secret,
-                &vc.name_any(),
-            ));
+            let approval = vc
+                .spec
+                .keys
+                .escrow
+                .as_ref()
+                .map(|e| crate::escrow::recipients_fingerprint(&e.recipients));
+            let store: Arc<dyn KeyStore> = Arc::new(
+                SecretKeyStore::new(
+                    ctx.client.clone(),
+                    &namespace,
+                    &key.keys_secret,
+                    &vc.name_any(),
+                )
+                .approving_escrow(approval),
+            );
             #[cfg(feature = "fault-injection")]
             let store = ctx.faults.key_store(store);
             let (client, http): (Arc<dyn NodeClient>, Option<Arc<HttpNodeClient>>) = match vc
