@@ -363,11 +363,11 @@ impl FileKeyStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::raw::tests::{CLI_ANSWER, raw};
     use super::*;
 
-    fn sample() -> InitKeys {
+    pub(crate) fn sample() -> InitKeys {
         InitKeys {
             kind: KeyKind::Unseal,
             threshold: 2,

@@ -226,6 +226,7 @@ pub fn decode_stored(bytes: &[u8]) -> Result<Stored> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::keys::tests::sample;
 
     pub(crate) fn raw(format: AnswerFormat, answer: &str) -> RawInit {
         RawInit {
@@ -279,21 +280,6 @@ pub(crate) mod tests {
             for secret in ["c2hhcmUtb25l", "s.rootTokenValue"] {
                 assert!(!err.contains(secret), "{err}");
             }
-        }
-    }
-
-    fn sample() -> InitKeys {
-        InitKeys {
-            kind: KeyKind::Unseal,
-            threshold: 2,
-            shares: vec![
-                KeyShare::new("c2hhcmUtb25l".into()),
-                KeyShare::new("c2hhcmUtdHdv".into()),
-                KeyShare::new("c2hhcmUtdGhyZWU=".into()),
-            ],
-            root_token: Some(Token::new("s.rootTokenValue".into())),
-            next: None,
-            previous: None,
         }
     }
 }
