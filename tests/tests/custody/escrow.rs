@@ -682,7 +682,8 @@ async fn a_new_recipient_gets_nothing_until_someone_who_may_write_the_keys_appro
     )
     .await;
     let (_, _, message) = keys_escrowed_message(&vc).expect("KeysEscrowed");
-    let fingerprint = vaultkeeper::escrow::recipients_fingerprint(&[mallory_public.clone()]);
+    let fingerprint =
+        vaultkeeper::escrow::recipients_fingerprint(std::slice::from_ref(&mallory_public));
     assert!(
         message.contains("kubectl -n approval annotate secret approved-unseal-keys")
             && message.contains(&fingerprint),
