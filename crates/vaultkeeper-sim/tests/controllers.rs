@@ -207,6 +207,117 @@ async fn statefulset_parallel_creates_ordinal_pods_and_claims_that_outlive_their
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_when_scaled_delete_removes_the_claims_of_removed_pods_only() {
+    // StatefulSet docs, "PersistentVolumeClaim retention": with `whenScaled: Delete` the
+    // claims of pods a scale-down removes are deleted once those pods are gone; the
+    // claims of the remaining pods stay; `whenDeleted: Delete` keeps the StatefulSet as
+    // the owner of the others.
+    let c = cluster(5).await;
+    let client = c.client().unwrap();
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let pvcs: Api<PersistentVolumeClaim> = Api::default_namespaced(client.clone());
+    let kubelet = finish_terminations(pods.clone());
+    let mut set = sts("Parallel", "OnDelete", 3);
+    set.spec
+        .as_mut()
+        .unwrap()
+        .persistent_volume_claim_retention_policy = Some(
+        serde_json::from_value(json!({"whenDeleted": "Delete", "whenScaled": "Delete"})).unwrap(),
+    );
+    sets.create(&PostParams::default(), &set).await.unwrap();
+    let claims = |pvcs: Api<PersistentVolumeClaim>| async move {
+        let mut names: Vec<String> = pvcs
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        names.sort();
+        Some(names)
+    };
+    eventually("three claims", || {
+        let pvcs = pvcs.clone();
+        async move { claims(pvcs).await.filter(|n| n.len() == 3) }
+    })
+    .await;
+    let kept_uid = pvcs.get("data-vault-0").await.unwrap().metadata.uid;
+    sets.patch_scale(
+        "vault",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .unwrap();
+    let left = eventually("the claims of vault-1 and vault-2 deleted", || {
+        let pvcs = pvcs.clone();
+        async move { claims(pvcs).await.filter(|n| n.len() == 1) }
+    })
+    .await;
+    assert_eq!(left, ["data-vault-0"]);
+    let kept = pvcs.get("data-vault-0").await.unwrap();
+    assert_eq!(
+        kept.metadata.uid, kept_uid,
+        "the remaining pod keeps its claim"
+    );
+    let owners = kept.metadata.owner_references.unwrap_or_default();
+    assert!(
+        owners.len() == 1 && owners[0].kind == "StatefulSet",
+        "the remaining claim is owned by the StatefulSet only: {owners:?}"
+    );
+    // Back up: new, empty claims for the new pods.
+    sets.patch_scale(
+        "vault",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .unwrap();
+    let all = eventually("three claims again", || {
+        let pvcs = pvcs.clone();
+        async move { claims(pvcs).await.filter(|n| n.len() == 3) }
+    })
+    .await;
+    assert_eq!(all, ["data-vault-0", "data-vault-1", "data-vault-2"]);
+
+    // With `whenScaled: Retain` a scale-down keeps every claim.
+    sets.patch(
+        "vault",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenScaled": "Retain"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    sets.patch_scale(
+        "vault",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .unwrap();
+    eventually("scaled down to one pod", || {
+        let pods = pods.clone();
+        async move {
+            (pods.list(&ListParams::default()).await.ok()?.items.len() == 1).then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        claims(pvcs.clone()).await.unwrap().len(),
+        3,
+        "whenScaled: Retain keeps the claims"
+    );
+    kubelet.abort();
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_ordered_ready_and_rolling_update() {
     // "OrderedReady": pod N+1 only after pod N is Running and Ready. "Rolling Updates":
     // highest ordinal first, after a template change.

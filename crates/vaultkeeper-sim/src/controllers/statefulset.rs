@@ -6,6 +6,12 @@
 //! `OnDelete` updates, revisions recorded as ControllerRevisions, and status.
 //! Claims are bound at once by a simulated provisioner (status `Bound`, capacity as
 //! requested); the kubelet maps each claim to a directory that outlives its pods.
+//! `persistentVolumeClaimRetentionPolicy` is honoured as Kubernetes does it: with
+//! `whenDeleted: Delete` the claims are owned by the StatefulSet; with `whenScaled:
+//! Delete` a pod removed by a scale-down first becomes the owner of its claims, so the
+//! garbage collector deletes them once the pod is gone, and a scale-up that brings the
+//! ordinal back before that takes the ownership away again (the claim, and its data,
+//! then stay).
 
 use super::{controlled_by, controller_ref, manager, name_of, pod_ready, terminating};
 use crate::core::{Core, DeleteOptions, PatchType};
@@ -244,8 +250,46 @@ fn reconcile(core: &Core, sts: &Arc<Value>) {
         let pod = new_pod(sts, *o, &update_revision);
         let _ = core.create(&pod_t, ns, pod, &opts);
     }
+    let when_scaled_delete = spec["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Delete";
+    let claim_templates: Vec<&str> = spec["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(name_of)
+        .collect();
+    let claim_names = |ordinal: i64| -> Vec<String> {
+        claim_templates
+            .iter()
+            .map(|t| format!("{t}-{name}-{ordinal}"))
+            .collect()
+    };
+    let condemned = |ordinal: i64| ordinal >= s.start + s.replicas || ordinal < s.start;
+    let when_deleted_delete =
+        spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete";
+    let set_owner: Vec<Value> = match when_deleted_delete {
+        true => vec![controller_ref(sts)],
+        false => Vec::new(),
+    };
     for d in &p.delete {
+        let ordinal = ordinal_of(name, d);
+        if let (true, Some(ordinal)) = (when_scaled_delete, ordinal)
+            && condemned(ordinal)
+            && let Some(pod) = pods.iter().find(|p| name_of(p) == d.as_str())
+        {
+            for claim in claim_names(ordinal) {
+                set_claim_owners(core, &pvc_t, ns, &claim, &[pod_owner(pod)]);
+            }
+        }
         let _ = core.delete(&pod_t, ns, d, &DeleteOptions::default());
+    }
+    // A claim a scale-down handed to its pod, whose ordinal is wanted again before the
+    // garbage collector got to it: it stays, owned as the other claims are.
+    if when_scaled_delete {
+        for ordinal in s.start..s.start + s.replicas {
+            for claim in claim_names(ordinal) {
+                set_claim_owners(core, &pvc_t, ns, &claim, &set_owner);
+            }
+        }
     }
     // Status.
     let current = core
@@ -303,6 +347,55 @@ fn reconcile(core: &Core, sts: &Arc<Value>) {
             &opts,
         );
     }
+}
+
+/// Sets who owns a claim, as Kubernetes does for the retention policy: the owner
+/// references to StatefulSets and Pods become `owners`; any other owner is left alone.
+fn set_claim_owners(
+    core: &Core,
+    pvc_t: &Arc<crate::kinds::ResourceType>,
+    ns: &str,
+    claim: &str,
+    owners: &[Value],
+) {
+    let Some(pvc) = core.get_raw(pvc_t, ns, claim) else {
+        return;
+    };
+    let current = pvc["metadata"]["ownerReferences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut wanted: Vec<Value> = current
+        .iter()
+        .filter(|r| r["kind"] != "Pod" && r["kind"] != "StatefulSet")
+        .cloned()
+        .collect();
+    wanted.extend(owners.iter().cloned());
+    let same = |a: &[Value], b: &[Value]| {
+        a.len() == b.len() && a.iter().all(|r| b.iter().any(|o| o["uid"] == r["uid"]))
+    };
+    if same(&current, &wanted) {
+        return;
+    }
+    let body = json!({"metadata": {"ownerReferences": wanted}});
+    let _ = core.patch(
+        pvc_t,
+        ns,
+        claim,
+        PatchType::Merge,
+        body.to_string().as_bytes(),
+        None,
+        &manager("kube-controller-manager"),
+    );
+}
+
+/// The owner reference Kubernetes puts on the claims of a pod a scale-down removes.
+fn pod_owner(pod: &Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"],
+        "blockOwnerDeletion": true,
+    })
 }
 
 fn ensure_revision(core: &Core, rev_t: &crate::kinds::ResourceType, sts: &Value, rev_name: &str) {
