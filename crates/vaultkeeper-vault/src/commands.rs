@@ -330,6 +330,32 @@ pub fn delete(cli: &Cli, path: &str, token: &Token) -> Result<ExecRequest> {
     ))
 }
 
+/// `bao write -format=json sys/storage/raft/join leader_api_addr=ADDR
+/// [leader_ca_cert=@CA]`: the node asks the leader for a join challenge. No token and no
+/// secret: the address and the CA file path are all it carries. The address must be an
+/// `http(s)://host:port` URL, so it can never be read as a flag or a file reference.
+pub fn raft_join(cli: &Cli, leader_api_addr: &str) -> Result<ExecRequest> {
+    let valid = (leader_api_addr.starts_with("https://") || leader_api_addr.starts_with("http://"))
+        && leader_api_addr.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b':' | b'/' | b'.' | b'-' | b'[' | b']')
+        });
+    if !valid {
+        return Err(Error::invalid(
+            "leader_api_addr",
+            format!("{leader_api_addr:?} is not an http(s)://host:port address"),
+            "report this as a bug: the operator builds this address from the pod names",
+        ));
+    }
+    let addr = format!("leader_api_addr={leader_api_addr}");
+    let ca = cli
+        .ca_cert
+        .as_ref()
+        .map(|ca| format!("leader_ca_cert=@{ca}"));
+    let mut args = vec!["-format=json", "sys/storage/raft/join", addr.as_str()];
+    args.extend(ca.as_deref());
+    Ok(ExecRequest::plain(cli_args(cli, &["write"], &args)))
+}
+
 /// `bao write -format=json PATH -` with a JSON body on stdin and no token (logins).
 pub fn write_unauthenticated(cli: &Cli, path: &str, body: &Value) -> Result<ExecRequest> {
     let path = checked_path(path)?;

@@ -29,10 +29,18 @@
 //!    Auto-unseal pods are never given shares: a sealed auto-unseal pod waits for its seal
 //!    backend ([`WaitReason::AutoUnsealPending`]); recovery shares stay in the store.
 //! 6. **Raft:** a desired pod that reports uninitialized in an initialized cluster is
-//!    joining through `retry_join` (wait). Peers whose node id is no desired pod are removed,
-//!    one per pass, through the active node; if the active node itself is not desired it
-//!    steps down first. Removing a departed peer never lowers the number of live voters, so
-//!    it never costs quorum.
+//!    joined explicitly (`sys/storage/raft/join`) as soon as a desired pod is active, rather
+//!    than left to `retry_join`'s back-off, and unsealed in the same action. A sealed pod
+//!    missing from the raft configuration is between a join and its unseal: it asks the
+//!    leader for a fresh challenge before the shares go in (a challenge from an earlier
+//!    attempt or an earlier leader makes the unseal fail). An unsealed pod missing from the
+//!    raft configuration holds the data of a peer removed earlier (a scale-down, then a
+//!    scale-up that found the old volume): once that has been seen twice
+//!    ([`Observation::stale_data`]), its data is reset ([`Action::ResetNode`]), which is
+//!    safe because nothing in it is the cluster's any more. Peers whose node id is no
+//!    desired pod are removed, one per pass, through the active node; if the active node
+//!    itself is not desired it steps down first. Removing a departed peer never lowers the
+//!    number of live voters, so it never costs quorum.
 //! 7. **Bootstrap** once an active node exists and the keys (or, in self-init mode, the
 //!    operator's own login) make it possible.
 
@@ -74,12 +82,39 @@ pub enum InitMode {
     SelfInit,
 }
 
+/// How a joining node reaches the leader: `<scheme>://<pod>.<domain>:<port>`, the same
+/// address the rendered `retry_join` stanzas use, so the certificate the leader presents
+/// carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftJoin {
+    /// `https` (or `http` with TLS disabled).
+    pub scheme: String,
+    /// What follows the pod name in its host name (the headless Service).
+    pub domain: String,
+    /// The API port.
+    pub port: u16,
+}
+
+impl RaftJoin {
+    /// The API address of `leader` as a joining pod reaches it.
+    pub fn leader_api_addr(&self, leader: &PodName) -> String {
+        format!(
+            "{}://{}.{}:{}",
+            self.scheme,
+            leader.as_str(),
+            self.domain,
+            self.port
+        )
+    }
+}
+
 /// What the cluster should be.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterIntent {
     pods: Vec<PodName>,
     seal: SealIntent,
     init_mode: InitMode,
+    join: Option<RaftJoin>,
 }
 
 impl ClusterIntent {
@@ -105,6 +140,7 @@ impl ClusterIntent {
             pods,
             seal,
             init_mode,
+            join: None,
         };
         intent.init_request().validate()?;
         if init_mode == InitMode::SelfInit && matches!(seal, SealIntent::Shamir { .. }) {
@@ -115,6 +151,18 @@ impl ClusterIntent {
             ));
         }
         Ok(intent)
+    }
+
+    /// Joins new pods explicitly, through these addresses. Without it a new pod is left
+    /// to `retry_join`.
+    pub fn with_join(mut self, join: RaftJoin) -> Self {
+        self.join = Some(join);
+        self
+    }
+
+    /// How new pods are joined, when they are joined explicitly.
+    pub fn join(&self) -> Option<&RaftJoin> {
+        self.join.as_ref()
     }
 
     /// The desired pods.
@@ -259,6 +307,11 @@ pub struct Observation {
     pub raft: Option<RaftConfiguration>,
     /// Bootstrap state.
     pub bootstrap: BootstrapState,
+    /// Desired pods that were unsealed yet absent from the active node's raft
+    /// configuration in two observations some seconds apart: each holds the data of a
+    /// peer removed earlier. (One sighting is not enough to act on: see
+    /// [`crate::lifecycle`].)
+    pub stale_data: BTreeSet<PodName>,
 }
 
 /// Why the decision waits (nothing is wrong that the operator could fix now).
@@ -283,6 +336,9 @@ pub enum WaitReason {
     RaftConfigurationUnknown,
     /// A desired pod is a raft non-voter; autopilot promotes it once it is stable.
     PromotionPending(String),
+    /// A desired pod is unsealed but not in the raft configuration; seen once, so its data
+    /// is reset when it is seen again ([`Action::ResetNode`]).
+    NotRaftMember(PodName),
 }
 
 /// Why the decision stops touching the cluster: a person has to look.
@@ -395,6 +451,24 @@ pub enum Action {
         pod: PodName,
         /// Discard shares already entered first (see the module docs for why).
         reset_first: bool,
+        /// The pod is between a raft join and its unseal: ask this leader for a fresh
+        /// join challenge first (after a reset).
+        rejoin: Option<PodName>,
+    },
+    /// Join this uninitialized pod to raft through the active node, then (Shamir) unseal
+    /// it with the stored shares; an auto-unseal pod unseals itself once joined.
+    Join {
+        /// The new pod.
+        pod: PodName,
+        /// The active node it joins.
+        leader: PodName,
+    },
+    /// The pod holds the raft data of a peer removed earlier: discard its data volume and
+    /// let the StatefulSet re-create it empty, so it joins as a new member. Carried out by
+    /// the operator (it owns the volumes), not by the lifecycle.
+    ResetNode {
+        /// The pod.
+        pod: PodName,
     },
     /// The active pod is not a desired pod: make it give up leadership first.
     StepDown {
@@ -539,15 +613,38 @@ fn decide_initialized(
         }
     }
 
+    // The node new pods join and whose raft configuration is authoritative: the one
+    // active node, when it is a desired pod.
+    let leader = match observation
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Active)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [one] if intent.pods.contains(&one.pod) => Some(one.pod.clone()),
+        _ => None,
+    };
+    // Whether the pod is in that configuration (`None`: not known this pass).
+    let member = |pod: &PodName| -> Option<bool> {
+        leader.as_ref()?;
+        let raft = observation.raft.as_ref()?;
+        Some(raft.servers.iter().any(|s| s.node_id == pod.as_str()))
+    };
+
     let mut actions = Vec::new();
     for node in desired {
         match &node.state {
             NodeState::Unreachable { .. } => {
                 actions.push(Action::Wait(WaitReason::PodUnreachable(node.pod.clone())))
             }
-            NodeState::Uninitialized => {
-                actions.push(Action::Wait(WaitReason::JoiningRaft(node.pod.clone())))
-            }
+            NodeState::Uninitialized => match (&leader, intent.join.is_some()) {
+                (Some(leader), true) if *leader != node.pod => actions.push(Action::Join {
+                    pod: node.pod.clone(),
+                    leader: leader.clone(),
+                }),
+                _ => actions.push(Action::Wait(WaitReason::JoiningRaft(node.pod.clone()))),
+            },
             NodeState::Sealed {
                 progress,
                 threshold,
@@ -569,12 +666,28 @@ fn decide_initialized(
                         reported: *threshold,
                     })];
                 }
+                let rejoin = match (&leader, member(&node.pod), intent.join.is_some()) {
+                    (Some(leader), Some(false), true) => Some(leader.clone()),
+                    _ => None,
+                };
                 actions.push(Action::Unseal {
                     pod: node.pod.clone(),
-                    reset_first: *progress > 0,
+                    reset_first: *progress > 0 || rejoin.is_some(),
+                    rejoin,
                 });
             }
-            NodeState::Standby | NodeState::Active => {}
+            NodeState::Standby => {
+                if member(&node.pod) == Some(false) {
+                    actions.push(if observation.stale_data.contains(&node.pod) {
+                        Action::ResetNode {
+                            pod: node.pod.clone(),
+                        }
+                    } else {
+                        Action::Wait(WaitReason::NotRaftMember(node.pod.clone()))
+                    });
+                }
+            }
+            NodeState::Active => {}
         }
     }
 

@@ -34,6 +34,8 @@ pub enum Step {
     UnsealReset,
     /// `sys/storage/raft/remove-peer`.
     RemovePeer,
+    /// `sys/storage/raft/join`: a new node asks the leader for a join challenge.
+    RaftJoin,
     /// `sys/step-down`.
     StepDown,
     /// A rekey call: new unseal or recovery shares.
@@ -85,6 +87,7 @@ impl fmt::Display for Step {
             Step::Unseal => "unseal",
             Step::UnsealReset => "reset unseal progress",
             Step::RemovePeer => "remove raft peer",
+            Step::RaftJoin => "join raft",
             Step::StepDown => "step down",
             Step::Rekey => "rekey",
             Step::RotateKeyring => "rotate the encryption key",

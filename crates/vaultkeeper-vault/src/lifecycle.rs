@@ -19,6 +19,7 @@
 //! kept shares is not used: OpenBao >= 2.5.3 turns its unauthenticated endpoints off by
 //! default.)
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +36,39 @@ use crate::decide::{
 use crate::error::{Error, Result, Step};
 use crate::keys::{InitKeys, KeyStore, RawInit};
 use crate::node::{PodName, UnsealProgress};
+use crate::rotation::Kept;
 use crate::secret::{SecretString, Token, secret_string};
+
+/// How long a pass waits on one pod. A pod that has not answered by then is unreachable
+/// for this pass (an observation) or its action failed and is decided again on the next
+/// pass; either way the other pods are not held up, because per-pod work runs
+/// concurrently. `sys/init` and key writes have no deadline (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// One pod's observation (seal status and health), and each read through the active
+    /// node (the login, the raft configuration).
+    pub observe: Duration,
+    /// One pod's unseal or join, every call it makes together.
+    pub pod_action: Duration,
+    /// One step through the active node: a step-down, a peer removal, the bootstrap.
+    pub cluster_action: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            observe: Duration::from_secs(5),
+            pod_action: Duration::from_secs(10),
+            cluster_action: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How long a desired pod must have been seen unsealed and outside the raft
+/// configuration, in two observations, before its data is reset: long enough that a
+/// single odd answer (a configuration read in the middle of a leadership change) never
+/// costs a pod its volume.
+pub const NOT_MEMBER_CONFIRMATION: Duration = Duration::from_secs(4);
 
 /// Where the operator's service-account JWT comes from (a projected token file in a pod).
 #[async_trait]
@@ -95,6 +128,8 @@ pub enum Done {
     Bootstrapped(BootstrapReport),
     /// Bootstrap applied and the root token revoked and dropped from the key store.
     BootstrappedAndRootRevoked(BootstrapReport),
+    /// An auto-unseal pod joined raft; it unseals itself.
+    Joined,
     /// A wait or stop was reported; nothing was done.
     Reported,
 }
@@ -171,6 +206,9 @@ pub struct Lifecycle<C, S> {
     /// follows it (zeroized when dropped).
     held: Option<InitKeys>,
     bootstrapped: bool,
+    deadlines: Deadlines,
+    /// Desired pods seen unsealed but outside the raft configuration, since when.
+    not_members: BTreeMap<PodName, Instant>,
 }
 
 impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
@@ -186,7 +224,15 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             pending: None,
             held: None,
             bootstrapped: false,
+            deadlines: Deadlines::default(),
+            not_members: BTreeMap::new(),
         }
+    }
+
+    /// Waits on each pod at most this long (see [`Deadlines`]).
+    pub fn with_deadlines(mut self, deadlines: Deadlines) -> Self {
+        self.deadlines = deadlines;
+        self
     }
 
     /// Bootstraps with `spec` once the cluster has an active node.
@@ -346,9 +392,18 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                 .cloned(),
         );
         let this = &*self;
+        let deadline = self.deadlines.observe;
         let nodes = futures::future::join_all(pods.iter().map(|p| async move {
             if members.contains(p) {
-                this.observe_pod(p).await
+                match tokio::time::timeout(deadline, this.observe_pod(p)).await {
+                    Ok(observed) => observed,
+                    Err(_) => NodeObservation::new(
+                        p.clone(),
+                        NodeState::Unreachable {
+                            reason: format!("no answer within {}", seconds(deadline)),
+                        },
+                    ),
+                }
             } else {
                 NodeObservation::new(
                     p.clone(),
@@ -387,20 +442,33 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         let keys_usable = !matches!(keys_state, KeysState::PendingWrite(_));
         if let ([active], true) = (active.as_slice(), keys_usable) {
             let via = active.pod.clone();
-            match self.token(&via, &mut keys).await {
-                Ok((token, authority)) => {
-                    match self.client.raft_configuration(&via, &token).await {
-                        Ok(config) => raft = Some(config),
-                        Err(e) => {
+            let deadline = self.deadlines.observe;
+            match tokio::time::timeout(deadline, self.token(&via, &mut keys)).await {
+                Ok(Ok((token, authority))) => {
+                    match tokio::time::timeout(
+                        deadline,
+                        self.client.raft_configuration(&via, &token),
+                    )
+                    .await
+                    {
+                        Ok(Ok(config)) => raft = Some(config),
+                        Ok(Err(e)) => {
                             warn!(pod = %via, error = %e, "cannot read the raft configuration")
+                        }
+                        Err(_) => {
+                            warn!(pod = %via, "the raft configuration did not come within {}", seconds(deadline))
                         }
                     }
                     self.end_session(&via, Some((token, authority))).await;
                 }
-                Err(e) => warn!(pod = %via, error = %e, "no token for raft and bootstrap work"),
+                Ok(Err(e)) => warn!(pod = %via, error = %e, "no token for raft and bootstrap work"),
+                Err(_) => {
+                    warn!(pod = %via, "no token for raft and bootstrap work within {}", seconds(deadline))
+                }
             }
         }
         self.held = keys;
+        let stale_data = self.track_not_members(&nodes, raft.as_ref());
 
         let bootstrap = match (&self.bootstrap, self.bootstrapped) {
             (None, _) => BootstrapState::Disabled,
@@ -412,7 +480,44 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             keys: keys_state,
             raft,
             bootstrap,
+            stale_data,
         })
+    }
+
+    /// Remembers which desired pods are unsealed but missing from the raft configuration
+    /// of a desired active node, and answers those seen so for at least
+    /// [`NOT_MEMBER_CONFIRMATION`]. A pass that cannot tell (no such active node, no
+    /// configuration) forgets them all: the confirmation starts again.
+    fn track_not_members(
+        &mut self,
+        nodes: &[NodeObservation],
+        raft: Option<&crate::node::RaftConfiguration>,
+    ) -> BTreeSet<PodName> {
+        let active: Vec<&NodeObservation> = nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Active)
+            .collect();
+        let authoritative =
+            matches!(active.as_slice(), [one] if self.intent.pods().contains(&one.pod));
+        let outside: BTreeSet<PodName> = match (authoritative, raft) {
+            (true, Some(raft)) => nodes
+                .iter()
+                .filter(|n| n.state == NodeState::Standby && self.intent.pods().contains(&n.pod))
+                .filter(|n| !raft.servers.iter().any(|s| s.node_id == n.pod.as_str()))
+                .map(|n| n.pod.clone())
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        self.not_members.retain(|pod, _| outside.contains(pod));
+        let now = Instant::now();
+        for pod in &outside {
+            self.not_members.entry(pod.clone()).or_insert(now);
+        }
+        self.not_members
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) >= NOT_MEMBER_CONFIRMATION)
+            .map(|(pod, _)| pod.clone())
+            .collect()
     }
 
     /// What to do about `observation` (the pure [`decide`] for this lifecycle's intent).
@@ -439,33 +544,116 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
     ) -> Vec<Outcome> {
         let mut keys = self.held.take();
         let mut session: Option<(Token, Authority)> = None;
-        let mut outcomes = Vec::new();
-        for action in actions {
+        let mut outcomes: Vec<Option<Outcome>> = actions.iter().map(|_| None).collect();
+        let refused = |reason: String| {
+            Error::invalid(
+                "leadership",
+                reason,
+                "nothing to do: the replica that leads carries it out",
+            )
+        };
+
+        // 1. The keys: init and key writes, one at a time, with no deadline; nothing else
+        //    happens after one of them failed.
+        for (i, action) in actions.iter().enumerate() {
+            if !matches!(action, Action::Init { .. } | Action::PersistKeys) {
+                continue;
+            }
             let started = Instant::now();
             let result = match gate(action) {
                 Ok(()) => self.act(action, &mut keys, &mut session).await,
-                Err(reason) => Err(Error::invalid(
-                    "leadership",
-                    reason,
-                    "nothing to do: the replica that leads carries it out",
-                )),
+                Err(reason) => Err(refused(reason)),
             };
-            let elapsed = started.elapsed();
-            let fatal =
-                result.is_err() && matches!(action, Action::Init { .. } | Action::PersistKeys);
-            match &result {
-                Ok(done) => info!(action = ?action, outcome = ?done, "lifecycle action"),
-                Err(e) => warn!(action = ?action, error = %e, "lifecycle action failed"),
-            }
-            outcomes.push(Outcome {
-                action: action.clone(),
-                result,
-                elapsed,
-            });
-            if fatal {
-                break;
+            let failed = result.is_err();
+            outcomes[i] = Some(logged(action, result, started));
+            if failed {
+                return outcomes.into_iter().flatten().collect();
             }
         }
+
+        // 2. Each pod's own work (unseal, join), all pods at once, each within its
+        //    deadline: a pod that hangs costs only itself.
+        let per_pod: Vec<(usize, &Action, &PodName, Step)> = actions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a {
+                Action::Unseal { pod, .. } => Some((i, a, pod, Step::Unseal)),
+                Action::Join { pod, .. } => Some((i, a, pod, Step::RaftJoin)),
+                _ => None,
+            })
+            .collect();
+        if !per_pod.is_empty() {
+            let this = &*self;
+            let held = keys.as_ref();
+            let deadline = self.deadlines.pod_action;
+            let results =
+                futures::future::join_all(per_pod.iter().map(|&(i, action, pod, step)| {
+                    let refused = &refused;
+                    async move {
+                        let started = Instant::now();
+                        let result = match gate(action) {
+                            Ok(()) => {
+                                match tokio::time::timeout(deadline, this.act_on_pod(action, held))
+                                    .await
+                                {
+                                    Ok(result) => result,
+                                    Err(_) => Err(Error::Unreachable {
+                                        pod: pod.clone(),
+                                        step,
+                                        reason: format!(
+                                            "not done within {}; decided again on the next pass",
+                                            seconds(deadline)
+                                        ),
+                                    }),
+                                }
+                            }
+                            Err(reason) => Err(refused(reason)),
+                        };
+                        (i, pod, result, started)
+                    }
+                }))
+                .await;
+            for (i, pod, result, started) in results {
+                let action = &actions[i];
+                let result = match result {
+                    Ok((done, Some(kept))) => {
+                        if let Some(held) = keys.as_mut() {
+                            self.after_unseal(pod, kept, held).await;
+                        }
+                        Ok(done)
+                    }
+                    Ok((done, None)) => Ok(done),
+                    Err(e) => Err(e),
+                };
+                outcomes[i] = Some(logged(action, result, started));
+            }
+        }
+
+        // 3. The rest, through the active node, one at a time.
+        let deadline = self.deadlines.cluster_action;
+        for (i, action) in actions.iter().enumerate() {
+            if outcomes[i].is_some() {
+                continue;
+            }
+            let started = Instant::now();
+            let result = match gate(action) {
+                Ok(()) => {
+                    match tokio::time::timeout(deadline, self.act(action, &mut keys, &mut session))
+                        .await
+                    {
+                        Ok(result) => result,
+                        Err(_) => Err(Error::invalid(
+                            "deadline",
+                            format!("{action:?} was not done within {}", seconds(deadline)),
+                            "nothing to do: it is decided again on the next pass",
+                        )),
+                    }
+                }
+                Err(reason) => Err(refused(reason)),
+            };
+            outcomes[i] = Some(logged(action, result, started));
+        }
+
         let active = observation
             .nodes
             .iter()
@@ -474,7 +662,80 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         if let Some(via) = active {
             self.end_session(&via, session).await;
         }
-        outcomes
+        outcomes.into_iter().flatten().collect()
+    }
+
+    /// One pod's own work: reads the kept keys, writes nothing but to that pod. The shares
+    /// that unsealed it are answered so the bookkeeping can follow.
+    async fn act_on_pod(
+        &self,
+        action: &Action,
+        keys: Option<&InitKeys>,
+    ) -> Result<(Done, Option<Kept>)> {
+        let stored = || {
+            keys.ok_or_else(|| Error::KeyStore {
+                step: Step::KeyStoreLoad,
+                reason: "no stored shares to unseal with".into(),
+            })
+        };
+        match action {
+            Action::Unseal {
+                pod,
+                reset_first,
+                rejoin,
+            } => {
+                let keys = stored()?;
+                if *reset_first {
+                    info!(pod = %pod, "discarding a partial unseal before entering the stored shares");
+                    self.client.unseal_reset(pod).await?;
+                }
+                if let Some(leader) = rejoin {
+                    info!(pod = %pod, leader = %leader, "the pod is between a raft join and its unseal: asking the leader for a fresh challenge first");
+                    self.join(pod, leader).await?;
+                }
+                let (done, kept) = self.submit_kept_shares(pod, keys).await?;
+                Ok((done, Some(kept)))
+            }
+            Action::Join { pod, leader } => {
+                self.join(pod, leader).await?;
+                if matches!(self.intent.seal(), crate::decide::SealIntent::Auto { .. }) {
+                    return Ok((Done::Joined, None));
+                }
+                let keys = stored()?;
+                match self.submit_kept_shares(pod, keys).await {
+                    Ok((done, kept)) => Ok((done, Some(kept))),
+                    Err(e) if !crate::rotation::wrong_shares(&e) => {
+                        // The challenge this join fetched is gone (`retry_join` asked for
+                        // another meanwhile, or the leader moved): once more, from a fresh one.
+                        warn!(pod = %pod, error = %e, "the unseal after the join failed; joining again for a fresh challenge");
+                        let _ = self.client.unseal_reset(pod).await;
+                        self.join(pod, leader).await?;
+                        let (done, kept) = self.submit_kept_shares(pod, keys).await?;
+                        Ok((done, Some(kept)))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => Err(Error::invalid(
+                "action",
+                format!("{other:?} is not a per-pod action"),
+                "report this as a bug",
+            )),
+        }
+    }
+
+    /// `sys/storage/raft/join` on `pod`, towards `leader`.
+    async fn join(&self, pod: &PodName, leader: &PodName) -> Result<()> {
+        let join = self.intent.join().ok_or_else(|| {
+            Error::invalid(
+                "raft join",
+                "no join address is configured",
+                "report this as a bug",
+            )
+        })?;
+        self.client
+            .join_raft(pod, &join.leader_api_addr(leader))
+            .await
     }
 
     /// One whole pass: [`Lifecycle::observe`], [`Lifecycle::decide`],
@@ -545,16 +806,12 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                 self.persist_pending().await?;
                 Ok(Done::Initialized)
             }
-            Action::Unseal { pod, reset_first } => {
-                let held = keys.as_mut().ok_or_else(|| Error::KeyStore {
-                    step: Step::KeyStoreLoad,
-                    reason: "no stored shares to unseal with".into(),
-                })?;
-                if *reset_first {
-                    info!(pod = %pod, "discarding a partial unseal before entering the stored shares");
-                    self.client.unseal_reset(pod).await?;
+            Action::Unseal { pod, .. } | Action::Join { pod, .. } => {
+                let (done, kept) = self.act_on_pod(action, keys.as_ref()).await?;
+                if let (Some(kept), Some(held)) = (kept, keys.as_mut()) {
+                    self.after_unseal(pod, kept, held).await;
                 }
-                self.unseal_with_kept_shares(pod, held).await
+                Ok(done)
             }
             Action::StepDown { pod } => {
                 let token = self.session_token(pod, keys, session).await?;
@@ -580,7 +837,8 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                 }
                 Ok(Done::Bootstrapped(report))
             }
-            Action::Wait(_) | Action::Stop(_) => Ok(Done::Reported),
+            // The operator owns the volumes: it carries this out.
+            Action::ResetNode { .. } | Action::Wait(_) | Action::Stop(_) => Ok(Done::Reported),
         }
     }
 
@@ -640,4 +898,22 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         }
         Ok(())
     }
+}
+
+/// Logs how an action went and makes its outcome.
+fn logged(action: &Action, result: Result<Done>, started: Instant) -> Outcome {
+    match &result {
+        Ok(done) => info!(action = ?action, outcome = ?done, "lifecycle action"),
+        Err(e) => warn!(action = ?action, error = %e, "lifecycle action failed"),
+    }
+    Outcome {
+        action: action.clone(),
+        result,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// A deadline in words.
+fn seconds(deadline: Duration) -> String {
+    format!("{} s", deadline.as_secs_f32())
 }

@@ -196,7 +196,7 @@ pub struct RekeyReport {
 
 /// Which kept set of shares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kept {
+pub(crate) enum Kept {
     Current,
     Next,
     Previous,
@@ -204,20 +204,21 @@ enum Kept {
 
 /// Whether an error says "these are not the right shares" (the server could not decrypt
 /// its root key with them), as opposed to a node that does not answer.
-fn wrong_shares(error: &Error) -> bool {
+pub(crate) fn wrong_shares(error: &Error) -> bool {
     matches!(error, Error::Api { status: 400, .. })
 }
 
 impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
-    /// Unseals `pod` with the shares in force; when it refuses them, with a rekey's kept
+    /// Enters the shares in force into `pod`; when it refuses them, with a rekey's kept
     /// new shares (which are then in force: promoted), then with the old ones (a pod whose
     /// data predates the rekey). Old shares go once every pod has been unsealed with the
-    /// current ones.
-    pub(crate) async fn unseal_with_kept_shares(
-        &mut self,
+    /// current ones. It reads the keys only, so several pods can be unsealed at once; the
+    /// bookkeeping ([`Lifecycle::after_unseal`]) follows, one pod at a time.
+    pub(crate) async fn submit_kept_shares(
+        &self,
         pod: &PodName,
-        keys: &mut InitKeys,
-    ) -> Result<Done> {
+        keys: &InitKeys,
+    ) -> Result<(Done, Kept)> {
         let mut sets = vec![Kept::Current];
         sets.extend(keys.next.as_ref().map(|_| Kept::Next));
         sets.extend(keys.previous.as_ref().map(|_| Kept::Previous));
@@ -269,8 +270,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                     });
                 }
             };
-            self.after_unseal(pod, *kept, keys).await;
-            return Ok(done);
+            return Ok((done, *kept));
         }
         Err(Error::Api {
             pod: pod.clone(),
@@ -282,7 +282,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
 
     /// Bookkeeping after `kept` unsealed `pod`: a rekey's new shares are promoted; the pod
     /// is crossed off the list the old shares wait for.
-    async fn after_unseal(&mut self, pod: &PodName, kept: Kept, keys: &mut InitKeys) {
+    pub(crate) async fn after_unseal(&mut self, pod: &PodName, kept: Kept, keys: &mut InitKeys) {
         let changed = match kept {
             Kept::Next => {
                 let Some(next) = keys.next.take() else {

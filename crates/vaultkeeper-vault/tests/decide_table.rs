@@ -3,7 +3,7 @@
 
 use vaultkeeper_vault::decide::{
     Action, BootstrapState, ClusterIntent, InitMode, KeysState, NodeObservation, NodeState,
-    Observation, SealIntent, StopReason, WaitReason, decide,
+    Observation, RaftJoin, SealIntent, StopReason, WaitReason, decide,
 };
 use vaultkeeper_vault::keys::{KeyKind, KeysSummary};
 use vaultkeeper_vault::node::{InitRequest, PodName, RaftConfiguration, RaftServer, SealType};
@@ -116,6 +116,7 @@ fn observe(
         keys,
         raft,
         bootstrap: BootstrapState::Done,
+        stale_data: Default::default(),
     }
 }
 
@@ -261,15 +262,18 @@ fn sealed_pods_after_a_restart_are_each_unsealed() {
         vec![
             Action::Unseal {
                 pod: pod("vault-0"),
-                reset_first: false
+                reset_first: false,
+                rejoin: None,
             },
             Action::Unseal {
                 pod: pod("vault-1"),
-                reset_first: false
+                reset_first: false,
+                rejoin: None,
             },
             Action::Unseal {
                 pod: pod("vault-2"),
-                reset_first: false
+                reset_first: false,
+                rejoin: None,
             },
             Action::Wait(WaitReason::NoActiveNode),
         ]
@@ -291,7 +295,8 @@ fn one_restarted_pod_is_unsealed_and_the_rest_left_alone() {
         decide(&shamir_intent(3), &obs),
         vec![Action::Unseal {
             pod: pod("vault-1"),
-            reset_first: false
+            reset_first: false,
+            rejoin: None,
         }]
     );
 }
@@ -310,7 +315,8 @@ fn partial_unseal_progress_is_reset_before_the_stored_shares_are_entered() {
         decide(&shamir_intent(2), &obs),
         vec![Action::Unseal {
             pod: pod("vault-1"),
-            reset_first: true
+            reset_first: true,
+            rejoin: None,
         }]
     );
 }
@@ -491,7 +497,8 @@ fn a_pod_that_answers_nothing_in_a_running_cluster_is_reported_and_the_rest_proc
             Action::Wait(WaitReason::PodUnreachable(pod("vault-1"))),
             Action::Unseal {
                 pod: pod("vault-2"),
-                reset_first: false
+                reset_first: false,
+                rejoin: None,
             },
         ]
     );
@@ -571,7 +578,8 @@ fn new_pods_of_a_scale_up_wait_for_retry_join_then_get_unsealed() {
             Action::Wait(WaitReason::JoiningRaft(pod("vault-3"))),
             Action::Unseal {
                 pod: pod("vault-4"),
-                reset_first: false
+                reset_first: false,
+                rejoin: None,
             },
         ]
     );
@@ -743,4 +751,145 @@ fn intent_validation_names_the_field_and_the_fix() {
             .unwrap_or_default();
         assert!(err.contains(field), "{field}: {err}");
     }
+}
+
+fn joining(intent: ClusterIntent) -> ClusterIntent {
+    intent.with_join(RaftJoin {
+        scheme: "https".into(),
+        domain: "vault-internal".into(),
+        port: 8200,
+    })
+}
+
+#[test]
+fn the_join_address_is_the_one_retry_join_uses() {
+    let join = RaftJoin {
+        scheme: "https".into(),
+        domain: "vault-internal".into(),
+        port: 8200,
+    };
+    assert_eq!(
+        join.leader_api_addr(&pod("vault-2")),
+        "https://vault-2.vault-internal:8200"
+    );
+}
+
+#[test]
+fn with_explicit_joins_a_new_pod_joins_the_active_node_at_once_and_a_half_joined_one_rejoins() {
+    // vault-3 is new; vault-4 joined earlier but its unseal never completed (it is
+    // initialized, sealed, and not in the configuration); vault-2 restarted (a member).
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Active, SHAMIR()),
+            node("vault-1", NodeState::Standby, SHAMIR()),
+            node("vault-2", sealed(0), SHAMIR()),
+            node("vault-3", NodeState::Uninitialized, SHAMIR()),
+            node("vault-4", sealed(0), SHAMIR()),
+        ],
+        unseal_keys(),
+        healthy_raft(),
+    );
+    let actions = decide(&joining(shamir_intent(5)), &obs);
+    never_inits(&actions);
+    assert_eq!(
+        actions,
+        vec![
+            Action::Unseal {
+                pod: pod("vault-2"),
+                reset_first: false,
+                rejoin: None,
+            },
+            Action::Join {
+                pod: pod("vault-3"),
+                leader: pod("vault-0"),
+            },
+            Action::Unseal {
+                pod: pod("vault-4"),
+                reset_first: true,
+                rejoin: Some(pod("vault-0")),
+            },
+        ]
+    );
+}
+
+#[test]
+fn without_a_desired_active_node_a_new_pod_waits_for_retry_join() {
+    for (case, nodes) in [
+        (
+            "no active node",
+            vec![
+                node("vault-0", NodeState::Standby, SHAMIR()),
+                node("vault-1", NodeState::Uninitialized, SHAMIR()),
+            ],
+        ),
+        (
+            "the active node is leaving",
+            vec![
+                node("vault-0", NodeState::Standby, SHAMIR()),
+                node("vault-1", NodeState::Uninitialized, SHAMIR()),
+                node("vault-2", NodeState::Active, SHAMIR()),
+            ],
+        ),
+    ] {
+        let obs = observe(nodes, unseal_keys(), None);
+        let actions = decide(&joining(shamir_intent(2)), &obs);
+        assert!(
+            actions.contains(&Action::Wait(WaitReason::JoiningRaft(pod("vault-1")))),
+            "{case}: {actions:?}"
+        );
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Join { .. })),
+            "{case}: {actions:?}"
+        );
+    }
+}
+
+#[test]
+fn an_auto_unseal_pod_is_joined_and_left_to_unseal_itself() {
+    let obs = observe(
+        vec![
+            node("vault-0", NodeState::Active, TRANSIT()),
+            node("vault-1", NodeState::Uninitialized, TRANSIT()),
+        ],
+        recovery_keys(),
+        raft(&[("vault-0", true)]),
+    );
+    assert_eq!(
+        decide(&joining(auto_intent(2, InitMode::Operator)), &obs),
+        vec![Action::Join {
+            pod: pod("vault-1"),
+            leader: pod("vault-0"),
+        }]
+    );
+}
+
+#[test]
+fn an_unsealed_pod_outside_raft_is_reset_only_once_confirmed() {
+    let mut obs = observe(
+        vec![
+            node("vault-0", NodeState::Active, SHAMIR()),
+            node("vault-1", NodeState::Standby, SHAMIR()),
+            node("vault-2", NodeState::Standby, SHAMIR()),
+        ],
+        unseal_keys(),
+        raft(&[("vault-0", true), ("vault-1", true)]),
+    );
+    let intent = joining(shamir_intent(3));
+    assert_eq!(
+        decide(&intent, &obs),
+        vec![Action::Wait(WaitReason::NotRaftMember(pod("vault-2")))]
+    );
+    obs.stale_data.insert(pod("vault-2"));
+    assert_eq!(
+        decide(&intent, &obs),
+        vec![Action::ResetNode {
+            pod: pod("vault-2")
+        }]
+    );
+    // Without the configuration (it could not be read) nothing is said about membership.
+    obs.raft = None;
+    assert_eq!(
+        decide(&intent, &obs),
+        vec![Action::Wait(WaitReason::RaftConfigurationUnknown)]
+    );
 }

@@ -553,6 +553,12 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
         SealStatus::parse(pod, Step::UnsealReset, &data).map(|s| UnsealProgress::from(&s))
     }
 
+    async fn join_raft(&self, pod: &PodName, leader_api_addr: &str) -> Result<()> {
+        let request = commands::raft_join(&self.cli, leader_api_addr)?;
+        let data = self.required_data(pod, Step::RaftJoin, request).await?;
+        wire::joined(pod, &data)
+    }
+
     async fn remove_raft_peer(&self, pod: &PodName, node_id: &str, token: &Token) -> Result<()> {
         let body = json!({ "server_id": node_id });
         self.write(

@@ -24,6 +24,8 @@ use super::vault_http::{HttpOptions, VaultHttp, tls_config};
 /// as the cluster scales. Errors name the pod.
 pub struct HttpNodeClient {
     tls: Arc<rustls::ClientConfig>,
+    /// The cluster CA, handed to a joining node so it verifies the leader with it.
+    ca_pem: String,
     options: HttpOptions,
     pods: RwLock<BTreeMap<PodName, VaultHttp>>,
 }
@@ -33,6 +35,7 @@ impl HttpNodeClient {
     pub fn new(ca_pem: &[u8], options: HttpOptions) -> Result<Self> {
         Ok(HttpNodeClient {
             tls: Arc::new(tls_config(Some(ca_pem))?),
+            ca_pem: String::from_utf8_lossy(ca_pem).into_owned(),
             options,
             pods: RwLock::new(BTreeMap::new()),
         })
@@ -177,6 +180,25 @@ impl NodeClient for HttpNodeClient {
             .call(step, Method::PUT, "sys/unseal", None, Some(&body))
             .await?;
         SealStatus::parse(pod, step, &node.decode(step, &reply)?).map(|s| UnsealProgress::from(&s))
+    }
+
+    async fn join_raft(&self, pod: &PodName, leader_api_addr: &str) -> Result<()> {
+        let step = Step::RaftJoin;
+        let node = self.node(pod, step)?;
+        let body = json!({
+            "leader_api_addr": leader_api_addr,
+            "leader_ca_cert": self.ca_pem,
+        });
+        let reply = node
+            .call(
+                step,
+                Method::POST,
+                "sys/storage/raft/join",
+                None,
+                Some(&body),
+            )
+            .await?;
+        wire::joined(pod, &node.decode(step, &reply)?)
     }
 
     async fn remove_raft_peer(&self, pod: &PodName, node_id: &str, token: &Token) -> Result<()> {

@@ -158,6 +158,12 @@ pub trait NodeClient: Send + Sync {
     /// `sys/unseal` with `reset`: discards shares entered so far.
     async fn unseal_reset(&self, pod: &PodName) -> Result<UnsealProgress>;
 
+    /// `sys/storage/raft/join` on an uninitialized (or joining) node: asks the leader at
+    /// `leader_api_addr` for a fresh join challenge, trusting the cluster CA for it. No
+    /// token: the node has none yet. On a node that already holds raft data the server
+    /// answers success and does nothing.
+    async fn join_raft(&self, pod: &PodName, leader_api_addr: &str) -> Result<()>;
+
     /// `sys/storage/raft/remove-peer`; removing an id that is not a peer succeeds.
     async fn remove_raft_peer(&self, pod: &PodName, node_id: &str, token: &Token) -> Result<()>;
 
@@ -301,6 +307,10 @@ impl<T: NodeClient + ?Sized> NodeClient for std::sync::Arc<T> {
 
     async fn unseal_reset(&self, pod: &PodName) -> Result<UnsealProgress> {
         (**self).unseal_reset(pod).await
+    }
+
+    async fn join_raft(&self, pod: &PodName, leader_api_addr: &str) -> Result<()> {
+        (**self).join_raft(pod, leader_api_addr).await
     }
 
     async fn remove_raft_peer(&self, pod: &PodName, node_id: &str, token: &Token) -> Result<()> {

@@ -188,3 +188,15 @@ pub(crate) fn client_token(body: &[u8]) -> std::result::Result<Token, String> {
         .filter(|token| !token.expose_secret().is_empty())
         .ok_or_else(|| "the answer has no auth.client_token".to_owned())
 }
+
+/// The answer of `sys/storage/raft/join`: `{"joined": true}`, or the node did not join.
+pub(crate) fn joined(pod: &PodName, data: &Value) -> Result<()> {
+    match data.get("joined").and_then(Value::as_bool) {
+        Some(true) => Ok(()),
+        _ => Err(Error::UnexpectedResponse {
+            pod: pod.clone(),
+            step: Step::RaftJoin,
+            reason: "the node did not report that it joined".into(),
+        }),
+    }
+}
