@@ -14,6 +14,8 @@ use tokio::sync::watch;
 pub struct ExecAnswerFault {
     /// Applies to commands whose argv holds every one of these words.
     pub argv_contains: Vec<String>,
+    /// Applies only to commands run in these pods (by name); empty: in any pod.
+    pub pods: Vec<String>,
     /// How long stdout and the exit status are held back after the command exits.
     pub delay: Duration,
     /// Only the first this-many bytes of stdout arrive.
@@ -23,11 +25,13 @@ pub struct ExecAnswerFault {
 }
 
 impl ExecAnswerFault {
-    /// Whether it applies to `argv`.
-    pub fn matches(&self, argv: &[String]) -> bool {
-        self.argv_contains
-            .iter()
-            .all(|word| argv.iter().any(|a| a == word))
+    /// Whether it applies to `argv` run in `pod`.
+    pub fn matches(&self, pod: &str, argv: &[String]) -> bool {
+        (self.pods.is_empty() || self.pods.iter().any(|p| p == pod))
+            && self
+                .argv_contains
+                .iter()
+                .all(|word| argv.iter().any(|a| a == word))
     }
 
     /// What the client gets instead of `stdout`.
@@ -121,13 +125,13 @@ impl Faults {
         }
     }
 
-    /// The exec-answer fault for `argv`, if one applies.
-    pub fn exec_answer_for(&self, argv: &[String]) -> Option<ExecAnswerFault> {
+    /// The exec-answer fault for `argv` run in `pod`, if one applies.
+    pub fn exec_answer_for(&self, pod: &str, argv: &[String]) -> Option<ExecAnswerFault> {
         self.exec_answer
             .lock()
             .ok()?
             .clone()
-            .filter(|f| f.matches(argv))
+            .filter(|f| f.matches(pod, argv))
     }
 
     /// Whether discovery requests fail now.

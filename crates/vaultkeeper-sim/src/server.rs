@@ -1368,7 +1368,7 @@ impl ApiServer {
         let stdin = q.flag("stdin");
         let tty = q.flag("tty");
         let io = self.pod_io()?;
-        let answer_fault = self.faults.exec_answer_for(&command);
+        let answer_fault = self.faults.exec_answer_for(name, &command);
         let streams = io
             .exec(ExecRequest {
                 namespace: ns.to_string(),
