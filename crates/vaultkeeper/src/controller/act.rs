@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
@@ -19,7 +19,7 @@ use vaultkeeper_vault::rotation::RotationApi;
 use super::error::{Error, kube_err};
 use super::events::EventSpec;
 use super::nodes::{self, ClusterLifecycle};
-use super::plan::{Plan, RotationStep};
+use super::plan::{NodeReset, Plan, RotationStep};
 use super::rollout::RolloutStep;
 use crate::apply;
 use crate::leader::Fence;
@@ -123,6 +123,14 @@ pub(crate) async fn cluster(
         lifecycle = Some(nodes);
     }
 
+    for reset in &plan.resets {
+        if let Err(fenced) = fence.check() {
+            acted.errors.push(fenced.to_string());
+            break;
+        }
+        reset_node(client, &namespace, reset, &mut acted).await?;
+    }
+
     match &plan.rollout {
         Some(RolloutStep::DeletePod(_) | RolloutStep::StepDown(_))
             if let Err(fenced) = fence.check() =>
@@ -179,6 +187,62 @@ pub(crate) async fn cluster(
         }
     }
     Ok(acted)
+}
+
+/// Discards the raft data of a pod that holds a removed peer's: its claim first, then the
+/// pod (only the one observed, by UID), so the StatefulSet re-creates the pod on a new,
+/// empty volume and it joins as a new member. In that order because a pod re-created
+/// before its old claim is gone would mount the old data again. (Kubernetes keeps a claim
+/// in use until its pod is gone; the StatefulSet controller then makes a new one.)
+async fn reset_node(
+    client: &kube::Client,
+    namespace: &str,
+    reset: &NodeReset,
+    acted: &mut Acted,
+) -> Result<(), Error> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    match claims
+        .delete(&reset.claim, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => acted.writes += 1,
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => {
+            return Err(kube_err("deleting the raft data volume of a removed peer")(
+                e,
+            ));
+        }
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some(reset.uid.clone()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match pods.delete(&reset.pod, &params).await {
+        Ok(_) => acted.writes += 1,
+        // Gone already, or re-created meanwhile (another UID): nothing of the old one left.
+        Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => {}
+        Err(e) => {
+            return Err(kube_err(
+                "re-creating a pod that holds a removed peer's data",
+            )(e));
+        }
+    }
+    acted.events.push(
+        EventSpec::normal(
+            "RaftDataReset",
+            format!(
+                "pod {} was unsealed but not a member of raft: volume {} held the data of a peer removed earlier. Deleted the volume and the pod; the StatefulSet re-creates both and the pod joins raft as a new member",
+                reset.pod, reset.claim
+            ),
+        )
+        .about(reset.pod.clone()),
+    );
+    info!(pod = %reset.pod, claim = %reset.claim, "reset the data of a pod outside raft");
+    Ok(())
 }
 
 /// Writes the rotation just done to `status.rotation` at once, in its own merge patch:

@@ -114,6 +114,20 @@ pub(crate) fn lifecycle(pass: &PassReport, keys_secret: &str) -> Vec<EventSpec> 
                 "SharesSubmitted",
                 format!("entered the unseal shares on pod {pod}; it is finishing its raft join"),
             ),
+            (LifecycleAction::Join { pod, leader }, Ok(Done::Unsealed)) => (
+                "Joined",
+                format!("pod {pod} joined raft through {leader} and is unsealed"),
+            ),
+            (LifecycleAction::Join { pod, leader }, Ok(Done::SharesSubmitted(_))) => (
+                "Joined",
+                format!(
+                    "pod {pod} joined raft through {leader}; its unseal shares are in and it is finishing the join"
+                ),
+            ),
+            (LifecycleAction::Join { pod, leader }, Ok(Done::Joined)) => (
+                "Joined",
+                format!("pod {pod} joined raft through {leader}; it unseals itself"),
+            ),
             (LifecycleAction::RemovePeer { node_id, .. }, Ok(Done::PeerRemoved)) => (
                 "PeerRemoved",
                 format!("removed raft peer {node_id}, which no desired pod is"),
@@ -140,6 +154,7 @@ pub(crate) fn lifecycle(pass: &PassReport, keys_secret: &str) -> Vec<EventSpec> 
         events.push(match &outcome.action {
             LifecycleAction::Init { pod, .. }
             | LifecycleAction::Unseal { pod, .. }
+            | LifecycleAction::Join { pod, .. }
             | LifecycleAction::StepDown { pod } => event.about(pod.as_str()),
             LifecycleAction::RemovePeer { node_id, .. } => event.about(node_id.clone()),
             _ => event,

@@ -221,6 +221,7 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         tls_problem: plan.tls_problem.clone(),
         operation,
         waiting_for: plan.waiting_for.clone(),
+        needs_person: plan.needs_person.clone(),
         errors: acted.errors.clone(),
         fixed: Some(vaultkeeper_api::fixed_fields(&vc.name_any(), &vc.spec)),
     });

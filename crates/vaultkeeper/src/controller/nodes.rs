@@ -16,7 +16,7 @@ use vaultkeeper_vault::bootstrap::{BootstrapSpec, Identity};
 use vaultkeeper_vault::client::{
     Cli, ExecNodeClient, Executor, HttpNodeClient, HttpOptions, KubernetesAuthConfig, NodeClient,
 };
-use vaultkeeper_vault::decide::{ClusterIntent, InitMode, SealIntent};
+use vaultkeeper_vault::decide::{ClusterIntent, InitMode, RaftJoin, SealIntent};
 use vaultkeeper_vault::keys::KeyStore;
 use vaultkeeper_vault::lifecycle::{Lifecycle, OperatorLogin};
 use vaultkeeper_vault::node::{NodeEndpoint, PodName};
@@ -267,5 +267,16 @@ pub(crate) fn intent_for(vc: &VaultCluster, desired: &[String]) -> Result<Cluste
         .iter()
         .map(|p| PodName::new(p.clone()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(ClusterIntent::new(pods, seal, init_mode)?)
+    // New pods join the active node explicitly, at the address the rendered `retry_join`
+    // stanzas name (the one the server certificates carry).
+    let join = RaftJoin {
+        scheme: match TlsFiles::of(vc) {
+            TlsFiles::Enabled(_) => "https",
+            TlsFiles::Disabled => "http",
+        }
+        .to_owned(),
+        domain: ClusterNames::new(vc.name_any()).internal_service(),
+        port: API_PORT,
+    };
+    Ok(ClusterIntent::new(pods, seal, init_mode)?.with_join(join))
 }

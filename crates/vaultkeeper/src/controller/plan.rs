@@ -78,6 +78,22 @@ pub(crate) struct Plan {
     pub(crate) tls_problem: Option<String>,
     /// The raft peers (node ids) this pass knows of, to remember.
     pub(crate) raft_peers: Option<Vec<String>>,
+    /// Pods whose data volume is discarded: each holds the raft data of a peer removed
+    /// earlier (see `vaultkeeper_vault::decide`, rule 6).
+    pub(crate) resets: Vec<NodeReset>,
+    /// Something only a person can fix, with its reason: Degraded says so.
+    pub(crate) needs_person: Option<(&'static str, String)>,
+}
+
+/// A pod to re-create empty, and the claim of its raft data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NodeReset {
+    /// The pod.
+    pub(crate) pod: String,
+    /// Its UID, so only the pod that was observed is deleted.
+    pub(crate) uid: String,
+    /// The PersistentVolumeClaim its `data` volume mounts.
+    pub(crate) claim: String,
 }
 
 /// A key rotation a person asked for (`spec.keys.rotation`), with the request value it
@@ -139,10 +155,13 @@ impl Plan {
     pub(crate) fn hold_disruptions(&mut self) {
         self.rollout = None;
         self.rotation = None;
+        self.resets.clear();
         self.lifecycle.retain(|a| {
             !matches!(
                 a,
-                LifecycleAction::StepDown { .. } | LifecycleAction::RemovePeer { .. }
+                LifecycleAction::StepDown { .. }
+                    | LifecycleAction::RemovePeer { .. }
+                    | LifecycleAction::ResetNode { .. }
             )
         });
     }
@@ -168,6 +187,21 @@ pub(crate) fn cluster(
     // 1. The lifecycle's decision about the Vault nodes.
     if let Some(observation) = &observed.nodes {
         plan.lifecycle = decide(&nodes::intent_for(vc, &desired)?, observation);
+    }
+    for action in &plan.lifecycle {
+        if let LifecycleAction::ResetNode { pod } = action {
+            match node_reset(&observed.pods, pod.as_str()) {
+                Some(reset) => plan.resets.push(reset),
+                None => {
+                    plan.needs_person = Some((
+                        "RaftDataOfRemovedPeer",
+                        format!(
+                            "pod {pod} is unsealed but not a member of raft: its data is that of a peer removed earlier, and it has no `data` volume claim vaultkeeper could reset. Delete the volume that holds its raft data and then the pod, so it starts empty and joins again (docs/operations.md, \"A pod outside raft\")"
+                        ),
+                    ));
+                }
+            }
+        }
     }
     let stopped = plan
         .lifecycle
@@ -405,6 +439,27 @@ fn started_at(
         .and_then(|s| s.operation.as_ref())
         .filter(|o| o.kind == kind)
         .map_or(Time(now), |o| o.started_at.clone())
+}
+
+/// What resetting `pod` deletes: the pod (by UID) and the claim its `data` volume mounts.
+fn node_reset(pods: &[k8s_openapi::api::core::v1::Pod], pod: &str) -> Option<NodeReset> {
+    let found = pods.iter().find(|p| pod_name(p) == pod)?;
+    let claim = found
+        .spec
+        .as_ref()?
+        .volumes
+        .as_ref()?
+        .iter()
+        .find(|v| v.name == "data")?
+        .persistent_volume_claim
+        .as_ref()?
+        .claim_name
+        .clone();
+    Some(NodeReset {
+        pod: pod.to_owned(),
+        uid: found.metadata.uid.clone()?,
+        claim,
+    })
 }
 
 fn pod_name(pod: &k8s_openapi::api::core::v1::Pod) -> String {

@@ -114,6 +114,7 @@ fn nodes_seen(states: &[(&str, NodeState)], voters: &[&str], keys: KeysState) ->
                 .collect(),
         }),
         bootstrap: BootstrapState::Done,
+        stale_data: Default::default(),
     }
 }
 

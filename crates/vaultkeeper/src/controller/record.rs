@@ -13,8 +13,10 @@ use crate::metrics::{CertificateLabels, ClusterLabels, Metrics, UnsealLabels};
 pub(crate) fn unseals(metrics: &Metrics, labels: &ClusterLabels, outcomes: &[Outcome]) {
     for outcome in outcomes {
         let result = match (&outcome.action, &outcome.result) {
-            (LifecycleAction::Unseal { .. }, Ok(Done::Unsealed)) => "success",
-            (LifecycleAction::Unseal { .. }, Err(_)) => "failure",
+            (LifecycleAction::Unseal { .. } | LifecycleAction::Join { .. }, Ok(Done::Unsealed)) => {
+                "success"
+            }
+            (LifecycleAction::Unseal { .. } | LifecycleAction::Join { .. }, Err(_)) => "failure",
             _ => continue,
         };
         metrics

@@ -55,6 +55,8 @@ pub struct StatusInputs<'a> {
     /// Something the operator is waiting for besides the lifecycle (a rollout step, a
     /// dependency), in a sentence.
     pub waiting_for: Option<String>,
+    /// Something only a person can fix, with its reason (Degraded says so).
+    pub needs_person: Option<(&'static str, String)>,
     /// Failures of this pass that a person should see (already free of secrets).
     pub errors: Vec<String>,
     /// The spec's fields that are fixed once the cluster is initialized, as they are now:
@@ -128,6 +130,10 @@ fn wait_sentence(wait: &WaitReason) -> String {
         WaitReason::PromotionPending(id) => {
             format!("{id} is a raft non-voter until autopilot promotes it")
         }
+        WaitReason::NotRaftMember(pod) => format!(
+            "pod {} is unsealed but not a member of raft (its volume holds a removed peer's data); its data is reset if that is still so at the next look",
+            pod.as_str()
+        ),
     }
 }
 
@@ -419,24 +425,32 @@ pub fn compute(inputs: &StatusInputs<'_>) -> VaultClusterStatus {
             None => progress_message,
         };
         conditions.push(Cond::new(condition::READY, false, reason, message.clone()));
-        conditions.push(Cond::new(condition::PROGRESSING, true, reason, message));
+        conditions.push(Cond::new(
+            condition::PROGRESSING,
+            true,
+            reason,
+            message.clone(),
+        ));
         // Serving with some pods unhealthy is degraded; a cluster still coming up is not:
         // only one that was Ready (or already Degraded) before can be Degraded now, so
         // `kubectl get vc` never alarms anyone during the first minute of a new cluster.
         let serving = status.active_pod.is_some();
         let was_serving =
             previous.is_some_and(|p| matches!(p.phase, Some(Phase::Ready | Phase::Degraded)));
-        let degraded = serving
-            && was_serving
-            && initialized
-            && (usize::try_from(ready).unwrap_or(0) < desired)
-            && inputs.operation.is_none();
-        conditions.push(if degraded {
+        let degraded = inputs.needs_person.is_some()
+            || (serving
+                && was_serving
+                && initialized
+                && (usize::try_from(ready).unwrap_or(0) < desired)
+                && inputs.operation.is_none());
+        conditions.push(if let Some((reason, message)) = &inputs.needs_person {
+            Cond::new(condition::DEGRADED, true, *reason, message.clone())
+        } else if degraded {
             Cond::new(
                 condition::DEGRADED,
                 true,
                 "PodsNotReady",
-                format!("{ready} of {desired} pods ready"),
+                format!("{ready} of {desired} pods ready; {message}"),
             )
         } else {
             Cond::new(

@@ -27,6 +27,7 @@ fn pass(states: &[(&str, NodeState)]) -> PassReport {
             keys: KeysState::Missing,
             raft: Some(RaftConfiguration { servers }),
             bootstrap: BootstrapState::Done,
+            stale_data: Default::default(),
         },
         actions: Vec::new(),
         outcomes: Vec::new(),
@@ -63,6 +64,7 @@ fn compute_with(
         tls_problem: None,
         operation: None,
         waiting_for: None,
+        needs_person: None,
         errors: Vec::new(),
         fixed: None,
     })
@@ -167,6 +169,7 @@ fn an_invalid_spec_blocks_and_names_the_field() {
         tls_problem: None,
         operation: None,
         waiting_for: None,
+        needs_person: None,
         errors: Vec::new(),
         fixed: None,
     });
@@ -274,6 +277,7 @@ fn the_fixed_fields_are_recorded_once_the_cluster_is_initialized_and_never_rewri
             tls_problem: None,
             operation: None,
             waiting_for: None,
+            needs_person: None,
             errors: Vec::new(),
             fixed: Some(now.clone()),
         })

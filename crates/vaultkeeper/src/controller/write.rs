@@ -45,6 +45,7 @@ pub(crate) async fn blocked(
         // another replica's or another operation's.
         operation: previous.and_then(|s| s.operation.clone()),
         waiting_for: None,
+        needs_person: None,
         errors: Vec::new(),
         fixed: None,
     });
