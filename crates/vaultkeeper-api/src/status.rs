@@ -226,6 +226,9 @@ pub enum OperationKind {
     Restore,
     /// The unseal shares are being replaced, or the encryption key rotated.
     Rekey,
+    /// A pod whose volume holds a removed raft peer's data is being reset: its data claim
+    /// and the pod are deleted so it comes back empty and joins again.
+    NodeReset,
 }
 
 /// The key rotations done.

@@ -156,9 +156,14 @@ pub(crate) struct Gate {
 }
 
 /// The kinds the pass itself takes and releases.
-const PASS_KINDS: [OperationKind; 2] = [OperationKind::RollingUpdate, OperationKind::ScaleDown];
+const PASS_KINDS: [OperationKind; 3] = [
+    OperationKind::RollingUpdate,
+    OperationKind::ScaleDown,
+    OperationKind::NodeReset,
+];
 
-/// The kinds the pass takes and releases for `vc`: rolling updates and scale-downs, and
+/// The kinds the pass takes and releases for `vc`: rolling updates, scale-downs and node
+/// resets, and
 /// the key rotations when the spec asks for them (`spec.keys.rotation`: the pass plans
 /// them). Without that field a Rekey lock belongs to whoever took it through [`acquire`].
 fn pass_kinds(vc: &VaultCluster) -> Vec<OperationKind> {

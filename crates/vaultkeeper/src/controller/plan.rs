@@ -278,6 +278,19 @@ pub(crate) fn cluster(
         .iter()
         .filter(|p| !desired.contains(&pod_name(p)))
         .count();
+    if !plan.resets.is_empty() {
+        let pods: Vec<&str> = plan.resets.iter().map(|r| r.pod.as_str()).collect();
+        plan.operation = Some(OperationStatus {
+            kind: OperationKind::NodeReset,
+            started_at: started_at(previous, OperationKind::NodeReset, inputs.now),
+            detail: Some(format!(
+                "resetting {}: their volumes hold a removed raft peer's data",
+                pods.join(", ")
+            )),
+            holder: None,
+        });
+        return Ok(plan);
+    }
     if departed > 0 || leftovers > 0 {
         plan.operation = Some(OperationStatus {
             kind: OperationKind::ScaleDown,
