@@ -5,6 +5,7 @@
 //! the project uses ring; the SDK's default would pull aws-lc-rs).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
@@ -130,6 +131,59 @@ impl S3Settings {
     }
 }
 
+impl S3Settings {
+    /// Whether upload bodies are signed, for these settings' endpoint (see
+    /// [`payload_signing`]).
+    pub fn payload_signing(&self) -> PayloadSigning {
+        payload_signing(self.endpoint.as_deref())
+    }
+}
+
+/// Whether SigV4 covers the SHA-256 of an upload's body.
+///
+/// Hashing every part for the signature costs about as much CPU as the encryption. It
+/// buys integrity only where nothing else protects the body on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadSigning {
+    /// The body's SHA-256 is part of the signature: plain HTTP to another host.
+    Signed,
+    /// `UNSIGNED-PAYLOAD`: TLS protects the body (AWS, any `https://` endpoint), or it
+    /// never leaves the host (a loopback endpoint).
+    Unsigned,
+}
+
+/// Decides [`PayloadSigning`] for an endpoint (`None`: AWS itself, always over TLS). Pure.
+///
+/// Anything that is not clearly HTTPS or loopback keeps signed payloads, including an
+/// endpoint we cannot parse.
+pub fn payload_signing(endpoint: Option<&str>) -> PayloadSigning {
+    let Some(endpoint) = endpoint else {
+        return PayloadSigning::Unsigned;
+    };
+    let Some((scheme, rest)) = endpoint.trim().split_once("://") else {
+        return PayloadSigning::Signed;
+    };
+    if scheme.eq_ignore_ascii_case("https") {
+        return PayloadSigning::Unsigned;
+    }
+    if !scheme.eq_ignore_ascii_case("http") {
+        return PayloadSigning::Signed;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        PayloadSigning::Unsigned
+    } else {
+        PayloadSigning::Signed
+    }
+}
+
 fn sdk_error<E>(operation: &'static str, bucket: &str, key: &str, err: E) -> Error
 where
     E: std::error::Error,
@@ -151,20 +205,31 @@ fn to_timestamp(t: &aws_smithy_types::DateTime) -> Option<Timestamp> {
 pub struct S3Store {
     client: Client,
     bucket: String,
+    payload_signing: PayloadSigning,
 }
 
 impl S3Store {
     /// Connects with `settings` (no network call yet).
     pub async fn connect(settings: &S3Settings) -> Result<Self> {
         let config = settings.sdk_config().await?;
-        Ok(Self::from_config(config, &settings.bucket))
+        Ok(Self::from_config(
+            config,
+            &settings.bucket,
+            settings.payload_signing(),
+        ))
     }
 
-    /// A store from a prepared SDK configuration.
-    pub fn from_config(config: aws_sdk_s3::config::Builder, bucket: &str) -> Self {
+    /// A store from a prepared SDK configuration; `payload_signing` should come from
+    /// [`S3Settings::payload_signing`] of the settings the configuration was made from.
+    pub fn from_config(
+        config: aws_sdk_s3::config::Builder,
+        bucket: &str,
+        payload_signing: PayloadSigning,
+    ) -> Self {
         Self {
             client: Client::from_conf(config.build()),
             bucket: bucket.to_owned(),
+            payload_signing,
         }
     }
 
@@ -270,13 +335,20 @@ impl S3Store {
         content_type: &str,
         metadata: &HashMap<String, String>,
     ) -> Result<()> {
-        self.client
+        let request = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
             .set_metadata(Some(metadata.clone()))
             .body(ByteStream::from(body))
+            .customize();
+        let request = match self.payload_signing {
+            PayloadSigning::Signed => request,
+            PayloadSigning::Unsigned => request.disable_payload_signing(),
+        };
+        request
             .send()
             .await
             .map_err(|e| sdk_error("PutObject", &self.bucket, key, e))?;
@@ -475,7 +547,12 @@ impl ObjectUpload {
             .key(&self.key)
             .upload_id(upload_id)
             .part_number(number)
-            .body(ByteStream::from(part));
+            .body(ByteStream::from(part))
+            .customize();
+        let request = match self.store.payload_signing {
+            PayloadSigning::Signed => request,
+            PayloadSigning::Unsigned => request.disable_payload_signing(),
+        };
         let (bucket, key) = (self.store.bucket.clone(), self.key.clone());
         self.tasks.spawn(async move {
             let output = request
@@ -564,6 +641,45 @@ impl ObjectUpload {
             upload_id,
             cause: Box::new(cause),
             abort_error: last_error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_is_signed_only_where_nothing_else_protects_it() {
+        use PayloadSigning::{Signed, Unsigned};
+        let table: &[(Option<&str>, PayloadSigning)] = &[
+            // AWS itself: always TLS.
+            (None, Unsigned),
+            // TLS protects the body, wherever the server is.
+            (Some("https://minio.storage.svc:9000"), Unsigned),
+            (Some("HTTPS://s3.example.com"), Unsigned),
+            (Some("https://10.0.0.5"), Unsigned),
+            // Plain HTTP that never leaves the host.
+            (Some("http://127.0.0.1:5000"), Unsigned),
+            (Some("http://127.30.200.10:5000/"), Unsigned),
+            (Some("http://localhost:9000"), Unsigned),
+            (Some("http://LOCALHOST"), Unsigned),
+            (Some("http://[::1]:9000"), Unsigned),
+            (Some("http://user:pw@127.0.0.1:9000/path"), Unsigned),
+            // Plain HTTP across a network: only the signature covers the body.
+            (Some("http://minio.storage.svc:9000"), Signed),
+            (Some("http://10.0.0.5:9000"), Signed),
+            (Some("http://[fd00::1]:9000"), Signed),
+            (Some("http://127.0.0.1.example.com"), Signed),
+            (Some("http://localhost.example.com:9000"), Signed),
+            (Some("http://127.0.0.1@evil.example.com"), Signed),
+            // What we cannot read keeps the safe choice.
+            (Some("minio:9000"), Signed),
+            (Some("ftp://127.0.0.1"), Signed),
+            (Some(""), Signed),
+        ];
+        for (endpoint, expected) in table {
+            assert_eq!(payload_signing(*endpoint), *expected, "{endpoint:?}");
         }
     }
 }
