@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
@@ -15,7 +16,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use jiff::Timestamp;
 use tokio::task::JoinSet;
 
@@ -426,11 +427,60 @@ impl S3Store {
             metadata,
             part_size: part_size.max(MIN_PART_SIZE),
             parts_in_flight: parts_in_flight.max(1),
-            buffer: BytesMut::new(),
+            buffer: Vec::new(),
+            pool: PartPool::default(),
             upload_id: None,
             next_part: 1,
             tasks: JoinSet::new(),
             completed: Vec::new(),
+        }
+    }
+}
+
+/// The part buffers of one upload, reused. A part's memory comes back when the SDK drops
+/// the request body, so an upload allocates `parts_in_flight + 1` buffers once instead of
+/// one per part: no page faults per part, and no freed 8 MiB blocks left behind in the
+/// allocator's per-thread arenas (which made the resident size grow past the bound).
+#[derive(Debug, Clone, Default)]
+struct PartPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl PartPool {
+    /// An empty buffer with room for `capacity` bytes: a returned one when there is one.
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let reused = self.0.lock().ok().and_then(|mut free| free.pop());
+        match reused {
+            Some(buffer) if buffer.capacity() >= capacity => buffer,
+            _ => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// `buffer` as the body of a request; its memory returns here when the body drops.
+    fn share(&self, buffer: Vec<u8>) -> Bytes {
+        Bytes::from_owner(PooledPart {
+            buffer,
+            pool: self.clone(),
+        })
+    }
+}
+
+/// A part's bytes on their way to S3; returns its buffer to the pool on drop.
+struct PooledPart {
+    buffer: Vec<u8>,
+    pool: PartPool,
+}
+
+impl AsRef<[u8]> for PooledPart {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for PooledPart {
+    fn drop(&mut self) {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
+        if let Ok(mut free) = self.pool.0.lock() {
+            free.push(buffer);
         }
     }
 }
@@ -445,7 +495,8 @@ pub struct ObjectUpload {
     metadata: HashMap<String, String>,
     part_size: usize,
     parts_in_flight: usize,
-    buffer: BytesMut,
+    buffer: Vec<u8>,
+    pool: PartPool,
     upload_id: Option<String>,
     next_part: i32,
     tasks: JoinSet<Result<CompletedPart>>,
@@ -468,13 +519,13 @@ impl ObjectUpload {
     pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
             if self.buffer.capacity() == 0 {
-                self.buffer = BytesMut::with_capacity(self.part_size);
+                self.buffer = self.pool.take(self.part_size);
             }
             let take = (self.part_size - self.buffer.len()).min(data.len());
             self.buffer.extend_from_slice(&data[..take]);
             data = &data[take..];
             if self.buffer.len() == self.part_size {
-                let part = std::mem::take(&mut self.buffer).freeze();
+                let part = self.pool.share(std::mem::take(&mut self.buffer));
                 self.send_part(part).await?;
             }
         }
@@ -569,7 +620,7 @@ impl ObjectUpload {
 
     /// Uploads what is left and completes the object.
     pub async fn finish(&mut self) -> Result<()> {
-        let rest = std::mem::take(&mut self.buffer).freeze();
+        let rest = self.pool.share(std::mem::take(&mut self.buffer));
         if self.upload_id.is_none() {
             return self
                 .store
@@ -681,5 +732,30 @@ mod tests {
         for (endpoint, expected) in table {
             assert_eq!(payload_signing(*endpoint), *expected, "{endpoint:?}");
         }
+    }
+
+    #[test]
+    fn a_part_buffer_is_reused_once_every_copy_of_its_body_dropped() {
+        let pool = PartPool::default();
+        let mut buffer = pool.take(1024);
+        buffer.extend_from_slice(b"part");
+        let address = buffer.as_ptr();
+        let body = pool.share(buffer);
+        // The SDK keeps a clone of the body for retries.
+        let retry = body.clone();
+        assert_eq!(&body[..], b"part");
+        drop(body);
+        assert!(
+            pool.0.lock().unwrap().is_empty(),
+            "back while a clone lives"
+        );
+        drop(retry);
+        let again = pool.take(1024);
+        assert_eq!(again.as_ptr(), address);
+        assert!(again.is_empty() && again.capacity() >= 1024);
+        assert!(
+            pool.take(4096).capacity() >= 4096,
+            "a larger part gets a new buffer"
+        );
     }
 }
