@@ -15,8 +15,10 @@
 # The limit of a run is max(read-only, upload-only): no pipeline can be faster than its
 # slower end. Baseline time is the sum of its three steps, its peak RSS the largest and
 # its CPU the sum. Each case runs RUNS times (default 3), the order rotating between runs
-# so none always gets the warmer cache; best and median are shown. Wall times of the
-# ratios: speed-up = baseline / streamed, vs limit = streamed / limit of the same run.
+# so none always gets the warmer cache (a first, uncounted streamed run sizes upload-only).
+# Speed-up = baseline / streamed and vs limit = streamed / limit, in wall time. The best
+# row shows the fastest of each column and the ratios of those; the median row the median
+# of each column and of the ratios taken within each run.
 #
 #   scripts/bench-backup.sh            # both sizes
 #   SIZES_MIB="10" RUNS=5 scripts/bench-backup.sh
