@@ -228,6 +228,11 @@ pub enum Error {
         cluster: String,
     },
 
+    /// The task running the backup pipeline ended without a result (the runtime shut
+    /// down under it).
+    #[error("the backup pipeline stopped before it finished: {0}")]
+    PipelineStopped(String),
+
     /// Local spool file I/O failed during restore.
     #[error("restore spool file: {0}")]
     Spool(std::io::Error),

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use jiff::Timestamp;
 use sha2::{Digest as _, Sha256};
+use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
 use crate::format::{self, ALGORITHM_NAME, FORMAT_VERSION, NONCE_PREFIX_LEN, StreamEncryptor};
@@ -77,18 +78,46 @@ impl Tally {
 
 /// Encrypts `source` into `upload`. On any failure — of the source, the encryption or
 /// S3 — the upload is aborted before the error is returned.
+///
+/// The work runs as a task of its own on the runtime's workers, beside the connection
+/// task that reads the source: each piece the connection hands over (some 24,000 for
+/// 500 MiB from Vault) then wakes a task on a worker that is already running, not a
+/// thread parked in `block_on`, which saves a third of the pipeline's system time.
+/// Dropping the returned future stops the task and with it the part uploads.
 pub async fn encrypt_and_upload<S>(
-    mut source: S,
+    source: S,
     key: &EncryptionKey,
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
     chunk_size: u32,
+    upload: ObjectUpload,
+) -> Result<UploadOutcome>
+where
+    S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
+{
+    let encryptor = match StreamEncryptor::new(key, nonce_prefix, chunk_size) {
+        Ok(encryptor) => encryptor,
+        Err(cause) => return Err(upload.abort(cause).await),
+    };
+    // A JoinSet rather than a bare spawn: dropping it aborts the task.
+    let mut task = JoinSet::new();
+    task.spawn(encrypt_and_upload_task(source, encryptor, upload));
+    match task.join_next().await {
+        Some(Ok(result)) => result,
+        Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Some(Err(e)) => Err(Error::PipelineStopped(e.to_string())),
+        None => Err(Error::PipelineStopped("the task was not started".into())),
+    }
+}
+
+async fn encrypt_and_upload_task<S>(
+    mut source: S,
+    mut encryptor: StreamEncryptor,
     mut upload: ObjectUpload,
 ) -> Result<UploadOutcome>
 where
     S: Stream<Item = Result<Bytes>> + Unpin,
 {
     let result = async {
-        let mut encryptor = StreamEncryptor::new(key, nonce_prefix, chunk_size)?;
         let mut plain = Tally::new();
         let mut sealed = Tally::new();
         let mut out = Vec::with_capacity(256 * 1024);
@@ -132,7 +161,7 @@ pub async fn write_backup<S>(
     options: PipelineOptions,
 ) -> Result<Manifest>
 where
-    S: Stream<Item = Result<Bytes>> + Unpin,
+    S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
 {
     let object = location.object_key(started_at);
     if store.exists(&object).await? {

@@ -498,13 +498,13 @@ async fn a_failure_mid_upload_leaves_no_object_and_no_multipart_upload() {
     };
 
     // 1. S3 rejects part 2 of the real snapshot.
-    let config = moto
-        .settings(&moto.endpoint, BUCKET)
+    let settings = moto.settings(&moto.endpoint, BUCKET);
+    let config = settings
         .sdk_config()
         .await
         .unwrap()
         .interceptor(RejectPart(2));
-    let rejecting = S3Store::from_config(config, BUCKET);
+    let rejecting = S3Store::from_config(config, BUCKET, settings.payload_signing());
     let snapshot = vault.snapshot(&token).await.unwrap().map_err(Error::from);
     let err = write_backup(
         &rejecting,
