@@ -186,7 +186,10 @@ impl Bench {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Value {
-        let mut request = self.http.request(method, node.url(path));
+        let mut request = self
+            .http
+            .request(method, node.url(path))
+            .timeout(Duration::from_secs(60));
         if let Some(token) = token {
             request = request.header("X-Vault-Token", token);
         }
