@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Measures the operator on the simulated cluster with real OpenBao pods and prints a
-# table: apply → Ready next to OpenBao's own start + election time in the same run,
-# pod restart → unsealed, API requests per no-op pass, and the RSS of the real
+# table: apply → Ready and scale 3 → 5, each next to its floor measured in the same run
+# (the same bao binary formed into a raft cluster by hand over HTTP, no Kubernetes), pod
+# restart → unsealed, API requests per no-op pass, and the RSS of the real
 # `vaultkeeper run` process with 100 VaultClusters. See docs/operations.md for what each
 # number means and the last measured values.
 #
 #   scripts/bench-operator.sh            # release build of the operator (the honest RSS)
 #   PROFILE=debug scripts/bench-operator.sh
+#   BENCH_ONLY=rss scripts/bench-operator.sh   # the memory measurement alone (~1 min)
 #
 # Needs bao from scripts/install-tools.sh, kubectl and curl.
 set -euo pipefail
