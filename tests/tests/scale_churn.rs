@@ -169,7 +169,10 @@ async fn scaling_up_and_down_twice_in_a_row_and_right_after_the_active_pod_died_
     // `sys/storage/raft/join` unless `retry_join` beat it to it, which is rare.
     let joins = join_commands(&sim, ns);
     eprintln!("scale_churn: {joins} explicit joins over 5 scale-ups");
-    assert!(joins >= 5, "new pods join explicitly: {joins} join commands");
+    assert!(
+        joins >= 5,
+        "new pods join explicitly: {joins} join commands"
+    );
     assert!(count_events(&seen, "Joined") >= 2, "{seen:?}");
     dns.stop().await;
     operator.stop().await;
