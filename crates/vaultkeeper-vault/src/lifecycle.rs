@@ -19,7 +19,7 @@
 //! kept shares is not used: OpenBao >= 2.5.3 turns its unauthenticated endpoints off by
 //! default.)
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,14 +30,15 @@ use tracing::{info, warn};
 use crate::bootstrap::{self, Authority, BootstrapReport, BootstrapSpec};
 use crate::client::NodeClient;
 use crate::decide::{
-    Action, BootstrapState, ClusterIntent, KeysState, NodeObservation, NodeState, Observation,
-    StopReason, WaitReason, decide,
+    Action, ClusterIntent, NodeState, Observation, StopReason, WaitReason, decide,
 };
 use crate::error::{Error, Result, Step};
 use crate::keys::{InitKeys, KeyStore, RawInit};
 use crate::node::{PodName, UnsealProgress};
 use crate::rotation::Kept;
 use crate::secret::{SecretString, Token, secret_string};
+
+mod observe;
 
 /// How long a pass waits on one pod. A pod that has not answered by then is unreachable
 /// for this pass (an observation) or its action failed and is decided again on the next
@@ -288,47 +289,6 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         &self.store
     }
 
-    async fn observe_pod(&self, pod: &PodName) -> NodeObservation {
-        let status = match self.client.seal_status(pod).await {
-            Ok(status) => status,
-            Err(e) => {
-                return NodeObservation::new(
-                    pod.clone(),
-                    NodeState::Unreachable {
-                        reason: e.to_string(),
-                    },
-                );
-            }
-        };
-        let state = if !status.initialized {
-            NodeState::Uninitialized
-        } else if status.sealed {
-            NodeState::Sealed {
-                progress: status.progress,
-                threshold: status.threshold,
-            }
-        } else {
-            match self.client.health(pod).await {
-                Ok(health) if health.is_active() => NodeState::Active,
-                Ok(health) if health.sealed => NodeState::Sealed {
-                    progress: 0,
-                    threshold: status.threshold,
-                },
-                Ok(_) => NodeState::Standby,
-                Err(e) => NodeState::Unreachable {
-                    reason: e.to_string(),
-                },
-            }
-        };
-        NodeObservation {
-            pod: pod.clone(),
-            state,
-            seal_type: Some(status.seal_type),
-            cluster_id: status.cluster_id,
-            version: (!status.version.is_empty()).then_some(status.version),
-        }
-    }
-
     /// A token for raft and bootstrap work: the root token while kept (and valid), else the
     /// operator's login. The second value says which.
     pub(crate) async fn token(
@@ -361,163 +321,6 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             .kubernetes_login(via, &login.mount, &login.role, &jwt)
             .await?;
         Ok((token, Authority::Operator))
-    }
-
-    /// Observes every pod (desired ones and `leftover_pods`, pods that still exist but are
-    /// not desired: a scale-down in progress), the key store and, through the active node,
-    /// the raft configuration. Reads only; the login it may need for the raft read is
-    /// revoked before it returns. The stored keys stay held for the [`Lifecycle::execute`]
-    /// that follows.
-    pub async fn observe(&mut self, leftover_pods: &[PodName]) -> Result<Observation> {
-        let mut every: Vec<PodName> = self.intent.pods().to_vec();
-        every.extend(leftover_pods.iter().cloned());
-        self.observe_members(&every, leftover_pods).await
-    }
-
-    /// [`Lifecycle::observe`], touching only `members`: the pods the cluster's own
-    /// StatefulSet controls. A desired pod that is not a member (not created yet, or a pod
-    /// someone else made under that name) is reported unreachable without a single call
-    /// to it, so no command, share or token ever reaches it, and the decision waits for
-    /// the real one. Leftovers that are not members are ignored.
-    pub async fn observe_members(
-        &mut self,
-        members: &[PodName],
-        leftover_pods: &[PodName],
-    ) -> Result<Observation> {
-        let mut pods: Vec<PodName> = self.intent.pods().to_vec();
-        pods.extend(
-            leftover_pods
-                .iter()
-                .filter(|p| !self.intent.pods().contains(p) && members.contains(p))
-                .cloned(),
-        );
-        let this = &*self;
-        let deadline = self.deadlines.observe;
-        let nodes = futures::future::join_all(pods.iter().map(|p| async move {
-            if members.contains(p) {
-                match tokio::time::timeout(deadline, this.observe_pod(p)).await {
-                    Ok(observed) => observed,
-                    Err(_) => NodeObservation::new(
-                        p.clone(),
-                        NodeState::Unreachable {
-                            reason: format!("no answer within {}", seconds(deadline)),
-                        },
-                    ),
-                }
-            } else {
-                NodeObservation::new(
-                    p.clone(),
-                    NodeState::Unreachable {
-                        reason: "no pod of this cluster's StatefulSet has this name yet".into(),
-                    },
-                )
-            }
-        }))
-        .await;
-
-        let pending = match (&self.pending_raw, &self.pending) {
-            (Some(raw), _) => Some(raw.summary()),
-            (None, Some(keys)) => Some(keys.summary()),
-            (None, None) => None,
-        };
-        let (keys_state, mut keys) = match pending {
-            Some(summary) => (KeysState::PendingWrite(summary), None),
-            None => match self.store.load().await {
-                Ok(Some(keys)) => (KeysState::Stored(keys.summary()), Some(keys)),
-                Ok(None) => (KeysState::Missing, None),
-                Err(Error::InitAnswerUnreadable { reason }) => {
-                    warn!(%reason, "the saved init answer cannot be read; waiting for a person");
-                    (KeysState::Unreadable, None)
-                }
-                Err(e) => return Err(e),
-            },
-        };
-
-        // Raft membership from the active node, when there is one and a token for it.
-        let mut raft = None;
-        let active: Vec<&NodeObservation> = nodes
-            .iter()
-            .filter(|n| n.state == NodeState::Active)
-            .collect();
-        let keys_usable = !matches!(keys_state, KeysState::PendingWrite(_));
-        if let ([active], true) = (active.as_slice(), keys_usable) {
-            let via = active.pod.clone();
-            let deadline = self.deadlines.observe;
-            match tokio::time::timeout(deadline, self.token(&via, &mut keys)).await {
-                Ok(Ok((token, authority))) => {
-                    match tokio::time::timeout(
-                        deadline,
-                        self.client.raft_configuration(&via, &token),
-                    )
-                    .await
-                    {
-                        Ok(Ok(config)) => raft = Some(config),
-                        Ok(Err(e)) => {
-                            warn!(pod = %via, error = %e, "cannot read the raft configuration")
-                        }
-                        Err(_) => {
-                            warn!(pod = %via, "the raft configuration did not come within {}", seconds(deadline))
-                        }
-                    }
-                    self.end_session(&via, Some((token, authority))).await;
-                }
-                Ok(Err(e)) => warn!(pod = %via, error = %e, "no token for raft and bootstrap work"),
-                Err(_) => {
-                    warn!(pod = %via, "no token for raft and bootstrap work within {}", seconds(deadline))
-                }
-            }
-        }
-        self.held = keys;
-        let stale_data = self.track_not_members(&nodes, raft.as_ref());
-
-        let bootstrap = match (&self.bootstrap, self.bootstrapped) {
-            (None, _) => BootstrapState::Disabled,
-            (Some(_), true) => BootstrapState::Done,
-            (Some(_), false) => BootstrapState::Needed,
-        };
-        Ok(Observation {
-            nodes,
-            keys: keys_state,
-            raft,
-            bootstrap,
-            stale_data,
-        })
-    }
-
-    /// Remembers which desired pods are unsealed but missing from the raft configuration
-    /// of a desired active node, and answers those seen so for at least
-    /// [`NOT_MEMBER_CONFIRMATION`]. A pass that cannot tell (no such active node, no
-    /// configuration) forgets them all: the confirmation starts again.
-    fn track_not_members(
-        &mut self,
-        nodes: &[NodeObservation],
-        raft: Option<&crate::node::RaftConfiguration>,
-    ) -> BTreeSet<PodName> {
-        let active: Vec<&NodeObservation> = nodes
-            .iter()
-            .filter(|n| n.state == NodeState::Active)
-            .collect();
-        let authoritative =
-            matches!(active.as_slice(), [one] if self.intent.pods().contains(&one.pod));
-        let outside: BTreeSet<PodName> = match (authoritative, raft) {
-            (true, Some(raft)) => nodes
-                .iter()
-                .filter(|n| n.state == NodeState::Standby && self.intent.pods().contains(&n.pod))
-                .filter(|n| !raft.servers.iter().any(|s| s.node_id == n.pod.as_str()))
-                .map(|n| n.pod.clone())
-                .collect(),
-            _ => BTreeSet::new(),
-        };
-        self.not_members.retain(|pod, _| outside.contains(pod));
-        let now = Instant::now();
-        for pod in &outside {
-            self.not_members.entry(pod.clone()).or_insert(now);
-        }
-        self.not_members
-            .iter()
-            .filter(|(_, since)| now.duration_since(**since) >= NOT_MEMBER_CONFIRMATION)
-            .map(|(pod, _)| pod.clone())
-            .collect()
     }
 
     /// What to do about `observation` (the pure [`decide`] for this lifecycle's intent).
