@@ -66,11 +66,30 @@ fn ready_with(name: &str, n: usize) -> impl Fn(&VaultCluster) -> bool {
 
 /// Patches `replicas` and waits for Ready with those voters; answers how long it took.
 async fn scale(sim: &SimCluster, ns: &str, name: &str, n: usize) -> Duration {
+    scale_watching(sim, ns, name, n).await.0
+}
+
+/// [`scale`], looking at the status every 200 ms on the way; also answers whether
+/// `Degraded` was ever `True` meanwhile.
+async fn scale_watching(sim: &SimCluster, ns: &str, name: &str, n: usize) -> (Duration, bool) {
     let started = Instant::now();
     patch_spec(sim, ns, name, serde_json::json!({ "replicas": n })).await;
-    let what = format!("Ready with {n} voters");
-    wait_for(sim, ns, name, STEP_BOUND, &what, ready_with(name, n)).await;
-    started.elapsed()
+    let api: Api<VaultCluster> = Api::namespaced(sim.client().expect("client"), ns);
+    let done = ready_with(name, n);
+    let mut degraded = false;
+    loop {
+        if let Ok(vc) = api.get(name).await {
+            degraded |= condition(&vc, "Degraded", "True");
+            if done(&vc) {
+                return (started.elapsed(), degraded);
+            }
+        }
+        assert!(
+            started.elapsed() < STEP_BOUND,
+            "not Ready with {n} voters within {STEP_BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn claim_names(sim: &SimCluster, ns: &str) -> Vec<String> {
@@ -135,8 +154,13 @@ async fn scaling_up_and_down_twice_in_a_row_and_right_after_the_active_pod_died_
 
     for round in 1..=2 {
         for n in [5, 3, 5, 3] {
-            let took = scale(&sim, ns, name, n).await;
+            let (took, degraded) = scale_watching(&sim, ns, name, n).await;
             steps.push((format!("round {round}: -> {n}"), took));
+            // New pods joining are progress; nothing that served went away.
+            assert!(
+                !(n == 5 && degraded),
+                "Degraded was True during the scale-up to {n} of round {round}"
+            );
             if n == 3 {
                 // whenScaled: Delete, as Kubernetes honours it: the removed pods' volumes go.
                 wait_for_claims(&sim, ns, name, 3).await;

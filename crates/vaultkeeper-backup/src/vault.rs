@@ -60,6 +60,7 @@ mod tests {
             is_self,
             leader_address: addr.map(str::to_owned),
             raft_committed_index: Some(7),
+            raft_applied_index: Some(7),
         };
         let asked = "https://vault-active:8200";
         assert_eq!(

@@ -203,6 +203,12 @@ pub fn checked_path(path: &str) -> Result<&str> {
     }
 }
 
+/// `bao status -format=json`: the seal status and, for an unsealed node, what
+/// `sys/leader` says, in one command. Exits 0 unsealed, 2 sealed (same JSON), 1 on error.
+pub fn status(cli: &Cli) -> ExecRequest {
+    ExecRequest::plain(cli_args(cli, &["status"], &["-format=json"]))
+}
+
 /// `bao read -format=json sys/seal-status` (answers in every state, exit 0).
 pub fn seal_status(cli: &Cli) -> ExecRequest {
     ExecRequest::plain(cli_args(

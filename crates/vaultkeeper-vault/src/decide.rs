@@ -41,7 +41,13 @@
 //!    desired pod are removed, one per pass, through the active node; if the active node
 //!    itself is not desired it steps down first. Removing a departed peer never lowers the
 //!    number of live voters, so it never costs quorum.
-//! 7. **Bootstrap** once an active node exists and the keys (or, in self-init mode, the
+//! 7. **Serving, not just elected.** The cluster is converged only when the active node
+//!    says through `sys/leader` that it leads and has applied its log up to
+//!    [`LEADER_APPLY_SLACK`] entries of what is committed
+//!    ([`WaitReason::LeaderCatchingUp`], [`WaitReason::LeaderUnconfirmed`]): a leader
+//!    elected a moment ago may still be replaying, and a read through it would miss the
+//!    latest writes.
+//! 8. **Bootstrap** once an active node exists and the keys (or, in self-init mode, the
 //!    operator's own login) make it possible.
 
 use std::collections::BTreeSet;
@@ -49,7 +55,12 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::keys::{KeyKind, KeysSummary};
-use crate::node::{InitRequest, PodName, RaftConfiguration, SealType};
+use crate::node::{InitRequest, LeaderStatus, PodName, RaftConfiguration, SealType};
+
+/// How many committed raft entries the active node may still have to apply and count as
+/// caught up. Under writes the two indexes are read a moment apart and differ by a few
+/// entries; a leader replaying its log after an election is thousands behind.
+pub const LEADER_APPLY_SLACK: u64 = 32;
 
 /// How the cluster is sealed, as the VaultCluster asks for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -312,6 +323,9 @@ pub struct Observation {
     /// peer removed earlier. (One sighting is not enough to act on: see
     /// [`crate::lifecycle`].)
     pub stale_data: BTreeSet<PodName>,
+    /// `sys/leader` as the active node answered it, when there was one active node and it
+    /// answered.
+    pub leader: Option<LeaderStatus>,
 }
 
 /// Why the decision waits (nothing is wrong that the operator could fix now).
@@ -339,6 +353,18 @@ pub enum WaitReason {
     /// A desired pod is unsealed but not in the raft configuration; seen once, so its data
     /// is reset when it is seen again ([`Action::ResetNode`]).
     NotRaftMember(PodName),
+    /// The active node has not applied all that raft committed yet (it was elected a
+    /// moment ago and is replaying its log).
+    LeaderCatchingUp {
+        /// The active pod.
+        pod: PodName,
+        /// Entries committed.
+        committed: u64,
+        /// Entries applied.
+        applied: u64,
+    },
+    /// The active node's `sys/leader` did not answer, or did not say it leads.
+    LeaderUnconfirmed(PodName),
 }
 
 /// Why the decision stops touching the cluster: a person has to look.
@@ -742,6 +768,26 @@ fn decide_initialized(
                 }
             }
         }
+    }
+
+    match &observation.leader {
+        Some(leader) if leader.is_self || !leader.ha_enabled => {
+            if let (Some(lag), Some(committed), Some(applied)) = (
+                leader.apply_lag(),
+                leader.raft_committed_index,
+                leader.raft_applied_index,
+            ) && lag > LEADER_APPLY_SLACK
+            {
+                actions.push(Action::Wait(WaitReason::LeaderCatchingUp {
+                    pod: active.pod.clone(),
+                    committed,
+                    applied,
+                }));
+            }
+        }
+        _ => actions.push(Action::Wait(WaitReason::LeaderUnconfirmed(
+            active.pod.clone(),
+        ))),
     }
 
     if observation.bootstrap == BootstrapState::Needed {

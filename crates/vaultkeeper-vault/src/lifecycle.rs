@@ -210,6 +210,10 @@ pub struct Lifecycle<C, S> {
     deadlines: Deadlines,
     /// Desired pods seen unsealed but outside the raft configuration, since when.
     not_members: BTreeMap<PodName, Instant>,
+    /// The login [`Lifecycle::observe`] used for the raft read, through which pod, handed
+    /// to the [`Lifecycle::execute`] that follows so its actions reuse it; revoked at the
+    /// end of that execute, or at the next observe if no execute came.
+    session: Option<(PodName, Token, Authority)>,
 }
 
 impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
@@ -227,6 +231,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             bootstrapped: false,
             deadlines: Deadlines::default(),
             not_members: BTreeMap::new(),
+            session: None,
         }
     }
 
@@ -346,7 +351,22 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         gate: &(dyn Fn(&Action) -> std::result::Result<(), String> + Send + Sync),
     ) -> Vec<Outcome> {
         let mut keys = self.held.take();
-        let mut session: Option<(Token, Authority)> = None;
+        let active = observation
+            .nodes
+            .iter()
+            .find(|n| n.state == NodeState::Active)
+            .map(|n| n.pod.clone());
+        // The observation's login, when it was made through the node the actions use.
+        let mut session: Option<(Token, Authority)> = match self.session.take() {
+            Some((via, token, authority)) if Some(&via) == active.as_ref() => {
+                Some((token, authority))
+            }
+            Some((via, token, authority)) => {
+                self.end_session(&via, Some((token, authority))).await;
+                None
+            }
+            None => None,
+        };
         let mut outcomes: Vec<Option<Outcome>> = actions.iter().map(|_| None).collect();
         let refused = |reason: String| {
             Error::invalid(
@@ -457,11 +477,6 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             outcomes[i] = Some(logged(action, result, started));
         }
 
-        let active = observation
-            .nodes
-            .iter()
-            .find(|n| n.state == NodeState::Active)
-            .map(|n| n.pod.clone());
         if let Some(via) = active {
             self.end_session(&via, session).await;
         }
@@ -706,8 +721,18 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
 /// Logs how an action went and makes its outcome.
 fn logged(action: &Action, result: Result<Done>, started: Instant) -> Outcome {
     match &result {
-        Ok(done) => info!(action = ?action, outcome = ?done, "lifecycle action"),
-        Err(e) => warn!(action = ?action, error = %e, "lifecycle action failed"),
+        Ok(done) => info!(
+            action = ?action,
+            outcome = ?done,
+            elapsed_ms = started.elapsed().as_millis(),
+            "lifecycle action"
+        ),
+        Err(e) => warn!(
+            action = ?action,
+            error = %e,
+            elapsed_ms = started.elapsed().as_millis(),
+            "lifecycle action failed"
+        ),
     }
     Outcome {
         action: action.clone(),

@@ -265,6 +265,10 @@ pub struct LeaderStatus {
     pub leader_address: Option<String>,
     /// Raft committed index, when raft is used.
     pub raft_committed_index: Option<u64>,
+    /// Raft index this node has applied to its state, when raft is used. On the leader,
+    /// an applied index far behind the committed one means it is still replaying its log
+    /// and cannot serve what was written last.
+    pub raft_applied_index: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -277,6 +281,8 @@ struct LeaderWire {
     leader_address: Option<String>,
     #[serde(default)]
     raft_committed_index: Option<u64>,
+    #[serde(default)]
+    raft_applied_index: Option<u64>,
 }
 
 impl From<LeaderWire> for LeaderStatus {
@@ -286,6 +292,7 @@ impl From<LeaderWire> for LeaderStatus {
             is_self: wire.is_self,
             leader_address: wire.leader_address.filter(|a| !a.is_empty()),
             raft_committed_index: wire.raft_committed_index,
+            raft_applied_index: wire.raft_applied_index,
         }
     }
 }
@@ -294,6 +301,15 @@ impl LeaderStatus {
     /// Parses the body of `sys/leader`.
     pub fn parse(pod: &PodName, value: &Value) -> Result<Self> {
         parse_wire(pod, Step::Leader, value)
+    }
+
+    /// How many committed raft entries this node has not applied yet (`None` without
+    /// raft indexes).
+    pub fn apply_lag(&self) -> Option<u64> {
+        Some(
+            self.raft_committed_index?
+                .saturating_sub(self.raft_applied_index?),
+        )
     }
 }
 

@@ -240,21 +240,44 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                     .map(|p| (p.threshold, &p.shares))
                     .ok_or_else(|| Error::invalid("kept shares", "gone", "report this as a bug"))?,
             };
+            // The threshold's shares go in at once: the server takes them one at a time
+            // under its own lock and unseals on the last, so the order does not matter
+            // and the pod waits for one round trip instead of one per share.
+            let answers = futures::future::join_all(
+                shares
+                    .iter()
+                    .take(usize::from(threshold))
+                    .map(|share| self.client.unseal(pod, share)),
+            )
+            .await;
             let mut progress: Option<UnsealProgress> = None;
             let mut outcome = None;
-            for share in shares.iter().take(usize::from(threshold)) {
-                match self.client.unseal(pod, share).await {
-                    Ok(answer) if !answer.sealed => {
-                        outcome = Some(Done::Unsealed);
-                        break;
+            let mut failed = None;
+            for answer in answers {
+                match answer {
+                    Ok(answer) if !answer.sealed => outcome = Some(Done::Unsealed),
+                    // The answer to the share that reached the threshold shows progress
+                    // back at 0 (a joining node unseals once raft lets it in): report the
+                    // lowest, which is that one whenever the threshold was reached.
+                    Ok(answer) => {
+                        if progress
+                            .as_ref()
+                            .is_none_or(|p| answer.progress < p.progress)
+                        {
+                            progress = Some(answer);
+                        }
                     }
-                    Ok(answer) => progress = Some(answer),
-                    Err(e) if wrong_shares(&e) && sets.len() > 1 => {
-                        refused = Some(e);
-                        break;
+                    Err(e) if wrong_shares(&e) && sets.len() > 1 => refused = Some(e),
+                    Err(e) => {
+                        failed.get_or_insert(e);
                     }
-                    Err(e) => return Err(e),
                 }
+            }
+            if outcome.is_none()
+                && refused.is_none()
+                && let Some(e) = failed
+            {
+                return Err(e);
             }
             if outcome.is_none() && refused.is_some() {
                 refused = None;

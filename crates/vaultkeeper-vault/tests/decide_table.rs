@@ -2,8 +2,8 @@
 //! cluster and the exact actions it must lead to.
 
 use vaultkeeper_vault::decide::{
-    Action, BootstrapState, ClusterIntent, InitMode, KeysState, NodeObservation, NodeState,
-    Observation, RaftJoin, SealIntent, StopReason, WaitReason, decide,
+    Action, BootstrapState, ClusterIntent, InitMode, KeysState, LEADER_APPLY_SLACK,
+    NodeObservation, NodeState, Observation, RaftJoin, SealIntent, StopReason, WaitReason, decide,
 };
 use vaultkeeper_vault::keys::{KeyKind, KeysSummary};
 use vaultkeeper_vault::node::{InitRequest, PodName, RaftConfiguration, RaftServer, SealType};
@@ -117,6 +117,13 @@ fn observe(
         raft,
         bootstrap: BootstrapState::Done,
         stale_data: Default::default(),
+        leader: Some(vaultkeeper_vault::node::LeaderStatus {
+            ha_enabled: true,
+            is_self: true,
+            leader_address: None,
+            raft_committed_index: Some(100),
+            raft_applied_index: Some(100),
+        }),
     }
 }
 
@@ -598,6 +605,62 @@ fn non_voters_are_reported_as_waiting_for_promotion() {
     assert_eq!(
         decide(&shamir_intent(2), &obs),
         vec![Action::Wait(WaitReason::PromotionPending("vault-1".into()))]
+    );
+}
+
+#[test]
+fn an_active_node_still_applying_its_log_is_waited_for() {
+    let healthy = || {
+        observe(
+            vec![
+                node("vault-0", NodeState::Active, SHAMIR()),
+                node("vault-1", NodeState::Standby, SHAMIR()),
+                node("vault-2", NodeState::Standby, SHAMIR()),
+            ],
+            unseal_keys(),
+            healthy_raft(),
+        )
+    };
+    let with_indexes = |committed: u64, applied: u64| {
+        let mut obs = healthy();
+        if let Some(leader) = obs.leader.as_mut() {
+            leader.raft_committed_index = Some(committed);
+            leader.raft_applied_index = Some(applied);
+        }
+        decide(&shamir_intent(3), &obs)
+    };
+    // Replaying after an election: wait, naming both indexes.
+    assert_eq!(
+        with_indexes(5_000, 1_200),
+        vec![Action::Wait(WaitReason::LeaderCatchingUp {
+            pod: pod("vault-0"),
+            committed: 5_000,
+            applied: 1_200,
+        })]
+    );
+    // A few entries apart under writes is caught up; so is equal.
+    assert_eq!(with_indexes(5_000, 5_000 - LEADER_APPLY_SLACK), vec![]);
+    assert_eq!(with_indexes(5_000, 5_000), vec![]);
+    assert_eq!(
+        with_indexes(5_000, 5_000 - LEADER_APPLY_SLACK - 1).len(),
+        1,
+        "one entry past the slack is still catching up"
+    );
+
+    // No answer from sys/leader, or one that says another node leads: not confirmed.
+    let mut silent = healthy();
+    silent.leader = None;
+    assert_eq!(
+        decide(&shamir_intent(3), &silent),
+        vec![Action::Wait(WaitReason::LeaderUnconfirmed(pod("vault-0")))]
+    );
+    let mut deposed = healthy();
+    if let Some(leader) = deposed.leader.as_mut() {
+        leader.is_self = false;
+    }
+    assert_eq!(
+        decide(&shamir_intent(3), &deposed),
+        vec![Action::Wait(WaitReason::LeaderUnconfirmed(pod("vault-0")))]
     );
 }
 

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::{KubernetesAuthConfig, KubernetesRole, NodeClient, TokenRole, Transport, wire};
+use super::{
+    KubernetesAuthConfig, KubernetesRole, NodeClient, NodeStatus, TokenRole, Transport, wire,
+};
 use crate::commands;
 pub use crate::commands::{Cli, ExecRequest, Wait};
 use crate::error::{Error, Result, Step};
@@ -296,6 +298,17 @@ impl<E: Executor> ExecNodeClient<E> {
         step: Step,
         request: ExecRequest,
     ) -> Result<Option<SecretSlice<u8>>> {
+        self.run_accepting(pod, step, request, &[0]).await
+    }
+
+    /// [`Self::run`], with the exit codes that mean an answer (not only 0).
+    async fn run_accepting(
+        &self,
+        pod: &PodName,
+        step: Step,
+        request: ExecRequest,
+        answered: &[i32],
+    ) -> Result<Option<SecretSlice<u8>>> {
         let output =
             self.executor
                 .exec(pod, &request)
@@ -305,7 +318,7 @@ impl<E: Executor> ExecNodeClient<E> {
                     step,
                     reason: scrub(&reason, request.stdin.as_ref()),
                 })?;
-        if output.exit_code == 0 {
+        if answered.contains(&output.exit_code) {
             return Ok(Some(output.stdout));
         }
         let stderr = scrub(&output.stderr, request.stdin.as_ref());
@@ -456,6 +469,26 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
             .required_data(pod, Step::Health, commands::health(&self.cli))
             .await?;
         Health::parse(pod, &data)
+    }
+
+    async fn node_status(&self, pod: &PodName) -> Result<NodeStatus> {
+        // `status` exits 2 for a sealed node, with the same JSON on stdout.
+        let stdout = self
+            .run_accepting(pod, Step::SealStatus, commands::status(&self.cli), &[0, 2])
+            .await?
+            .ok_or_else(|| Error::UnexpectedResponse {
+                pod: pod.clone(),
+                step: Step::SealStatus,
+                reason: "the CLI printed no status".into(),
+            })?;
+        let value = parse_json(pod, Step::SealStatus, &stdout)?;
+        let seal = SealStatus::parse(pod, Step::SealStatus, &value)?;
+        let leader = if seal.initialized && !seal.sealed {
+            Some(LeaderStatus::parse(pod, &value)?)
+        } else {
+            None
+        };
+        Ok(NodeStatus { seal, leader })
     }
 
     async fn seal_status(&self, pod: &PodName) -> Result<SealStatus> {

@@ -105,6 +105,15 @@ pub struct TokenRole {
     pub token_no_default_policy: bool,
 }
 
+/// A node's seal status and, when it is unsealed, its `sys/leader` answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// `sys/seal-status`.
+    pub seal: SealStatus,
+    /// `sys/leader`, for an initialized and unsealed node.
+    pub leader: Option<LeaderStatus>,
+}
+
 /// One node, read and driven through some transport.
 ///
 /// Errors name the pod and the step (see [`crate::Error`]); "nothing there" answers
@@ -126,6 +135,19 @@ pub trait NodeClient: Send + Sync {
 
     /// `sys/leader` (unsealed nodes only).
     async fn leader(&self, pod: &PodName) -> Result<LeaderStatus>;
+
+    /// What one look at a node needs: its seal status and, once it is initialized and
+    /// unsealed, `sys/leader`. Transports that can answer both at once override this (the
+    /// exec transport runs one `status` command instead of two reads).
+    async fn node_status(&self, pod: &PodName) -> Result<NodeStatus> {
+        let seal = self.seal_status(pod).await?;
+        let leader = if seal.initialized && !seal.sealed {
+            Some(self.leader(pod).await?)
+        } else {
+            None
+        };
+        Ok(NodeStatus { seal, leader })
+    }
 
     /// `sys/storage/raft/configuration`.
     async fn raft_configuration(&self, pod: &PodName, token: &Token) -> Result<RaftConfiguration>;
@@ -273,6 +295,10 @@ impl<T: NodeClient + ?Sized> NodeClient for std::sync::Arc<T> {
 
     async fn leader(&self, pod: &PodName) -> Result<LeaderStatus> {
         (**self).leader(pod).await
+    }
+
+    async fn node_status(&self, pod: &PodName) -> Result<NodeStatus> {
+        (**self).node_status(pod).await
     }
 
     async fn raft_configuration(&self, pod: &PodName, token: &Token) -> Result<RaftConfiguration> {

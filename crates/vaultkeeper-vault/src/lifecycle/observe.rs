@@ -4,62 +4,66 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{Lifecycle, NOT_MEMBER_CONFIRMATION, seconds};
-use crate::client::NodeClient;
+use crate::client::{NodeClient, NodeStatus};
 use crate::decide::{BootstrapState, KeysState, NodeObservation, NodeState, Observation};
 use crate::error::{Error, Result};
 use crate::keys::KeyStore;
-use crate::node::PodName;
+use crate::node::{LeaderStatus, PodName};
 
 impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
-    pub(super) async fn observe_pod(&self, pod: &PodName) -> NodeObservation {
-        let status = match self.client.seal_status(pod).await {
+    /// One pod: its seal status and, once unsealed, whether it leads (`sys/leader`, which
+    /// also says how far its raft log is applied). The exec transport answers both with
+    /// one command.
+    pub(super) async fn observe_pod(
+        &self,
+        pod: &PodName,
+    ) -> (NodeObservation, Option<LeaderStatus>) {
+        let NodeStatus { seal, leader } = match self.client.node_status(pod).await {
             Ok(status) => status,
             Err(e) => {
-                return NodeObservation::new(
-                    pod.clone(),
-                    NodeState::Unreachable {
-                        reason: e.to_string(),
-                    },
-                );
+                let state = NodeState::Unreachable {
+                    reason: e.to_string(),
+                };
+                return (NodeObservation::new(pod.clone(), state), None);
             }
         };
-        let state = if !status.initialized {
+        let state = if !seal.initialized {
             NodeState::Uninitialized
-        } else if status.sealed {
+        } else if seal.sealed {
             NodeState::Sealed {
-                progress: status.progress,
-                threshold: status.threshold,
+                progress: seal.progress,
+                threshold: seal.threshold,
             }
         } else {
-            match self.client.health(pod).await {
-                Ok(health) if health.is_active() => NodeState::Active,
-                Ok(health) if health.sealed => NodeState::Sealed {
-                    progress: 0,
-                    threshold: status.threshold,
-                },
-                Ok(_) => NodeState::Standby,
-                Err(e) => NodeState::Unreachable {
-                    reason: e.to_string(),
+            match &leader {
+                // Without HA storage every unsealed node serves; raft always has HA.
+                Some(l) if l.is_self || !l.ha_enabled => NodeState::Active,
+                Some(_) => NodeState::Standby,
+                None => NodeState::Unreachable {
+                    reason: "unsealed, but sys/leader did not answer".into(),
                 },
             }
         };
-        NodeObservation {
+        let leader = leader.filter(|_| state == NodeState::Active);
+        let node = NodeObservation {
             pod: pod.clone(),
             state,
-            seal_type: Some(status.seal_type),
-            cluster_id: status.cluster_id,
-            version: (!status.version.is_empty()).then_some(status.version),
-        }
+            seal_type: Some(seal.seal_type),
+            cluster_id: seal.cluster_id,
+            version: (!seal.version.is_empty()).then_some(seal.version),
+        };
+        (node, leader)
     }
 
     /// Observes every pod (desired ones and `leftover_pods`, pods that still exist but are
     /// not desired: a scale-down in progress), the key store and, through the active node,
-    /// the raft configuration. Reads only; the login it may need for the raft read is
-    /// revoked before it returns. The stored keys stay held for the [`Lifecycle::execute`]
-    /// that follows.
+    /// the raft configuration. Reads only. The stored keys, and the login it may need for
+    /// the raft read, stay held for the [`Lifecycle::execute`] that follows, which revokes
+    /// the login when its actions are done (the next observation revokes one that no
+    /// execute took).
     pub async fn observe(&mut self, leftover_pods: &[PodName]) -> Result<Observation> {
         let mut every: Vec<PodName> = self.intent.pods().to_vec();
         every.extend(leftover_pods.iter().cloned());
@@ -83,29 +87,37 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                 .filter(|p| !self.intent.pods().contains(p) && members.contains(p))
                 .cloned(),
         );
+        // A login an earlier observation left (no execute followed it) goes first.
+        if let Some((via, token, authority)) = self.session.take() {
+            self.end_session(&via, Some((token, authority))).await;
+        }
+        let started = Instant::now();
         let this = &*self;
         let deadline = self.deadlines.observe;
-        let nodes = futures::future::join_all(pods.iter().map(|p| async move {
+        let observed = futures::future::join_all(pods.iter().map(|p| async move {
             if members.contains(p) {
                 match tokio::time::timeout(deadline, this.observe_pod(p)).await {
                     Ok(observed) => observed,
-                    Err(_) => NodeObservation::new(
-                        p.clone(),
-                        NodeState::Unreachable {
+                    Err(_) => {
+                        let state = NodeState::Unreachable {
                             reason: format!("no answer within {}", seconds(deadline)),
-                        },
-                    ),
+                        };
+                        (NodeObservation::new(p.clone(), state), None)
+                    }
                 }
             } else {
-                NodeObservation::new(
-                    p.clone(),
-                    NodeState::Unreachable {
-                        reason: "no pod of this cluster's StatefulSet has this name yet".into(),
-                    },
-                )
+                let state = NodeState::Unreachable {
+                    reason: "no pod of this cluster's StatefulSet has this name yet".into(),
+                };
+                (NodeObservation::new(p.clone(), state), None)
             }
         }))
         .await;
+        let (nodes, leaders): (Vec<NodeObservation>, Vec<Option<LeaderStatus>>) =
+            observed.into_iter().unzip();
+        // Meaningful only when exactly one node is active (the decision checks that).
+        let leader = leaders.into_iter().flatten().next();
+        let pods_done = Instant::now();
 
         let pending = match (&self.pending_raw, &self.pending) {
             (Some(raw), _) => Some(raw.summary()),
@@ -151,7 +163,8 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                             warn!(pod = %via, "the raft configuration did not come within {}", seconds(deadline))
                         }
                     }
-                    self.end_session(&via, Some((token, authority))).await;
+                    // Kept for the execute that follows, which revokes it.
+                    self.session = Some((via.clone(), token, authority));
                 }
                 Ok(Err(e)) => warn!(pod = %via, error = %e, "no token for raft and bootstrap work"),
                 Err(_) => {
@@ -159,6 +172,11 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
                 }
             }
         }
+        debug!(
+            pods_ms = pods_done.duration_since(started).as_millis(),
+            raft_ms = pods_done.elapsed().as_millis(),
+            "observed the nodes"
+        );
         self.held = keys;
         let stale_data = self.track_not_members(&nodes, raft.as_ref());
 
@@ -173,6 +191,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             raft,
             bootstrap,
             stale_data,
+            leader,
         })
     }
 

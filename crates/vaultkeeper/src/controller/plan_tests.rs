@@ -115,6 +115,13 @@ fn nodes_seen(states: &[(&str, NodeState)], voters: &[&str], keys: KeysState) ->
         }),
         bootstrap: BootstrapState::Done,
         stale_data: Default::default(),
+        leader: Some(vaultkeeper_vault::node::LeaderStatus {
+            ha_enabled: true,
+            is_self: true,
+            leader_address: None,
+            raft_committed_index: Some(100),
+            raft_applied_index: Some(100),
+        }),
     }
 }
 

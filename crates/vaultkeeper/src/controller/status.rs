@@ -134,6 +134,18 @@ fn wait_sentence(wait: &WaitReason) -> String {
             "pod {} is unsealed but not a member of raft (its volume holds a removed peer's data); its data is reset if that is still so at the next look",
             pod.as_str()
         ),
+        WaitReason::LeaderCatchingUp {
+            pod,
+            committed,
+            applied,
+        } => format!(
+            "active pod {} has applied raft index {applied} of {committed} committed; it serves reads once caught up",
+            pod.as_str()
+        ),
+        WaitReason::LeaderUnconfirmed(pod) => format!(
+            "active pod {} has not confirmed through sys/leader that it leads",
+            pod.as_str()
+        ),
     }
 }
 
@@ -437,11 +449,29 @@ pub fn compute(inputs: &StatusInputs<'_>) -> VaultClusterStatus {
         let serving = status.active_pod.is_some();
         let was_serving =
             previous.is_some_and(|p| matches!(p.phase, Some(Phase::Ready | Phase::Degraded)));
+        // Only pods that were serving count: voters of the raft configuration (this pass's,
+        // else the last one seen). New pods of a scale-up, not voters yet, are progress,
+        // not damage.
+        let voters = status
+            .raft
+            .as_ref()
+            .or_else(|| previous.and_then(|p| p.raft.as_ref()))
+            .map(|r| r.voters.clone());
+        let established_not_ready = match &voters {
+            Some(voters) => nodes
+                .iter()
+                .filter(|n| voters.iter().any(|v| v == n.pod.as_str()))
+                .any(|n| {
+                    let unsealed = matches!(n.state, NodeState::Active | NodeState::Standby);
+                    !(unsealed && pods_by_name.get(n.pod.as_str()).is_some_and(|p| p.ready))
+                }),
+            None => usize::try_from(ready).unwrap_or(0) < desired,
+        };
         let degraded = inputs.needs_person.is_some()
             || (serving
                 && was_serving
                 && initialized
-                && (usize::try_from(ready).unwrap_or(0) < desired)
+                && established_not_ready
                 && inputs.operation.is_none());
         conditions.push(if let Some((reason, message)) = &inputs.needs_person {
             Cond::new(condition::DEGRADED, true, *reason, message.clone())

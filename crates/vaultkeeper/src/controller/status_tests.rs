@@ -1,7 +1,7 @@
 //! Table tests of the status computation.
 
 use super::*;
-use vaultkeeper_vault::decide::{BootstrapState, KeysState, NodeObservation, Observation};
+use vaultkeeper_vault::decide::{Action, BootstrapState, KeysState, NodeObservation, Observation};
 use vaultkeeper_vault::node::{PodName, RaftConfiguration, RaftServer};
 
 fn pass(states: &[(&str, NodeState)]) -> PassReport {
@@ -13,7 +13,13 @@ fn pass(states: &[(&str, NodeState)]) -> PassReport {
         .collect();
     let servers = states
         .iter()
-        .filter(|(_, s)| matches!(s, NodeState::Active | NodeState::Standby))
+        // A pod restarted since it joined stays in the configuration while it is sealed.
+        .filter(|(_, s)| {
+            matches!(
+                s,
+                NodeState::Active | NodeState::Standby | NodeState::Sealed { .. }
+            )
+        })
         .map(|(name, state)| RaftServer {
             node_id: (*name).to_owned(),
             address: format!("{name}:8201"),
@@ -28,6 +34,13 @@ fn pass(states: &[(&str, NodeState)]) -> PassReport {
             raft: Some(RaftConfiguration { servers }),
             bootstrap: BootstrapState::Done,
             stale_data: Default::default(),
+            leader: Some(vaultkeeper_vault::node::LeaderStatus {
+                ha_enabled: true,
+                is_self: true,
+                leader_address: None,
+                raft_committed_index: Some(100),
+                raft_applied_index: Some(100),
+            }),
         },
         actions: Vec::new(),
         outcomes: Vec::new(),
@@ -51,11 +64,20 @@ fn compute_with(
     pods: &[PodView],
     pass: &PassReport,
 ) -> VaultClusterStatus {
+    compute_for(3, previous, pods, pass)
+}
+
+fn compute_for(
+    desired_replicas: i32,
+    previous: Option<&VaultClusterStatus>,
+    pods: &[PodView],
+    pass: &PassReport,
+) -> VaultClusterStatus {
     compute(&StatusInputs {
         generation: Some(1),
         previous,
         now: jiff::Timestamp::UNIX_EPOCH,
-        desired_replicas: 3,
+        desired_replicas,
         invalid: None,
         pods,
         pass: Some(pass),
@@ -306,5 +328,76 @@ fn the_fixed_fields_are_recorded_once_the_cluster_is_initialized_and_never_rewri
         later.initialized_with.as_ref(),
         Some(&at_init),
         "a later spec never rewrites what the cluster was initialized with"
+    );
+}
+
+#[test]
+fn new_pods_of_a_scale_up_are_progress_not_damage() {
+    let three = pass(&[
+        ("vault-0", NodeState::Active),
+        ("vault-1", NodeState::Standby),
+        ("vault-2", NodeState::Standby),
+    ]);
+    let ready = compute_with(None, &pods(&[true, true, true]), &three);
+    assert_eq!(ready.phase, Some(Phase::Ready));
+
+    // Scaled to 5: the two new pods are not members yet.
+    let growing = |vault_1: NodeState| {
+        pass(&[
+            ("vault-0", NodeState::Active),
+            ("vault-1", vault_1),
+            ("vault-2", NodeState::Standby),
+            ("vault-3", NodeState::Uninitialized),
+            (
+                "vault-4",
+                NodeState::Unreachable {
+                    reason: "not created yet".into(),
+                },
+            ),
+        ])
+    };
+    let scaling = compute_for(
+        5,
+        Some(&ready),
+        &pods(&[true, true, true, false]),
+        &growing(NodeState::Standby),
+    );
+    assert_eq!(condition(&scaling, "Degraded"), "False");
+    assert_eq!(condition(&scaling, "Ready"), "False");
+    assert_ne!(scaling.phase, Some(Phase::Degraded));
+
+    // One of the serving pods goes meanwhile: that is damage.
+    let losing = growing(NodeState::Sealed {
+        progress: 0,
+        threshold: 3,
+    });
+    let hurt = compute_for(5, Some(&ready), &pods(&[true, false, true, false]), &losing);
+    assert_eq!(condition(&hurt, "Degraded"), "True");
+    assert_eq!(hurt.phase, Some(Phase::Degraded));
+}
+
+#[test]
+fn a_leader_still_replaying_its_log_is_not_ready() {
+    let mut catching_up = pass(&[
+        ("vault-0", NodeState::Active),
+        ("vault-1", NodeState::Standby),
+        ("vault-2", NodeState::Standby),
+    ]);
+    catching_up.actions = vec![Action::Wait(WaitReason::LeaderCatchingUp {
+        pod: PodName::new("vault-0").expect("pod name"),
+        committed: 5000,
+        applied: 1200,
+    })];
+    let status = compute_with(None, &pods(&[true, true, true]), &catching_up);
+    assert_eq!(condition(&status, "Ready"), "False");
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready condition");
+    assert!(
+        ready.message.contains("applied raft index 1200 of 5000"),
+        "{}",
+        ready.message
     );
 }
