@@ -92,6 +92,8 @@ pub(crate) struct ClusterMemory {
     pub(crate) backup_runs: HashMap<String, JobRun>,
     /// Finished metrics-token Jobs already read, likewise.
     pub(crate) token_runs: HashMap<String, JobRun>,
+    /// Quick looks spent since the cluster last converged or stopped coming up (pace.rs).
+    pub(crate) quick_looks: usize,
 }
 
 /// Optional APIs found in the cluster.

@@ -26,6 +26,7 @@ pub mod lock;
 pub(crate) mod members;
 mod nodes;
 mod observe;
+mod pace;
 mod plan;
 mod record;
 pub mod rollout;
@@ -48,7 +49,7 @@ use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use tracing::{instrument, warn};
+use tracing::{debug, instrument, warn};
 use vaultkeeper_api::{ClusterNames, OperationStatus, Phase, VaultCluster};
 
 pub use context::{Capabilities, Context, Settings};
@@ -150,11 +151,13 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     }
 
     // 2. Observe: every read. A failed read ends the pass before anything is written.
+    let started = Instant::now();
     let mut observed = match observe::cluster(&ctx, &vc, &mut memory).await {
         Ok(observed) => observed,
         Err(e) => return Err(write::failed_read(&ctx, &vc, e, now).await),
     };
 
+    let observed_ms = started.elapsed().as_millis();
     // 3. Plan: keep or renew the internal PKI (new keys need randomness, so they are made
     //    here, not in the plan), then decide every write.
     let tls = tls::settle(&vc, &namespace, &observed.tls, now)?;
@@ -308,6 +311,7 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         .iter()
         .any(|c| c.type_ == vaultkeeper_api::condition::KEYS_ESCROWED && c.status == "False");
     let converged = status.phase == Some(Phase::Ready) && !escrow_pending;
+    let status_phase = status.phase;
     // The status write carries the resourceVersion the pass read (or its own lock write
     // left): a VaultCluster changed in between is read again, never overwritten.
     let status_written = match gate.resource_version.as_deref() {
@@ -318,11 +322,34 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         .writes_last_pass
         .get_or_create(&labels)
         .set(acted.writes + u64::from(status_written));
-    Ok(if converged {
-        Action::requeue(ctx.settings.resync)
+    let seen = if converged {
+        pace::Seen::Converged
+    } else if acted
+        .pass
+        .as_ref()
+        .is_some_and(|p| pace::coming_up(p, !acted.errors.is_empty()))
+        && plan.waiting_for.is_none()
+    {
+        pace::Seen::ComingUp
     } else {
-        Action::requeue(ctx.settings.converging_requeue)
-    })
+        pace::Seen::Other
+    };
+    let (pause, spent) = pace::next(
+        seen,
+        memory.quick_looks,
+        ctx.settings.resync,
+        ctx.settings.converging_requeue,
+    );
+    memory.quick_looks = spent;
+    debug!(
+        cluster = %labels.name,
+        phase = ?status_phase,
+        next_look_ms = pause.as_millis(),
+        observed_ms,
+        pass_ms = started.elapsed().as_millis(),
+        "pass done"
+    );
+    Ok(Action::requeue(pause))
 }
 
 /// The pods as status shows them: ready, and on the StatefulSet's current revision.
