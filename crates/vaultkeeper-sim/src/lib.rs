@@ -29,6 +29,7 @@ pub mod faults;
 pub mod kinds;
 pub mod kubelet;
 pub mod patch;
+pub mod protobuf;
 pub mod pki;
 pub mod podio;
 pub mod requests;
