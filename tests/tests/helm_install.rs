@@ -1,0 +1,278 @@
+//! The operator's chart installed into the simulated cluster with the real Helm binary, as
+//! docs/sandbox.md tells a person to: `helm install`, `status`, `upgrade`, `rollback`,
+//! `history` and `uninstall`. Helm's release storage writes its Secrets as protobuf, so this
+//! is also the end-to-end check of the API server's protobuf bodies.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+use vaultkeeper_e2e::install::{
+    self, InstallError, chart_dir, helm, kind, name, namespace, parse_yaml_stream,
+};
+use vaultkeeper_sim::{SimCluster, SimConfig};
+
+/// This test's simulated-cluster slot.
+const SLOT: u8 = 210;
+const RELEASE: &str = "vk";
+const RELEASE_NAMESPACE: &str = "vk-test";
+/// The namespace the chart's default values watch; it must exist before install.
+const WATCHED: &str = "vault";
+
+fn ok<T>(r: Result<T, InstallError>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct Tools {
+    kubeconfig: String,
+}
+
+impl Tools {
+    fn helm(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--kubeconfig", &self.kubeconfig]);
+        ok(install::run(&ok(helm()), &all))
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Result<String, InstallError> {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--kubeconfig", &self.kubeconfig]);
+        install::run(&ok(install::kubectl()), &all)
+    }
+
+    /// The live object a rendered one names, or `None` when it does not exist.
+    fn live(&self, rendered: &Value) -> Option<Value> {
+        let api_version = rendered["apiVersion"].as_str().unwrap_or_default();
+        let resource = match api_version.split_once('/') {
+            Some((group, version)) => format!("{}.{version}.{group}", kind(rendered)),
+            None => kind(rendered).to_string(),
+        };
+        let mut args = vec!["get", resource.as_str(), name(rendered), "-o", "json"];
+        let ns = namespace(rendered);
+        if !ns.is_empty() {
+            args.extend_from_slice(&["-n", ns]);
+        }
+        match self.kubectl(&args) {
+            Ok(out) => Some(serde_json::from_str(&out).expect("kubectl prints JSON")),
+            Err(InstallError::Command { stderr, .. }) if stderr.contains("NotFound") => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// What the release applied (`helm get manifest`), each object with the namespace
+    /// Helm gave it when the template left it out.
+    fn manifest(&self) -> Vec<Value> {
+        let out = self.helm(&["get", "manifest", RELEASE, "-n", RELEASE_NAMESPACE]);
+        ok(parse_yaml_stream("helm get manifest", &out))
+    }
+
+    fn status(&self) -> Value {
+        let out = self.helm(&["status", RELEASE, "-n", RELEASE_NAMESPACE, "-o", "json"]);
+        serde_json::from_str(&out).expect("helm status prints JSON")
+    }
+
+    fn deployment_replicas(&self) -> i64 {
+        let out = self
+            .kubectl(&[
+                "get",
+                "deployment",
+                "vk-vaultkeeper",
+                "-n",
+                RELEASE_NAMESPACE,
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+        out.trim().parse().expect("replicas is a number")
+    }
+}
+
+/// The first place where `rendered` says something `live` does not (the server may add
+/// defaults and metadata, never change or drop what was asked).
+fn first_difference(live: &Value, rendered: &Value, path: &str) -> Option<String> {
+    match (live, rendered) {
+        (Value::Object(l), Value::Object(r)) => r.iter().find_map(|(k, rv)| {
+            let lv = l.get(k).unwrap_or(&Value::Null);
+            first_difference(lv, rv, &format!("{path}.{k}"))
+        }),
+        (Value::Array(l), Value::Array(r)) if l.len() == r.len() => l
+            .iter()
+            .zip(r)
+            .enumerate()
+            .find_map(|(i, (lv, rv))| first_difference(lv, rv, &format!("{path}[{i}]"))),
+        (l, r) if l == r => None,
+        (l, r) => Some(format!("{path}: rendered {r}, live {l}")),
+    }
+}
+
+/// Every rendered object exists and carries every field as rendered.
+fn assert_applied_as_rendered(tools: &Tools, rendered: &[Value]) {
+    assert!(!rendered.is_empty(), "the release rendered nothing");
+    for object in rendered {
+        let what = format!("{} {}/{}", kind(object), namespace(object), name(object));
+        let Some(live) = tools.live(object) else {
+            panic!("{what} was rendered but does not exist");
+        };
+        if let Some(diff) = first_difference(&live, object, "") {
+            panic!("{what} differs from what Helm rendered: {diff}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_installs_upgrades_rolls_back_and_uninstalls_the_operator_chart() {
+    let started = Instant::now();
+    let sim = SimCluster::start(SimConfig::for_slot(SLOT))
+        .await
+        .expect("simulated cluster starts");
+    let client = sim.client().expect("administrator client");
+    Api::<Namespace>::all(client)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": WATCHED}})).expect("namespace"),
+        )
+        .await
+        .expect("the watched namespace is created");
+    let tools = Tools {
+        kubeconfig: sim.kubeconfig_path().to_string_lossy().into_owned(),
+    };
+    let chart = chart_dir().display().to_string();
+
+    // Install: the command docs/sandbox.md shows.
+    tools.helm(&[
+        "install",
+        RELEASE,
+        &chart,
+        "-n",
+        RELEASE_NAMESPACE,
+        "--create-namespace",
+        "--skip-crds",
+    ]);
+    let status = tools.status();
+    assert_eq!(status["info"]["status"], "deployed", "{status:#}");
+    assert_eq!(status["version"], 1);
+    let installed = tools.manifest();
+    let kinds: BTreeSet<&str> = installed.iter().map(kind).collect();
+    for wanted in [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "Deployment",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    ] {
+        assert!(kinds.contains(wanted), "no {wanted} in {kinds:?}");
+    }
+    assert_applied_as_rendered(&tools, &installed);
+    assert_eq!(tools.deployment_replicas(), 2);
+
+    // Upgrade with a changed value.
+    tools.helm(&[
+        "upgrade",
+        RELEASE,
+        &chart,
+        "-n",
+        RELEASE_NAMESPACE,
+        "--skip-crds",
+        "--set",
+        "replicaCount=3",
+        "--set",
+        "logLevel=debug",
+    ]);
+    let status = tools.status();
+    assert_eq!(status["info"]["status"], "deployed", "{status:#}");
+    assert_eq!(status["version"], 2);
+    let upgraded = tools.manifest();
+    assert_ne!(upgraded, installed, "the changed values changed nothing");
+    assert_applied_as_rendered(&tools, &upgraded);
+    assert_eq!(tools.deployment_replicas(), 3);
+
+    // Rollback to the first revision.
+    tools.helm(&["rollback", RELEASE, "1", "-n", RELEASE_NAMESPACE]);
+    let status = tools.status();
+    assert_eq!(status["info"]["status"], "deployed", "{status:#}");
+    assert_eq!(status["version"], 3);
+    assert_applied_as_rendered(&tools, &tools.manifest());
+    assert_eq!(tools.deployment_replicas(), 2);
+    let history: Value = serde_json::from_str(&tools.helm(&[
+        "history",
+        RELEASE,
+        "-n",
+        RELEASE_NAMESPACE,
+        "-o",
+        "json",
+    ]))
+    .expect("helm history prints JSON");
+    let statuses: Vec<&str> = history
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["superseded", "superseded", "deployed"]);
+    // The release records are Secrets found by label, as Helm's storage driver finds them.
+    let records = tools
+        .kubectl(&[
+            "get",
+            "secrets",
+            "-n",
+            RELEASE_NAMESPACE,
+            "-l",
+            "owner=helm,name=vk",
+            "-o",
+            "name",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(records.lines().count(), 3, "{records}");
+
+    // Uninstall removes every object and every release record.
+    tools.helm(&["uninstall", RELEASE, "-n", RELEASE_NAMESPACE]);
+    for object in &installed {
+        assert!(
+            tools.live(object).is_none(),
+            "{} {}/{} is left after uninstall",
+            kind(object),
+            namespace(object),
+            name(object)
+        );
+    }
+    let records = tools
+        .kubectl(&[
+            "get",
+            "secrets",
+            "-n",
+            RELEASE_NAMESPACE,
+            "-l",
+            "owner=helm",
+            "-o",
+            "name",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(records.trim().is_empty(), "release records left: {records}");
+
+    // Nothing Helm sent was refused or failed: the 404s are its look-ups before creating.
+    let requests = sim.requests();
+    let from_helm: Vec<_> = requests
+        .iter()
+        .filter(|r| r.user_agent.to_ascii_lowercase().starts_with("helm"))
+        .collect();
+    assert!(
+        from_helm
+            .iter()
+            .any(|r| r.verb == "create" && r.resource == "secrets" && r.code == 201),
+        "no release Secret was created by Helm"
+    );
+    let refused: Vec<String> = from_helm
+        .iter()
+        .filter(|r| r.code >= 400 && r.code != 404)
+        .map(|r| format!("{} {} {}?{}", r.code, r.method, r.path, r.query))
+        .collect();
+    assert!(refused.is_empty(), "Helm's refused requests: {refused:#?}");
+    eprintln!("helm install/upgrade/rollback/uninstall: {:?}", started.elapsed());
+    sim.shutdown().await;
+}
