@@ -273,6 +273,9 @@ async fn helm_installs_upgrades_rolls_back_and_uninstalls_the_operator_chart() {
         .map(|r| format!("{} {} {}?{}", r.code, r.method, r.path, r.query))
         .collect();
     assert!(refused.is_empty(), "Helm's refused requests: {refused:#?}");
-    eprintln!("helm install/upgrade/rollback/uninstall: {:?}", started.elapsed());
+    eprintln!(
+        "helm install/upgrade/rollback/uninstall: {:?}",
+        started.elapsed()
+    );
     sim.shutdown().await;
 }

@@ -53,7 +53,11 @@ pub fn decode(body: &[u8]) -> Result<Value, SimError> {
     })?;
     let unknown = Unknown::decode(raw)
         .map_err(|e| SimError::BadRequest(format!("decoding runtime.Unknown: {e}")))?;
-    if let Some(encoding) = unknown.content_encoding.as_deref().filter(|e| !e.is_empty()) {
+    if let Some(encoding) = unknown
+        .content_encoding
+        .as_deref()
+        .filter(|e| !e.is_empty())
+    {
         return Err(unsupported(&format!(
             "content encoding {encoding:?} of a protobuf body"
         )));
@@ -161,7 +165,12 @@ fn put_bytes_map(map: &mut Map<String, Value>, key: &str, values: BTreeMap<Strin
     if !values.is_empty() {
         let encoded: Map<String, Value> = values
             .into_iter()
-            .map(|(k, v)| (k, json!(base64::engine::general_purpose::STANDARD.encode(v))))
+            .map(|(k, v)| {
+                (
+                    k,
+                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
             .collect();
         map.insert(key.into(), Value::Object(encoded));
     }
@@ -661,8 +670,12 @@ mod tests {
             dry_run: vec!["All".into()],
             ..Default::default()
         };
-        let decoded =
-            decode(&wire("meta.k8s.io/v1", "DeleteOptions", options.encode_to_vec())).expect("decodes");
+        let decoded = decode(&wire(
+            "meta.k8s.io/v1",
+            "DeleteOptions",
+            options.encode_to_vec(),
+        ))
+        .expect("decodes");
         assert_eq!(
             decoded,
             json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions",
@@ -712,7 +725,9 @@ mod tests {
     #[test]
     fn media_type_parameters_are_ignored() {
         assert!(is_protobuf("application/vnd.kubernetes.protobuf"));
-        assert!(is_protobuf("application/vnd.kubernetes.protobuf;stream=watch"));
+        assert!(is_protobuf(
+            "application/vnd.kubernetes.protobuf;stream=watch"
+        ));
         assert!(!is_protobuf("application/json"));
     }
 }

@@ -214,6 +214,20 @@ fn json_response(code: u16, v: &Value) -> Response<Body> {
     r
 }
 
+/// The ObjectMeta schema that custom kinds' OpenAPI documents refer to, with the
+/// definitions it refers to under `$defs`.
+fn object_meta_schema() -> Value {
+    let mut meta = serde_json::to_value(schemars::schema_for!(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta
+    ))
+    .unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut meta {
+        m.remove("$schema");
+        m.remove("title");
+    }
+    meta
+}
+
 /// Re-encodes a JSON answer as protobuf for a client that accepts nothing else; 406 when
 /// the object's kind (or a list) has no protobuf mapping.
 async fn protobuf_response(response: Response<Body>) -> Result<Response<Body>, SimError> {
@@ -531,23 +545,31 @@ impl ApiServer {
                         name: path.to_string(),
                     });
                 };
-                let meta = serde_json::to_value(schemars::schema_for!(
-                    k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta
-                ))
-                .unwrap_or(Value::Null);
-                let mut meta = meta;
-                if let Value::Object(m) = &mut meta {
-                    m.remove("$schema");
-                    m.remove("$defs");
-                    m.remove("title");
-                }
-                json_response(200, &discovery::openapi_v3_gv(&g, &v, &ts, &meta))
+                json_response(
+                    200,
+                    &discovery::openapi_v3_gv(&g, &v, &ts, &object_meta_schema()),
+                )
             }
             ["openapi", "v2"] | ["swagger.json"] => {
-                return Err(SimError::NotFound {
-                    resource: String::new(),
-                    name: "/openapi/v2 (not served: the simulated API server publishes OpenAPI v3 only, which kubectl 1.27+ uses)".into(),
-                });
+                // JSON only: the protobuf form (gnostic's `openapi_v2.Document`) is refused
+                // with 406, as the real server refuses a media type it does not serve.
+                let accept = headers
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if !accept.is_empty()
+                    && !accept.split(',').any(|a| {
+                        let a = a.trim();
+                        a.starts_with("application/json")
+                            || a.starts_with("*/*")
+                            || a.starts_with("application/*")
+                    })
+                {
+                    return Err(SimError::NotAcceptable(format!(
+                        "/openapi/v2 is served as application/json only (asked for {accept:?})"
+                    )));
+                }
+                json_response(200, &discovery::openapi_v2(&groups, &object_meta_schema()))
             }
             [".well-known", "openid-configuration"] => json_response(
                 200,
@@ -707,7 +729,10 @@ impl ApiServer {
             // rest of the server reads; any other kind is a 415 naming it.
             if crate::protobuf::is_protobuf(&content_type) {
                 let object = crate::protobuf::decode(&bytes)?;
-                Some(("application/json".to_string(), Bytes::from(object.to_string())))
+                Some((
+                    "application/json".to_string(),
+                    Bytes::from(object.to_string()),
+                ))
             } else {
                 Some((content_type, bytes))
             }
