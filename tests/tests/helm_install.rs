@@ -9,8 +9,8 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use vaultkeeper_e2e::install::{
     self, InstallError, chart_dir, helm, kind, name, namespace, parse_yaml_stream,
@@ -50,6 +50,38 @@ impl Tools {
         let mut all = args.to_vec();
         all.extend_from_slice(&["--kubeconfig", &self.kubeconfig]);
         install::run(&ok(install::kubectl()), &all)
+    }
+
+    /// Runs Helm (e.g. with `--wait`) while marking every pod of the release namespace
+    /// ready, as a kubelet would once its containers pass their readiness probes.
+    async fn helm_while_pods_become_ready(&self, pods: &Api<Pod>, args: &[&str]) {
+        let mut child = std::process::Command::new(ok(helm()))
+            .args(args)
+            .args(["--kubeconfig", &self.kubeconfig])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("helm starts");
+        let ready = json!({"status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}]}});
+        while child.try_wait().expect("helm runs").is_none() {
+            for pod in pods.list(&ListParams::default()).await.expect("pods list") {
+                let Some(name) = pod.metadata.name else {
+                    continue;
+                };
+                let _ = pods
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&ready))
+                    .await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let output = child.wait_with_output().expect("helm's output");
+        assert!(
+            output.status.success(),
+            "helm {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// The live object a rendered one names, or `None` when it does not exist.
@@ -144,6 +176,7 @@ async fn helm_installs_upgrades_rolls_back_and_uninstalls_the_operator_chart() {
         .await
         .expect("simulated cluster starts");
     let client = sim.client().expect("administrator client");
+    let pods = Api::<Pod>::namespaced(client.clone(), RELEASE_NAMESPACE);
     Api::<Namespace>::all(client)
         .create(
             &PostParams::default(),
@@ -187,19 +220,46 @@ async fn helm_installs_upgrades_rolls_back_and_uninstalls_the_operator_chart() {
     assert_applied_as_rendered(&tools, &installed);
     assert_eq!(tools.deployment_replicas(), 2);
 
-    // Upgrade with a changed value.
-    tools.helm(&[
-        "upgrade",
-        RELEASE,
-        &chart,
-        "-n",
-        RELEASE_NAMESPACE,
-        "--skip-crds",
-        "--set",
-        "replicaCount=3",
-        "--set",
-        "logLevel=debug",
-    ]);
+    // Upgrade with a changed value, waiting for the rollout: the new template's pods
+    // become ready as a kubelet would report them (this cluster runs no pods).
+    let waited = Instant::now();
+    tools
+        .helm_while_pods_become_ready(
+            &pods,
+            &[
+                "upgrade",
+                RELEASE,
+                &chart,
+                "-n",
+                RELEASE_NAMESPACE,
+                "--skip-crds",
+                "--set",
+                "replicaCount=3",
+                "--set",
+                "logLevel=debug",
+                "--wait",
+                "--timeout",
+                "60s",
+            ],
+        )
+        .await;
+    eprintln!("helm upgrade --wait: {:?}", waited.elapsed());
+    let rollout: Value = serde_json::from_str(
+        &tools
+            .kubectl(&[
+                "get",
+                "deployment",
+                "vk-vaultkeeper",
+                "-n",
+                RELEASE_NAMESPACE,
+                "-o",
+                "json",
+            ])
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .expect("JSON");
+    assert_eq!(rollout["status"]["updatedReplicas"], 3, "{rollout:#}");
+    assert_eq!(rollout["status"]["availableReplicas"], 3, "{rollout:#}");
     let status = tools.status();
     assert_eq!(status["info"]["status"], "deployed", "{status:#}");
     assert_eq!(status["version"], 2);
