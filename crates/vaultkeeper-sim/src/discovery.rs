@@ -302,9 +302,22 @@ pub fn openapi_v3_gv(
                     props.entry("apiVersion").or_insert(json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
                     props.entry("kind").or_insert(json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
                 }
+                // ObjectMeta and the types it refers to, under the names the built-in
+                // documents use.
+                let mut meta = object_meta.clone();
+                if let Some(Value::Object(defs)) = meta.get_mut("$defs").map(Value::take) {
+                    for (k, mut v) in defs {
+                        rewrite_refs(&mut v);
+                        schemas.entry(k).or_insert(v);
+                    }
+                }
+                if let Value::Object(m) = &mut meta {
+                    m.remove("$defs");
+                }
+                rewrite_refs(&mut meta);
                 schemas.insert(
                     "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".into(),
-                    object_meta.clone(),
+                    meta,
                 );
                 (schema_key(t), s)
             }
@@ -355,6 +368,105 @@ pub fn openapi_v3_gv(
     })
 }
 
+/// `/openapi/v2`: one Swagger 2.0 document for every group version, made from the same
+/// schemas and paths as the v3 documents (CRDs included), for clients older than kubectl
+/// 1.27 and tools that read only v2.
+pub fn openapi_v2(groups: &GroupMap, object_meta: &Value) -> Value {
+    let mut definitions = Map::new();
+    let mut paths = Map::new();
+    for (g, vs) in groups {
+        for (v, types) in vs {
+            let mut doc = openapi_v3_gv(g, v, types, object_meta);
+            if let Some(Value::Object(schemas)) =
+                doc["components"].get_mut("schemas").map(Value::take)
+            {
+                for (name, mut schema) in schemas {
+                    to_v2_schema(&mut schema);
+                    definitions.insert(name, schema);
+                }
+            }
+            if let Value::Object(v3_paths) = doc["paths"].take() {
+                for (path, mut item) in v3_paths {
+                    if let Value::Object(operations) = &mut item {
+                        operations.values_mut().for_each(to_v2_operation);
+                    }
+                    paths.insert(path, item);
+                }
+            }
+        }
+    }
+    json!({
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": paths,
+        "definitions": definitions,
+    })
+}
+
+/// A v3 schema as a v2 definition: references point into `definitions`, and the keywords
+/// Swagger 2.0 lacks (`nullable`, `oneOf`, `anyOf`, `not`) go, as the real server drops them
+/// from CRD schemas it publishes as v2.
+fn to_v2_schema(v: &mut Value) {
+    let Value::Object(m) = v else { return };
+    if let Some(Value::String(r)) = m.get_mut("$ref")
+        && let Some(name) = r.strip_prefix("#/components/schemas/")
+    {
+        *r = format!("#/definitions/{name}");
+    }
+    for keyword in ["nullable", "oneOf", "anyOf", "not"] {
+        m.remove(keyword);
+    }
+    for (keyword, child) in m.iter_mut() {
+        match (keyword.as_str(), child) {
+            // Maps from names to schemas.
+            ("properties" | "patternProperties" | "definitions", Value::Object(named)) => {
+                named.values_mut().for_each(to_v2_schema);
+            }
+            // Lists of schemas.
+            ("allOf", Value::Array(list)) | ("items", Value::Array(list)) => {
+                list.iter_mut().for_each(to_v2_schema);
+            }
+            // One schema.
+            ("items" | "additionalProperties", child @ Value::Object(_)) => to_v2_schema(child),
+            _ => {}
+        }
+    }
+}
+
+/// A v3 operation as a v2 one: parameter types inline, response schemas without the
+/// per-media-type `content` level.
+fn to_v2_operation(op: &mut Value) {
+    if let Some(Value::Array(params)) = op.get_mut("parameters") {
+        for p in params {
+            if let Some(Value::Object(schema)) = p.as_object_mut().and_then(|m| m.remove("schema"))
+            {
+                for (k, v) in schema {
+                    p[k] = v;
+                }
+            }
+        }
+    }
+    if let Some(Value::Object(responses)) = op.get_mut("responses") {
+        for response in responses.values_mut() {
+            if let Some(mut schema) = response
+                .get_mut("content")
+                .map(Value::take)
+                .and_then(|mut c| c.get_mut("application/json").map(Value::take))
+                .and_then(|mut j| j.get_mut("schema").map(Value::take))
+            {
+                to_v2_schema(&mut schema);
+                response["schema"] = schema;
+            }
+            if let Value::Object(m) = response {
+                m.remove("content");
+            }
+        }
+    }
+    op["consumes"] = json!(["*/*"]);
+    op["produces"] = json!(["application/json", "application/yaml"]);
+    op["schemes"] = json!(["https"]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +501,109 @@ mod tests {
             .find(|r| r["resource"] == "statefulsets")
             .unwrap();
         assert_eq!(sts["subresources"][1]["responseKind"]["kind"], "Scale");
+    }
+
+    /// Every `$ref` in `doc` names an entry of `doc[section]`.
+    fn dangling_refs(doc: &Value, prefix: &str, section: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![doc];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref")
+                        && r.strip_prefix(prefix)
+                            .is_none_or(|name| section.get(name).is_none())
+                    {
+                        out.push(r.clone());
+                    }
+                    stack.extend(m.values());
+                }
+                Value::Array(a) => stack.extend(a.iter()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn with_a_crd() -> GroupMap {
+        let crd = json!({
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "widgets", "kind": "Widget"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {
+                            "size": {"type": "string", "nullable": true},
+                            "port": {"oneOf": [{"type": "integer"}, {"type": "string"}]}
+                        }}
+                    }}}}]}
+        });
+        let mut types: Vec<Arc<ResourceType>> = builtin_types().into_iter().map(Arc::new).collect();
+        types.extend(crate::crd::served_types(&crd).into_iter().map(Arc::new));
+        group_map(&types)
+    }
+
+    fn object_meta() -> Value {
+        let mut meta = serde_json::to_value(schemars::schema_for!(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta
+        ))
+        .unwrap();
+        meta.as_object_mut().unwrap().remove("$schema");
+        meta
+    }
+
+    #[test]
+    fn openapi_v2_holds_every_kind_with_resolved_references() {
+        let doc = openapi_v2(&with_a_crd(), &object_meta());
+        assert_eq!(doc["swagger"], "2.0");
+        let definitions = &doc["definitions"];
+        for name in [
+            "io.k8s.api.core.v1.Secret",
+            "io.k8s.api.apps.v1.Deployment",
+            "com.example.v1.Widget",
+            "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        ] {
+            assert!(definitions.get(name).is_some(), "no definition {name}");
+        }
+        assert_eq!(
+            dangling_refs(&doc, "#/definitions/", definitions),
+            Vec::<String>::new()
+        );
+        // v3-only keywords are dropped from the CRD's schema; the field stays.
+        let spec = &definitions["com.example.v1.Widget"]["properties"]["spec"]["properties"];
+        assert_eq!(spec["size"], json!({"type": "string"}));
+        assert_eq!(spec["port"], json!({}));
+        // Parameters carry their type inline, responses their schema.
+        let patch =
+            &doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"];
+        let force = patch["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "force")
+            .unwrap();
+        assert_eq!(force["type"], "boolean");
+        assert_eq!(
+            patch["responses"]["200"]["schema"]["$ref"],
+            "#/definitions/com.example.v1.Widget"
+        );
+    }
+
+    #[test]
+    fn openapi_v3_of_a_crd_resolves_object_meta_references() {
+        let groups = with_a_crd();
+        let (_, versions) = groups.iter().find(|(g, _)| g == "example.com").unwrap();
+        let doc = openapi_v3_gv("example.com", "v1", &versions[0].1, &object_meta());
+        let schemas = &doc["components"]["schemas"];
+        assert!(
+            schemas
+                .get("io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference")
+                .is_some()
+        );
+        assert_eq!(
+            dangling_refs(&doc, "#/components/schemas/", schemas),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod kubelet;
 pub mod patch;
 pub mod pki;
 pub mod podio;
+pub mod protobuf;
 pub mod requests;
 pub mod runtime;
 pub mod selectors;

@@ -165,6 +165,8 @@ enum Shape {
     Object,
     Table,
     Metadata,
+    /// `application/vnd.kubernetes.protobuf` and nothing the server prefers to it.
+    Protobuf,
 }
 
 fn shape_of(headers: &HeaderMap) -> Result<Shape, SimError> {
@@ -192,8 +194,13 @@ fn shape_of(headers: &HeaderMap) -> Result<Shape, SimError> {
             return Ok(Shape::Object);
         }
     }
+    // Protobuf only when nothing JSON is acceptable: client-go lists JSON after protobuf,
+    // and JSON answers every kind, protobuf only those `protobuf::SUPPORTED` names.
+    if accept.split(',').any(crate::protobuf::is_protobuf) {
+        return Ok(Shape::Protobuf);
+    }
     Err(SimError::NotAcceptable(format!(
-        "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept:?}; protobuf is not served)"
+        "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io, application/vnd.kubernetes.protobuf (asked for {accept:?})"
     )))
 }
 
@@ -205,6 +212,48 @@ fn json_response(code: u16, v: &Value) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// The ObjectMeta schema that custom kinds' OpenAPI documents refer to, with the
+/// definitions it refers to under `$defs`.
+fn object_meta_schema() -> Value {
+    let mut meta = serde_json::to_value(schemars::schema_for!(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta
+    ))
+    .unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut meta {
+        m.remove("$schema");
+        m.remove("title");
+    }
+    meta
+}
+
+/// Re-encodes a JSON answer as protobuf for a client that accepts nothing else; 406 when
+/// the object's kind (or a list) has no protobuf mapping.
+async fn protobuf_response(response: Response<Body>) -> Result<Response<Body>, SimError> {
+    let (mut parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| SimError::Internal(format!("reading a response body: {e}")))?
+        .to_bytes();
+    let object: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| SimError::Internal(format!("a response body is not JSON: {e}")))?;
+    let encoded = crate::protobuf::encode(&object).ok_or_else(|| {
+        SimError::NotAcceptable(format!(
+            "{} is not served as protobuf; accept application/json",
+            crate::protobuf::kind_name(
+                object["apiVersion"].as_str().unwrap_or_default(),
+                object["kind"].as_str().unwrap_or_default()
+            )
+        ))
+    })?;
+    parts.headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::protobuf::MEDIA_TYPE),
+    );
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Ok(Response::from_parts(parts, full(encoded)))
 }
 
 fn error_response(e: &SimError) -> Response<Body> {
@@ -496,23 +545,31 @@ impl ApiServer {
                         name: path.to_string(),
                     });
                 };
-                let meta = serde_json::to_value(schemars::schema_for!(
-                    k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta
-                ))
-                .unwrap_or(Value::Null);
-                let mut meta = meta;
-                if let Value::Object(m) = &mut meta {
-                    m.remove("$schema");
-                    m.remove("$defs");
-                    m.remove("title");
-                }
-                json_response(200, &discovery::openapi_v3_gv(&g, &v, &ts, &meta))
+                json_response(
+                    200,
+                    &discovery::openapi_v3_gv(&g, &v, &ts, &object_meta_schema()),
+                )
             }
             ["openapi", "v2"] | ["swagger.json"] => {
-                return Err(SimError::NotFound {
-                    resource: String::new(),
-                    name: "/openapi/v2 (not served: the simulated API server publishes OpenAPI v3 only, which kubectl 1.27+ uses)".into(),
-                });
+                // JSON only: the protobuf form (gnostic's `openapi_v2.Document`) is refused
+                // with 406, as the real server refuses a media type it does not serve.
+                let accept = headers
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if !accept.is_empty()
+                    && !accept.split(',').any(|a| {
+                        let a = a.trim();
+                        a.starts_with("application/json")
+                            || a.starts_with("*/*")
+                            || a.starts_with("application/*")
+                    })
+                {
+                    return Err(SimError::NotAcceptable(format!(
+                        "/openapi/v2 is served as application/json only (asked for {accept:?})"
+                    )));
+                }
+                json_response(200, &discovery::openapi_v2(&groups, &object_meta_schema()))
             }
             [".well-known", "openid-configuration"] => json_response(
                 200,
@@ -656,10 +713,10 @@ impl ApiServer {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            // Protobuf and CBOR are not served; 415 makes client-go fall back to JSON.
-            if content_type.contains("protobuf") || content_type.contains("cbor") {
+            // CBOR is not served; 415 makes client-go fall back to JSON.
+            if content_type.contains("cbor") {
                 return Err(SimError::UnsupportedMediaType(format!(
-                    "the body of the request was in an unknown format ({content_type}) - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+                    "the body of the request was in an unknown format ({content_type}) - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf, application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
                 )));
             }
             let bytes = req
@@ -668,7 +725,17 @@ impl ApiServer {
                 .await
                 .map_err(|e| SimError::BadRequest(format!("reading the request body: {e}")))?
                 .to_bytes();
-            Some((content_type, bytes))
+            // Protobuf bodies of the kinds client-go writes that way become the JSON the
+            // rest of the server reads; any other kind is a 415 naming it.
+            if crate::protobuf::is_protobuf(&content_type) {
+                let object = crate::protobuf::decode(&bytes)?;
+                Some((
+                    "application/json".to_string(),
+                    Bytes::from(object.to_string()),
+                ))
+            } else {
+                Some((content_type, bytes))
+            }
         } else {
             None
         };
@@ -723,8 +790,14 @@ impl ApiServer {
             }
             r
         };
+        if shape == Shape::Protobuf && verb == "watch" {
+            return Err(SimError::NotAcceptable(format!(
+                "watch events are not served as protobuf; accept application/json (asked for {:?})",
+                crate::protobuf::MEDIA_TYPE
+            )));
+        }
         let core = self.core.clone();
-        match verb {
+        let response = match verb {
             "get" => {
                 let obj = match p.subresource.as_deref() {
                     Some("scale") => core.get_scale(&rt, &ns, &name)?,
@@ -850,12 +923,16 @@ impl ApiServer {
                 "the server does not allow this method on the requested resource ({})",
                 rt.plural
             ))),
+        };
+        match shape {
+            Shape::Protobuf => protobuf_response(response?).await,
+            _ => response,
         }
     }
 
     fn shape_one(&self, rt: &ResourceType, obj: Value, shape: Shape, q: &Query) -> Value {
         match shape {
-            Shape::Object => obj,
+            Shape::Object | Shape::Protobuf => obj,
             Shape::Metadata => table::partial_metadata(&obj),
             Shape::Table => {
                 let rv = obj["metadata"]["resourceVersion"]
@@ -876,7 +953,7 @@ impl ApiServer {
 
     fn shape_list(&self, rt: &ResourceType, list: Value, shape: Shape, q: &Query) -> Value {
         match shape {
-            Shape::Object => list,
+            Shape::Object | Shape::Protobuf => list,
             Shape::Metadata => {
                 let items: Vec<Value> = list["items"]
                     .as_array()
@@ -974,7 +1051,7 @@ impl ApiServer {
             let render = |obj: &Value, first: bool| -> Value {
                 let v = Core::to_view(&rt, obj);
                 match shape {
-                    Shape::Object => v,
+                    Shape::Object | Shape::Protobuf => v,
                     Shape::Metadata => table::partial_metadata(&v),
                     Shape::Table => {
                         let rv = v["metadata"]["resourceVersion"]

@@ -4,6 +4,7 @@
 //! scale of a test cluster and makes missed events impossible.
 
 pub mod cronjob;
+pub mod deployment;
 pub mod endpoints;
 pub mod gc;
 pub mod job;
@@ -95,6 +96,13 @@ pub fn start_all(
             fast,
             shutdown.clone(),
             endpoints::pass,
+        ),
+        spawn_loop(
+            core.clone(),
+            &["apps/deployments", "apps/replicasets", "/pods"],
+            fast,
+            shutdown.clone(),
+            deployment::pass,
         ),
         spawn_loop(
             core.clone(),
