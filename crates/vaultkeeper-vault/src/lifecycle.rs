@@ -214,6 +214,10 @@ pub struct Lifecycle<C, S> {
     /// to the [`Lifecycle::execute`] that follows so its actions reuse it; revoked at the
     /// end of that execute, or at the next observe if no execute came.
     session: Option<(PodName, Token, Authority)>,
+    /// The pod the last observation found active: the next one logs in and reads raft
+    /// through it while the pods are being looked at, and keeps the answer if it is still
+    /// the active one.
+    last_active: Option<PodName>,
 }
 
 impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
@@ -232,6 +236,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             deadlines: Deadlines::default(),
             not_members: BTreeMap::new(),
             session: None,
+            last_active: None,
         }
     }
 
@@ -297,7 +302,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
     /// A token for raft and bootstrap work: the root token while kept (and valid), else the
     /// operator's login. The second value says which.
     pub(crate) async fn token(
-        &mut self,
+        &self,
         via: &PodName,
         keys: &mut Option<InitKeys>,
     ) -> Result<(Token, Authority)> {

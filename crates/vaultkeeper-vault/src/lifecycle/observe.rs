@@ -7,11 +7,13 @@ use std::time::Instant;
 use tracing::{debug, warn};
 
 use super::{Lifecycle, NOT_MEMBER_CONFIRMATION, seconds};
+use crate::bootstrap::Authority;
 use crate::client::{NodeClient, NodeStatus};
 use crate::decide::{BootstrapState, KeysState, NodeObservation, NodeState, Observation};
 use crate::error::{Error, Result};
 use crate::keys::KeyStore;
-use crate::node::{LeaderStatus, PodName};
+use crate::node::{LeaderStatus, PodName, RaftConfiguration};
+use crate::secret::Token;
 
 impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
     /// One pod: its seal status and, once unsealed, whether it leads (`sys/leader`, which
@@ -91,34 +93,6 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         if let Some((via, token, authority)) = self.session.take() {
             self.end_session(&via, Some((token, authority))).await;
         }
-        let started = Instant::now();
-        let this = &*self;
-        let deadline = self.deadlines.observe;
-        let observed = futures::future::join_all(pods.iter().map(|p| async move {
-            if members.contains(p) {
-                match tokio::time::timeout(deadline, this.observe_pod(p)).await {
-                    Ok(observed) => observed,
-                    Err(_) => {
-                        let state = NodeState::Unreachable {
-                            reason: format!("no answer within {}", seconds(deadline)),
-                        };
-                        (NodeObservation::new(p.clone(), state), None)
-                    }
-                }
-            } else {
-                let state = NodeState::Unreachable {
-                    reason: "no pod of this cluster's StatefulSet has this name yet".into(),
-                };
-                (NodeObservation::new(p.clone(), state), None)
-            }
-        }))
-        .await;
-        let (nodes, leaders): (Vec<NodeObservation>, Vec<Option<LeaderStatus>>) =
-            observed.into_iter().unzip();
-        // Meaningful only when exactly one node is active (the decision checks that).
-        let leader = leaders.into_iter().flatten().next();
-        let pods_done = Instant::now();
-
         let pending = match (&self.pending_raw, &self.pending) {
             (Some(raw), _) => Some(raw.summary()),
             (None, Some(keys)) => Some(keys.summary()),
@@ -137,41 +111,75 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
             },
         };
 
-        // Raft membership from the active node, when there is one and a token for it.
+        let keys_usable = !matches!(keys_state, KeysState::PendingWrite(_));
+        let started = Instant::now();
+        let this = &*self;
+        let deadline = self.deadlines.observe;
+        let guess = self
+            .last_active
+            .clone()
+            .filter(|p| keys_usable && members.contains(p));
+        let keys_ref = &mut keys;
+        let speculative = async move {
+            match guess {
+                Some(via) => Some((via.clone(), this.raft_through(&via, keys_ref).await)),
+                None => None,
+            }
+        };
+        let nodes_observed = futures::future::join_all(pods.iter().map(|p| async move {
+            if members.contains(p) {
+                match tokio::time::timeout(deadline, this.observe_pod(p)).await {
+                    Ok(observed) => observed,
+                    Err(_) => {
+                        let state = NodeState::Unreachable {
+                            reason: format!("no answer within {}", seconds(deadline)),
+                        };
+                        (NodeObservation::new(p.clone(), state), None)
+                    }
+                }
+            } else {
+                let state = NodeState::Unreachable {
+                    reason: "no pod of this cluster's StatefulSet has this name yet".into(),
+                };
+                (NodeObservation::new(p.clone(), state), None)
+            }
+        }));
+        let (observed, speculative) = futures::future::join(nodes_observed, speculative).await;
+        let (nodes, leaders): (Vec<NodeObservation>, Vec<Option<LeaderStatus>>) =
+            observed.into_iter().unzip();
+        // Meaningful only when exactly one node is active (the decision checks that).
+        let leader = leaders.into_iter().flatten().next();
+        let pods_done = Instant::now();
+
+        // Raft membership from the active node, when there is one and a token for it: the
+        // read made meanwhile through the last active pod if that is still the one, else
+        // one made now.
         let mut raft = None;
         let active: Vec<&NodeObservation> = nodes
             .iter()
             .filter(|n| n.state == NodeState::Active)
             .collect();
-        let keys_usable = !matches!(keys_state, KeysState::PendingWrite(_));
-        if let ([active], true) = (active.as_slice(), keys_usable) {
-            let via = active.pod.clone();
-            let deadline = self.deadlines.observe;
-            match tokio::time::timeout(deadline, self.token(&via, &mut keys)).await {
-                Ok(Ok((token, authority))) => {
-                    match tokio::time::timeout(
-                        deadline,
-                        self.client.raft_configuration(&via, &token),
-                    )
-                    .await
-                    {
-                        Ok(Ok(config)) => raft = Some(config),
-                        Ok(Err(e)) => {
-                            warn!(pod = %via, error = %e, "cannot read the raft configuration")
-                        }
-                        Err(_) => {
-                            warn!(pod = %via, "the raft configuration did not come within {}", seconds(deadline))
-                        }
-                    }
-                    // Kept for the execute that follows, which revokes it.
-                    self.session = Some((via.clone(), token, authority));
-                }
-                Ok(Err(e)) => warn!(pod = %via, error = %e, "no token for raft and bootstrap work"),
-                Err(_) => {
-                    warn!(pod = %via, "no token for raft and bootstrap work within {}", seconds(deadline))
-                }
+        let active = match active.as_slice() {
+            [one] => Some(one.pod.clone()),
+            _ => None,
+        };
+        let mut read = None;
+        if let Some((via, result)) = speculative {
+            if Some(&via) == active.as_ref() {
+                read = Some(result);
+            } else if let (_, Some(session)) = result {
+                self.end_session(&via, Some(session)).await;
             }
         }
+        if let (Some(via), None, true) = (&active, &read, keys_usable) {
+            read = Some(self.raft_through(via, &mut keys).await);
+        }
+        if let (Some(via), Some((config, session))) = (&active, read) {
+            raft = config;
+            // Kept for the execute that follows, which revokes it.
+            self.session = session.map(|(token, authority)| (via.clone(), token, authority));
+        }
+        self.last_active = active;
         debug!(
             pods_ms = pods_done.duration_since(started).as_millis(),
             raft_ms = pods_done.elapsed().as_millis(),
@@ -195,6 +203,45 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         })
     }
 
+    /// Logs in through `via` and reads the raft configuration there, each within the
+    /// observation deadline. Answers the configuration (`None` when it could not be read,
+    /// which is logged) and the login, when one was made.
+    async fn raft_through(
+        &self,
+        via: &PodName,
+        keys: &mut Option<crate::keys::InitKeys>,
+    ) -> (Option<RaftConfiguration>, Option<(Token, Authority)>) {
+        let deadline = self.deadlines.observe;
+        let (token, authority) = match tokio::time::timeout(deadline, self.token(via, keys)).await {
+            Ok(Ok(session)) => session,
+            Ok(Err(e)) => {
+                warn!(pod = %via, error = %e, "no token for raft and bootstrap work");
+                return (None, None);
+            }
+            Err(_) => {
+                warn!(pod = %via, "no token for raft and bootstrap work within {}", seconds(deadline));
+                return (None, None);
+            }
+        };
+        let config = match tokio::time::timeout(
+            deadline,
+            self.client.raft_configuration(via, &token),
+        )
+        .await
+        {
+            Ok(Ok(config)) => Some(config),
+            Ok(Err(e)) => {
+                warn!(pod = %via, error = %e, "cannot read the raft configuration");
+                None
+            }
+            Err(_) => {
+                warn!(pod = %via, "the raft configuration did not come within {}", seconds(deadline));
+                None
+            }
+        };
+        (config, Some((token, authority)))
+    }
+
     /// Remembers which desired pods are unsealed but missing from the raft configuration
     /// of a desired active node, and answers those seen so for at least
     /// [`NOT_MEMBER_CONFIRMATION`]. A pass that cannot tell (no such active node, no
@@ -202,7 +249,7 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
     fn track_not_members(
         &mut self,
         nodes: &[NodeObservation],
-        raft: Option<&crate::node::RaftConfiguration>,
+        raft: Option<&RaftConfiguration>,
     ) -> BTreeSet<PodName> {
         let active: Vec<&NodeObservation> = nodes
             .iter()

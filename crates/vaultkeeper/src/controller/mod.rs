@@ -324,11 +324,11 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         .set(acted.writes + u64::from(status_written));
     let seen = if converged {
         pace::Seen::Converged
-    } else if acted
-        .pass
-        .as_ref()
-        .is_some_and(|p| pace::coming_up(p, !acted.errors.is_empty()))
-        && plan.waiting_for.is_none()
+    } else if acted.pass.as_ref().is_some_and(|p| {
+        pace::coming_up(p, !acted.errors.is_empty(), &|pod| {
+            containers_run(&observed.pods, pod)
+        })
+    }) && plan.waiting_for.is_none()
     {
         pace::Seen::ComingUp
     } else {
@@ -350,6 +350,19 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         "pass done"
     );
     Ok(Action::requeue(pause))
+}
+
+/// Whether `name`'s containers all run (started, not waiting or terminated).
+fn containers_run(pods: &[Pod], name: &str) -> bool {
+    pods.iter()
+        .find(|p| p.metadata.name.as_deref() == Some(name))
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_some_and(|c| {
+            !c.is_empty()
+                && c.iter()
+                    .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        })
 }
 
 /// The pods as status shows them: ready, and on the StatefulSet's current revision.

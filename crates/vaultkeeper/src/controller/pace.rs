@@ -5,7 +5,8 @@
 //! answer yet, a sealed one, one not joined, a leader still catching up, a non-voter
 //! autopilot is about to promote) is looked at again within a fraction of a second:
 //! nothing in Kubernetes announces that a restarted OpenBao now listens, or that autopilot
-//! promoted a voter, so only a quick look sees it. The pauses grow while nothing changes,
+//! promoted a voter, so only a quick look sees it. A pod that does not answer counts only
+//! once its containers run: before that, its start is an event of its own. The pauses grow while nothing changes,
 //! so a pod that stays down for good (a crash loop, a missing image) costs a pass every
 //! converging requeue again after [`QUICK_LOOKS`] is spent.
 
@@ -54,16 +55,18 @@ pub(crate) enum Seen {
 }
 
 /// Whether the lifecycle's pass shows pods on their way up and nothing that a person or
-/// a retry after an error has to settle first.
-pub(crate) fn coming_up(pass: &PassReport, errors: bool) -> bool {
+/// a retry after an error has to settle first. `started` says whether a pod's containers
+/// all run: a pod that does not answer is only about to when they do (a pod still
+/// scheduling or pulling its image announces its start with an event of its own, so it
+/// gets no quick looks).
+pub(crate) fn coming_up(pass: &PassReport, errors: bool, started: &dyn Fn(&str) -> bool) -> bool {
     if errors || pass.stop_reason().is_some() {
         return false;
     }
-    let pods_starting = pass.observation.nodes.iter().any(|n| {
-        matches!(
-            n.state,
-            NodeState::Unreachable { .. } | NodeState::Sealed { .. } | NodeState::Uninitialized
-        )
+    let pods_starting = pass.observation.nodes.iter().any(|n| match n.state {
+        NodeState::Unreachable { .. } => started(n.pod.as_str()),
+        NodeState::Sealed { .. } | NodeState::Uninitialized => true,
+        NodeState::Active | NodeState::Standby => false,
     });
     let soon = pass.actions.iter().any(|a| match a {
         LifecycleAction::Wait(reason) => matches!(
@@ -75,8 +78,6 @@ pub(crate) fn coming_up(pass: &PassReport, errors: bool) -> bool {
                 | WaitReason::NotRaftMember(_)
                 | WaitReason::LeaderCatchingUp { .. }
                 | WaitReason::LeaderUnconfirmed(_)
-                | WaitReason::PodUnreachable(_)
-                | WaitReason::PodsUnreachableBeforeInit(_)
                 | WaitReason::AutoUnsealPending(_)
         ),
         // Something was done: its effect shows on the next look.
@@ -176,21 +177,29 @@ mod tests {
                 threshold: 3,
             },
         ];
-        assert!(coming_up(&report(&restarted, Vec::new()), false));
-        assert!(coming_up(&report(&sealed, Vec::new()), false));
+        let running = |_: &str| true;
+        let not_started = |_: &str| false;
+        assert!(coming_up(&report(&restarted, Vec::new()), false, &running));
+        // Still scheduling or pulling: its start is an event of its own.
+        assert!(!coming_up(
+            &report(&restarted, Vec::new()),
+            false,
+            &not_started
+        ));
+        assert!(coming_up(&report(&sealed, Vec::new()), false, &not_started));
         let promoting = vec![LifecycleAction::Wait(WaitReason::PromotionPending(
             "vault-2".into(),
         ))];
-        assert!(coming_up(&report(&up, promoting), false));
+        assert!(coming_up(&report(&up, promoting), false, &running));
         // All up and nothing to wait for: nothing to look at soon.
-        assert!(!coming_up(&report(&up, Vec::new()), false));
+        assert!(!coming_up(&report(&up, Vec::new()), false, &running));
         // A failed action is retried at the converging pace, not hammered.
-        assert!(!coming_up(&report(&restarted, Vec::new()), true));
+        assert!(!coming_up(&report(&restarted, Vec::new()), true, &running));
         // A stop waits for a person.
         let stop = vec![LifecycleAction::Stop(
             vaultkeeper_vault::decide::StopReason::KeysMissing,
         )];
-        assert!(!coming_up(&report(&sealed, stop), false));
+        assert!(!coming_up(&report(&sealed, stop), false, &running));
     }
 
     #[test]
