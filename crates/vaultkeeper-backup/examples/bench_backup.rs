@@ -24,6 +24,7 @@ use vaultkeeper_backup::naming::BackupLocation;
 use vaultkeeper_backup::pipeline::{PipelineOptions, write_backup};
 use vaultkeeper_backup::s3::{S3Credentials, S3Settings, S3Store};
 use vaultkeeper_backup::secret::read_secret_file;
+use vaultkeeper_backup::store::ObjectStore as _;
 use vaultkeeper_vault::client::{HttpOptions, VaultHttp, tls_config};
 use vaultkeeper_vault::secret::{ExposeSecret, Token, secret_string};
 
