@@ -323,8 +323,10 @@ fn validate_escrow(spec: &VaultClusterSpec) -> Vec<Violation> {
         found.push(Violation {
             field: "spec.keys.escrow.objectStore".to_owned(),
             message: "spec.keys.escrow.objectStore writes the escrow next to the backups, but \
-                      spec.backup has no S3 bucket (or is disabled): configure spec.backup.s3, \
-                      or set objectStore: false and give spec.keys.escrow.secret"
+                      spec.backup has no S3 bucket (or is disabled; the escrow is written to \
+                      S3 only, not yet to spec.backup.gcs or spec.backup.azure): configure \
+                      spec.backup.s3, or set objectStore: false and give \
+                      spec.keys.escrow.secret"
                 .to_owned(),
         });
     }

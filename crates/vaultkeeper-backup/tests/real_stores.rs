@@ -345,6 +345,22 @@ async fn failures_leave_nothing_and_retention_keeps_the_newest(kind: &str, block
                 .await
                 .unwrap();
             assert!(store.list_uploads("").await.unwrap().is_empty());
+            // The abort never replaces a committed blob: its empty block list is sent
+            // only-if-absent.
+            let kept = location.object_key(Timestamp::now() - SignedDuration::from_hours(30));
+            store
+                .put_bytes(
+                    &kept,
+                    Bytes::from_static(b"committed"),
+                    "text/plain",
+                    &HashMap::new(),
+                )
+                .await
+                .unwrap();
+            let err = store.abort_upload(&kept, &kept).await.unwrap_err();
+            assert!(err.to_string().contains("Put Block List"), "{err}");
+            assert_eq!(emulator.get(&kept).await, b"committed");
+            store.delete(&kept).await.unwrap();
         }
         _ => assert!(pending.is_empty()),
     }
