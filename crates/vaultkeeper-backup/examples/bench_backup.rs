@@ -130,7 +130,7 @@ async fn store(s3: &S3) -> Result<Box<dyn ObjectStore>, Error> {
             })?));
         }
         "azure" => {
-            return Ok(Box::new(AzureStore::connect(&AzureSettings {
+            let store = AzureStore::connect(&AzureSettings {
                 account: "devstoreaccount1".into(),
                 container: s3.bucket.clone(),
                 endpoint: Some(s3.s3_endpoint.clone()),
@@ -139,7 +139,10 @@ async fn store(s3: &S3) -> Result<Box<dyn ObjectStore>, Error> {
                         .into(),
                 )),
                 ca_pem: None,
-            })?));
+            })?;
+            // Azurite starts empty; an existing container is fine.
+            store.create_container().await?;
+            return Ok(Box::new(store));
         }
         _ => {}
     }
