@@ -264,11 +264,32 @@ pub(crate) fn http_client(ca_pem: Option<&[u8]>, field: &'static str) -> Result<
 pub(crate) async fn describe_failure(response: reqwest::Response) -> String {
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    let body: String = body.trim().chars().take(400).collect();
+    let body: String = error_summary(&body).chars().take(400).collect();
     if body.is_empty() {
         format!("HTTP {status}")
     } else {
         format!("HTTP {status}: {body}")
+    }
+}
+
+/// The part of an error body worth showing. Of Azure's XML errors only `Code` and
+/// `Message`: its `AuthenticationErrorDetail` quotes the request's signature.
+fn error_summary(body: &str) -> String {
+    let body = body.trim();
+    if !body.starts_with('<') {
+        return body.to_owned();
+    }
+    let element = |tag: &str| {
+        let open = format!("<{tag}>");
+        let start = body.find(&open)? + open.len();
+        let end = body[start..].find(&format!("</{tag}>"))? + start;
+        Some(body[start..end].trim().to_owned())
+    };
+    match (element("Code"), element("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        (None, Some(message)) => message,
+        (None, None) => String::new(),
     }
 }
 
@@ -327,6 +348,17 @@ mod tests {
         assert_eq!(taken, 4);
         filler.fill(b"i");
         assert_eq!(&filler.rest()[..], b"i");
+    }
+
+    #[test]
+    fn azure_errors_keep_code_and_message_but_not_the_signature() {
+        let body = "<?xml version=\"1.0\"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request.</Message><AuthenticationErrorDetail>The MAC signature found in the HTTP request 'c2lnbmF0dXJl' is not the same</AuthenticationErrorDetail></Error>";
+        let summary = error_summary(body);
+        assert_eq!(
+            summary,
+            "AuthenticationFailed: Server failed to authenticate the request."
+        );
+        assert_eq!(error_summary(" {\"error\": 1} "), "{\"error\": 1}");
     }
 
     #[test]

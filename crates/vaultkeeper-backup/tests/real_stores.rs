@@ -326,6 +326,16 @@ async fn failures_leave_nothing_and_retention_keeps_the_newest(kind: &str, block
         }
     }
 
+    // An object of exactly two parts: the last write fills a part, and finishing sends an
+    // empty last chunk (GCS) or commits the blocks as they are.
+    let exact = "backups/exact.bin";
+    let mut upload = store.upload(exact, HashMap::new(), 5 * 1024 * 1024, 2);
+    let body: Vec<u8> = (0..10 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    upload.write(&body).await.unwrap();
+    upload.finish().await.unwrap();
+    assert_eq!(sha256_hex(&emulator.get(exact).await), sha256_hex(&body));
+    store.delete(exact).await.unwrap();
+
     // A run killed mid-upload (no abort at all): Azure lists the uncommitted blocks as a
     // pending upload, and aborting it removes them; GCS shows nothing.
     let killed_key = location.object_key(Timestamp::now() - SignedDuration::from_hours(13));
