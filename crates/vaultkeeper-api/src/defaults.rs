@@ -47,6 +47,9 @@ pub(crate) fn access_key_id_key() -> String {
 pub(crate) fn secret_access_key_key() -> String {
     "AWS_SECRET_ACCESS_KEY".to_owned()
 }
+pub(crate) fn azure_credential_key() -> String {
+    "AZURE_STORAGE_KEY".to_owned()
+}
 pub(crate) fn s3_region() -> String {
     "us-east-1".to_owned()
 }

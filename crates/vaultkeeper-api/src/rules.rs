@@ -346,9 +346,45 @@ pub fn share_rules(field: &'static str) -> Vec<SpecRule> {
 pub fn backup_needs_bucket() -> SpecRule {
     SpecRule::new(
         "spec.backup.s3.bucket",
-        "!self.enabled || (has(self.s3) && self.s3.bucket != '')",
+        "!self.enabled || (has(self.s3) && self.s3.bucket != '') || \
+         (has(self.gcs) && self.gcs.bucket != '') || has(self.azure)",
         "spec.backup.s3.bucket is required: backups are on by default; set the bucket (and \
-         credentials), or opt out explicitly with spec.backup.enabled: false",
+         credentials), or use spec.backup.gcs.bucket or spec.backup.azure instead, or opt \
+         out explicitly with spec.backup.enabled: false",
+    )
+}
+
+/// Backups go to one store.
+pub fn backup_one_store() -> SpecRule {
+    SpecRule::new(
+        "spec.backup",
+        "(has(self.s3) ? 1 : 0) + (has(self.gcs) ? 1 : 0) + (has(self.azure) ? 1 : 0) <= 1",
+        "spec.backup: set exactly one of s3, gcs and azure (backups go to one object \
+         store); remove the others",
+    )
+}
+
+/// GCS needs a service-account key, or an explicit choice of the ambient identity.
+pub fn gcs_needs_credentials() -> SpecRule {
+    SpecRule::new(
+        "spec.backup.gcs.credentialsSecret",
+        "!self.enabled || !has(self.gcs) || has(self.gcs.credentialsSecret) || \
+         self.gcs.useAmbientCredentials",
+        "spec.backup.gcs.credentialsSecret is required: name the Secret key with a \
+         service-account key (JSON), or set spec.backup.gcs.useAmbientCredentials: true to \
+         use the pod's identity (GKE Workload Identity)",
+    )
+}
+
+/// Azure needs an account key or SAS, or an explicit choice of workload identity.
+pub fn azure_needs_credentials() -> SpecRule {
+    SpecRule::new(
+        "spec.backup.azure.credentialsSecret",
+        "!self.enabled || !has(self.azure) || has(self.azure.credentialsSecret) || \
+         self.azure.useAmbientCredentials",
+        "spec.backup.azure.credentialsSecret is required: name the Secret with the storage \
+         account key or a SAS token, or set spec.backup.azure.useAmbientCredentials: true to \
+         use workload identity",
     )
 }
 

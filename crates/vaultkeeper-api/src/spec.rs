@@ -888,7 +888,10 @@ pub struct NetworkPolicySpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = rules::backup_needs_bucket().rule(),
-    validation = rules::backup_needs_credentials().rule()
+    validation = rules::backup_one_store().rule(),
+    validation = rules::backup_needs_credentials().rule(),
+    validation = rules::gcs_needs_credentials().rule(),
+    validation = rules::azure_needs_credentials().rule()
 )]
 pub struct BackupSpec {
     /// Take backups. Default true: backups are opt-out.
@@ -910,9 +913,18 @@ pub struct BackupSpec {
     #[serde(default)]
     pub suspend: bool,
 
-    /// Where backups go.
+    /// Where backups go: Amazon S3 or an S3-compatible service. Set exactly one of s3,
+    /// gcs and azure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Spec>,
+
+    /// Where backups go: Google Cloud Storage. Set exactly one of s3, gcs and azure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcs: Option<GcsSpec>,
+
+    /// Where backups go: Azure Blob Storage. Set exactly one of s3, gcs and azure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureSpec>,
 
     /// The Secret key with the 32-byte backup encryption key. Default
     /// `<name>-backup-key` / `key`, generated when absent. Keep a copy outside the
@@ -953,6 +965,8 @@ impl Default for BackupSpec {
             time_zone: None,
             suspend: false,
             s3: None,
+            gcs: None,
+            azure: None,
             encryption_key_secret: None,
             retention: RetentionSpec::default(),
             successful_jobs_history_limit: defaults::history_limit(),
@@ -1010,6 +1024,104 @@ pub struct S3CredentialsSecret {
     /// Key with the secret access key. Default AWS_SECRET_ACCESS_KEY.
     #[serde(default = "defaults::secret_access_key_key")]
     pub secret_access_key_key: String,
+}
+
+impl BackupSpec {
+    /// Whether an object store is configured (s3, gcs or azure).
+    pub fn has_store(&self) -> bool {
+        self.s3.is_some() || self.gcs.is_some() || self.azure.is_some()
+    }
+}
+
+/// The Google Cloud Storage bucket for backups.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GcsSpec {
+    /// Bucket name.
+    pub bucket: String,
+
+    /// Object name prefix inside the bucket. Default the VaultCluster's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+
+    /// JSON API endpoint of an emulator or a Private Service Connect endpoint, e.g.
+    /// https://storage-xyz.p.googleapis.com. Empty means https://storage.googleapis.com.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+
+    /// The Secret key holding a service-account key file (the JSON Google Cloud gives
+    /// for a key). The account needs roles/storage.objectUser on the bucket (objects
+    /// read, written and deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<SecretKeyRef>,
+
+    /// Use the pod's ambient identity (GKE Workload Identity, the node's service account)
+    /// instead of a Secret.
+    #[serde(default)]
+    pub use_ambient_credentials: bool,
+}
+
+/// The Azure Blob Storage container for backups.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureSpec {
+    /// Storage account name.
+    #[schemars(length(min = 1))]
+    pub account: String,
+
+    /// Container name.
+    #[schemars(length(min = 1))]
+    pub container: String,
+
+    /// Blob name prefix inside the container. Default the VaultCluster's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+
+    /// The account's blob endpoint, for another cloud (e.g.
+    /// https://<account>.blob.core.usgovcloudapi.net), a private endpoint or an emulator
+    /// (Azurite: http://<host>:10000/<account>). Empty means
+    /// https://<account>.blob.core.windows.net.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+
+    /// The Secret with the storage account key or a SAS token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<AzureCredentialsSecret>,
+
+    /// Use workload identity (the backup ServiceAccount federated with a managed identity
+    /// that has Storage Blob Data Contributor on the container) instead of a Secret.
+    #[serde(default)]
+    pub use_ambient_credentials: bool,
+}
+
+/// A Secret with an Azure storage credential.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureCredentialsSecret {
+    /// Name of the Secret.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// What the key holds: AccountKey (the storage account's access key, which signs every
+    /// request) or SAS (a shared access signature token for the container, with read,
+    /// add, create, write, delete and list permissions). Default AccountKey.
+    #[serde(default)]
+    pub kind: AzureCredentialKind,
+    /// Key inside the Secret. Default AZURE_STORAGE_KEY.
+    #[serde(default = "defaults::azure_credential_key")]
+    pub key: String,
+}
+
+/// What an Azure credentials Secret holds.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
+pub enum AzureCredentialKind {
+    /// The storage account's access key.
+    #[default]
+    AccountKey,
+    /// A shared access signature token.
+    #[serde(rename = "SAS")]
+    Sas,
 }
 
 /// Which backups retention keeps. A backup is kept when any rule keeps it, and the newest

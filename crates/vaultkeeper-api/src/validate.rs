@@ -323,8 +323,10 @@ fn validate_escrow(spec: &VaultClusterSpec) -> Vec<Violation> {
         found.push(Violation {
             field: "spec.keys.escrow.objectStore".to_owned(),
             message: "spec.keys.escrow.objectStore writes the escrow next to the backups, but \
-                      spec.backup has no S3 bucket (or is disabled): configure spec.backup.s3, \
-                      or set objectStore: false and give spec.keys.escrow.secret"
+                      spec.backup has no S3 bucket (or is disabled; the escrow is written to \
+                      S3 only, not yet to spec.backup.gcs or spec.backup.azure): configure \
+                      spec.backup.s3, or set objectStore: false and give \
+                      spec.keys.escrow.secret"
                 .to_owned(),
         });
     }
@@ -368,9 +370,21 @@ pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient, &'static st
 
 fn validate_backup(backup: &BackupSpec) -> Vec<Violation> {
     let mut found = Vec::new();
+    let stores = [
+        backup.s3.is_some(),
+        backup.gcs.is_some(),
+        backup.azure.is_some(),
+    ];
+    if stores.iter().filter(|set| **set).count() > 1 {
+        found.push(Violation::of(&rules::backup_one_store()));
+    }
     if backup.enabled {
-        let bucket = backup.s3.as_ref().map(|s3| s3.bucket.as_str());
-        if bucket.is_none_or(str::is_empty) {
+        let s3_bucket = backup.s3.as_ref().is_some_and(|s3| !s3.bucket.is_empty());
+        let gcs_bucket = backup
+            .gcs
+            .as_ref()
+            .is_some_and(|gcs| !gcs.bucket.is_empty());
+        if !s3_bucket && !gcs_bucket && backup.azure.is_none() {
             found.push(Violation::of(&rules::backup_needs_bucket()));
         }
         if let Some(s3) = &backup.s3
@@ -378,6 +392,18 @@ fn validate_backup(backup: &BackupSpec) -> Vec<Violation> {
             && !s3.use_ambient_credentials
         {
             found.push(Violation::of(&rules::backup_needs_credentials()));
+        }
+        if let Some(gcs) = &backup.gcs
+            && gcs.credentials_secret.is_none()
+            && !gcs.use_ambient_credentials
+        {
+            found.push(Violation::of(&rules::gcs_needs_credentials()));
+        }
+        if let Some(azure) = &backup.azure
+            && azure.credentials_secret.is_none()
+            && !azure.use_ambient_credentials
+        {
+            found.push(Violation::of(&rules::azure_needs_credentials()));
         }
     }
     found.extend(validate_schedule(

@@ -178,6 +178,31 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "spec.backup.s3.credentialsSecret",
         ),
         (
+            "backup to two stores",
+            "spec: {backup: {enabled: true, s3: {bucket: b, useAmbientCredentials: true}, gcs: {bucket: g, useAmbientCredentials: true}}}".into(),
+            "spec.backup",
+        ),
+        (
+            "backup to three stores, even when off",
+            "spec: {backup: {enabled: false, s3: {bucket: b}, gcs: {bucket: g}, azure: {account: a, container: c}}}".into(),
+            "spec.backup",
+        ),
+        (
+            "GCS backup without credentials",
+            "spec: {backup: {enabled: true, gcs: {bucket: snapshots}}}".into(),
+            "spec.backup.gcs.credentialsSecret",
+        ),
+        (
+            "GCS backup with an empty bucket",
+            "spec: {backup: {enabled: true, gcs: {bucket: '', useAmbientCredentials: true}}}".into(),
+            "spec.backup.s3.bucket",
+        ),
+        (
+            "Azure backup without credentials",
+            "spec: {backup: {enabled: true, azure: {account: a, container: c}}}".into(),
+            "spec.backup.azure.credentialsSecret",
+        ),
+        (
             "backup schedule in words",
             "spec: {backup: {schedule: every day}}".into(),
             "spec.backup.schedule",

@@ -18,12 +18,15 @@ use clap::{Parser, Subcommand};
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vaultkeeper_backup::EncryptionKey;
+use vaultkeeper_backup::azure::{AzureCredentials, AzureSettings, AzureStore};
 use vaultkeeper_backup::format::{self, StreamEncryptor};
+use vaultkeeper_backup::gcs::{GcsCredentials, GcsSettings, GcsStore};
 use vaultkeeper_backup::manifest::SourceInfo;
 use vaultkeeper_backup::naming::BackupLocation;
 use vaultkeeper_backup::pipeline::{PipelineOptions, write_backup};
 use vaultkeeper_backup::s3::{S3Credentials, S3Settings, S3Store};
 use vaultkeeper_backup::secret::read_secret_file;
+use vaultkeeper_backup::store::ObjectStore;
 use vaultkeeper_vault::client::{HttpOptions, VaultHttp, tls_config};
 use vaultkeeper_vault::secret::{ExposeSecret, Token, secret_string};
 
@@ -45,6 +48,10 @@ struct Vault {
 
 #[derive(clap::Args, Clone)]
 struct S3 {
+    /// s3 (moto), gcs (gcp-storage-emulator, anonymous) or azure (Azurite's development
+    /// account; --s3-endpoint is then the account's endpoint and --bucket the container).
+    #[arg(long, default_value = "s3")]
+    store: String,
     #[arg(long)]
     s3_endpoint: String,
     #[arg(long)]
@@ -112,21 +119,49 @@ fn key(path: &PathBuf) -> Result<EncryptionKey, Error> {
     Ok(EncryptionKey::from_file_contents(&std::fs::read(path)?)?)
 }
 
-async fn store(s3: &S3) -> Result<S3Store, Error> {
-    Ok(S3Store::connect(&S3Settings {
-        bucket: s3.bucket.clone(),
-        region: "us-east-1".into(),
-        endpoint: Some(s3.s3_endpoint.clone()),
-        force_path_style: true,
-        credentials: S3Credentials::Static {
-            access_key_id: "bench".into(),
-            secret_access_key: secret_string("bench".into()),
-            session_token: None,
-        },
-        ca_pem: None,
-        checksums_when_required: true,
-    })
-    .await?)
+async fn store(s3: &S3) -> Result<Box<dyn ObjectStore>, Error> {
+    match s3.store.as_str() {
+        "gcs" => {
+            return Ok(Box::new(GcsStore::connect(&GcsSettings {
+                bucket: s3.bucket.clone(),
+                endpoint: Some(s3.s3_endpoint.clone()),
+                credentials: GcsCredentials::Anonymous,
+                ca_pem: None,
+            })?));
+        }
+        "azure" => {
+            let store = AzureStore::connect(&AzureSettings {
+                account: "devstoreaccount1".into(),
+                container: s3.bucket.clone(),
+                endpoint: Some(s3.s3_endpoint.clone()),
+                credentials: AzureCredentials::AccountKey(secret_string(
+                    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+                        .into(),
+                )),
+                ca_pem: None,
+            })?;
+            // Azurite starts empty; an existing container is fine.
+            store.create_container().await?;
+            return Ok(Box::new(store));
+        }
+        _ => {}
+    }
+    Ok(Box::new(
+        S3Store::connect(&S3Settings {
+            bucket: s3.bucket.clone(),
+            region: "us-east-1".into(),
+            endpoint: Some(s3.s3_endpoint.clone()),
+            force_path_style: true,
+            credentials: S3Credentials::Static {
+                access_key_id: "bench".into(),
+                secret_access_key: secret_string("bench".into()),
+                session_token: None,
+            },
+            ca_pem: None,
+            checksums_when_required: true,
+        })
+        .await?,
+    ))
 }
 
 fn vault_client(v: &Vault) -> Result<(VaultHttp, Token), Error> {
@@ -195,7 +230,7 @@ async fn main() -> Result<(), Error> {
                 .await?
                 .map_err(vaultkeeper_backup::Error::from);
             let manifest = write_backup(
-                &store,
+                store.as_ref(),
                 &location,
                 jiff::Timestamp::now(),
                 snapshot,

@@ -9,6 +9,38 @@ use std::path::PathBuf;
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What an abort that failed was removing, and what removes it eventually.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadKind {
+    /// An S3 multipart upload.
+    S3Multipart,
+    /// The uncommitted blocks of an Azure block blob.
+    AzureBlocks,
+}
+
+impl UploadKind {
+    /// What removes the leftovers eventually.
+    pub fn cleanup(self) -> &'static str {
+        match self {
+            UploadKind::S3Multipart => {
+                "the next backup run aborts it, or add an AbortIncompleteMultipartUpload lifecycle rule"
+            }
+            UploadKind::AzureBlocks => {
+                "the next backup run removes them, and Azure discards uncommitted blocks after seven days"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for UploadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UploadKind::S3Multipart => "multipart upload",
+            UploadKind::AzureBlocks => "the uncommitted blocks of",
+        })
+    }
+}
+
 /// Everything that can go wrong while backing up or restoring.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -176,27 +208,41 @@ pub enum Error {
         message: String,
     },
 
-    /// An S3 upload failed and was aborted; nothing is left behind.
-    #[error("upload of s3://{bucket}/{key} failed and was aborted, no object was written: {cause}")]
+    /// A GCS or Azure call failed.
+    #[error("{operation} on {location} failed: {message}")]
+    Store {
+        /// The store's operation (e.g. "Put Block").
+        operation: &'static str,
+        /// `gs://bucket/key`, or the Azure container's URL and key (never a credential).
+        location: String,
+        /// What the store answered.
+        message: String,
+    },
+
+    /// An upload failed and was aborted; nothing is left behind.
+    #[error("upload of {store}/{key} failed and was aborted, no object was written: {cause}")]
     UploadAborted {
-        /// Bucket.
-        bucket: String,
+        /// Where: `s3://bucket`, `gs://bucket`, or the Azure container's URL.
+        store: String,
         /// Object key.
         key: String,
         /// Why it failed.
         cause: Box<Error>,
     },
 
-    /// An S3 upload failed and aborting it failed as well.
+    /// An upload failed and aborting it failed as well.
     #[error(
-        "upload of s3://{bucket}/{key} failed ({cause}) and aborting multipart upload {upload_id} failed too ({abort_error}); the next backup run aborts it, or add an AbortIncompleteMultipartUpload lifecycle rule"
+        "upload of {store}/{key} failed ({cause}) and aborting {upload_kind} {upload_id} failed too ({abort_error}); {cleanup}",
+        cleanup = .upload_kind.cleanup()
     )]
     AbortFailed {
-        /// Bucket.
-        bucket: String,
+        /// Where: `s3://bucket`, `gs://bucket`, or the Azure container's URL.
+        store: String,
         /// Object key.
         key: String,
-        /// Multipart upload id (not a secret).
+        /// What was being aborted.
+        upload_kind: UploadKind,
+        /// Multipart upload id (not a secret), or the key for Azure.
         upload_id: String,
         /// Why the upload failed.
         cause: Box<Error>,
@@ -204,24 +250,22 @@ pub enum Error {
         abort_error: String,
     },
 
-    /// An object with the same name already exists.
-    #[error(
-        "s3://{bucket}/{key} already exists; another backup ran in the same second, retry later"
-    )]
+    /// The object to write exists already.
+    #[error("{store}/{key} already exists; another backup ran in the same second, retry later")]
     ObjectExists {
-        /// Bucket.
-        bucket: String,
+        /// Where: `s3://bucket`, `gs://bucket`, or the Azure container's URL.
+        store: String,
         /// Object key.
         key: String,
     },
 
     /// No complete backup was found for `--from latest`.
     #[error(
-        "no complete backup of cluster {cluster} under s3://{bucket}/{prefix} (a complete backup has both its object and its manifest)"
+        "no complete backup of cluster {cluster} under {store}/{prefix} (a complete backup has both its object and its manifest)"
     )]
     NoBackup {
-        /// Bucket.
-        bucket: String,
+        /// Where: `s3://bucket`, `gs://bucket`, or the Azure container's URL.
+        store: String,
         /// Prefix listed.
         prefix: String,
         /// Cluster name.

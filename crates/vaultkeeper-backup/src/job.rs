@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use vaultkeeper_vault::client::{HttpOptions, VaultHttp, tls_config};
 use vaultkeeper_vault::secret::{ExposeSecret, Token};
 
+use crate::azure::{AzureCredentials, AzureSettings, AzureStore};
 use crate::error::{Error, Result};
+use crate::gcs::{GcsCredentials, GcsSettings, GcsStore};
 use crate::manifest::{Manifest, SourceInfo};
 use crate::naming::{BackupLocation, EscrowLocation, manifest_key};
 use crate::pipeline::{PipelineOptions, write_backup};
@@ -26,6 +28,7 @@ use crate::restore::{RestoreMode, decide_restore_mode, download_and_verify, rest
 use crate::retention::{RetentionPolicy, complete_backups, plan_retention, stale_uploads};
 use crate::s3::{MIN_PART_SIZE, S3Credentials, S3Settings, S3Store};
 use crate::secret::{EncryptionKey, read_secret_file};
+use crate::store::ObjectStore;
 use crate::vault::{active_node_address, require_unsealed};
 
 /// How to reach and authenticate to Vault.
@@ -88,13 +91,148 @@ pub struct S3Access {
     pub checksums_when_required: bool,
 }
 
+/// Where a Google Cloud Storage bucket is and how to authenticate.
+#[derive(Debug, Clone)]
+pub struct GcsAccess {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object name prefix; backups go to `<prefix>/<cluster>/`.
+    pub prefix: String,
+    /// API endpoint of an emulator or a private endpoint; Google's when absent.
+    pub endpoint: Option<String>,
+    /// Credentials.
+    pub credentials: GcsCredentialSource,
+    /// Extra PEM CA to trust for the endpoint.
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// Where GCS credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GcsCredentialSource {
+    /// A file holding a service-account key (JSON).
+    ServiceAccountKeyFile(PathBuf),
+    /// The metadata server (GKE Workload Identity, the node's service account).
+    Ambient,
+    /// None: an emulator.
+    Anonymous,
+}
+
+/// Where an Azure Blob Storage container is and how to authenticate.
+#[derive(Debug, Clone)]
+pub struct AzureAccess {
+    /// Storage account name.
+    pub account: String,
+    /// Container name.
+    pub container: String,
+    /// Blob name prefix; backups go to `<prefix>/<cluster>/`.
+    pub prefix: String,
+    /// The account's blob endpoint (Azurite: `http://127.0.0.1:10000/<account>`);
+    /// `https://<account>.blob.core.windows.net` when absent.
+    pub endpoint: Option<String>,
+    /// Credentials.
+    pub credentials: AzureCredentialSource,
+    /// Extra PEM CA to trust for the endpoint.
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// Where Azure credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AzureCredentialSource {
+    /// A file holding the storage account key.
+    AccountKeyFile(PathBuf),
+    /// A file holding a SAS token.
+    SasFile(PathBuf),
+    /// Workload identity (the federated token AKS mounts).
+    WorkloadIdentity,
+}
+
+/// Which object store holds the backups.
+#[derive(Debug, Clone)]
+pub enum StoreAccess {
+    /// Amazon S3 or an S3-compatible server.
+    S3(S3Access),
+    /// Google Cloud Storage.
+    Gcs(GcsAccess),
+    /// Azure Blob Storage.
+    Azure(AzureAccess),
+}
+
+impl StoreAccess {
+    /// The key prefix backups go under.
+    pub fn prefix(&self) -> &str {
+        match self {
+            StoreAccess::S3(a) => &a.prefix,
+            StoreAccess::Gcs(a) => &a.prefix,
+            StoreAccess::Azure(a) => &a.prefix,
+        }
+    }
+
+    /// Reads the credential files and connects (no network call yet).
+    pub async fn connect(&self) -> Result<Box<dyn ObjectStore>> {
+        match self {
+            StoreAccess::S3(access) => Ok(Box::new(S3Store::connect(&s3_settings(access)?).await?)),
+            StoreAccess::Gcs(access) => Ok(Box::new(GcsStore::connect(&gcs_settings(access)?)?)),
+            StoreAccess::Azure(access) => {
+                Ok(Box::new(AzureStore::connect(&azure_settings(access)?)?))
+            }
+        }
+    }
+}
+
+/// GCS settings for a job (reads the credential file).
+pub fn gcs_settings(access: &GcsAccess) -> Result<GcsSettings> {
+    let credentials = match &access.credentials {
+        GcsCredentialSource::ServiceAccountKeyFile(path) => GcsCredentials::ServiceAccountKey(
+            read_secret_file("--gcs-service-account-key-file", path)?,
+        ),
+        GcsCredentialSource::Ambient => GcsCredentials::Ambient,
+        GcsCredentialSource::Anonymous => GcsCredentials::Anonymous,
+    };
+    let ca_pem = access
+        .ca_cert
+        .as_deref()
+        .map(|p| read_file("the GCS CA certificate", p))
+        .transpose()?;
+    Ok(GcsSettings {
+        bucket: access.bucket.clone(),
+        endpoint: access.endpoint.clone(),
+        credentials,
+        ca_pem,
+    })
+}
+
+/// Azure settings for a job (reads the credential file).
+pub fn azure_settings(access: &AzureAccess) -> Result<AzureSettings> {
+    let credentials = match &access.credentials {
+        AzureCredentialSource::AccountKeyFile(path) => {
+            AzureCredentials::AccountKey(read_secret_file("--azure-account-key-file", path)?)
+        }
+        AzureCredentialSource::SasFile(path) => {
+            AzureCredentials::Sas(read_secret_file("--azure-sas-token-file", path)?)
+        }
+        AzureCredentialSource::WorkloadIdentity => AzureCredentials::WorkloadIdentity,
+    };
+    let ca_pem = access
+        .ca_cert
+        .as_deref()
+        .map(|p| read_file("the Azure CA certificate", p))
+        .transpose()?;
+    Ok(AzureSettings {
+        account: access.account.clone(),
+        container: access.container.clone(),
+        endpoint: access.endpoint.clone(),
+        credentials,
+        ca_pem,
+    })
+}
+
 /// One backup run.
 #[derive(Debug, Clone)]
 pub struct BackupJob {
     /// Vault connection and authentication.
     pub vault: VaultAccess,
-    /// Bucket and credentials.
-    pub s3: S3Access,
+    /// The object store and its credentials.
+    pub store: StoreAccess,
     /// Name of the VaultCluster (part of every object name).
     pub cluster_name: String,
     /// File with the 32-byte encryption key (raw or base64).
@@ -114,8 +252,8 @@ pub struct BackupJob {
 pub struct RestoreJob {
     /// Vault connection and authentication (a token allowed to restore snapshots).
     pub vault: VaultAccess,
-    /// Bucket and credentials.
-    pub s3: S3Access,
+    /// The object store and its credentials.
+    pub store: StoreAccess,
     /// Name of the VaultCluster whose backups to restore from.
     pub cluster_name: String,
     /// File with the encryption key the backup was written with.
@@ -266,7 +404,7 @@ async fn end_session(vault: &VaultHttp, session: &Session) {
 pub async fn run_backup(job: &BackupJob) -> Result<BackupReport> {
     let started = Instant::now();
     let started_at = Timestamp::now();
-    let location = BackupLocation::new(&job.s3.prefix, &job.cluster_name)?;
+    let location = BackupLocation::new(job.store.prefix(), &job.cluster_name)?;
     if job.part_size_mib.saturating_mul(1024 * 1024) < MIN_PART_SIZE || job.part_size_mib > 5 * 1024
     {
         return Err(Error::InvalidArgument {
@@ -284,11 +422,12 @@ pub async fn run_backup(job: &BackupJob) -> Result<BackupReport> {
         });
     }
     let key = read_key(&job.encryption_key_file)?;
-    let store = S3Store::connect(&s3_settings(&job.s3)?).await?;
+    let store = job.store.connect().await?;
+    let store = store.as_ref();
     let entry = vault_client(&job.vault)?;
     let session = authenticate(&entry, &job.vault.auth).await?;
     let result =
-        backup_with_session(job, &location, started_at, &key, &store, &entry, &session).await;
+        backup_with_session(job, &location, started_at, &key, store, &entry, &session).await;
     end_session(&entry, &session).await;
     let mut report = result?;
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -300,7 +439,7 @@ async fn backup_with_session(
     location: &BackupLocation,
     started_at: Timestamp,
     key: &EncryptionKey,
-    store: &S3Store,
+    store: &dyn ObjectStore,
     entry: &VaultHttp,
     session: &Session,
 ) -> Result<BackupReport> {
@@ -372,7 +511,7 @@ async fn backup_with_session(
 /// The newest escrow object of the cluster, to record in the backup's manifest. A failed
 /// listing (a policy that allows only the backups' own prefix) costs the record, never
 /// the backup.
-async fn newest_escrow(store: &S3Store, location: &BackupLocation) -> Option<String> {
+async fn newest_escrow(store: &dyn ObjectStore, location: &BackupLocation) -> Option<String> {
     let escrow = EscrowLocation::new(location.prefix(), location.cluster()).ok()?;
     match store.list(&escrow.list_prefix()).await {
         Ok(listed) => escrow
@@ -388,7 +527,7 @@ async fn newest_escrow(store: &S3Store, location: &BackupLocation) -> Option<Str
 /// Lists the location, decides with [`plan_retention`] and deletes in plan order.
 /// Returns the deleted keys, or those deleted before the error.
 pub async fn apply_retention(
-    store: &S3Store,
+    store: &dyn ObjectStore,
     location: &BackupLocation,
     policy: &RetentionPolicy,
 ) -> std::result::Result<Vec<String>, (Vec<String>, Error)> {
@@ -411,7 +550,7 @@ pub async fn apply_retention(
 /// Resolves `--from`: `latest` is the newest complete backup; anything else must be one
 /// of this cluster's object keys. Returns the key and its manifest when there is one.
 pub async fn resolve_backup(
-    store: &S3Store,
+    store: &dyn ObjectStore,
     location: &BackupLocation,
     from: &str,
 ) -> Result<(String, Option<Manifest>)> {
@@ -422,7 +561,7 @@ pub async fn resolve_backup(
             .next()
             .map(|b| b.object_key)
             .ok_or_else(|| Error::NoBackup {
-                bucket: store.bucket().to_owned(),
+                store: store.location(),
                 prefix: location.list_prefix(),
                 cluster: location.cluster().to_owned(),
             })?
@@ -459,11 +598,12 @@ pub async fn resolve_backup(
 /// before the verification finished (the calls before it are read-only).
 pub async fn run_restore(job: &RestoreJob) -> Result<RestoreReport> {
     let started = Instant::now();
-    let location = BackupLocation::new(&job.s3.prefix, &job.cluster_name)?;
+    let location = BackupLocation::new(job.store.prefix(), &job.cluster_name)?;
     let key = read_key(&job.encryption_key_file)?;
-    let store = S3Store::connect(&s3_settings(&job.s3)?).await?;
+    let store = job.store.connect().await?;
+    let store = store.as_ref();
     let entry = vault_client(&job.vault)?;
-    let (object, manifest) = resolve_backup(&store, &location, &job.from).await?;
+    let (object, manifest) = resolve_backup(store, &location, &job.from).await?;
     let session = authenticate(&entry, &job.vault.auth).await?;
     let result = async {
         // Decide the endpoint first (read-only calls) so a refused restore fails fast.
@@ -476,7 +616,7 @@ pub async fn run_restore(job: &RestoreJob) -> Result<RestoreReport> {
             job.force,
         )?;
         let verified = download_and_verify(
-            &store,
+            store,
             &object,
             manifest.as_ref(),
             &key,

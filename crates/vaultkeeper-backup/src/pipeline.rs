@@ -17,8 +17,9 @@ use crate::error::{Error, Result};
 use crate::format::{self, ALGORITHM_NAME, FORMAT_VERSION, NONCE_PREFIX_LEN, StreamEncryptor};
 use crate::manifest::{Digest, EncryptionInfo, MANIFEST_VERSION, Manifest, SourceInfo};
 use crate::naming::{BackupLocation, manifest_key};
-use crate::s3::{DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, ObjectUpload, S3Store};
+use crate::s3::{DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT};
 use crate::secret::EncryptionKey;
+use crate::store::{ObjectStore, Upload};
 
 /// Tuning of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +90,7 @@ pub async fn encrypt_and_upload<S>(
     key: &EncryptionKey,
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
     chunk_size: u32,
-    upload: ObjectUpload,
+    upload: Box<dyn Upload>,
 ) -> Result<UploadOutcome>
 where
     S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
@@ -112,7 +113,7 @@ where
 async fn encrypt_and_upload_task<S>(
     mut source: S,
     mut encryptor: StreamEncryptor,
-    mut upload: ObjectUpload,
+    mut upload: Box<dyn Upload>,
 ) -> Result<UploadOutcome>
 where
     S: Stream<Item = Result<Bytes>> + Unpin,
@@ -152,7 +153,7 @@ where
 /// cannot be written the object is deleted again, so a backup is either complete or
 /// absent.
 pub async fn write_backup<S>(
-    store: &S3Store,
+    store: &dyn ObjectStore,
     location: &BackupLocation,
     started_at: Timestamp,
     source: S,
@@ -166,7 +167,7 @@ where
     let object = location.object_key(started_at);
     if store.exists(&object).await? {
         return Err(Error::ObjectExists {
-            bucket: store.bucket().to_owned(),
+            store: store.location(),
             key: object,
         });
     }

@@ -18,15 +18,15 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, TryStreamExt};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 use crate::format::StreamDecryptor;
 use crate::manifest::{Digest, Manifest};
-use crate::s3::S3Store;
 use crate::secret::EncryptionKey;
+use crate::store::ObjectStore;
 use vaultkeeper_vault::client::VaultHttp;
 use vaultkeeper_vault::secret::Token;
 
@@ -100,7 +100,7 @@ fn check(object: &str, what: &str, expected: &str, found: &str) -> Result<()> {
 /// directory when `None`) while authenticating every chunk, and checks it against
 /// `manifest` when there is one. Returns only when the whole object is proven intact.
 pub async fn download_and_verify(
-    store: &S3Store,
+    store: &dyn ObjectStore,
     object: &str,
     manifest: Option<&Manifest>,
     key: &EncryptionKey,
@@ -133,12 +133,7 @@ pub async fn download_and_verify(
     let mut plain = (Sha256::new(), 0u64);
     let mut sealed = (Sha256::new(), 0u64);
     let mut scratch = Vec::with_capacity(READ_BUFFER);
-    while let Some(piece) = body.try_next().await.map_err(|e| Error::S3 {
-        operation: "GetObject",
-        bucket: store.bucket().to_owned(),
-        key: object.to_owned(),
-        message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-    })? {
+    while let Some(piece) = body.try_next().await? {
         sealed.0.update(&piece);
         sealed.1 += piece.len() as u64;
         file.write_all(&piece).await.map_err(Error::Spool)?;

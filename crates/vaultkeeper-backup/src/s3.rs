@@ -1,12 +1,13 @@
-//! S3 through aws-sdk-s3: listing, small objects, and the bounded-memory multipart upload
-//! that is aborted on any failure.
+//! S3 through aws-sdk-s3, as an [`ObjectStore`]: listing, small objects, and the
+//! bounded-memory multipart upload that is aborted on any failure.
 //!
 //! The HTTPS client is the SDK's hyper client with rustls on the ring provider (the rest of
 //! the project uses ring; the SDK's default would pull aws-lc-rs).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
 use crate::retention::{ListedObject, PendingUpload};
+use crate::store::{ObjectStore, PartPool, Upload};
 use vaultkeeper_vault::secret::{ExposeSecret, SecretString};
 
 /// Smallest part S3 accepts (except the last one).
@@ -32,8 +34,6 @@ pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 pub const DEFAULT_PARTS_IN_FLIGHT: usize = 2;
 /// S3's limit on parts per upload.
 pub const MAX_PARTS: i32 = 10_000;
-/// Largest manifest we are willing to read.
-const MAX_SMALL_OBJECT: usize = 1024 * 1024;
 
 /// How to authenticate to S3.
 #[derive(Debug, Clone)]
@@ -238,9 +238,16 @@ impl S3Store {
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn location(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
 
     /// Every object under `prefix`.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>> {
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>> {
         let mut out = Vec::new();
         let mut pages = self
             .client
@@ -264,7 +271,7 @@ impl S3Store {
     }
 
     /// Every unfinished multipart upload under `prefix`.
-    pub async fn list_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>> {
+    async fn list_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>> {
         let mut out = Vec::new();
         let mut key_marker: Option<String> = None;
         let mut id_marker: Option<String> = None;
@@ -300,7 +307,7 @@ impl S3Store {
     }
 
     /// Aborts one multipart upload.
-    pub async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<()> {
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<()> {
         self.client
             .abort_multipart_upload()
             .bucket(&self.bucket)
@@ -313,7 +320,7 @@ impl S3Store {
     }
 
     /// Whether `key` exists.
-    pub async fn exists(&self, key: &str) -> Result<bool> {
+    async fn exists(&self, key: &str) -> Result<bool> {
         match self
             .client
             .head_object()
@@ -329,7 +336,7 @@ impl S3Store {
     }
 
     /// Writes a small object in one request.
-    pub async fn put_bytes(
+    async fn put_bytes(
         &self,
         key: &str,
         body: Bytes,
@@ -356,37 +363,8 @@ impl S3Store {
         Ok(())
     }
 
-    /// Reads a small object (a manifest) whole; refuses anything over 1 MiB.
-    pub async fn get_small(&self, key: &str) -> Result<Vec<u8>> {
-        let (size, mut body) = self.get_stream(key).await?;
-        if size.is_some_and(|s| s > MAX_SMALL_OBJECT as u64) {
-            return Err(Error::InvalidManifest {
-                object: key.to_owned(),
-                reason: format!(
-                    "it is {} bytes, more than a manifest can be",
-                    size.unwrap_or(0)
-                ),
-            });
-        }
-        let mut out = Vec::new();
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| sdk_error("GetObject", &self.bucket, key, e))?
-        {
-            out.extend_from_slice(&chunk);
-            if out.len() > MAX_SMALL_OBJECT {
-                return Err(Error::InvalidManifest {
-                    object: key.to_owned(),
-                    reason: "it is larger than a manifest can be".into(),
-                });
-            }
-        }
-        Ok(out)
-    }
-
     /// Starts downloading `key`; returns its length (when S3 says) and the body stream.
-    pub async fn get_stream(&self, key: &str) -> Result<(Option<u64>, ByteStream)> {
+    async fn get_stream(&self, key: &str) -> Result<(Option<u64>, crate::store::ByteStream)> {
         let output = self
             .client
             .get_object()
@@ -396,11 +374,22 @@ impl S3Store {
             .await
             .map_err(|e| sdk_error("GetObject", &self.bucket, key, e))?;
         let size = output.content_length().map(|l| l.max(0) as u64);
-        Ok((size, output.body))
+        let (bucket, key) = (self.bucket.clone(), key.to_owned());
+        let body = futures::stream::try_unfold(output.body, move |mut body| {
+            let (bucket, key) = (bucket.clone(), key.clone());
+            async move {
+                match body.try_next().await {
+                    Ok(Some(chunk)) => Ok(Some((chunk, body))),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(sdk_error("GetObject", &bucket, &key, e)),
+                }
+            }
+        });
+        Ok((size, Box::pin(body)))
     }
 
     /// Deletes `key`.
-    pub async fn delete(&self, key: &str) -> Result<()> {
+    async fn delete(&self, key: &str) -> Result<()> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
@@ -414,14 +403,14 @@ impl S3Store {
     /// Begins a streaming upload of `key`. Nothing is sent until the first part is full;
     /// an object smaller than one part goes up as a single PutObject on
     /// [`ObjectUpload::finish`].
-    pub fn upload(
+    fn upload(
         &self,
         key: &str,
         metadata: HashMap<String, String>,
         part_size: usize,
         parts_in_flight: usize,
-    ) -> ObjectUpload {
-        ObjectUpload {
+    ) -> Box<dyn Upload> {
+        Box::new(ObjectUpload {
             store: self.clone(),
             key: key.to_owned(),
             metadata,
@@ -433,55 +422,7 @@ impl S3Store {
             next_part: 1,
             tasks: JoinSet::new(),
             completed: Vec::new(),
-        }
-    }
-}
-
-/// The part buffers of one upload, reused. A part's memory comes back when the SDK drops
-/// the request body, so an upload allocates `parts_in_flight + 1` buffers once instead of
-/// one per part: no page faults per part, and no freed 8 MiB blocks left behind in the
-/// allocator's per-thread arenas (which made the resident size grow past the bound).
-#[derive(Debug, Clone, Default)]
-struct PartPool(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl PartPool {
-    /// An empty buffer with room for `capacity` bytes: a returned one when there is one.
-    fn take(&self, capacity: usize) -> Vec<u8> {
-        let reused = self.0.lock().ok().and_then(|mut free| free.pop());
-        match reused {
-            Some(buffer) if buffer.capacity() >= capacity => buffer,
-            _ => Vec::with_capacity(capacity),
-        }
-    }
-
-    /// `buffer` as the body of a request; its memory returns here when the body drops.
-    fn share(&self, buffer: Vec<u8>) -> Bytes {
-        Bytes::from_owner(PooledPart {
-            buffer,
-            pool: self.clone(),
         })
-    }
-}
-
-/// A part's bytes on their way to S3; returns its buffer to the pool on drop.
-struct PooledPart {
-    buffer: Vec<u8>,
-    pool: PartPool,
-}
-
-impl AsRef<[u8]> for PooledPart {
-    fn as_ref(&self) -> &[u8] {
-        &self.buffer
-    }
-}
-
-impl Drop for PooledPart {
-    fn drop(&mut self) {
-        let mut buffer = std::mem::take(&mut self.buffer);
-        buffer.clear();
-        if let Ok(mut free) = self.pool.0.lock() {
-            free.push(buffer);
-        }
     }
 }
 
@@ -516,7 +457,7 @@ impl ObjectUpload {
 
     /// Appends `data`; uploads every part that fills, waiting when `parts_in_flight` parts
     /// are already uploading (back-pressure on the producer).
-    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
+    async fn write_parts(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
             if self.buffer.capacity() == 0 {
                 self.buffer = self.pool.take(self.part_size);
@@ -617,9 +558,16 @@ impl ObjectUpload {
         });
         Ok(())
     }
+}
+
+#[async_trait]
+impl Upload for ObjectUpload {
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.write_parts(data).await
+    }
 
     /// Uploads what is left and completes the object.
-    pub async fn finish(&mut self) -> Result<()> {
+    async fn finish(&mut self) -> Result<()> {
         let rest = self.pool.share(std::mem::take(&mut self.buffer));
         if self.upload_id.is_none() {
             return self
@@ -656,15 +604,15 @@ impl ObjectUpload {
     /// Stops every part upload and aborts the multipart upload, so no partial object and
     /// no dangling upload remains. Returns the error to report: `cause`, wrapped to say
     /// the upload was aborted, or that aborting failed too.
-    pub async fn abort(mut self, cause: Error) -> Error {
+    async fn abort(mut self: Box<Self>, cause: Error) -> Error {
         // Let no part land after the abort: stop the tasks and wait until they are gone.
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
-        let bucket = self.store.bucket.clone();
+        let store = self.store.location();
         let Some(upload_id) = self.upload_id.take() else {
             // Nothing was created (single PutObject, or failed before the first part).
             return Error::UploadAborted {
-                bucket,
+                store,
                 key: self.key,
                 cause: Box::new(cause),
             };
@@ -678,7 +626,7 @@ impl ObjectUpload {
                 Ok(()) => {
                     tracing::warn!(key = %self.key, %upload_id, "multipart upload aborted");
                     return Error::UploadAborted {
-                        bucket,
+                        store,
                         key: self.key,
                         cause: Box::new(cause),
                     };
@@ -687,8 +635,9 @@ impl ObjectUpload {
             }
         }
         Error::AbortFailed {
-            bucket,
+            store,
             key: self.key,
+            upload_kind: crate::error::UploadKind::S3Multipart,
             upload_id,
             cause: Box::new(cause),
             abort_error: last_error,
@@ -732,30 +681,5 @@ mod tests {
         for (endpoint, expected) in table {
             assert_eq!(payload_signing(*endpoint), *expected, "{endpoint:?}");
         }
-    }
-
-    #[test]
-    fn a_part_buffer_is_reused_once_every_copy_of_its_body_dropped() {
-        let pool = PartPool::default();
-        let mut buffer = pool.take(1024);
-        buffer.extend_from_slice(b"part");
-        let address = buffer.as_ptr();
-        let body = pool.share(buffer);
-        // The SDK keeps a clone of the body for retries.
-        let retry = body.clone();
-        assert_eq!(&body[..], b"part");
-        drop(body);
-        assert!(
-            pool.0.lock().unwrap().is_empty(),
-            "back while a clone lives"
-        );
-        drop(retry);
-        let again = pool.take(1024);
-        assert_eq!(again.as_ptr(), address);
-        assert!(again.is_empty() && again.capacity() >= 1024);
-        assert!(
-            pool.take(4096).capacity() >= 4096,
-            "a larger part gets a new buffer"
-        );
     }
 }

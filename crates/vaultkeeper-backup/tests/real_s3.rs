@@ -15,8 +15,8 @@ use jiff::SignedDuration;
 use vaultkeeper_backup::naming::manifest_key;
 use vaultkeeper_backup::retention::RetentionPolicy;
 use vaultkeeper_backup::{
-    BackupJob, RestoreJob, S3Access, S3CredentialFiles, VaultAccess, VaultAuth, run_backup,
-    run_restore,
+    BackupJob, RestoreJob, S3Access, S3CredentialFiles, StoreAccess, VaultAccess, VaultAuth,
+    run_backup, run_restore,
 };
 use vaultkeeper_backup::{Error, manifest::Manifest};
 
@@ -64,7 +64,7 @@ fn backup_args(
 ) -> BackupJob {
     BackupJob {
         vault: vault_args(bao, token_file),
-        s3: s3_args(endpoint, dir),
+        store: StoreAccess::S3(s3_args(endpoint, dir)),
         cluster_name: "vault".into(),
         encryption_key_file: key.to_path_buf(),
         part_size_mib: 5,
@@ -87,7 +87,7 @@ fn restore_args(
 ) -> RestoreJob {
     RestoreJob {
         vault: vault_args(bao, bao.root_token_file()),
-        s3: s3_args(endpoint, dir),
+        store: StoreAccess::S3(s3_args(endpoint, dir)),
         cluster_name: "vault".into(),
         encryption_key_file: key.to_path_buf(),
         from: from.into(),

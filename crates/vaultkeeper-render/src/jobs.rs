@@ -12,12 +12,12 @@ use k8s_openapi::api::core::v1::{
     VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use vaultkeeper_api::Duration;
 use vaultkeeper_api::login::{
     VAULT_LOGIN_AUDIENCE, VAULT_LOGIN_TOKEN_DIR, VAULT_LOGIN_TOKEN_FILE, VAULT_LOGIN_TOKEN_NAME,
     VAULT_LOGIN_TOKEN_SECONDS,
 };
 use vaultkeeper_api::rules::{self, SpecRule};
+use vaultkeeper_api::{AzureCredentialKind, Duration, S3Spec};
 
 use crate::labels::Component;
 use crate::manifest::{Manifest, metadata};
@@ -26,13 +26,14 @@ use crate::{RenderError, Scope};
 
 const CA_DIR: &str = "/etc/vaultkeeper/tls";
 const BACKUP_KEY_DIR: &str = "/etc/vaultkeeper/backup-key";
+const STORE_CREDENTIALS_DIR: &str = "/etc/vaultkeeper/store-credentials";
 /// The distroless "nonroot" user the vaultkeeper image runs as.
 const JOB_USER: i64 = 65532;
 
 /// Whether the backup CronJob is rendered: backups on and a bucket to send them to.
 pub(crate) fn backup_enabled(scope: &Scope<'_>) -> bool {
     let backup = &scope.cluster.spec.backup;
-    backup.enabled && backup.s3.is_some()
+    backup.enabled && backup.has_store()
 }
 
 pub(crate) fn render(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderError> {
@@ -176,6 +177,8 @@ struct JobShape {
     failed_history: i32,
     deadline_seconds: i64,
     args: Vec<String>,
+    /// Labels for the pod only (e.g. the one Azure workload identity's webhook looks for).
+    pod_labels: BTreeMap<String, String>,
     env: Vec<EnvVar>,
     volumes: Vec<Volume>,
     mounts: Vec<VolumeMount>,
@@ -184,7 +187,9 @@ struct JobShape {
 
 fn cronjob(scope: &Scope<'_>, shape: JobShape) -> Result<Manifest, RenderError> {
     let labels = scope.labels.object(shape.component);
-    let pod_labels: BTreeMap<String, String> = labels.clone();
+    let job_labels: BTreeMap<String, String> = labels.clone();
+    let mut pod_labels = job_labels.clone();
+    pod_labels.extend(shape.pod_labels);
     let container = Container {
         name: match shape.component {
             Component::Backup => "backup",
@@ -219,7 +224,7 @@ fn cronjob(scope: &Scope<'_>, shape: JobShape) -> Result<Manifest, RenderError> 
                 // The Jobs carry the cluster's labels too, so the operator can watch the
                 // Jobs of its clusters (their owner is the CronJob, not the VaultCluster).
                 metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels.clone()),
+                    labels: Some(job_labels),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(JobSpec {
@@ -257,10 +262,6 @@ fn cronjob(scope: &Scope<'_>, shape: JobShape) -> Result<Manifest, RenderError> 
 fn backup_cronjob(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
     let backup = &scope.cluster.spec.backup;
     let names = &scope.names;
-    let s3 = backup.s3.as_ref().ok_or_else(|| RenderError::Invalid {
-        field: "spec.backup.s3",
-        detail: "spec.backup.s3.bucket is required when backups are on".to_owned(),
-    })?;
     let (mut env_vars, mut volumes, mut mounts) = vault_connection(scope, names.backup());
 
     let (key_secret, key) = backup.encryption_key_secret.as_ref().map_or_else(
@@ -274,32 +275,71 @@ fn backup_cronjob(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
         format!("{BACKUP_KEY_DIR}/{key}"),
     ));
 
-    env_vars.push(env("VAULTKEEPER_S3_BUCKET", s3.bucket.clone()));
-    env_vars.push(env(
-        "VAULTKEEPER_S3_PREFIX",
-        s3.prefix
-            .clone()
-            .unwrap_or_else(|| scope.namespace().to_owned()),
-    ));
-    env_vars.push(env("VAULTKEEPER_S3_REGION", s3.region.clone()));
-    if let Some(endpoint) = &s3.endpoint {
-        env_vars.push(env("VAULTKEEPER_S3_ENDPOINT", endpoint.clone()));
-    }
-    if s3.force_path_style {
-        env_vars.push(env("VAULTKEEPER_S3_PATH_STYLE", "true"));
-    }
-    if let Some(credentials) = &s3.credentials_secret {
-        // The SDK's default chain reads these; the values never enter the CronJob spec.
-        env_vars.push(env_from_secret(
-            "AWS_ACCESS_KEY_ID",
-            &credentials.name,
-            &credentials.access_key_id_key,
+    let mut pod_labels = BTreeMap::new();
+    if let Some(s3) = &backup.s3 {
+        s3_env(scope, s3, &mut env_vars);
+    } else if let Some(gcs) = &backup.gcs {
+        env_vars.push(env("VAULTKEEPER_STORE", "gcs"));
+        env_vars.push(env("VAULTKEEPER_GCS_BUCKET", gcs.bucket.clone()));
+        env_vars.push(env(
+            "VAULTKEEPER_S3_PREFIX",
+            store_prefix(scope, &gcs.prefix),
         ));
-        env_vars.push(env_from_secret(
-            "AWS_SECRET_ACCESS_KEY",
-            &credentials.name,
-            &credentials.secret_access_key_key,
+        if let Some(endpoint) = &gcs.endpoint {
+            env_vars.push(env("VAULTKEEPER_GCS_ENDPOINT", endpoint.clone()));
+        }
+        if let Some(credentials) = &gcs.credentials_secret {
+            // A file in a Secret volume: the key never enters the CronJob spec or env.
+            volumes.push(secret_volume(
+                "store-credentials",
+                &credentials.name,
+                &credentials.key,
+            ));
+            mounts.push(read_only_mount("store-credentials", STORE_CREDENTIALS_DIR));
+            env_vars.push(env(
+                "VAULTKEEPER_GCS_SERVICE_ACCOUNT_KEY_FILE",
+                format!("{STORE_CREDENTIALS_DIR}/{}", credentials.key),
+            ));
+        }
+    } else if let Some(azure) = &backup.azure {
+        env_vars.push(env("VAULTKEEPER_STORE", "azure"));
+        env_vars.push(env("VAULTKEEPER_AZURE_ACCOUNT", azure.account.clone()));
+        env_vars.push(env("VAULTKEEPER_AZURE_CONTAINER", azure.container.clone()));
+        env_vars.push(env(
+            "VAULTKEEPER_S3_PREFIX",
+            store_prefix(scope, &azure.prefix),
         ));
+        if let Some(endpoint) = &azure.endpoint {
+            env_vars.push(env("VAULTKEEPER_AZURE_ENDPOINT", endpoint.clone()));
+        }
+        match &azure.credentials_secret {
+            Some(credentials) => {
+                volumes.push(secret_volume(
+                    "store-credentials",
+                    &credentials.name,
+                    &credentials.key,
+                ));
+                mounts.push(read_only_mount("store-credentials", STORE_CREDENTIALS_DIR));
+                let variable = match credentials.kind {
+                    AzureCredentialKind::AccountKey => "VAULTKEEPER_AZURE_ACCOUNT_KEY_FILE",
+                    AzureCredentialKind::Sas => "VAULTKEEPER_AZURE_SAS_TOKEN_FILE",
+                };
+                env_vars.push(env(
+                    variable,
+                    format!("{STORE_CREDENTIALS_DIR}/{}", credentials.key),
+                ));
+            }
+            // The workload identity webhook injects the federated token into pods
+            // carrying this label.
+            None => {
+                pod_labels.insert("azure.workload.identity/use".to_owned(), "true".to_owned());
+            }
+        }
+    } else {
+        return Err(RenderError::Invalid {
+            field: "spec.backup.s3",
+            detail: "spec.backup.s3.bucket is required when backups are on".to_owned(),
+        });
     }
     if let Some(keep_last) = backup.retention.keep_last {
         env_vars.push(env("VAULTKEEPER_KEEP_LAST", keep_last.to_string()));
@@ -323,6 +363,7 @@ fn backup_cronjob(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
             failed_history: backup.failed_jobs_history_limit,
             deadline_seconds: backup.active_deadline_seconds,
             args: vec!["backup".to_owned()],
+            pod_labels,
             env: env_vars,
             volumes,
             mounts,
@@ -356,10 +397,49 @@ fn metrics_token_cronjob(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
             failed_history: 3,
             deadline_seconds: 600,
             args: vec!["metrics-token".to_owned()],
+            pod_labels: BTreeMap::new(),
             env: env_vars,
             volumes,
             mounts,
             resources: None,
         },
     )
+}
+
+/// The S3 settings of the backup Job, as they always were.
+fn s3_env(scope: &Scope<'_>, s3: &S3Spec, env_vars: &mut Vec<EnvVar>) {
+    env_vars.push(env("VAULTKEEPER_S3_BUCKET", s3.bucket.clone()));
+    env_vars.push(env(
+        "VAULTKEEPER_S3_PREFIX",
+        s3.prefix
+            .clone()
+            .unwrap_or_else(|| scope.namespace().to_owned()),
+    ));
+    env_vars.push(env("VAULTKEEPER_S3_REGION", s3.region.clone()));
+    if let Some(endpoint) = &s3.endpoint {
+        env_vars.push(env("VAULTKEEPER_S3_ENDPOINT", endpoint.clone()));
+    }
+    if s3.force_path_style {
+        env_vars.push(env("VAULTKEEPER_S3_PATH_STYLE", "true"));
+    }
+    if let Some(credentials) = &s3.credentials_secret {
+        // The SDK's default chain reads these; the values never enter the CronJob spec.
+        env_vars.push(env_from_secret(
+            "AWS_ACCESS_KEY_ID",
+            &credentials.name,
+            &credentials.access_key_id_key,
+        ));
+        env_vars.push(env_from_secret(
+            "AWS_SECRET_ACCESS_KEY",
+            &credentials.name,
+            &credentials.secret_access_key_key,
+        ));
+    }
+}
+
+/// The key prefix: as given, or the namespace.
+fn store_prefix(scope: &Scope<'_>, prefix: &Option<String>) -> String {
+    prefix
+        .clone()
+        .unwrap_or_else(|| scope.namespace().to_owned())
 }

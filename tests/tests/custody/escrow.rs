@@ -8,6 +8,7 @@
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use vaultkeeper_backup::store::ObjectStore as _;
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};

@@ -712,3 +712,108 @@ pub fn key_file(dir: &Path) -> PathBuf {
     std::fs::write(&path, key.to_base64().expose_secret().as_bytes()).unwrap();
     path
 }
+
+// ---------------------------------------------------------------------------------------
+// GCS and Azure emulators
+
+/// A free TCP port on `ip` (bound, then released for the emulator to take).
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// gcp-storage-emulator (PyPI) on a free port, storing into a temp dir, with one bucket.
+pub struct GcsEmulator {
+    child: Child,
+    pub endpoint: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for GcsEmulator {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+impl GcsEmulator {
+    pub async fn start(ip: &str, bucket: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("gcs.log");
+        let port = free_port(ip);
+        let child = Command::new(tool("VAULTKEEPER_GCS_EMULATOR", "gcp-storage-emulator"))
+            .args(["--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["start", "--host", ip, "--port", &port.to_string()])
+            .args(["--default-bucket", bucket])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .expect("start gcp-storage-emulator");
+        let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+        let emulator = Self {
+            child,
+            endpoint: format!("http://{addr}"),
+            dir,
+        };
+        wait_for_port(addr, "gcp-storage-emulator", &log).await;
+        emulator
+    }
+
+    /// Resumable upload sessions the emulator still holds (its own bookkeeping on disk).
+    pub fn open_sessions(&self) -> usize {
+        let root = self.dir.path().join("data/.cloudstorage/_resumable");
+        std::fs::read_dir(root).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+/// Azurite's well-known development account.
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Azurite's blob service (npm azurite) on a free port, storing into a temp dir.
+pub struct Azurite {
+    child: Child,
+    /// The account's endpoint, `http://ip:port/devstoreaccount1`.
+    pub endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+impl Azurite {
+    pub async fn start(ip: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("azurite.log");
+        let port = free_port(ip);
+        let child = Command::new(tool("VAULTKEEPER_AZURITE", "azurite-blob"))
+            .args([
+                "--blobHost",
+                ip,
+                "--blobPort",
+                &port.to_string(),
+                "--location",
+            ])
+            .arg(dir.path().join("data"))
+            .arg("--silent")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .expect("start azurite-blob");
+        let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+        let azurite = Self {
+            child,
+            endpoint: format!("http://{addr}/{AZURITE_ACCOUNT}"),
+            _dir: dir,
+        };
+        wait_for_port(addr, "azurite-blob", &log).await;
+        azurite
+    }
+}

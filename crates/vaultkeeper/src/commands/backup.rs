@@ -14,7 +14,8 @@ use jiff::SignedDuration;
 use serde::Serialize;
 use vaultkeeper_backup::retention::{DEFAULT_STALE_UPLOAD_AFTER, RetentionPolicy};
 use vaultkeeper_backup::{
-    BackupJob, Error, Result, S3Access, S3CredentialFiles, VaultAccess, VaultAuth, run_backup,
+    AzureAccess, AzureCredentialSource, BackupJob, Error, GcsAccess, GcsCredentialSource, Result,
+    S3Access, S3CredentialFiles, StoreAccess, VaultAccess, VaultAuth, run_backup,
 };
 
 use super::DEFAULT_SERVICE_ACCOUNT_TOKEN;
@@ -50,15 +51,78 @@ pub struct VaultArgs {
     pub token_file: Option<PathBuf>,
 }
 
-/// Where the backups are kept.
+/// Which object store holds the backups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// Amazon S3 or an S3-compatible server (the --bucket and --s3-* flags).
+    S3,
+    /// Google Cloud Storage (the --gcs-* flags).
+    Gcs,
+    /// Azure Blob Storage (the --azure-* flags).
+    Azure,
+}
+
+/// Where the backups are kept: S3, GCS or Azure, with their flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct S3Args {
-    /// Bucket name.
-    #[arg(long, env = "VAULTKEEPER_S3_BUCKET")]
-    pub bucket: String,
-    /// Key prefix inside the bucket; backups go to <prefix>/<cluster>/.
+    /// The object store: s3, gcs or azure.
+    #[arg(long, env = "VAULTKEEPER_STORE", value_enum, default_value_t = StoreKind::S3)]
+    pub store: StoreKind,
+    /// S3 bucket name (with --store s3).
+    #[arg(long, env = "VAULTKEEPER_S3_BUCKET", required_if_eq("store", "s3"))]
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket or container, for every store; backups go to
+    /// <prefix>/<cluster>/.
     #[arg(long, env = "VAULTKEEPER_S3_PREFIX", default_value = "")]
     pub prefix: String,
+    /// GCS bucket name (with --store gcs).
+    #[arg(long, env = "VAULTKEEPER_GCS_BUCKET", required_if_eq("store", "gcs"))]
+    pub gcs_bucket: Option<String>,
+    /// GCS API endpoint (an emulator, Private Service Connect); Google's when absent.
+    #[arg(long, env = "VAULTKEEPER_GCS_ENDPOINT")]
+    pub gcs_endpoint: Option<String>,
+    /// File with a service-account key (JSON). Without it, the metadata server's identity
+    /// (GKE Workload Identity, the node's service account) is used.
+    #[arg(long, env = "VAULTKEEPER_GCS_SERVICE_ACCOUNT_KEY_FILE")]
+    pub gcs_service_account_key_file: Option<PathBuf>,
+    /// Send no credentials at all (emulators only).
+    #[arg(long, conflicts_with = "gcs_service_account_key_file")]
+    pub gcs_anonymous: bool,
+    /// Extra PEM CA to trust for the GCS endpoint.
+    #[arg(long)]
+    pub gcs_ca_cert: Option<PathBuf>,
+    /// Azure storage account name (with --store azure).
+    #[arg(
+        long,
+        env = "VAULTKEEPER_AZURE_ACCOUNT",
+        required_if_eq("store", "azure")
+    )]
+    pub azure_account: Option<String>,
+    /// Azure container name (with --store azure).
+    #[arg(
+        long,
+        env = "VAULTKEEPER_AZURE_CONTAINER",
+        required_if_eq("store", "azure")
+    )]
+    pub azure_container: Option<String>,
+    /// The account's blob endpoint (Azurite: http://127.0.0.1:10000/<account>);
+    /// https://<account>.blob.core.windows.net when absent.
+    #[arg(long, env = "VAULTKEEPER_AZURE_ENDPOINT")]
+    pub azure_endpoint: Option<String>,
+    /// File with the storage account key. Without it or --azure-sas-token-file, workload
+    /// identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE) is used.
+    #[arg(
+        long,
+        env = "VAULTKEEPER_AZURE_ACCOUNT_KEY_FILE",
+        conflicts_with = "azure_sas_token_file"
+    )]
+    pub azure_account_key_file: Option<PathBuf>,
+    /// File with a SAS token for the container.
+    #[arg(long, env = "VAULTKEEPER_AZURE_SAS_TOKEN_FILE")]
+    pub azure_sas_token_file: Option<PathBuf>,
+    /// Extra PEM CA to trust for the Azure endpoint.
+    #[arg(long)]
+    pub azure_ca_cert: Option<PathBuf>,
     /// Region.
     #[arg(long, env = "VAULTKEEPER_S3_REGION", default_value = "us-east-1")]
     pub s3_region: String,
@@ -146,8 +210,52 @@ impl VaultArgs {
 }
 
 impl S3Args {
-    /// The bucket and credentials the flags describe.
-    pub fn access(&self) -> S3Access {
+    /// The store and credentials the flags describe.
+    pub fn access(&self) -> Result<StoreAccess> {
+        let required = |value: &Option<String>, field: &'static str| {
+            value.clone().ok_or_else(|| Error::InvalidArgument {
+                field,
+                reason: format!("is required with --store {}", self.store_name()),
+            })
+        };
+        Ok(match self.store {
+            StoreKind::S3 => StoreAccess::S3(self.s3_access(required(&self.bucket, "--bucket")?)),
+            StoreKind::Gcs => StoreAccess::Gcs(GcsAccess {
+                bucket: required(&self.gcs_bucket, "--gcs-bucket")?,
+                prefix: self.prefix.clone(),
+                endpoint: self.gcs_endpoint.clone(),
+                credentials: match (&self.gcs_service_account_key_file, self.gcs_anonymous) {
+                    (Some(path), _) => GcsCredentialSource::ServiceAccountKeyFile(path.clone()),
+                    (None, true) => GcsCredentialSource::Anonymous,
+                    (None, false) => GcsCredentialSource::Ambient,
+                },
+                ca_cert: self.gcs_ca_cert.clone(),
+            }),
+            StoreKind::Azure => StoreAccess::Azure(AzureAccess {
+                account: required(&self.azure_account, "--azure-account")?,
+                container: required(&self.azure_container, "--azure-container")?,
+                prefix: self.prefix.clone(),
+                endpoint: self.azure_endpoint.clone(),
+                credentials: match (&self.azure_account_key_file, &self.azure_sas_token_file) {
+                    (Some(path), _) => AzureCredentialSource::AccountKeyFile(path.clone()),
+                    (None, Some(path)) => AzureCredentialSource::SasFile(path.clone()),
+                    (None, None) => AzureCredentialSource::WorkloadIdentity,
+                },
+                ca_cert: self.azure_ca_cert.clone(),
+            }),
+        })
+    }
+
+    fn store_name(&self) -> &'static str {
+        match self.store {
+            StoreKind::S3 => "s3",
+            StoreKind::Gcs => "gcs",
+            StoreKind::Azure => "azure",
+        }
+    }
+
+    /// The S3 bucket and credentials the flags describe.
+    fn s3_access(&self, bucket: String) -> S3Access {
         let credential_files = match (&self.s3_access_key_id_file, &self.s3_secret_access_key_file)
         {
             (Some(id), Some(secret)) => Some(S3CredentialFiles {
@@ -157,7 +265,7 @@ impl S3Args {
             _ => None,
         };
         S3Access {
-            bucket: self.bucket.clone(),
+            bucket,
             prefix: self.prefix.clone(),
             region: self.s3_region.clone(),
             endpoint: self.s3_endpoint.clone(),
@@ -179,7 +287,7 @@ impl BackupArgs {
             .unwrap_or(DEFAULT_STALE_UPLOAD_AFTER);
         Ok(BackupJob {
             vault: self.vault.access()?,
-            s3: self.s3.access(),
+            store: self.s3.access()?,
             cluster_name: self.cluster_name.clone(),
             encryption_key_file: self.encryption_key_file.clone(),
             part_size_mib: self.part_size_mib,
@@ -403,7 +511,7 @@ mod tests {
         assert!(!ok.contains('\n'));
 
         let failed: Result<RestoreReport> = Err(Error::NoBackup {
-            bucket: "b".into(),
+            store: "s3://b".into(),
             prefix: "vault/".into(),
             cluster: "vault".into(),
         });
@@ -456,6 +564,70 @@ mod tests {
         assert!(matches!(job.vault.auth, VaultAuth::TokenFile(ref p) if p == Path::new("/t")));
         assert_eq!(job.retention.max_age, Some(SignedDuration::from_hours(168)));
         assert_eq!(job.stale_upload_after, DEFAULT_STALE_UPLOAD_AFTER);
-        assert!(job.s3.credential_files.is_none());
+        let StoreAccess::S3(s3) = &job.store else {
+            panic!("not S3: {:?}", job.store)
+        };
+        assert!(s3.credential_files.is_none());
+        assert_eq!(s3.bucket, "b");
+    }
+
+    #[test]
+    fn each_store_needs_its_own_location_flags() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "vaultkeeper",
+                "backup",
+                "--vault-addr",
+                "https://v:8200",
+                "--token-file",
+                "/t",
+                "--cluster-name",
+                "vault",
+                "--encryption-key-file",
+                "/k",
+            ];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv) {
+                Ok(cli) => match cli.command {
+                    Command::Backup(args) => args.job().map_err(|e| e.to_string()),
+                    _ => panic!("not backup"),
+                },
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        // S3 stays the default and still needs --bucket (clap's check does not see the
+        // default value of --store; the job's does).
+        assert!(parse(&[]).unwrap_err().contains("--bucket"));
+        assert!(
+            parse(&["--store", "gcs"])
+                .unwrap_err()
+                .contains("--gcs-bucket")
+        );
+        let job = parse(&["--store", "gcs", "--gcs-bucket", "g", "--prefix", "ns"]).unwrap();
+        let StoreAccess::Gcs(gcs) = &job.store else {
+            panic!("not GCS")
+        };
+        assert_eq!((gcs.bucket.as_str(), job.store.prefix()), ("g", "ns"));
+        assert_eq!(gcs.credentials, GcsCredentialSource::Ambient);
+        let err = parse(&["--store", "azure", "--azure-account", "a"]).unwrap_err();
+        assert!(err.contains("--azure-container"), "{err}");
+        let job = parse(&[
+            "--store",
+            "azure",
+            "--azure-account",
+            "a",
+            "--azure-container",
+            "c",
+            "--azure-sas-token-file",
+            "/sas",
+        ])
+        .unwrap();
+        let StoreAccess::Azure(azure) = &job.store else {
+            panic!("not Azure")
+        };
+        assert_eq!(
+            azure.credentials,
+            AzureCredentialSource::SasFile("/sas".into())
+        );
     }
 }

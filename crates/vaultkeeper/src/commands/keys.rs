@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::ObjectMeta;
 use vaultkeeper_backup::naming::EscrowLocation;
 use vaultkeeper_backup::s3::S3Store;
+use vaultkeeper_backup::store::ObjectStore as _;
 use vaultkeeper_backup::{S3Access, S3CredentialFiles};
 use vaultkeeper_vault::secret::{ExposeSecret, SecretSlice, secret_bytes};
 

@@ -43,7 +43,7 @@ impl RestoreArgs {
     pub fn job(&self) -> Result<RestoreJob> {
         Ok(RestoreJob {
             vault: self.vault.access()?,
-            s3: self.s3.access(),
+            store: self.s3.access()?,
             cluster_name: self.cluster_name.clone(),
             encryption_key_file: self.encryption_key_file.clone(),
             from: self.from.clone(),

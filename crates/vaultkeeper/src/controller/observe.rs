@@ -99,7 +99,7 @@ pub(crate) async fn cluster(
         uid.as_deref().map(|uid| (name.as_str(), uid)),
     );
     let tls = tls_secrets(client, vc, &namespace, &names).await?;
-    let backup_key_exists = match vc.spec.backup.enabled && vc.spec.backup.s3.is_some() {
+    let backup_key_exists = match vc.spec.backup.enabled && vc.spec.backup.has_store() {
         true => {
             let (secret, _) = nodes::backup_key_ref(vc);
             let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);

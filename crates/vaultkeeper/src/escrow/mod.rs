@@ -26,6 +26,7 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use vaultkeeper_api::{EscrowSpec, EscrowStatus, VaultCluster};
 use vaultkeeper_backup::naming::EscrowLocation;
 use vaultkeeper_backup::s3::{S3Credentials, S3Settings, S3Store};
+use vaultkeeper_backup::store::ObjectStore as _;
 use vaultkeeper_vault::keys::InitKeys;
 use vaultkeeper_vault::secret::{ExposeSecret, SecretSlice, SecretString, secret_bytes};
 
