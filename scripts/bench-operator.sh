@@ -9,6 +9,7 @@
 #   scripts/bench-operator.sh            # release build of the operator (the honest RSS)
 #   PROFILE=debug scripts/bench-operator.sh
 #   BENCH_ONLY=rss scripts/bench-operator.sh   # the memory measurement alone (~1 min)
+#   BENCH_ONLY=restart scripts/bench-operator.sh   # apply, then five pod restarts
 #
 # Needs bao from scripts/install-tools.sh, kubectl and curl.
 set -euo pipefail

@@ -343,6 +343,40 @@ async fn main() {
         return;
     }
 
+    // `BENCH_ONLY=restart`: apply, then five pod restarts, for working on the unseal path.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("restart") {
+        // The operator's own log on stderr, with how long each pass and action took.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "warn,vaultkeeper=debug,vaultkeeper_vault=debug",
+            ))
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .try_init();
+        let sim = cluster_with_pods(158).await;
+        let operator = Operator::install_and_start(&sim).await;
+        let t = apply_to_ready(&sim).await;
+        println!("apply → Ready {}", secs(t.ready));
+        for _ in 0..5 {
+            let (answered, unsealed) = restart_to_unsealed(&sim).await;
+            println!(
+                "restart: answers {:.2} s, unsealed {:.2} s, unsealed minus start {:.2} s",
+                answered.as_secs_f64(),
+                unsealed.as_secs_f64(),
+                unsealed.saturating_sub(answered).as_secs_f64()
+            );
+            while !vc(&sim, "openbao", "openbao")
+                .await
+                .is_some_and(|v| ready(&v))
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        drop(operator);
+        sim.shutdown().await;
+        return;
+    }
+
     // The floor first, on a machine the simulated cluster does not load yet.
     let floor = floor::measure(&tool("bao", "VAULTKEEPER_BAO")).await;
 
