@@ -89,6 +89,7 @@ async fn scale_one_three_five_three_keeps_quorum_and_removes_departed_peers_firs
 
     // Down: 5 → 3. The departing pods stay until raft no longer lists them.
     let sampler = Sampler::start(&sim, "scale", "scale", Duration::from_millis(300));
+    let sampling_since = jiff::Timestamp::now();
     patch_spec(&sim, "scale", "scale", serde_json::json!({"replicas": 3})).await;
     let vc = wait_for(
         &sim,
@@ -104,14 +105,52 @@ async fn scale_one_three_five_three_keeps_quorum_and_removes_departed_peers_firs
     let samples = sampler.finish().await;
     assert_quorum_throughout(&samples, "5 → 3");
     let departing = ["scale-3", "scale-4"];
-    for s in &samples {
-        if s.statefulset_replicas.is_some_and(|r| r < 5) {
+    // The voters a sample shows are the status of the pass before: a pass applies the
+    // shrink (after its own raft read found the departing peers gone) and writes its status
+    // a moment later. So a sample may show the shrink beside the previous pass's voters,
+    // but the status must catch up within two seconds, with the StatefulSet still shrunk.
+    for (i, s) in samples.iter().enumerate() {
+        if s.statefulset_replicas.is_some_and(|r| r < 5)
+            && s.voters.iter().any(|v| departing.contains(&v.as_str()))
+        {
+            let caught_up = samples[i..]
+                .iter()
+                .take_while(|later| later.at <= s.at + Duration::from_secs(2))
+                .any(|later| {
+                    later.statefulset_replicas.is_some_and(|r| r < 5)
+                        && !later.voters.iter().any(|v| departing.contains(&v.as_str()))
+                });
             assert!(
-                !s.voters.iter().any(|v| departing.contains(&v.as_str())),
+                caught_up,
                 "the StatefulSet shrank while raft still listed a departing peer: {s:?}"
             );
         }
     }
+    // And from the pods' own command log: both departed peers were removed through
+    // `sys/storage/raft/remove-peer` before any sample saw the StatefulSet shrink.
+    let first_shrunk = samples
+        .iter()
+        .find(|s| s.statefulset_replicas.is_some_and(|r| r < 5))
+        .map(|s| s.at)
+        .expect("a sample after the shrink");
+    let removals: Vec<jiff::Timestamp> = sim
+        .exec_audit()
+        .iter()
+        .filter(|r| r.pod.namespace == "scale" && r.at >= sampling_since)
+        .filter(|r| r.argv.iter().any(|a| a == "sys/storage/raft/remove-peer"))
+        .map(|r| r.at)
+        .collect();
+    assert!(
+        removals.len() >= 2,
+        "two departed peers, {} remove-peer commands",
+        removals.len()
+    );
+    let shrunk_by =
+        sampling_since + jiff::SignedDuration::try_from(first_shrunk).expect("a sample time");
+    assert!(
+        removals.iter().all(|at| *at <= shrunk_by),
+        "a peer was removed after the StatefulSet shrank: removals {removals:?}, shrink seen by {shrunk_by}"
+    );
     // The raft removal was observed before the shrink, not skipped.
     assert!(
         samples
