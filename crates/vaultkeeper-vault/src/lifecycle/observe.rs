@@ -215,11 +215,11 @@ impl<C: NodeClient, S: KeyStore> Lifecycle<C, S> {
         let (token, authority) = match tokio::time::timeout(deadline, self.token(via, keys)).await {
             Ok(Ok(session)) => session,
             Ok(Err(e)) => {
-                warn!(pod = %via, error = %e, "no token for raft and bootstrap work");
+                warn!(pod = %via, error = %e, "cannot log in for raft and bootstrap work");
                 return (None, None);
             }
             Err(_) => {
-                warn!(pod = %via, "no token for raft and bootstrap work within {}", seconds(deadline));
+                warn!(pod = %via, "no login for raft and bootstrap work within {}", seconds(deadline));
                 return (None, None);
             }
         };
