@@ -13,6 +13,8 @@
 #   .tools/bin/prometheus, .tools/bin/promtool
 #                        Debian's Prometheus 2.42, to unit-test the alerts and scrape
 #                        real OpenBao nodes
+#   .tools/bin/kubectl-1.20  Debian's kubectl 1.20: an old client, which reads the
+#                        server's OpenAPI v2 document as protobuf for explain and apply
 #   .tools/bin/busybox   a static busybox: the shell of simulated pods (the Vault and
 #                        OpenBao images are Alpine-based, so their /bin/sh is busybox ash)
 set -euo pipefail
@@ -57,7 +59,7 @@ fi
 ln -sf "$tools/azurite/node_modules/.bin/azurite-blob" "$bin/azurite-blob"
 
 # Debian packages, unpacked here rather than installed system-wide.
-debian_unpack() { # package, then paths inside the package to install into .tools/bin
+debian_unpack() { # package, then paths inside the package (path[:name]) to install into .tools/bin
   local package="$1"; shift
   local work
   work="$(mktemp -d)"
@@ -66,18 +68,22 @@ debian_unpack() { # package, then paths inside the package to install into .tool
     (cd "$work" && apt-get download "$package" >/dev/null)
   fi
   dpkg-deb -x "$work"/"$package"_*.deb "$work/root"
-  for path in "$@"; do
-    install -m 0755 "$work/root/$path" "$bin/$(basename "$path")"
+  for item in "$@"; do
+    local path="${item%%:*}" name="${item##*:}"
+    [ "$name" != "$item" ] || name="$(basename "$path")"
+    install -m 0755 "$work/root/$path" "$bin/$name"
   done
   rm -rf "$work"
 }
 [ -x "$bin/busybox" ] || debian_unpack busybox-static bin/busybox
 [ -x "$bin/promtool" ] && [ -x "$bin/prometheus" ] || debian_unpack prometheus usr/bin/prometheus usr/bin/promtool
+[ -x "$bin/kubectl-1.20" ] || debian_unpack kubernetes-client usr/bin/kubectl:kubectl-1.20
 
 "$bin/bao" version >/dev/null
 "$bin/busybox" true
 "$bin/promtool" --version >/dev/null
 "$bin/helm" version --short >/dev/null
+"$bin/kubectl-1.20" version --client >/dev/null
 test -x "$bin/azurite-blob"
 test -x "$bin/gcp-storage-emulator"
 echo "tools ready in $bin: $("$bin/bao" version | head -n 1), helm $("$bin/helm" version --short)"

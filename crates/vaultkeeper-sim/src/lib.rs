@@ -28,6 +28,7 @@ pub mod events;
 pub mod faults;
 pub mod kinds;
 pub mod kubelet;
+pub mod openapi_pb;
 pub mod patch;
 pub mod pki;
 pub mod podio;

@@ -551,25 +551,36 @@ impl ApiServer {
                 )
             }
             ["openapi", "v2"] | ["swagger.json"] => {
-                // JSON only: the protobuf form (gnostic's `openapi_v2.Document`) is refused
-                // with 406, as the real server refuses a media type it does not serve.
+                // JSON, or gnostic's protobuf `openapi.v2.Document` for a client that
+                // asks for it before JSON (client-go asks for nothing else).
                 let accept = headers
                     .get(http::header::ACCEPT)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                if !accept.is_empty()
-                    && !accept.split(',').any(|a| {
-                        let a = a.trim();
-                        a.starts_with("application/json")
-                            || a.starts_with("*/*")
-                            || a.starts_with("application/*")
-                    })
-                {
-                    return Err(SimError::NotAcceptable(format!(
-                        "/openapi/v2 is served as application/json only (asked for {accept:?})"
-                    )));
+                let doc = discovery::openapi_v2(&groups, &object_meta_schema());
+                if accept.trim().is_empty() {
+                    return Ok(json_response(200, &doc));
                 }
-                json_response(200, &discovery::openapi_v2(&groups, &object_meta_schema()))
+                for a in accept.split(',').map(str::trim) {
+                    if a.starts_with("application/json")
+                        || a.starts_with("*/*")
+                        || a.starts_with("application/*")
+                    {
+                        return Ok(json_response(200, &doc));
+                    }
+                    if crate::openapi_pb::is_openapi_protobuf(a) {
+                        let mut r = Response::new(full(crate::openapi_pb::encode(&doc)));
+                        r.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            HeaderValue::from_static(crate::openapi_pb::RESPONSE_MEDIA_TYPE),
+                        );
+                        return Ok(r);
+                    }
+                }
+                return Err(SimError::NotAcceptable(format!(
+                    "/openapi/v2 is served as application/json or {} (asked for {accept:?})",
+                    crate::openapi_pb::MEDIA_TYPE
+                )));
             }
             [".well-known", "openid-configuration"] => json_response(
                 200,

@@ -425,3 +425,73 @@ async fn kubectl_exec_and_logs_reach_a_running_pod() {
     );
     c.shutdown().await;
 }
+
+/// An old client (Debian's kubectl 1.20, from `.tools/`) reads the schema only from
+/// `/openapi/v2`, as protobuf: `explain` of a custom field and of a built-in one, and the
+/// strategic merge patch of a client-side `apply` of a built-in kind, come from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_kubectl_explains_and_applies_through_openapi_v2_protobuf() {
+    let old = common::workspace_root().join(".tools/bin/kubectl-1.20");
+    assert!(
+        old.exists(),
+        "{} is missing: run scripts/install-tools.sh",
+        old.display()
+    );
+    let c = cluster(7).await;
+    let k = Kubectl::new(&c);
+    let run = |args: &[&str]| {
+        let out = Command::new(&old)
+            .args(args)
+            .env("KUBECONFIG", c.kubeconfig_path())
+            .env("HOME", k.dir.path())
+            .output()
+            .expect("kubectl 1.20 runs");
+        assert!(
+            out.status.success(),
+            "kubectl 1.20 {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    k.ok(&["apply", "-f", &k.file("crd.yaml", VAULTCLUSTER_CRD)]);
+    let explain = run(&["explain", "vaultcluster.spec.replicas"]);
+    assert!(explain.contains("Number of Vault pods."), "{explain}");
+    let explain = run(&["explain", "configmap.data"]);
+    assert!(
+        explain.contains("FIELD:    data <map[string]string>"),
+        "{explain}"
+    );
+    // Client-side apply of a built-in kind: create, then a change computed as a
+    // strategic merge patch from the schema (the annotation keeps the last applied state).
+    let cm = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old-client\n  namespace: default\ndata:\n  a: \"{value}\"\n  b: kept\n"
+        )
+    };
+    assert!(
+        run(&["apply", "-f", &k.file("cm.yaml", &cm("1"))])
+            .contains("configmap/old-client created")
+    );
+    assert!(
+        run(&["apply", "-f", &k.file("cm.yaml", &cm("2"))])
+            .contains("configmap/old-client configured")
+    );
+    let obj: Value = serde_json::from_str(&k.ok(&[
+        "get",
+        "configmap",
+        "old-client",
+        "-n",
+        "default",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(obj["data"], json!({"a": "2", "b": "kept"}));
+    // And a custom object, which is patched with a JSON merge patch.
+    assert!(
+        run(&["apply", "-f", &k.file("vc.yaml", DEMO)])
+            .contains("vaultcluster.vaultkeeper.io/demo created")
+    );
+    c.shutdown().await;
+}
