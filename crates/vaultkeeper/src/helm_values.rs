@@ -22,9 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, EnvVar, EnvVarSource, LocalObjectReference, PodSecurityContext,
-    ResourceRequirements, SecretKeySelector, SecurityContext, Toleration,
-    TopologySpreadConstraint,
+    Affinity, EnvVar, EnvVarSource, LocalObjectReference, PodSecurityContext, ResourceRequirements,
+    SecretKeySelector, SecurityContext, Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
@@ -338,7 +337,9 @@ pub fn parse_values(text: &str) -> Result<Value, NotVaultValues> {
     let documents: Vec<Value> =
         serde_saphyr::from_multiple(text).map_err(|e| NotVaultValues::NotYaml(e.to_string()))?;
     let mut documents = documents.into_iter().filter(|d| !d.is_null());
-    let values = documents.next().unwrap_or_else(|| Value::Object(Map::new()));
+    let values = documents
+        .next()
+        .unwrap_or_else(|| Value::Object(Map::new()));
     if documents.next().is_some() {
         return Err(NotVaultValues::NotMapping(
             "a stream of several YAML documents",
@@ -762,8 +763,14 @@ fn components(r: &mut Reader, global: bool) {
     r.consume("global.serverTelemetry");
     for (base, detail) in [
         ("server.route", "OpenShift Routes are not rendered yet"),
-        ("server.httproute", "Gateway API routes are not rendered yet"),
-        ("server.serviceCA", "OpenShift service-CA certificates are not supported yet"),
+        (
+            "server.httproute",
+            "Gateway API routes are not rendered yet",
+        ),
+        (
+            "server.serviceCA",
+            "OpenShift service-CA certificates are not supported yet",
+        ),
     ] {
         let enabled = format!("{base}.enabled");
         if is_true(r.peek(&enabled)) {
@@ -1225,15 +1232,17 @@ fn tls_secret(config: &ConfigFacts, volumes: &[Value]) -> Option<(usize, String,
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| USERCONFIG_DIR.to_owned());
         // VaultCluster mounts the Secret where the chart's default path puts it.
-        (kind == "secret" && base == USERCONFIG_DIR && dir == format!("{base}/{name}")).then(
-            || {
-                (
-                    index,
-                    name,
-                    vec![cert_name.to_owned(), key_name.to_owned(), ca_name.to_owned()],
-                )
-            },
-        )
+        (kind == "secret" && base == USERCONFIG_DIR && dir == format!("{base}/{name}")).then(|| {
+            (
+                index,
+                name,
+                vec![
+                    cert_name.to_owned(),
+                    key_name.to_owned(),
+                    ca_name.to_owned(),
+                ],
+            )
+        })
     })
 }
 
@@ -1242,9 +1251,9 @@ fn ui_and_config(r: &mut Reader, spec: &mut VaultClusterSpec, config: ConfigFact
     let mut extra = config.extra;
     // VaultCluster's ui.enabled also writes `ui` into the configuration; the chart keeps the
     // Service and the setting apart.
-    let config_ui = config.ui.map(|v| {
-        matches!(v, Value::Bool(true)) || matches!(&v, Value::String(s) if s == "true")
-    });
+    let config_ui = config
+        .ui
+        .map(|v| matches!(v, Value::Bool(true)) || matches!(&v, Value::String(s) if s == "true"));
     if let Some(ui) = config_ui
         && ui != spec.ui.enabled
     {
@@ -1269,7 +1278,10 @@ fn ui_and_config(r: &mut Reader, spec: &mut VaultClusterSpec, config: ConfigFact
             "ui.activeVaultPodOnly",
             "the <name>-ui Service selects every server pod",
         ),
-        ("ui.serviceNodePort", "the node port is assigned by Kubernetes"),
+        (
+            "ui.serviceNodePort",
+            "the node port is assigned by Kubernetes",
+        ),
         ("ui.externalPort", "the <name>-ui Service listens on 8200"),
         ("ui.targetPort", "the <name>-ui Service targets 8200"),
         (
@@ -1302,7 +1314,9 @@ fn service_type(r: &mut Reader, path: &str) -> Option<ServiceType> {
             r.left(
                 path,
                 Why::NoField,
-                format!("VaultCluster Services are ClusterIP, NodePort or LoadBalancer, not {other:?}"),
+                format!(
+                    "VaultCluster Services are ClusterIP, NodePort or LoadBalancer, not {other:?}"
+                ),
             );
             None
         }
@@ -1386,11 +1400,9 @@ fn placement(r: &mut Reader, spec: &mut VaultClusterSpec, names: &ChartNames) {
     if let Some(selector) = typed::<BTreeMap<String, String>>(r, "server.nodeSelector", names) {
         spec.pod.node_selector = selector;
     }
-    if let Some(spread) = typed::<Vec<TopologySpreadConstraint>>(
-        r,
-        "server.topologySpreadConstraints",
-        names,
-    ) {
+    if let Some(spread) =
+        typed::<Vec<TopologySpreadConstraint>>(r, "server.topologySpreadConstraints", names)
+    {
         spec.pod.topology_spread_constraints = spread;
     }
     let priority = r.take_str("server.priorityClassName");
@@ -1405,7 +1417,8 @@ fn placement(r: &mut Reader, spec: &mut VaultClusterSpec, names: &ChartNames) {
         spec.pod.service_account_annotations = annotations;
     }
     let openshift = is_true(r.take("global.openshift").as_ref());
-    let pod_context = typed::<PodSecurityContext>(r, "server.statefulSet.securityContext.pod", names);
+    let pod_context =
+        typed::<PodSecurityContext>(r, "server.statefulSet.securityContext.pod", names);
     let container_context =
         typed::<SecurityContext>(r, "server.statefulSet.securityContext.container", names);
     let uid = r.take("server.uid");
@@ -1466,7 +1479,12 @@ fn environment(r: &mut Reader, spec: &mut VaultClusterSpec) {
                 value: Some(to_text(&value)),
                 value_from: None,
             };
-            push_env(r, &mut env, var, &format!("server.extraEnvironmentVars.{key}"));
+            push_env(
+                r,
+                &mut env,
+                var,
+                &format!("server.extraEnvironmentVars.{key}"),
+            );
         }
     }
     if let Some(Value::Array(vars)) = r.take("server.extraSecretEnvironmentVars") {
@@ -1599,10 +1617,22 @@ fn services(r: &mut Reader, spec: &mut VaultClusterSpec, mode: Mode) {
     }
     let ha = matches!(mode, Mode::Ha { .. });
     for (path, detail) in [
-        ("server.service.active.enabled", "the <name>-active Service is always rendered"),
-        ("server.service.standby.enabled", "the <name>-standby Service is always rendered"),
-        ("server.service.active.annotations", "no per-Service annotations"),
-        ("server.service.standby.annotations", "no per-Service annotations"),
+        (
+            "server.service.active.enabled",
+            "the <name>-active Service is always rendered",
+        ),
+        (
+            "server.service.standby.enabled",
+            "the <name>-standby Service is always rendered",
+        ),
+        (
+            "server.service.active.annotations",
+            "no per-Service annotations",
+        ),
+        (
+            "server.service.standby.annotations",
+            "no per-Service annotations",
+        ),
     ] {
         if ha {
             r.left_if_changed(path, Why::NoField, detail);
@@ -1611,16 +1641,34 @@ fn services(r: &mut Reader, spec: &mut VaultClusterSpec, mode: Mode) {
         }
     }
     for (path, detail) in [
-        ("server.service.instanceSelector.enabled", "the Services always select the instance label"),
+        (
+            "server.service.instanceSelector.enabled",
+            "the Services always select the instance label",
+        ),
         ("server.service.ipFamilyPolicy", "no IP family settings"),
         ("server.service.ipFamilies", "no IP family settings"),
-        ("server.service.publishNotReadyAddresses", "the Services publish not-ready addresses, as raft joins need"),
+        (
+            "server.service.publishNotReadyAddresses",
+            "the Services publish not-ready addresses, as raft joins need",
+        ),
         ("server.service.port", "the Services listen on 8200"),
         ("server.service.targetPort", "the Services target 8200"),
-        ("server.service.clusterIP", "the cluster IP is assigned by Kubernetes"),
-        ("server.service.nodePort", "node ports are assigned by Kubernetes"),
-        ("server.service.activeNodePort", "node ports are assigned by Kubernetes"),
-        ("server.service.standbyNodePort", "node ports are assigned by Kubernetes"),
+        (
+            "server.service.clusterIP",
+            "the cluster IP is assigned by Kubernetes",
+        ),
+        (
+            "server.service.nodePort",
+            "node ports are assigned by Kubernetes",
+        ),
+        (
+            "server.service.activeNodePort",
+            "node ports are assigned by Kubernetes",
+        ),
+        (
+            "server.service.standbyNodePort",
+            "node ports are assigned by Kubernetes",
+        ),
     ] {
         r.left_if_changed(path, Why::NoField, detail);
     }
@@ -1720,7 +1768,11 @@ fn ingress(r: &mut Reader, spec: &mut VaultClusterSpec, mode: Mode) {
         "server.ingress.pathType",
         "server.ingress.extraPaths",
     ] {
-        r.left_if_changed(path, Why::NoField, "VaultCluster's Ingress has no such setting");
+        r.left_if_changed(
+            path,
+            Why::NoField,
+            "VaultCluster's Ingress has no such setting",
+        );
     }
 }
 
@@ -1758,16 +1810,36 @@ fn monitoring(r: &mut Reader, spec: &mut VaultClusterSpec) {
 fn not_carried(r: &mut Reader, mode: Mode) {
     let ha = matches!(mode, Mode::Ha { .. });
     let gated: &[(&str, bool, Why, &str)] = &[
-        ("server.ha.apiAddr", ha, Why::NotUnderOperator,
-         "vaultkeeper sets each pod's API address (a name its certificate carries)"),
-        ("server.ha.clusterAddr", ha, Why::NotUnderOperator,
-         "vaultkeeper sets each pod's cluster address"),
-        ("server.ha.disruptionBudget.enabled", ha, Why::NoField,
-         "VaultCluster always renders the PodDisruptionBudget"),
-        ("server.ha.disruptionBudget.maxUnavailable", ha, Why::NoField,
-         "VaultCluster's budget is ⌊(replicas-1)/2⌋, the chart's default"),
-        ("server.ha.raft.redundancyZones.enabled", ha, Why::NoField,
-         "no redundancy zone setting"),
+        (
+            "server.ha.apiAddr",
+            ha,
+            Why::NotUnderOperator,
+            "vaultkeeper sets each pod's API address (a name its certificate carries)",
+        ),
+        (
+            "server.ha.clusterAddr",
+            ha,
+            Why::NotUnderOperator,
+            "vaultkeeper sets each pod's cluster address",
+        ),
+        (
+            "server.ha.disruptionBudget.enabled",
+            ha,
+            Why::NoField,
+            "VaultCluster always renders the PodDisruptionBudget",
+        ),
+        (
+            "server.ha.disruptionBudget.maxUnavailable",
+            ha,
+            Why::NoField,
+            "VaultCluster's budget is ⌊(replicas-1)/2⌋, the chart's default",
+        ),
+        (
+            "server.ha.raft.redundancyZones.enabled",
+            ha,
+            Why::NoField,
+            "no redundancy zone setting",
+        ),
     ];
     for (path, applies, why, detail) in gated {
         if *applies {
@@ -1800,45 +1872,128 @@ fn not_carried(r: &mut Reader, mode: Mode) {
 /// The setting a value no conversion step claimed belongs to, and why it is not carried.
 fn generic_reason(path: &str) -> (String, Why, &'static str) {
     const TABLE: &[(&str, Why, &str)] = &[
-        ("global.openshift", Why::NoField, "OpenShift Routes and service CA are not rendered yet"),
-        ("server.route", Why::NoField, "OpenShift Routes are not rendered yet"),
-        ("server.serviceCA", Why::NoField, "OpenShift service-CA certificates are not supported yet"),
-        ("server.httproute", Why::NoField, "Gateway API routes are not rendered yet"),
-        ("server.updateStrategyType", Why::NotUnderOperator,
-         "vaultkeeper rolls the pods itself (OnDelete), standbys first, the active node last"),
-        ("server.includeConfigAnnotation", Why::NotUnderOperator,
-         "vaultkeeper always annotates the pods with the configuration's hash"),
-        ("server.authDelegator", Why::NotUnderOperator,
-         "the auth-delegator binding is always rendered: Kubernetes auth needs it"),
-        ("server.serviceAccount.serviceDiscovery", Why::NotUnderOperator,
-         "service registration is always on: the active/standby Services select by its labels"),
-        ("server.serviceAccount.create", Why::NoField,
-         "VaultCluster always creates the <name> ServiceAccount"),
-        ("server.serviceAccount.name", Why::NoField,
-         "VaultCluster always creates the <name> ServiceAccount"),
-        ("server.serviceAccount.createSecret", Why::NoField,
-         "no long-lived ServiceAccount token Secret"),
-        ("server.serviceAccount.extraLabels", Why::NoField, "no ServiceAccount labels"),
-        ("server.readinessProbe", Why::NoField, "no readiness probe tuning"),
+        (
+            "global.openshift",
+            Why::NoField,
+            "OpenShift Routes and service CA are not rendered yet",
+        ),
+        (
+            "server.route",
+            Why::NoField,
+            "OpenShift Routes are not rendered yet",
+        ),
+        (
+            "server.serviceCA",
+            Why::NoField,
+            "OpenShift service-CA certificates are not supported yet",
+        ),
+        (
+            "server.httproute",
+            Why::NoField,
+            "Gateway API routes are not rendered yet",
+        ),
+        (
+            "server.updateStrategyType",
+            Why::NotUnderOperator,
+            "vaultkeeper rolls the pods itself (OnDelete), standbys first, the active node last",
+        ),
+        (
+            "server.includeConfigAnnotation",
+            Why::NotUnderOperator,
+            "vaultkeeper always annotates the pods with the configuration's hash",
+        ),
+        (
+            "server.authDelegator",
+            Why::NotUnderOperator,
+            "the auth-delegator binding is always rendered: Kubernetes auth needs it",
+        ),
+        (
+            "server.serviceAccount.serviceDiscovery",
+            Why::NotUnderOperator,
+            "service registration is always on: the active/standby Services select by its labels",
+        ),
+        (
+            "server.serviceAccount.create",
+            Why::NoField,
+            "VaultCluster always creates the <name> ServiceAccount",
+        ),
+        (
+            "server.serviceAccount.name",
+            Why::NoField,
+            "VaultCluster always creates the <name> ServiceAccount",
+        ),
+        (
+            "server.serviceAccount.createSecret",
+            Why::NoField,
+            "no long-lived ServiceAccount token Secret",
+        ),
+        (
+            "server.serviceAccount.extraLabels",
+            Why::NoField,
+            "no ServiceAccount labels",
+        ),
+        (
+            "server.readinessProbe",
+            Why::NoField,
+            "no readiness probe tuning",
+        ),
         ("server.livenessProbe", Why::NoField, "no liveness probe"),
-        ("server.extraInitContainers", Why::NoField, "no extra init containers"),
-        ("server.extraContainers", Why::NoField, "no extra containers"),
-        ("server.shareProcessNamespace", Why::NoField, "no shareProcessNamespace"),
+        (
+            "server.extraInitContainers",
+            Why::NoField,
+            "no extra init containers",
+        ),
+        (
+            "server.extraContainers",
+            Why::NoField,
+            "no extra containers",
+        ),
+        (
+            "server.shareProcessNamespace",
+            Why::NoField,
+            "no shareProcessNamespace",
+        ),
         ("server.hostAliases", Why::NoField, "no host aliases"),
         ("server.hostNetwork", Why::NoField, "no host network"),
-        ("server.extraArgs", Why::NoField, "no extra server arguments"),
-        ("server.extraPorts", Why::NoField, "no extra container ports"),
-        ("server.terminationGracePeriodSeconds", Why::NoField,
-         "the grace period is 10 seconds"),
-        ("server.preStopSleepSeconds", Why::NoField, "the preStop sleep is 5 seconds"),
+        (
+            "server.extraArgs",
+            Why::NoField,
+            "no extra server arguments",
+        ),
+        (
+            "server.extraPorts",
+            Why::NoField,
+            "no extra container ports",
+        ),
+        (
+            "server.terminationGracePeriodSeconds",
+            Why::NoField,
+            "the grace period is 10 seconds",
+        ),
+        (
+            "server.preStopSleepSeconds",
+            Why::NoField,
+            "the preStop sleep is 5 seconds",
+        ),
         ("server.preStop", Why::NoField, "no preStop command"),
         ("server.postStart", Why::NoField, "no postStart command"),
         ("server.volumes", Why::NoField, "no extra volumes"),
-        ("server.volumeMounts", Why::NoField, "no extra volume mounts"),
-        ("server.statefulSet.annotations", Why::NoField, "no StatefulSet annotations"),
-        ("server.persistentVolumeClaimRetentionPolicy", Why::NotUnderOperator,
-         "set by vaultkeeper: volumes of scaled-away pods are deleted (they left raft), \
-          spec.deletionPolicy decides on deletion"),
+        (
+            "server.volumeMounts",
+            Why::NoField,
+            "no extra volume mounts",
+        ),
+        (
+            "server.statefulSet.annotations",
+            Why::NoField,
+            "no StatefulSet annotations",
+        ),
+        (
+            "server.persistentVolumeClaimRetentionPolicy",
+            Why::NotUnderOperator,
+            "set by vaultkeeper: volumes of scaled-away pods are deleted (they left raft), \
+          spec.deletionPolicy decides on deletion",
+        ),
     ];
     TABLE
         .iter()
@@ -1870,7 +2025,10 @@ pub fn to_manifest_yaml(imported: &Imported, source: &str) -> Result<String, Str
         "metadata": metadata,
         "spec": spec,
     });
-    let yaml = serde_saphyr::to_string(&document).map_err(|e| e.to_string())?;
+    let mut yaml = serde_saphyr::to_string(&document).map_err(|e| e.to_string())?;
+    if !yaml.ends_with('\n') {
+        yaml.push('\n');
+    }
     let source: String = source.chars().filter(|c| !c.is_control()).collect();
     Ok(format!(
         "# Imported from the Vault Helm chart ({CHART_VERSION}) values {source} by \
@@ -1925,7 +2083,10 @@ mod tests {
         assert_eq!(imported.cluster.spec.tls.mode, TlsMode::Disabled);
         assert_eq!(
             paths(&imported),
-            ["injector.enabled", "server.standalone.config storage \"file\""]
+            [
+                "injector.enabled",
+                "server.standalone.config storage \"file\""
+            ]
         );
         assert!(imported.cluster.spec.pod.affinity.is_none());
         assert!(vaultkeeper_api::validate(&imported.cluster).is_ok());
@@ -1965,18 +2126,26 @@ mod tests {
 
     #[test]
     fn files_that_are_not_vault_values_are_refused() {
-        assert!(matches!(parse_values("a: [\n"), Err(NotVaultValues::NotYaml(_))));
-        assert!(matches!(parse_values("- 1\n"), Err(NotVaultValues::NotMapping(_))));
-        assert!(matches!(parse_values("42"), Err(NotVaultValues::NotMapping(_))));
+        assert!(matches!(
+            parse_values("a: [\n"),
+            Err(NotVaultValues::NotYaml(_))
+        ));
+        assert!(matches!(
+            parse_values("- 1\n"),
+            Err(NotVaultValues::NotMapping(_))
+        ));
+        assert!(matches!(
+            parse_values("42"),
+            Err(NotVaultValues::NotMapping(_))
+        ));
         let err = parse_values("replicaCount: 2\nimage: {}\n").expect_err("foreign");
         assert!(err.to_string().contains("\"replicaCount\""), "{err}");
     }
 
     #[test]
     fn reserved_environment_is_named_not_carried() {
-        let imported = run(
-            "server:\n  extraEnvironmentVars:\n    VAULT_CACERT: /x\n    http.proxy: p\n",
-        );
+        let imported =
+            run("server:\n  extraEnvironmentVars:\n    VAULT_CACERT: /x\n    http.proxy: p\n");
         assert_eq!(imported.cluster.spec.pod.env.len(), 1);
         assert_eq!(imported.cluster.spec.pod.env[0].name, "HTTP_PROXY");
         assert!(paths(&imported).contains(&"server.extraEnvironmentVars.VAULT_CACERT"));

@@ -161,10 +161,12 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
         match (theirs.get(name), mine.get(name)) {
             (Some(c), Some(o)) => {
                 // A Service without a type is a ClusterIP one.
-                let kind = |s: &Value| {
-                    s["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned()
-                };
-                d.check(format!("Service {name} type"), &json!(kind(c)), &json!(kind(o)));
+                let kind = |s: &Value| s["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned();
+                d.check(
+                    format!("Service {name} type"),
+                    &json!(kind(c)),
+                    &json!(kind(o)),
+                );
                 for field in ["selector", "publishNotReadyAddresses", "clusterIP"] {
                     d.check(
                         format!("Service {name} {field}"),
@@ -207,8 +209,16 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
     );
     match (theirs.values().next(), mine.values().next()) {
         (Some(c), Some(o)) => {
-            d.check("PDB name".into(), &c["metadata"]["name"], &o["metadata"]["name"]);
-            d.check("PDB selector".into(), &c["spec"]["selector"], &o["spec"]["selector"]);
+            d.check(
+                "PDB name".into(),
+                &c["metadata"]["name"],
+                &o["metadata"]["name"],
+            );
+            d.check(
+                "PDB selector".into(),
+                &c["spec"]["selector"],
+                &o["spec"]["selector"],
+            );
             d.check(
                 "PDB maxUnavailable".into(),
                 &c["spec"]["maxUnavailable"],
@@ -248,16 +258,22 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
                 claims
                     .iter()
                     .map(|t| {
-                        json!([t["metadata"]["name"], t["spec"]["accessModes"],
-                               t["spec"]["resources"]["requests"]["storage"],
-                               t["spec"]["storageClassName"]])
+                        json!([
+                            t["metadata"]["name"],
+                            t["spec"]["accessModes"],
+                            t["spec"]["resources"]["requests"]["storage"],
+                            t["spec"]["storageClassName"]
+                        ])
                     })
                     .collect()
             })
             .unwrap_or_default()
     };
     d.check("volumeClaimTemplates".into(), &claims(c), &claims(o));
-    let (cpod, opod) = (&c["spec"]["template"]["spec"], &o["spec"]["template"]["spec"]);
+    let (cpod, opod) = (
+        &c["spec"]["template"]["spec"],
+        &o["spec"]["template"]["spec"],
+    );
     for field in [
         "securityContext",
         "nodeSelector",
@@ -282,13 +298,23 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
     }
     let container = |pod: &Value| pod["containers"][0].clone();
     let (cc, oc) = (container(cpod), container(opod));
-    for field in ["name", "image", "imagePullPolicy", "securityContext", "resources"] {
+    for field in [
+        "name",
+        "image",
+        "imagePullPolicy",
+        "securityContext",
+        "resources",
+    ] {
         d.check(format!("container {field}"), &cc[field], &oc[field]);
     }
     let ports = |c: &Value| -> Value {
         c["ports"]
             .as_array()
-            .map(|p| p.iter().map(|p| json!([p["name"], p["containerPort"]])).collect())
+            .map(|p| {
+                p.iter()
+                    .map(|p| json!([p["name"], p["containerPort"]]))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     d.check("container ports".into(), &ports(&cc), &ports(&oc));
@@ -313,7 +339,11 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
         }
     }
     let (cmounts, omounts) = (by_name(&cc["volumeMounts"]), by_name(&oc["volumeMounts"]));
-    for name in cmounts.keys().chain(omounts.keys()).collect::<BTreeSet<_>>() {
+    for name in cmounts
+        .keys()
+        .chain(omounts.keys())
+        .collect::<BTreeSet<_>>()
+    {
         let view = |m: Option<&Value>| m.map(|m| json!([m["mountPath"], m["readOnly"]]));
         d.check(
             format!("volumeMount {name}"),
@@ -324,8 +354,13 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
     for probe in ["readinessProbe", "livenessProbe"] {
         let (cp, op) = (&cc[probe], &oc[probe]);
         let timing = |p: &Value| -> Value {
-            json!([p["failureThreshold"], p["initialDelaySeconds"], p["periodSeconds"],
-                   p["successThreshold"], p["timeoutSeconds"]])
+            json!([
+                p["failureThreshold"],
+                p["initialDelaySeconds"],
+                p["periodSeconds"],
+                p["successThreshold"],
+                p["timeoutSeconds"]
+            ])
         };
         let handler = |p: &Value| json!([p["exec"], p["httpGet"]]);
         d.check(format!("{probe} timing"), &timing(cp), &timing(op));
@@ -387,7 +422,10 @@ fn case(values: &Path, release: &str) -> (VaultCluster, BTreeSet<String>, BTreeS
 fn chart_defaults_and_its_own_values_file_import_alike() {
     let dir = tempfile::tempdir().expect("tempdir");
     let empty = write(&dir, "empty.yaml", "");
-    let shown = run(&helm(), &["show", "values", chart().to_str().expect("path")]);
+    let shown = run(
+        &helm(),
+        &["show", "values", chart().to_str().expect("path")],
+    );
     assert!(shown.status.success(), "{}", text(&shown.stderr));
     let full = write(&dir, "values.yaml", &text(&shown.stdout));
 
@@ -396,7 +434,10 @@ fn chart_defaults_and_its_own_values_file_import_alike() {
     assert_eq!(differences, expected(&[ALWAYS, &[NODE_ID], STANDALONE]));
     assert_eq!(
         leftovers,
-        expected(&[&["injector.enabled", "server.standalone.config storage \"file\""]])
+        expected(&[&[
+            "injector.enabled",
+            "server.standalone.config storage \"file\""
+        ]])
     );
 
     // The chart's whole values.yaml restates its defaults: the same cluster, the same list.
@@ -444,9 +485,16 @@ fn ha_raft_with_tls_from_a_secret_matches_the_chart() {
     let (cluster, differences, leftovers) = case(&values, "vault");
     assert_eq!(cluster.spec.replicas, 3);
     assert_eq!(cluster.spec.tls.mode, TlsMode::Secret);
-    assert_eq!(cluster.spec.tls.secret_name.as_deref(), Some("vault-ha-tls"));
     assert_eq!(
-        cluster.spec.config.as_ref().and_then(|c| c.get("default_lease_ttl")),
+        cluster.spec.tls.secret_name.as_deref(),
+        Some("vault-ha-tls")
+    );
+    assert_eq!(
+        cluster
+            .spec
+            .config
+            .as_ref()
+            .and_then(|c| c.get("default_lease_ttl")),
         Some(&json!("768h"))
     );
     // setNodeId is on, VAULT_CACERT names the same file: only the designed differences,
@@ -507,7 +555,10 @@ fn settings_without_a_field_are_named_and_show_up_as_the_only_differences() {
     let values = root().join("crates/vaultkeeper/tests/helm-values/ha-leftovers.yaml");
     let output = vaultkeeper_import(&values, "vault");
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("injector.enabled: not meaningful under the operator"), "{stderr}");
+    assert!(
+        stderr.contains("injector.enabled: not meaningful under the operator"),
+        "{stderr}"
+    );
     let (cluster, differences, leftovers) = case(&values, "vault");
     assert_eq!(cluster.spec.replicas, 5);
     assert_eq!(
@@ -543,7 +594,11 @@ fn a_file_that_is_not_vault_values_exits_2_naming_the_problem() {
             "replicaCount: 2\nwatchNamespaces: []\n",
             "not keys of the Vault chart's values: \"replicaCount\", \"watchNamespaces\"",
         ),
-        ("list.yaml", "- server\n", "a values file is a YAML mapping, but this one is a list"),
+        (
+            "list.yaml",
+            "- server\n",
+            "a values file is a YAML mapping, but this one is a list",
+        ),
         ("broken.yaml", "server: [\n", "not valid YAML"),
         (
             "no-server.yaml",
@@ -596,13 +651,52 @@ fn leftovers_never_echo_secret_values() {
 /// Values trees built from the chart's own keys and odd scalars.
 fn odd_values() -> impl Strategy<Value = Value> {
     let keys = prop::sample::select(vec![
-        "global", "server", "ui", "injector", "csi", "serverTelemetry", "ha", "raft",
-        "enabled", "replicas", "config", "image", "tag", "repository", "extraVolumes",
-        "extraEnvironmentVars", "extraSecretEnvironmentVars", "tlsDisable", "affinity",
-        "tolerations", "nodeSelector", "annotations", "ingress", "hosts", "paths", "tls",
-        "auditStorage", "dataStorage", "size", "standalone", "dev", "service", "type",
-        "statefulSet", "securityContext", "pod", "container", "name", "path", "fullnameOverride",
-        "nameOverride", "namespace", "resources", "serviceMonitor", "selectors", "x",
+        "global",
+        "server",
+        "ui",
+        "injector",
+        "csi",
+        "serverTelemetry",
+        "ha",
+        "raft",
+        "enabled",
+        "replicas",
+        "config",
+        "image",
+        "tag",
+        "repository",
+        "extraVolumes",
+        "extraEnvironmentVars",
+        "extraSecretEnvironmentVars",
+        "tlsDisable",
+        "affinity",
+        "tolerations",
+        "nodeSelector",
+        "annotations",
+        "ingress",
+        "hosts",
+        "paths",
+        "tls",
+        "auditStorage",
+        "dataStorage",
+        "size",
+        "standalone",
+        "dev",
+        "service",
+        "type",
+        "statefulSet",
+        "securityContext",
+        "pod",
+        "container",
+        "name",
+        "path",
+        "fullnameOverride",
+        "nameOverride",
+        "namespace",
+        "resources",
+        "serviceMonitor",
+        "selectors",
+        "x",
     ]);
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -610,15 +704,20 @@ fn odd_values() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(|n| json!(n)),
         Just(json!("-")),
         Just(json!("{{ .Values.nope }}")),
-        Just(json!("listener \"tcp\" { tls_cert_file = \"/vault/userconfig/a/b\" }")),
-        Just(json!("{\"listener\": [1, {\"tcp\": 2}], \"storage\": \"raft\"}")),
+        Just(json!(
+            "listener \"tcp\" { tls_cert_file = \"/vault/userconfig/a/b\" }"
+        )),
+        Just(json!(
+            "{\"listener\": [1, {\"tcp\": 2}], \"storage\": \"raft\"}"
+        )),
         "[ -~]{0,20}".prop_map(Value::String),
     ];
     leaf.prop_recursive(5, 64, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(keys.clone(), inner, 0..5)
-                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            prop::collection::btree_map(keys.clone(), inner, 0..5).prop_map(|m| Value::Object(
+                m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
         ]
     })
 }
@@ -648,8 +747,19 @@ proptest! {
 fn deeply_nested_input_is_an_error_not_a_crash() {
     let deep = format!("server: {}{}", "[".repeat(20_000), "]".repeat(20_000));
     let _ = parse_values(&deep);
-    let deep_map = format!("server:\n{}", (1..2000).map(|i| format!("{}a:\n", " ".repeat(i))).collect::<String>());
+    let deep_map = format!(
+        "server:\n{}",
+        (1..2000)
+            .map(|i| format!("{}a:\n", " ".repeat(i)))
+            .collect::<String>()
+    );
     if let Ok(values) = parse_values(&deep_map) {
-        let _ = import(&values, &ImportOptions { release: "vault".into(), namespace: None });
+        let _ = import(
+            &values,
+            &ImportOptions {
+                release: "vault".into(),
+                namespace: None,
+            },
+        );
     }
 }

@@ -49,7 +49,11 @@ pub fn run(args: &ImportArgs) -> Result<(), CliError> {
         report.push_str(&format!(
             "{} value{} not carried over:\n",
             imported.leftovers.len(),
-            if imported.leftovers.len() == 1 { "" } else { "s" }
+            if imported.leftovers.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
         ));
         for leftover in &imported.leftovers {
             report.push_str(&format!("  {leftover}\n"));
