@@ -28,8 +28,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
 use vaultkeeper_api::{
-    AuditStorageSpec, Flavor, ImagePullPolicy, ServiceType, TlsMode, VaultCluster,
-    VaultClusterSpec, rules,
+    AuditStorageSpec, AwsKmsSeal, AzureKeyVaultSeal, Flavor, GcpCkmsSeal, ImagePullPolicy,
+    ServiceType, TlsMode, TokenSecretRef, TransitSeal, UnsealType, VaultCluster, VaultClusterSpec,
+    rules,
 };
 
 /// The chart version whose values and templates this conversion follows.
@@ -619,9 +620,10 @@ pub fn import(values: &Value, options: &ImportOptions) -> Result<Imported, NotVa
     let tls_enabled = !truthy(r.take("global.tlsDisable").as_ref());
     let config = server_config(&mut r, mode, &names);
     tls(&mut r, &mut spec, tls_enabled, &config);
+    let token_env = unseal(&mut r, &mut spec, &config);
     ui_and_config(&mut r, &mut spec, config);
     placement(&mut r, &mut spec, &names);
-    environment(&mut r, &mut spec);
+    environment(&mut r, &mut spec, token_env);
     storage(&mut r, &mut spec, mode);
     services(&mut r, &mut spec, mode);
     ingress(&mut r, &mut spec, mode);
@@ -894,6 +896,8 @@ struct ConfigFacts {
     client_ca_file: Option<String>,
     /// `tls_disable` of the listener.
     listener_tls_disabled: Option<bool>,
+    /// The seal stanza: where it is, its type and its body.
+    seal: Option<(String, String, Value)>,
 }
 
 /// One top-level item of the server configuration.
@@ -972,12 +976,19 @@ fn server_config(r: &mut Reader, mode: Mode, names: &ChartNames) -> ConfigFacts 
                     );
                 }
             }
-            "seal" => r.left(
-                format!("{at} {:?}", item.label.unwrap_or_default()),
-                Why::NeedsAction,
-                "the seal is rendered from spec.unseal: set spec.unseal.type and its \
-                 block (credentials from a Secret, never in the configuration)",
-            ),
+            "seal" => {
+                let at = format!("{at} {:?}", item.label.clone().unwrap_or_default());
+                if facts.seal.is_some() {
+                    r.left(
+                        at,
+                        Why::NeedsAction,
+                        "a second seal (a seal migration): VaultCluster has one seal; \
+                         finish the migration first",
+                    );
+                } else {
+                    facts.seal = Some((at, item.label.unwrap_or_default(), item.body));
+                }
+            }
             "api_addr" | "cluster_addr" => r.left(
                 at,
                 Why::NotUnderOperator,
@@ -1455,7 +1466,219 @@ fn placement(r: &mut Reader, spec: &mut VaultClusterSpec, names: &ChartNames) {
     }
 }
 
-fn environment(r: &mut Reader, spec: &mut VaultClusterSpec) {
+/// The seal stanza as `spec.unseal`. Attributes holding credentials are never copied: the
+/// leftover names the attribute and where the credential goes instead. Returns the index
+/// of the `server.extraSecretEnvironmentVars` entry that became the transit token.
+fn unseal(r: &mut Reader, spec: &mut VaultClusterSpec, config: &ConfigFacts) -> Option<usize> {
+    let (at, kind, body) = config.seal.as_ref()?;
+    let empty = Map::new();
+    let map = body.as_object().unwrap_or(&empty);
+    let text = |key: &str| map.get(key).map(to_text).filter(|s| !s.is_empty());
+    let unknown = |known: &[&str]| -> Vec<String> {
+        map.keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    };
+    let credential = |r: &mut Reader, key: &str, instead: &str| {
+        r.left(
+            format!("{at}.{key}"),
+            Why::NeedsAction,
+            format!("a credential in the configuration: {instead}"),
+        );
+    };
+    let mut token_env = None;
+    let extra: Vec<String> = match kind.as_str() {
+        "awskms" => {
+            let (Some(region), Some(kms_key_id)) = (text("region"), text("kms_key_id")) else {
+                r.left(
+                    at.clone(),
+                    Why::NeedsAction,
+                    "it needs region and kms_key_id (they may come \
+                    from the environment in the chart): write spec.unseal.awsKms",
+                );
+                return None;
+            };
+            for key in ["access_key", "secret_key", "session_token"] {
+                if map.contains_key(key) {
+                    credential(
+                        r,
+                        key,
+                        "put AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in a \
+                        Secret and name it in spec.unseal.awsKms.credentialsSecret, or use IRSA",
+                    );
+                }
+            }
+            spec.unseal.kind = UnsealType::AwsKms;
+            spec.unseal.aws_kms = Some(AwsKmsSeal {
+                region,
+                kms_key_id,
+                endpoint: text("endpoint"),
+                credentials_secret: None,
+            });
+            unknown(&[
+                "region",
+                "kms_key_id",
+                "endpoint",
+                "access_key",
+                "secret_key",
+                "session_token",
+            ])
+        }
+        "gcpckms" => {
+            let (Some(project), Some(region), Some(key_ring), Some(crypto_key)) = (
+                text("project"),
+                text("region"),
+                text("key_ring"),
+                text("crypto_key"),
+            ) else {
+                r.left(
+                    at.clone(),
+                    Why::NeedsAction,
+                    "it needs project, region, key_ring and \
+                    crypto_key: write spec.unseal.gcpCkms",
+                );
+                return None;
+            };
+            if map.contains_key("credentials") {
+                credential(
+                    r,
+                    "credentials",
+                    "name a Secret with the key file in \
+                    spec.unseal.gcpCkms.credentialsSecret, or use workload identity",
+                );
+            }
+            spec.unseal.kind = UnsealType::GcpCkms;
+            spec.unseal.gcp_ckms = Some(GcpCkmsSeal {
+                project,
+                region,
+                key_ring,
+                crypto_key,
+                credentials_secret: None,
+            });
+            unknown(&["project", "region", "key_ring", "crypto_key", "credentials"])
+        }
+        "azurekeyvault" => {
+            let (Some(tenant_id), Some(vault_name), Some(key_name)) =
+                (text("tenant_id"), text("vault_name"), text("key_name"))
+            else {
+                r.left(
+                    at.clone(),
+                    Why::NeedsAction,
+                    "it needs tenant_id, vault_name and \
+                    key_name: write spec.unseal.azureKeyVault",
+                );
+                return None;
+            };
+            for key in ["client_id", "client_secret"] {
+                if map.contains_key(key) {
+                    credential(
+                        r,
+                        key,
+                        "put AZURE_CLIENT_ID and AZURE_CLIENT_SECRET in a \
+                        Secret and name it in spec.unseal.azureKeyVault.credentialsSecret",
+                    );
+                }
+            }
+            spec.unseal.kind = UnsealType::AzureKeyVault;
+            spec.unseal.azure_key_vault = Some(AzureKeyVaultSeal {
+                tenant_id,
+                vault_name,
+                key_name,
+                environment: text("environment"),
+                credentials_secret: None,
+            });
+            unknown(&[
+                "tenant_id",
+                "vault_name",
+                "key_name",
+                "environment",
+                "client_id",
+                "client_secret",
+            ])
+        }
+        "transit" => {
+            let (Some(address), Some(key_name)) = (text("address"), text("key_name")) else {
+                r.left(
+                    at.clone(),
+                    Why::NeedsAction,
+                    "it needs address and key_name: write \
+                    spec.unseal.transit",
+                );
+                return None;
+            };
+            if map.contains_key("token") {
+                credential(
+                    r,
+                    "token",
+                    "put the token in a Secret and name it in \
+                    spec.unseal.transit.tokenSecret",
+                );
+            }
+            // The chart's way to give the token: VAULT_TOKEN from a Secret.
+            let token = match r.peek("server.extraSecretEnvironmentVars") {
+                Some(Value::Array(vars)) => vars.iter().enumerate().find_map(|(i, v)| {
+                    let field = |k: &str| v.get(k).map(to_text).filter(|s| !s.is_empty());
+                    (field("envName").as_deref() == Some("VAULT_TOKEN"))
+                        .then(|| Some((i, field("secretName")?, field("secretKey")?)))
+                        .flatten()
+                }),
+                _ => None,
+            };
+            let Some((index, name, key)) = token else {
+                r.left(
+                    at.clone(),
+                    Why::NeedsAction,
+                    "the transit token's Secret is not given \
+                    as VAULT_TOKEN in server.extraSecretEnvironmentVars: write \
+                    spec.unseal.transit with tokenSecret",
+                );
+                return None;
+            };
+            token_env = Some(index);
+            spec.unseal.kind = UnsealType::Transit;
+            spec.unseal.transit = Some(TransitSeal {
+                address,
+                key_name,
+                mount_path: text("mount_path").unwrap_or_else(|| "transit/".to_owned()),
+                namespace: text("namespace"),
+                token_secret: TokenSecretRef { name, key },
+                ca_secret: None,
+                tls_server_name: text("tls_server_name"),
+            });
+            unknown(&[
+                "address",
+                "key_name",
+                "mount_path",
+                "namespace",
+                "token",
+                "tls_server_name",
+            ])
+        }
+        other => {
+            r.left(
+                at.clone(),
+                Why::NoField,
+                format!("VaultCluster has no {other:?} seal: write spec.unseal by hand"),
+            );
+            return None;
+        }
+    };
+    for key in extra {
+        r.left(
+            format!("{at}.{key}"),
+            Why::NoField,
+            "spec.unseal has no field for this seal setting",
+        );
+    }
+    r.notes.push(
+        "the seal became spec.unseal: init hands out recovery shares, which vaultkeeper keeps"
+            .to_owned(),
+    );
+    token_env
+}
+
+fn environment(r: &mut Reader, spec: &mut VaultClusterSpec, token_env: Option<usize>) {
     let mut env = Vec::new();
     for (path, name) in [
         ("server.logLevel", "VAULT_LOG_LEVEL"),
@@ -1489,6 +1712,9 @@ fn environment(r: &mut Reader, spec: &mut VaultClusterSpec) {
     }
     if let Some(Value::Array(vars)) = r.take("server.extraSecretEnvironmentVars") {
         for (index, var) in vars.iter().enumerate() {
+            if Some(index) == token_env {
+                continue;
+            }
             let field = |k: &str| var.get(k).map(to_text).unwrap_or_default();
             let (name, secret, key) = (field("envName"), field("secretName"), field("secretKey"));
             let path = format!("server.extraSecretEnvironmentVars[{index}]");
@@ -2149,6 +2375,62 @@ mod tests {
         assert_eq!(imported.cluster.spec.pod.env.len(), 1);
         assert_eq!(imported.cluster.spec.pod.env[0].name, "HTTP_PROXY");
         assert!(paths(&imported).contains(&"server.extraEnvironmentVars.VAULT_CACERT"));
+    }
+
+    fn raft_with(config_lines: &str, extra: &str) -> Imported {
+        let config: String = config_lines
+            .lines()
+            .map(|l| format!("        {l}\n"))
+            .collect();
+        run(&format!(
+            "server:\n  ha:\n    enabled: true\n    raft:\n      enabled: true\n      \
+             config: |\n        storage \"raft\" {{}}\n{config}{extra}"
+        ))
+    }
+
+    #[test]
+    fn seals_become_spec_unseal_without_their_credentials() {
+        let imported = raft_with(
+            "seal \"awskms\" {\n  region = \"eu-west-1\"\n  kms_key_id = \"alias/v\"\n  \
+             secret_key = \"hunter2\"\n}",
+            "",
+        );
+        let spec = &imported.cluster.spec;
+        assert_eq!(spec.unseal.kind, UnsealType::AwsKms);
+        assert_eq!(
+            spec.unseal.aws_kms.as_ref().map(|k| k.kms_key_id.as_str()),
+            Some("alias/v")
+        );
+        assert!(paths(&imported).contains(&"server.ha.raft.config seal \"awskms\".secret_key"));
+        assert!(!format!("{imported:?}").contains("hunter2"));
+        assert!(vaultkeeper_api::validate(&imported.cluster).is_ok());
+    }
+
+    #[test]
+    fn a_transit_seal_takes_its_token_from_the_charts_secret_environment() {
+        let imported = raft_with(
+            "seal \"transit\" {\n  address = \"https://transit:8200\"\n  key_name = \"unseal\"\n}",
+            "  extraSecretEnvironmentVars:\n    - envName: VAULT_TOKEN\n      secretName: transit\n      \
+             secretKey: token\n",
+        );
+        let transit = imported
+            .cluster
+            .spec
+            .unseal
+            .transit
+            .as_ref()
+            .expect("transit");
+        assert_eq!(transit.token_secret.name, "transit");
+        assert!(imported.cluster.spec.pod.env.is_empty());
+        assert_eq!(paths(&imported), ["injector.enabled"]);
+        assert!(vaultkeeper_api::validate(&imported.cluster).is_ok());
+        // Without the Secret the seal is named, not half carried.
+        let alone = raft_with(
+            "seal \"transit\" {\n  address = \"https://transit:8200\"\n  key_name = \"unseal\"\n}",
+            "",
+        );
+        assert_eq!(alone.cluster.spec.unseal.kind, UnsealType::Shamir);
+        assert!(paths(&alone).contains(&"server.ha.raft.config seal \"transit\""));
     }
 
     #[test]

@@ -121,8 +121,10 @@ fn norm(value: &Value) -> Value {
         Value::Object(map) if map.is_empty() => Value::Null,
         Value::Array(list) if list.is_empty() => Value::Null,
         Value::String(s) if s.is_empty() => Value::Null,
+        // `optional: false` is what a missing `optional` means.
         Value::Object(map) => Value::Object(
             map.iter()
+                .filter(|(k, v)| !(k.as_str() == "optional" && **v == Value::Bool(false)))
                 .map(|(k, v)| (k.clone(), norm(v)))
                 .filter(|(_, v)| !v.is_null())
                 .collect(),
@@ -538,6 +540,13 @@ fn a_release_not_named_vault_gets_the_charts_names() {
 fn standalone_raft_with_audit_storage_matches_the_chart() {
     let values = root().join("crates/vaultkeeper/tests/helm-values/standalone-audit.yaml");
     let (cluster, differences, leftovers) = case(&values, "vault");
+    let transit = cluster
+        .spec
+        .unseal
+        .transit
+        .as_ref()
+        .expect("the transit seal");
+    assert_eq!(transit.token_secret.name, "transit-token");
     let audit = cluster.spec.storage.audit.as_ref().expect("audit volume");
     assert_eq!(audit.size, "1Gi");
     assert_eq!(cluster.spec.storage.size, "2Gi");
