@@ -789,6 +789,8 @@ enum Mode {
     Ha { raft: bool },
     /// One server (`server.standalone`).
     Standalone,
+    /// `server.dev`: one in-memory server; the chart reads no configuration.
+    Dev,
 }
 
 fn server_mode(r: &mut Reader, spec: &mut VaultClusterSpec) -> Result<Mode, NotVaultValues> {
@@ -802,11 +804,20 @@ fn server_mode(r: &mut Reader, spec: &mut VaultClusterSpec) -> Result<Mode, NotV
         );
     }
     r.consume("server.dev");
+    if is_true(r.peek("server.dev.enabled")) {
+        spec.replicas = 1;
+        r.consume("server.ha");
+        r.consume("server.standalone");
+        return Ok(Mode::Dev);
+    }
     if is_true(r.take("server.ha.enabled").as_ref()) {
         let raft = is_true(r.take("server.ha.raft.enabled").as_ref());
+        // The chart takes a number as it is and anything else as 3.
         let replicas = match r.take("server.ha.replicas") {
-            Some(Value::Number(n)) => n.as_i64().unwrap_or(3),
-            Some(other) if other.is_number() || other.is_string() => 3,
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .or_else(|| n.as_f64().map(|f| f.clamp(-1.0, 99.0) as i64))
+                .unwrap_or(3),
             _ => 3,
         };
         spec.replicas = match replicas {
@@ -912,6 +923,7 @@ fn server_config(r: &mut Reader, mode: Mode, names: &ChartNames) -> ConfigFacts 
         Mode::Ha { raft: true } => "server.ha.raft.config",
         Mode::Ha { raft: false } => "server.ha.config",
         Mode::Standalone => "server.standalone.config",
+        Mode::Dev => return ConfigFacts::default(),
     };
     let text = r.take_str(path);
     let mut facts = ConfigFacts::default();
@@ -2431,6 +2443,14 @@ mod tests {
         );
         assert_eq!(alone.cluster.spec.unseal.kind, UnsealType::Shamir);
         assert!(paths(&alone).contains(&"server.ha.raft.config seal \"transit\""));
+    }
+
+    #[test]
+    fn dev_mode_is_named_and_becomes_one_real_server() {
+        let imported = run("server:\n  dev:\n    enabled: true\n  ha:\n    enabled: true\n");
+        assert_eq!(imported.cluster.spec.replicas, 1);
+        assert!(paths(&imported).contains(&"server.dev.enabled"));
+        assert!(vaultkeeper_api::validate(&imported.cluster).is_ok());
     }
 
     #[test]

@@ -753,7 +753,15 @@ proptest! {
 }
 
 #[test]
-fn deeply_nested_input_is_an_error_not_a_crash() {
+fn deeply_nested_or_exploding_input_is_an_error_not_a_crash() {
+    // Aliases that would expand to 10^12 nodes: the parser's budget stops them.
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    bomb.push_str("server: *a11\n");
+    assert!(parse_values(&bomb).is_err());
     let deep = format!("server: {}{}", "[".repeat(20_000), "]".repeat(20_000));
     let _ = parse_values(&deep);
     let deep_map = format!(
