@@ -491,20 +491,36 @@ impl Reader {
     }
 
     /// Every value the user set that differs from the default and was not dealt with.
-    fn unconsumed(&self) -> Vec<String> {
+    /// Each with whether the chart has the setting (a value below a free-form default,
+    /// such as a map, counts as the chart's).
+    fn unconsumed(&self) -> Vec<(String, bool)> {
         let mut found = Vec::new();
         leaves(&self.user, Vec::new(), &mut found);
         found
             .into_iter()
             .filter(|segments| self.changed_at(segments))
-            .map(|segments| segments.join("."))
-            .filter(|path| {
+            .map(|segments| (segments.join("."), self.chart_has(&segments)))
+            .filter(|(path, _)| {
                 !self
                     .consumed
                     .iter()
                     .any(|c| path == c || path.starts_with(&format!("{c}.")))
             })
             .collect()
+    }
+
+    fn chart_has(&self, segments: &[String]) -> bool {
+        let mut node = &self.defaults;
+        for key in segments {
+            match node {
+                Value::Object(map) if !map.is_empty() => match map.get(key) {
+                    Some(child) => node = child,
+                    None => return false,
+                },
+                _ => return true,
+            }
+        }
+        true
     }
 }
 
@@ -638,8 +654,8 @@ pub fn import(values: &Value, options: &ImportOptions) -> Result<Imported, NotVa
             .to_owned(),
     );
 
-    for path in r.unconsumed() {
-        let (setting, why, detail) = generic_reason(&path);
+    for (path, known) in r.unconsumed() {
+        let (setting, why, detail) = generic_reason(&path, known);
         r.leftovers.push(Leftover {
             path: setting,
             why,
@@ -2108,7 +2124,7 @@ fn not_carried(r: &mut Reader, mode: Mode) {
 }
 
 /// The setting a value no conversion step claimed belongs to, and why it is not carried.
-fn generic_reason(path: &str) -> (String, Why, &'static str) {
+fn generic_reason(path: &str, known: bool) -> (String, Why, &'static str) {
     const TABLE: &[(&str, Why, &str)] = &[
         (
             "global.openshift",
@@ -2237,11 +2253,14 @@ fn generic_reason(path: &str) -> (String, Why, &'static str) {
         .iter()
         .find(|(prefix, _, _)| path == *prefix || path.starts_with(&format!("{prefix}.")))
         .map(|(prefix, why, detail)| ((*prefix).to_owned(), *why, *detail))
-        .unwrap_or((
-            path.to_owned(),
-            Why::NoField,
-            "VaultCluster has no field for this chart setting",
-        ))
+        .unwrap_or_else(|| {
+            let detail = if known {
+                "VaultCluster has no field for this chart setting"
+            } else {
+                "not a setting of the Vault chart (a misspelling?): the chart ignores it too"
+            };
+            (path.to_owned(), Why::NoField, detail)
+        })
 }
 
 /// The VaultCluster as YAML, with only the fields that differ from VaultCluster's
@@ -2443,6 +2462,17 @@ mod tests {
         );
         assert_eq!(alone.cluster.spec.unseal.kind, UnsealType::Shamir);
         assert!(paths(&alone).contains(&"server.ha.raft.config seal \"transit\""));
+    }
+
+    #[test]
+    fn misspelled_settings_are_named_as_such() {
+        let imported = run("server:\n  logLevl: debug\n");
+        let typo = imported
+            .leftovers
+            .iter()
+            .find(|l| l.path == "server.logLevl")
+            .expect("named");
+        assert!(typo.detail.contains("misspelling"), "{typo}");
     }
 
     #[test]
