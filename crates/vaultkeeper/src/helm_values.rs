@@ -336,7 +336,7 @@ fn chart_defaults() -> Value {
 /// Parses a values file. An empty file is valid (no overrides), as Helm treats it.
 pub fn parse_values(text: &str) -> Result<Value, NotVaultValues> {
     let documents: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| NotVaultValues::NotYaml(e.to_string()))?;
+        serde_saphyr::from_multiple(text).map_err(|e| NotVaultValues::NotYaml(parse_error(&e)))?;
     let mut documents = documents.into_iter().filter(|d| !d.is_null());
     let values = documents
         .next()
@@ -596,7 +596,8 @@ fn templated(value: &Value, names: &ChartNames) -> Result<Value, String> {
         return Ok(value.clone());
     };
     let text = expand(text, names)?;
-    serde_saphyr::from_str::<Value>(&text).map_err(|e| format!("not valid YAML: {e}"))
+    serde_saphyr::from_str::<Value>(&text)
+        .map_err(|e| format!("not valid YAML: {}", parse_error(&e)))
 }
 
 /// Converts merged-over-defaults values into a VaultCluster.
@@ -1058,10 +1059,34 @@ fn server_config(r: &mut Reader, mode: Mode, names: &ChartNames) -> ConfigFacts 
     facts
 }
 
+/// A parser's message without the source excerpt some parsers add: the excerpt could
+/// hold a credential from the configuration, and a long line would flood the terminal.
+fn parse_error(error: &dyn fmt::Display) -> String {
+    let text = error.to_string();
+    // Excerpt lines are drawn with `|`; the location and the reason are not.
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains('|'))
+        .map(|l| {
+            l.trim()
+                .trim_start_matches("-->")
+                .trim_start_matches('=')
+                .trim()
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message = if kept.is_empty() {
+        "unreadable".to_owned()
+    } else {
+        kept.join("; ")
+    };
+    message.chars().take(300).collect()
+}
+
 /// Reads HCL or JSON server configuration into its top-level items.
 fn parse_config(text: &str) -> Result<Vec<ConfigItem>, String> {
     if text.trim_start().starts_with('{') {
-        let map: Map<String, Value> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let map: Map<String, Value> = serde_json::from_str(text).map_err(|e| parse_error(&e))?;
         let mut items = Vec::new();
         for (key, value) in map {
             let labelled = matches!(
@@ -1093,13 +1118,13 @@ fn parse_config(text: &str) -> Result<Vec<ConfigItem>, String> {
         }
         return Ok(items);
     }
-    let body = hcl::parse(text).map_err(|e| e.to_string())?;
+    let body = hcl::parse(text).map_err(|e| parse_error(&e))?;
     let mut items = Vec::new();
     for structure in body {
         match structure {
             hcl::Structure::Attribute(attribute) => {
                 let value = serde_json::to_value(hcl::Value::from(attribute.expr))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| parse_error(&e))?;
                 items.push(ConfigItem {
                     key: attribute.key.to_string(),
                     label: None,
@@ -1109,7 +1134,7 @@ fn parse_config(text: &str) -> Result<Vec<ConfigItem>, String> {
             hcl::Structure::Block(block) => {
                 let mut labels: Vec<String> =
                     block.labels.iter().map(|l| l.as_str().to_owned()).collect();
-                let mut body: Value = hcl::from_body(block.body).map_err(|e| e.to_string())?;
+                let mut body: Value = hcl::from_body(block.body).map_err(|e| parse_error(&e))?;
                 // Labels after the first nest, as they do in JSON configuration.
                 while labels.len() > 1 {
                     let last = labels.pop().unwrap_or_default();
@@ -2473,6 +2498,19 @@ mod tests {
             .find(|l| l.path == "server.logLevl")
             .expect("named");
         assert!(typo.detail.contains("misspelling"), "{typo}");
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_configuration() {
+        let imported = run(
+            "server:\n  standalone:\n    config: |\n      seal \"awskms\" { secret_key = \"hunter2\" \n",
+        );
+        let config = imported
+            .leftovers
+            .iter()
+            .find(|l| l.path == "server.standalone.config")
+            .expect("named");
+        assert!(!config.detail.contains("hunter2"), "{config}");
     }
 
     #[test]
