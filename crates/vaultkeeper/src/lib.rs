@@ -8,6 +8,7 @@ pub mod commands;
 pub mod controller;
 pub mod custody;
 pub mod escrow;
+pub mod helm_values;
 pub mod http;
 pub mod image_policy;
 pub mod leader;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vaultkeeper::CliError;
-use vaultkeeper::commands::{backup, render, restore};
+use vaultkeeper::commands::{backup, import, render, restore};
 
 /// Runs production Vault and OpenBao clusters on Kubernetes from one custom resource.
 #[derive(Parser)]
@@ -23,6 +23,10 @@ enum Command {
     /// Render everything vaultkeeper would apply for a VaultCluster manifest, like
     /// `helm template`, generating the cluster's PKI when it needs one.
     Render(render::RenderArgs),
+    /// Convert a Vault Helm chart values file into the equivalent VaultCluster (stdout),
+    /// naming every value that cannot be carried over and why (stderr). See
+    /// docs/migrating-from-helm.md.
+    Import(import::ImportArgs),
     /// Take an encrypted raft snapshot and upload it to S3, then apply retention (the
     /// backup CronJob's entry point). Prints one JSON line with the outcome.
     Backup(backup::BackupArgs),
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
             .map(|yaml| print!("{yaml}"))
             .map_err(|e| CliError::Internal(format!("cannot serialize the CRD: {e}"))),
         Command::Render(args) => render::run(&args),
+        Command::Import(args) => import::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

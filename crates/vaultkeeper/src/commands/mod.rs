@@ -1,6 +1,7 @@
 //! The implementations of the `vaultkeeper` subcommands.
 
 pub mod backup;
+pub mod import;
 pub mod keys;
 pub mod metrics_token;
 pub mod render;
