@@ -42,6 +42,9 @@ pub enum ConfigDeletionPolicy {
 
 /// An ACL policy inside a VaultCluster's Vault, kept as this resource says: created,
 /// corrected when changed by hand, and removed when the resource is deleted.
+// Several printer columns share `type_ = "string"`, which the lint reads as repeated
+// attributes of one item.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "vaultkeeper.io",
