@@ -329,13 +329,22 @@ impl Operator {
         } else {
             self.watching.iter().cloned().map(Some).collect()
         };
+        let config_ctx = vaultkeeper::config::ConfigContext::new(ctx.clone());
         for namespace in namespaces {
-            let mut stopped = stopped.clone();
+            let mut controller_stopped = stopped.clone();
             self.tasks.push(tokio::spawn(controller::run(
                 ctx.clone(),
+                namespace.clone(),
+                async move {
+                    let _ = controller_stopped.wait_for(|s| *s).await;
+                },
+            )));
+            let mut config_stopped = stopped.clone();
+            self.tasks.push(tokio::spawn(vaultkeeper::config::run(
+                config_ctx.clone(),
                 namespace,
                 async move {
-                    let _ = stopped.wait_for(|s| *s).await;
+                    let _ = config_stopped.wait_for(|s| *s).await;
                 },
             )));
         }
@@ -382,6 +391,14 @@ impl Operator {
                 );
                 let (term_stop, term_stopped) = watch::channel(false);
                 let mut controller_stopped = term_stopped.clone();
+                let mut config_stopped = term_stopped.clone();
+                let config = tokio::spawn(vaultkeeper::config::run(
+                    vaultkeeper::config::ConfigContext::new(ctx.clone()),
+                    None,
+                    async move {
+                        let _ = config_stopped.wait_for(|s| *s).await;
+                    },
+                ));
                 let controller = tokio::spawn(controller::run(ctx, None, async move {
                     let _ = controller_stopped.wait_for(|s| *s).await;
                 }));
@@ -392,6 +409,7 @@ impl Operator {
                 };
                 let _ = term_stop.send(true);
                 let _ = controller.await;
+                let _ = config.await;
                 if let Ok(mut terms) = terms.lock() {
                     terms[term].ended = Some(Instant::now());
                     terms[term].lost = lost;

@@ -74,6 +74,24 @@ fn reviewed_permissions() -> BTreeSet<Permission> {
             &["update"],
             None,
         ),
+        (
+            "vaultkeeper.io",
+            &["vaultpolicies"],
+            &["get", "list", "watch", "patch", "update"],
+            None,
+        ),
+        (
+            "vaultkeeper.io",
+            &["vaultpolicies/status"],
+            &["get", "patch", "update"],
+            None,
+        ),
+        (
+            "vaultkeeper.io",
+            &["vaultpolicies/finalizers"],
+            &["update"],
+            None,
+        ),
         ("apps", &["statefulsets"], CRUD, None),
         (
             "",
@@ -612,14 +630,23 @@ fn chart_values_are_all_commented_and_listed_in_the_readme() {
 
 #[test]
 fn crd_copies_are_identical_to_the_generated_crd() {
-    let generated = read(&workspace_root().join("crds/vaultcluster.yaml"));
+    for (file, crd_name) in [
+        ("vaultcluster.yaml", "vaultclusters.vaultkeeper.io"),
+        ("vaultpolicy.yaml", "vaultpolicies.vaultkeeper.io"),
+    ] {
+        crd_copies_match(file, crd_name);
+    }
+}
+
+fn crd_copies_match(file: &str, crd_name: &str) {
+    let generated = read(&workspace_root().join("crds").join(file));
     for copy in [
-        chart_dir().join("crds/vaultcluster.yaml"),
-        deploy_dir().join("crds/vaultcluster.yaml"),
+        chart_dir().join("crds").join(file),
+        deploy_dir().join("crds").join(file),
     ] {
         assert!(
             read(&copy) == generated,
-            "{} differs from crds/vaultcluster.yaml: copy it again (cp crds/vaultcluster.yaml {})",
+            "{} differs from crds/{file}: copy it again (cp crds/{file} {})",
             copy.display(),
             copy.strip_prefix(workspace_root())
                 .unwrap_or(&copy)
@@ -630,19 +657,15 @@ fn crd_copies_are_identical_to_the_generated_crd() {
     let chart_crd = ok(helm_template(&[]));
     let deploy_crd = ok(kustomize_build(&deploy_dir()));
     let want = ok(install::read_yaml(
-        &workspace_root().join("crds/vaultcluster.yaml"),
+        &workspace_root().join("crds").join(file),
     ));
     for (install, objects) in [
         ("helm template", &chart_crd),
         ("kubectl kustomize", &deploy_crd),
     ] {
-        let got = ok(find(
-            objects,
-            "CustomResourceDefinition",
-            "vaultclusters.vaultkeeper.io",
-        ));
+        let got = ok(find(objects, "CustomResourceDefinition", crd_name));
         if let Some(diff) = first_difference(got, &want, "") {
-            panic!("the CRD from {install} differs from crds/vaultcluster.yaml at {diff}");
+            panic!("the CRD from {install} differs from crds/{file} at {diff}");
         }
     }
 }
@@ -1776,6 +1799,16 @@ async fn operator_account_is_refused_everything_outside_its_rules() {
             "vault",
         ),
         (
+            "creating VaultPolicies (teams do that)",
+            Permission::new("vaultkeeper.io", "vaultpolicies", "create", None),
+            "vault",
+        ),
+        (
+            "deleting VaultPolicies",
+            Permission::new("vaultkeeper.io", "vaultpolicies", "delete", None),
+            "vault",
+        ),
+        (
             "creating Deployments",
             Permission::new("apps", "deployments", "create", None),
             "vault",
@@ -1905,6 +1938,7 @@ async fn operator_account_is_refused_everything_outside_its_rules() {
                 "pods"
                     | "customresourcedefinitions"
                     | "vaultclusters"
+                    | "vaultpolicies"
                     | "deployments"
                     | "jobs"
                     | "secrets"

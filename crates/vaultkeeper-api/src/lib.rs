@@ -4,6 +4,7 @@
 //! The doc comments of the spec and status types become the CRD's schema descriptions,
 //! which is what `kubectl explain vaultcluster.spec` prints.
 
+pub mod config;
 mod crd;
 pub mod defaults;
 pub mod duration;
@@ -17,7 +18,8 @@ mod spec;
 mod status;
 mod validate;
 
-pub use crd::{crd, crd_yaml};
+pub use config::{ClusterRef, ConfigDeletionPolicy, ConfigStatus, VaultPolicy, VaultPolicySpec};
+pub use crd::{CRD_KINDS, crd, crd_yaml, kind_crd_yaml};
 pub use duration::{Duration, InvalidDuration};
 pub use flavor::Flavor;
 pub use manifest::{ManifestError, parse_manifests};

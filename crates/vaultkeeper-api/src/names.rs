@@ -64,6 +64,15 @@ pub mod vault {
     pub const METRICS_POLICY: &str = "vaultkeeper-metrics";
     /// The token role the metrics token is created from.
     pub const METRICS_TOKEN_ROLE: &str = "vaultkeeper-metrics";
+    /// The Kubernetes-auth role the operator logs in with to apply the configuration that
+    /// VaultPolicy (and later) resources declare; a separate identity from its own, so that
+    /// what a team's resource asks for never runs with the operator's rights.
+    pub const CONFIG_ROLE: &str = "vaultkeeper-config";
+    /// That identity's policy.
+    pub const CONFIG_POLICY: &str = "vaultkeeper-config";
+    /// Prefix of every policy vaultkeeper itself manages: out of reach of declared
+    /// configuration.
+    pub const RESERVED_PREFIX: &str = "vaultkeeper-";
     /// The mount path of the Kubernetes auth method.
     pub const KUBERNETES_AUTH_MOUNT: &str = "kubernetes";
 }

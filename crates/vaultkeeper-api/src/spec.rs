@@ -161,6 +161,14 @@ pub struct VaultClusterSpec {
     /// new init; Delete removes both.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// Namespaces whose configuration resources (VaultPolicy) may configure this
+    /// cluster's Vault, besides the cluster's own namespace, which always may. `*` admits
+    /// every namespace. A resource from any other namespace is refused with a Synced=False
+    /// condition and changes nothing. Whoever may write those resources in a listed
+    /// namespace may create or change any policy in this Vault except vaultkeeper's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_config_namespaces: Vec<String>,
 }
 
 /// Image pull policy of a container.
@@ -1360,6 +1368,7 @@ impl Default for VaultClusterSpec {
             pod: PodSpec::default(),
             cluster_domain: defaults::cluster_domain(),
             deletion_policy: DeletionPolicy::default(),
+            allowed_config_namespaces: Vec::new(),
         }
     }
 }

@@ -95,3 +95,44 @@ fn walk(node: &serde_json::Value, path: &str, out: &mut Vec<String>) {
         walk(items, &format!("{path}[]"), out);
     }
 }
+
+#[test]
+fn committed_vaultpolicy_crd_matches_the_types() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds/vaultpolicy.yaml");
+    let committed = std::fs::read_to_string(&path).expect("crds/vaultpolicy.yaml exists");
+    let generated = vaultkeeper_api::kind_crd_yaml("vaultpolicy")
+        .expect("a known kind")
+        .expect("the CRD serializes");
+    assert!(
+        committed == generated,
+        "crds/vaultpolicy.yaml is out of date with the Rust types; regenerate it and the \
+         chart's and deploy's copies with scripts/generate-crd.sh"
+    );
+}
+
+#[test]
+fn vaultpolicy_crd_shows_cluster_synced_and_age() {
+    use kube::CustomResourceExt;
+    let crd = vaultkeeper_api::VaultPolicy::crd();
+    assert_eq!(crd.spec.group, "vaultkeeper.io");
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(crd.spec.names.plural, "vaultpolicies");
+    let version = &crd.spec.versions[0];
+    assert_eq!(version.name, "v1alpha1");
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+    let columns: Vec<&str> = version
+        .additional_printer_columns
+        .as_ref()
+        .expect("printer columns")
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Cluster", "Synced", "Path", "Age"]);
+    assert!(vaultkeeper_api::kind_crd_yaml("vaultsomething").is_none());
+}

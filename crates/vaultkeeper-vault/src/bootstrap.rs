@@ -12,6 +12,11 @@
 //!   metrics policy (`read` on `sys/metrics`), so the job never needs root and the
 //!   metrics token outlives the job's short login.
 //! - **restore** (optional): `update` on `sys/storage/raft/snapshot` and `snapshot-force`.
+//! - **config** (optional): the identity the operator logs in as to apply the configuration
+//!   declared by VaultPolicy resources. It manages ACL policies, except vaultkeeper's own
+//!   (`vaultkeeper-*`) and the built-in `default` and `root`, and nothing else: a team's
+//!   resource never runs with the operator's own rights, and the operator's identity
+//!   cannot be reached through it. Bound to the operator's service account.
 //!
 //! The operator's policy pins, with `allowed_parameters`, every value it may write: the
 //! exact text of each managed policy, the exact bindings of each role, the Kubernetes auth
@@ -68,6 +73,9 @@ pub struct BootstrapSpec {
     pub metrics_token_period_seconds: u64,
     /// The restore Job, when restores are allowed.
     pub restore: Option<Identity>,
+    /// The identity for declared configuration (VaultPolicy resources), bound to the
+    /// operator's service account, when the operator applies such configuration.
+    pub config: Option<Identity>,
     /// TTL of the tokens the Kubernetes auth roles issue, seconds.
     pub login_ttl_seconds: u64,
     /// Revoke the initial root token once bootstrap is done and the operator's own login
@@ -115,6 +123,9 @@ impl BootstrapSpec {
         ];
         if let Some(restore) = &self.restore {
             identities.push(("restore", restore));
+        }
+        if let Some(config) = &self.config {
+            identities.push(("config", config));
         }
         let mut policies = vec![self.metrics_policy.as_str()];
         let mut roles = Vec::new();
@@ -228,6 +239,23 @@ pub fn restore_policy() -> String {
     "# vaultkeeper restore: load raft snapshots.\npath \"sys/storage/raft/snapshot\" {\n  capabilities = [\"update\"]\n}\npath \"sys/storage/raft/snapshot-force\" {\n  capabilities = [\"update\"]\n}\n".to_string()
 }
 
+/// The policy prefix reserved for vaultkeeper's own identities.
+pub const RESERVED_POLICY_PREFIX: &str = "vaultkeeper-";
+
+/// The config identity: every ACL policy except vaultkeeper's own and the built-in ones.
+/// A glob that starts later in the path wins over an earlier one, and an exact path over
+/// any glob, so the denials below take precedence over `sys/policy/*`.
+pub fn config_policy() -> String {
+    format!(
+        "# vaultkeeper managed configuration: the ACL policies VaultPolicy resources declare.\n\
+         # vaultkeeper's own policies and the built-in default and root are out of reach.\n\
+         path \"sys/policy/*\" {{\n  capabilities = [\"create\", \"read\", \"update\", \"delete\"]\n}}\n\
+         path \"sys/policy/{RESERVED_POLICY_PREFIX}*\" {{\n  capabilities = [\"deny\"]\n}}\n\
+         path \"sys/policy/default\" {{\n  capabilities = [\"deny\"]\n}}\n\
+         path \"sys/policy/root\" {{\n  capabilities = [\"deny\"]\n}}\n"
+    )
+}
+
 /// The desired state of one bootstrap, computed from the spec. Pure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredBootstrap {
@@ -281,6 +309,15 @@ fn managed(spec: &BootstrapSpec) -> (Vec<(String, String)>, Vec<KubernetesRole>,
     if let Some(restore) = &spec.restore {
         policies.push((restore.policy.clone(), restore_policy()));
         roles.push(role_for(spec, restore, true));
+    }
+    if let Some(config) = &spec.config {
+        policies.push((config.policy.clone(), config_policy()));
+        // Logged in from the operator's pod; keeps `default` to revoke its own token.
+        let namespace = spec
+            .operator_namespace
+            .as_deref()
+            .unwrap_or(&spec.namespace);
+        roles.push(role_in(spec, config, namespace, false));
     }
     let token_roles = vec![TokenRole {
         name: spec.metrics_token_role.clone(),
@@ -511,6 +548,16 @@ fn change<T: PartialEq>(current: Option<&T>, desired: &T) -> Option<Change> {
     }
 }
 
+/// A write the operator's own login was refused: an identity added by a newer release
+/// than the operator policy in Vault (which only root may rewrite) is out of its reach.
+/// That is reported as drift, not a failed bootstrap, so the rest keeps working.
+fn beyond_rights(error: Error, authority: Authority) -> Result<Change> {
+    match (&error, authority) {
+        (Error::PermissionDenied { .. }, Authority::Operator) => Ok(Change::Drifted),
+        _ => Err(error),
+    }
+}
+
 /// Applies the bootstrap through `pod` (the active node). Reads each item first and writes
 /// only what differs.
 pub async fn apply(
@@ -566,10 +613,10 @@ pub async fn apply(
         let outcome = match change(current.as_ref(), text) {
             None => Change::Unchanged,
             Some(_) if *root_only && authority == Authority::Operator => Change::Drifted,
-            Some(c) => {
-                client.write_policy(pod, name, text, token).await?;
-                c
-            }
+            Some(c) => match client.write_policy(pod, name, text, token).await {
+                Ok(()) => c,
+                Err(e) => beyond_rights(e, authority)?,
+            },
         };
         report.items.push((Item::Policy(name.clone()), outcome));
     }
@@ -581,12 +628,10 @@ pub async fn apply(
         let outcome = match change(current.as_ref(), role) {
             None => Change::Unchanged,
             Some(_) if *root_only && authority == Authority::Operator => Change::Drifted,
-            Some(c) => {
-                client
-                    .write_kubernetes_role(pod, mount, role, token)
-                    .await?;
-                c
-            }
+            Some(c) => match client.write_kubernetes_role(pod, mount, role, token).await {
+                Ok(()) => c,
+                Err(e) => beyond_rights(e, authority)?,
+            },
         };
         report
             .items
@@ -651,6 +696,11 @@ mod tests {
             metrics_token_role: "vaultkeeper-metrics".into(),
             metrics_token_period_seconds: 14 * 24 * 3600,
             restore: Some(identity("restore")),
+            config: Some(Identity {
+                service_account: "vaultkeeper".into(),
+                role: "vaultkeeper-config".into(),
+                policy: "vaultkeeper-config".into(),
+            }),
             login_ttl_seconds: 900,
             revoke_root_token: false,
         }
@@ -705,6 +755,44 @@ mod tests {
     }
 
     #[test]
+    fn the_config_identity_binds_the_operator_account_and_cannot_reach_reserved_policies() {
+        let mut spec = spec();
+        spec.operator_namespace = Some("vaultkeeper-system".into());
+        let desired = desired(&spec);
+        let (role, root_only) = desired
+            .kubernetes_roles
+            .iter()
+            .find(|(r, _)| r.name == "vaultkeeper-config")
+            .expect("the config role is managed");
+        assert!(!root_only);
+        assert_eq!(
+            role.bound_service_account_names,
+            vec!["vaultkeeper".to_owned()]
+        );
+        assert_eq!(
+            role.bound_service_account_namespaces,
+            vec!["vaultkeeper-system".to_owned()]
+        );
+        assert_eq!(role.token_policies, vec!["vaultkeeper-config".to_owned()]);
+        let text = config_policy();
+        for denied in ["vaultkeeper-*", "default", "root"] {
+            assert!(
+                text.contains(&format!(
+                    "path \"sys/policy/{denied}\" {{\n  capabilities = [\"deny\"]"
+                )),
+                "{denied}"
+            );
+        }
+        // Nothing outside sys/policy.
+        assert_eq!(
+            text.matches("path \"").count(),
+            text.matches("path \"sys/policy/").count()
+        );
+        // The operator may write exactly this text and nothing else there.
+        assert!(operator_policy(&spec).contains(&hcl_string(&text)));
+    }
+
+    #[test]
     fn hcl_strings_escape_quotes_and_newlines() {
         assert_eq!(hcl_string("a \"b\"\nc\\"), "\"a \\\"b\\\"\\nc\\\\\"");
     }
@@ -753,7 +841,7 @@ mod tests {
         for (role, _) in desired
             .kubernetes_roles
             .iter()
-            .filter(|(r, _)| r.name != spec.operator.role)
+            .filter(|(r, _)| r.name != spec.operator.role && r.name != "vaultkeeper-config")
         {
             assert_eq!(
                 role.bound_service_account_namespaces,

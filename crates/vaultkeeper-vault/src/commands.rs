@@ -138,6 +138,10 @@ pub struct ExecRequest {
     pub stdin: Option<SecretSlice<u8>>,
     /// How long the executor waits for the command.
     pub wait: Wait,
+    /// How many leading bytes of `stdin` are secret, when not all are: the rest is a
+    /// request body known to hold nothing secret (a policy's text), which error messages
+    /// may quote. `None`: all of it is secret.
+    pub secret_prefix: Option<usize>,
 }
 
 /// How long an executor waits for a command.
@@ -156,6 +160,7 @@ impl ExecRequest {
             argv,
             stdin: None,
             wait: Wait::Bounded,
+            secret_prefix: None,
         }
     }
 
@@ -164,6 +169,7 @@ impl ExecRequest {
             argv,
             stdin: Some(stdin),
             wait: Wait::Bounded,
+            secret_prefix: None,
         }
     }
 }
@@ -325,6 +331,14 @@ pub fn write(cli: &Cli, path: &str, body: Option<&Value>, token: &Token) -> Resu
         None => with_token(cli, &["write"], &["-format=json", "-force", path]),
     };
     Ok(ExecRequest::with_stdin(argv, secret_bytes(stdin)))
+}
+
+/// [`write`] of a body that holds nothing secret (an ACL policy): only the token on stdin
+/// is scrubbed from error messages, so Vault's complaint about the body reads whole.
+pub fn write_public(cli: &Cli, path: &str, body: &Value, token: &Token) -> Result<ExecRequest> {
+    let mut request = write(cli, path, Some(body), token)?;
+    request.secret_prefix = Some(token_line(token).len());
+    Ok(request)
 }
 
 /// `sh -c '<token from stdin>' bao delete PATH`.

@@ -493,6 +493,7 @@ fn bootstrap_spec(kubernetes_host: &str, ca_pem: &str) -> BootstrapSpec {
         metrics_token_role: "vaultkeeper-metrics".into(),
         metrics_token_period_seconds: 14 * 24 * 3600,
         restore: Some(identity("restore")),
+        config: None,
         login_ttl_seconds: 900,
         revoke_root_token: false,
     }
@@ -1565,4 +1566,113 @@ async fn rekey_saves_before_verifying_and_the_new_shares_unseal_every_restarted_
     let mut secrets = secrets_of(&before);
     secrets.extend(secrets_of(&after));
     assert_no_secret_leaked(&secrets, &argvs, &cluster.server_logs());
+}
+
+/// The config identity (what VaultPolicy resources are applied with) manages team
+/// policies through both transports, gets Vault's own parse error for bad HCL, and is
+/// refused on vaultkeeper's policies, the built-in ones and everything outside
+/// `sys/policy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_identity_manages_team_policies_and_nothing_of_vaultkeeper() {
+    logs::init();
+    let mut cluster = Cluster::new(217, 1, Seal::Shamir);
+    cluster.start_all();
+    let reviewer = TokenReviewServer::start(
+        SocketAddr::new(Ipv4Addr::new(127, 10, 217, 3).into(), 8443),
+        &cluster.pki,
+    )
+    .await;
+    let mut spec = bootstrap_spec(&reviewer.url, &cluster.pki.ca_pem);
+    spec.config = Some(Identity {
+        service_account: "vaultkeeper".into(),
+        role: "vaultkeeper-config".into(),
+        policy: "vaultkeeper-config".into(),
+    });
+    let keys_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = FileKeyStore::new(keys_dir.path().join("keys.json"));
+    let pods = cluster.pods(1);
+    let pod = &pods[0];
+    let mut lifecycle = Lifecycle::new(cluster.http_client(), store.clone(), shamir(pods.clone()))
+        .with_bootstrap(spec.clone());
+    converge(&mut lifecycle, &[], CONVERGE).await;
+    let http = lifecycle.client();
+    let exec = ExecNodeClient::new(cluster.executor(), Cluster::cli());
+    let jwt = reviewer.issue("secrets", "vaultkeeper");
+    let config = http
+        .kubernetes_login(pod, "kubernetes", "vaultkeeper-config", &jwt)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let team = "path \"secret/data/team-a/*\" {\n  capabilities = [\"read\"]\n}\n";
+    for client in [&exec as &dyn NodeClient, http as &dyn NodeClient] {
+        client
+            .write_policy(pod, "team-a", team, &config)
+            .await
+            .unwrap_or_else(|e| panic!("{:?}: {e}", client.transport()));
+        assert_eq!(
+            client
+                .read_policy(pod, "team-a", &config)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .as_deref(),
+            Some(team),
+            "the text reads back exactly as written"
+        );
+        client
+            .delete_policy(pod, "team-a", &config)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            client
+                .read_policy(pod, "team-a", &config)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            None
+        );
+        // Deleting what is already gone succeeds (a retried cleanup).
+        client
+            .delete_policy(pod, "team-a", &config)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        let invalid = client
+            .write_policy(pod, "team-b", "path \"x\" { capabilities = ", &config)
+            .await;
+        match invalid {
+            Err(Error::Api { message, .. }) => {
+                assert!(message.contains("parse"), "{message}")
+            }
+            other => panic!("{:?}: {other:?}", client.transport()),
+        }
+
+        for reserved in [
+            "vaultkeeper-backup",
+            "vaultkeeper-operator",
+            "vaultkeeper-new",
+            "default",
+        ] {
+            let write = client.write_policy(pod, reserved, team, &config).await;
+            assert!(
+                matches!(write, Err(Error::PermissionDenied { .. })),
+                "{reserved}: {write:?}"
+            );
+            let delete = client.delete_policy(pod, reserved, &config).await;
+            assert!(
+                matches!(delete, Err(Error::PermissionDenied { .. })),
+                "{reserved}: {delete:?}"
+            );
+        }
+        let raft = client.raft_configuration(pod, &config).await;
+        assert!(
+            matches!(raft, Err(Error::PermissionDenied { .. })),
+            "{raft:?}"
+        );
+        let role = client
+            .read_kubernetes_role(pod, "kubernetes", "vaultkeeper-operator", &config)
+            .await;
+        assert!(
+            matches!(role, Err(Error::PermissionDenied { .. })),
+            "{role:?}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod backup;
 pub mod commands;
+pub mod config;
 pub mod controller;
 pub mod custody;
 pub mod escrow;

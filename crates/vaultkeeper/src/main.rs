@@ -18,8 +18,13 @@ struct Cli {
 enum Command {
     /// Run the operator: reconcile VaultClusters until stopped.
     Run(vaultkeeper::commands::run::RunArgs),
-    /// Print the VaultCluster CustomResourceDefinition (YAML).
-    Crd,
+    /// Print a CustomResourceDefinition (YAML): VaultCluster unless `--kind` names
+    /// another (vaultpolicy).
+    Crd {
+        /// The kind, lowercase, as the files in crds/ are named.
+        #[arg(long, default_value = "vaultcluster")]
+        kind: String,
+    },
     /// Render everything vaultkeeper would apply for a VaultCluster manifest, like
     /// `helm template`, generating the cluster's PKI when it needs one.
     Render(render::RenderArgs),
@@ -89,9 +94,15 @@ fn main() -> ExitCode {
                 }
             });
         }
-        Command::Crd => vaultkeeper_api::crd_yaml()
-            .map(|yaml| print!("{yaml}"))
-            .map_err(|e| CliError::Internal(format!("cannot serialize the CRD: {e}"))),
+        Command::Crd { kind } => match vaultkeeper_api::kind_crd_yaml(&kind) {
+            Some(yaml) => yaml
+                .map(|yaml| print!("{yaml}"))
+                .map_err(|e| CliError::Internal(format!("cannot serialize the CRD: {e}"))),
+            None => Err(CliError::Input(format!(
+                "--kind: {kind:?} is not a vaultkeeper kind; use one of {}",
+                vaultkeeper_api::CRD_KINDS.join(", ")
+            ))),
+        },
         Command::Render(args) => render::run(&args),
         Command::Import(args) => import::run(&args),
     };

@@ -316,12 +316,12 @@ impl<E: Executor> ExecNodeClient<E> {
                 .map_err(|reason| Error::Unreachable {
                     pod: pod.clone(),
                     step,
-                    reason: scrub(&reason, request.stdin.as_ref()),
+                    reason: scrub_request(&reason, &request),
                 })?;
         if answered.contains(&output.exit_code) {
             return Ok(Some(output.stdout));
         }
-        let stderr = scrub(&output.stderr, request.stdin.as_ref());
+        let stderr = scrub_request(&output.stderr, &request);
         let code = http_code(&stderr);
         if stderr.contains("No value found at") || code == Some(404) {
             return Ok(None);
@@ -439,6 +439,18 @@ fn error_lines(stderr: &str) -> String {
         listed.join("; ")
     };
     message.chars().take(500).collect()
+}
+
+/// [`scrub`] with the secret part of the request's stdin.
+fn scrub_request(text: &str, request: &ExecRequest) -> String {
+    match (&request.stdin, request.secret_prefix) {
+        (Some(stdin), Some(len)) => {
+            let bytes = stdin.expose_secret();
+            let secret = secret_bytes(bytes[..len.min(bytes.len())].to_vec());
+            scrub(text, Some(&secret))
+        }
+        (stdin, _) => scrub(text, stdin.as_ref()),
+    }
 }
 
 /// Removes from `text` every word that was sent on stdin. The CLI does not echo its input,
@@ -654,14 +666,14 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
         token: &Token,
     ) -> Result<()> {
         let body = json!({ "policy": rules });
-        self.write(
-            pod,
-            Step::Policy,
-            &format!("sys/policy/{name}"),
-            Some(&body),
-            token,
-        )
-        .await
+        let request =
+            commands::write_public(&self.cli, &format!("sys/policy/{name}"), &body, token)?;
+        self.run(pod, Step::Policy, request).await.map(|_| ())
+    }
+
+    async fn delete_policy(&self, pod: &PodName, name: &str, token: &Token) -> Result<()> {
+        let request = commands::delete(&self.cli, &format!("sys/policy/{name}"), token)?;
+        self.run(pod, Step::Policy, request).await.map(|_| ())
     }
 
     async fn read_kubernetes_auth_config(
@@ -827,6 +839,23 @@ impl<E: Executor> NodeClient for ExecNodeClient<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_write_error_keeps_the_policy_words_but_never_the_token() {
+        let cli = Cli::plaintext("bao", 8200);
+        let token = Token::new("s.rootTokenValue123".into());
+        let body = json!({"policy": "path \"secret/data/x\" { capabilities = "});
+        let request = commands::write_public(&cli, "sys/policy/team", &body, &token)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = "Code: 400. Errors:\n* failed to parse policy: At 1:42: expected list; token s.rootTokenValue123";
+        let cleaned = scrub_request(stderr, &request);
+        assert!(cleaned.contains("failed to parse policy"), "{cleaned}");
+        assert!(!cleaned.contains("s.rootTokenValue123"), "{cleaned}");
+        // An ordinary write scrubs every word of the body, as before.
+        let request = commands::write(&cli, "sys/policy/team", Some(&body), &token)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!scrub_request(stderr, &request).contains("parse policy"));
+    }
 
     #[test]
     fn stderr_is_scrubbed_of_everything_sent_on_stdin() {

@@ -281,6 +281,19 @@ impl NodeClient for HttpNodeClient {
             .await
     }
 
+    async fn delete_policy(&self, pod: &PodName, name: &str, token: &Token) -> Result<()> {
+        self.node(pod, Step::Policy)?
+            .call(
+                Step::Policy,
+                Method::DELETE,
+                &format!("sys/policy/{name}"),
+                Some(token),
+                None,
+            )
+            .await
+            .map(|_| ())
+    }
+
     async fn read_kubernetes_auth_config(
         &self,
         pod: &PodName,

@@ -212,6 +212,9 @@ pub trait NodeClient: Send + Sync {
         token: &Token,
     ) -> Result<()>;
 
+    /// `sys/policy/<name>`: deletes a policy (deleting one that does not exist succeeds).
+    async fn delete_policy(&self, pod: &PodName, name: &str, token: &Token) -> Result<()>;
+
     /// `auth/<mount>/config`, if configured.
     async fn read_kubernetes_auth_config(
         &self,
@@ -378,6 +381,10 @@ impl<T: NodeClient + ?Sized> NodeClient for std::sync::Arc<T> {
         token: &Token,
     ) -> Result<()> {
         (**self).write_policy(pod, name, rules, token).await
+    }
+
+    async fn delete_policy(&self, pod: &PodName, name: &str, token: &Token) -> Result<()> {
+        (**self).delete_policy(pod, name, token).await
     }
 
     async fn read_kubernetes_auth_config(

@@ -335,7 +335,25 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
             },
         )));
     }
-    info!("reconciling VaultClusters");
+    // Declared Vault configuration (VaultPolicy), behind the same election: it starts
+    // only once this replica leads, and drains with the VaultCluster controllers.
+    let config_ctx = crate::config::ConfigContext::new(ctx.clone());
+    let config_namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().cloned().map(Some).collect()
+    };
+    for namespace in config_namespaces {
+        let mut stopped = stopped.clone();
+        controllers.push(tokio::spawn(crate::config::run(
+            config_ctx.clone(),
+            namespace,
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        )));
+    }
+    info!("reconciling VaultClusters and their declared configuration");
 
     let lost = async {
         match leadership.as_mut() {
