@@ -11,17 +11,19 @@ mod flavor;
 pub mod login;
 mod manifest;
 pub mod names;
+pub mod restore;
 pub mod rules;
 mod schema;
 mod spec;
 mod status;
 mod validate;
 
-pub use crd::{crd, crd_yaml};
+pub use crd::{crd, crd_yaml, restore_crd, restore_crd_yaml};
 pub use duration::{Duration, InvalidDuration};
 pub use flavor::Flavor;
 pub use manifest::{ManifestError, parse_manifests};
 pub use names::ClusterNames;
+pub use restore::{VaultRestore, VaultRestoreSpec, VaultRestoreStatus};
 pub use spec::*;
 pub use status::*;
 pub use validate::{

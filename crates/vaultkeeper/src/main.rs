@@ -18,8 +18,13 @@ struct Cli {
 enum Command {
     /// Run the operator: reconcile VaultClusters until stopped.
     Run(vaultkeeper::commands::run::RunArgs),
-    /// Print the VaultCluster CustomResourceDefinition (YAML).
-    Crd,
+    /// Print a CustomResourceDefinition (YAML): VaultCluster, or VaultRestore with
+    /// `--kind VaultRestore`.
+    Crd {
+        /// Which kind's CRD to print.
+        #[arg(long, default_value = "VaultCluster", value_parser = ["VaultCluster", "VaultRestore"])]
+        kind: String,
+    },
     /// Render everything vaultkeeper would apply for a VaultCluster manifest, like
     /// `helm template`, generating the cluster's PKI when it needs one.
     Render(render::RenderArgs),
@@ -85,9 +90,13 @@ fn main() -> ExitCode {
                 }
             });
         }
-        Command::Crd => vaultkeeper_api::crd_yaml()
-            .map(|yaml| print!("{yaml}"))
-            .map_err(|e| CliError::Internal(format!("cannot serialize the CRD: {e}"))),
+        Command::Crd { kind } => if kind == "VaultRestore" {
+            vaultkeeper_api::restore_crd_yaml()
+        } else {
+            vaultkeeper_api::crd_yaml()
+        }
+        .map(|yaml| print!("{yaml}"))
+        .map_err(|e| CliError::Internal(format!("cannot serialize the CRD: {e}"))),
         Command::Render(args) => render::run(&args),
     };
     match result {
