@@ -64,6 +64,11 @@ pub mod vault {
     pub const METRICS_POLICY: &str = "vaultkeeper-metrics";
     /// The token role the metrics token is created from.
     pub const METRICS_TOKEN_ROLE: &str = "vaultkeeper-metrics";
+    /// The Kubernetes-auth role a VaultRestore logs in with: bound to the operator's own
+    /// ServiceAccount, granting only the restore policy.
+    pub const RESTORE_ROLE: &str = "vaultkeeper-restore";
+    /// The restore policy (`update` on `sys/storage/raft/snapshot` and `snapshot-force`).
+    pub const RESTORE_POLICY: &str = "vaultkeeper-restore";
     /// The mount path of the Kubernetes auth method.
     pub const KUBERNETES_AUTH_MOUNT: &str = "kubernetes";
 }
