@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 /// Restores a backup of a VaultCluster: takes the cluster's operation lock, verifies the
 /// backup completely, restores it, swaps in the keys that open it and checks the result.
+// Every printer column repeats `type_`, which the lint takes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "vaultkeeper.io",

@@ -97,7 +97,9 @@ pub(crate) async fn reconcile(vr: Arc<VaultRestore>, ctx: Arc<Context>) -> Resul
     let status = vr.status.clone().unwrap_or_default();
     // One-shot: a final VaultRestore never runs again, whatever its spec now says.
     if status.phase.is_some_and(RestorePhase::is_final) {
-        return Ok(Action::await_change());
+        // The lock is given back after the final status is written; a release that failed
+        // then is retried here.
+        return release_if_ours(&ctx, &vr, &namespace).await;
     }
     if ctx.fence().check().is_err() {
         return Ok(Action::requeue(WAIT_AGAIN));
@@ -186,11 +188,57 @@ pub(crate) async fn reconcile(vr: Arc<VaultRestore>, ctx: Arc<Context>) -> Resul
         .await;
 
     let outcome = restore_locked(&ctx, &vr, &vc, &namespace, &choice, &from_cluster).await;
-    if let Err(e) = lock::release(&ctx, &vc, held).await {
-        warn!(error = %e, "cannot release the restore lock; the next pass of the cluster does");
-    }
+    // Final first, then the lock: while the restore is not final, nothing else holds it.
     finish(&ctx, &vr, running, Some(&vc), outcome).await?;
+    if let Err(e) = lock::release(&ctx, &vc, held).await {
+        warn!(error = %e, "cannot release the restore lock yet; retrying");
+        return Ok(Action::requeue(WAIT_AGAIN));
+    }
     Ok(Action::await_change())
+}
+
+/// Gives back the cluster's Restore lock when this replica holds it for `vr`.
+async fn release_if_ours(
+    ctx: &Context,
+    vr: &VaultRestore,
+    namespace: &str,
+) -> Result<Action, Error> {
+    let clusters: Api<VaultCluster> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(vc) =
+        clusters
+            .get_opt(&vr.spec.cluster_ref.name)
+            .await
+            .map_err(super::error::kube_err(
+                "reading the VaultCluster to release the lock",
+            ))?
+    else {
+        return Ok(Action::await_change());
+    };
+    let detail = format!("VaultRestore {}", vr.name_any());
+    let Some(operation) = vc
+        .status
+        .as_ref()
+        .and_then(|s| s.operation.as_ref())
+        .filter(|o| {
+            o.kind == OperationKind::Restore
+                && o.detail.as_deref() == Some(detail.as_str())
+                && o.holder.as_deref() == Some(ctx.fence().identity())
+        })
+    else {
+        return Ok(Action::await_change());
+    };
+    let held = lock::Held {
+        kind: OperationKind::Restore,
+        operation: operation.clone(),
+        resource_version: vc.metadata.resource_version.clone(),
+    };
+    match lock::release(ctx, &vc, held).await {
+        Ok(()) => Ok(Action::await_change()),
+        Err(e) => {
+            warn!(error = %e, "cannot release the restore lock yet; retrying");
+            Ok(Action::requeue(WAIT_AGAIN))
+        }
+    }
 }
 
 /// Everything done under the operation lock.
@@ -482,9 +530,7 @@ async fn open_escrow(
     let Some(escrow_object) = &manifest.source.keys_escrow else {
         return Err(refuse(
             "NoEscrowRecorded",
-            format!(
-                "the backup's manifest names no escrow object, so spec.keys.escrowIdentitySecretRef cannot open its keys; put the old cluster's key record into the keys Secret and restore with `vaultkeeper restore --force` (docs/restore-runbook.md)"
-            ),
+            "the backup's manifest names no escrow object, so spec.keys.escrowIdentitySecretRef cannot open its keys; put the old cluster's key record into the keys Secret and restore with `vaultkeeper restore --force` (docs/restore-runbook.md)",
         ));
     };
     // Only the escrow objects of the backup's own cluster are opened.
@@ -738,8 +784,8 @@ async fn active_node(
 }
 
 /// Waits until the cluster is back: every pod answers unsealed with the backup's cluster
-/// id, raft reports every pod a voter, and a login and a token lookup through the restored
-/// barrier work. Not the VaultCluster's `Ready`: a change asked for meanwhile (a roll that
+/// id, raft reports every pod a voter, and a login through the restored
+/// barrier works. Not the VaultCluster's `Ready`: a change asked for meanwhile (a roll that
 /// waits for this lock) keeps it False until the lock is released.
 async fn verify(
     ctx: &Context,
@@ -796,32 +842,30 @@ async fn verify(
         );
         let Some(active) = active else { continue };
         if unsealed < replicas || voters < replicas {
+            tracing::debug!(check = %last, "the restored cluster is not back yet");
             continue;
         }
-        // A read through the restored barrier: a login (auth config and role from the
-        // snapshot) and a lookup of the token it issued.
+        // A read through the restored barrier: a login reads the auth configuration and
+        // the role from the restored data and writes a token into it. (The restore role
+        // has no default policy, so its token cannot even look itself up; it expires with
+        // its short TTL.)
         let Ok(jwt) = ctx.settings.jwt.jwt().await else {
             continue;
         };
-        let Ok(token) = active
+        if let Err(e) = active
             .kubernetes_login(
                 vault_names::KUBERNETES_AUTH_MOUNT,
                 vault_names::RESTORE_ROLE,
                 &jwt,
             )
             .await
-        else {
-            last.push_str("; login not yet possible");
-            continue;
-        };
-        let read = active.lookup_self(&token).await;
-        let _ = active.revoke_self(&token).await;
-        if read.is_err() {
-            last.push_str("; token lookup failed");
+        {
+            last.push_str(&format!("; login failed: {e}"));
+            tracing::debug!(check = %last, "the restored cluster is not back yet");
             continue;
         }
         return Ok(format!(
-            "{last}; cluster id {} as in the backup; a login and a token lookup through the restored data worked",
+            "{last}; cluster id {} as in the backup; a login through the restored data worked",
             cluster_id.unwrap_or("unknown")
         ));
     }
