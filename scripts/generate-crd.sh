@@ -3,7 +3,7 @@
 # and the kustomize base ship (each directory must be self-contained).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-for kind in vaultcluster vaultpolicy; do
+for kind in vaultcluster vaultpolicy vaultrestore; do
   cargo run -q --locked -p vaultkeeper -- crd --kind "$kind" > "crds/$kind.yaml"
   cp "crds/$kind.yaml" "charts/vaultkeeper/crds/$kind.yaml"
   cp "crds/$kind.yaml" "deploy/crds/$kind.yaml"

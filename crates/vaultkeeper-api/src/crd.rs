@@ -1,5 +1,5 @@
 //! The CustomResourceDefinitions as YAML, as `vaultkeeper crd` prints them and `crds/`
-//! commits them (`crds/vaultcluster.yaml`, `crds/vaultpolicy.yaml`).
+//! commits them (`crds/vaultcluster.yaml`, `crds/vaultpolicy.yaml`, `crds/vaultrestore.yaml`).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -8,7 +8,7 @@ use crate::{VaultCluster, VaultPolicy};
 
 /// Every kind `vaultkeeper crd --kind` prints, lowercase, as the files in `crds/` are
 /// named (`crds/<kind>.yaml`).
-pub const CRD_KINDS: &[&str] = &["vaultcluster", "vaultpolicy"];
+pub const CRD_KINDS: &[&str] = &["vaultcluster", "vaultpolicy", "vaultrestore"];
 
 /// The CRD for `vaultclusters.vaultkeeper.io`.
 pub fn crd() -> CustomResourceDefinition {
@@ -25,6 +25,7 @@ pub fn kind_crd_yaml(kind: &str) -> Option<Result<String, serde_saphyr::ser::Err
     match kind.to_ascii_lowercase().as_str() {
         "vaultcluster" => Some(crd_yaml()),
         "vaultpolicy" => Some(to_yaml(&VaultPolicy::crd())),
+        "vaultrestore" => Some(restore_crd_yaml()),
         _ => None,
     }
 }
@@ -35,4 +36,14 @@ fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::ser::
     );
     yaml.push_str(&serde_saphyr::to_string(crd)?);
     Ok(yaml)
+}
+
+/// The CRD for `vaultrestores.vaultkeeper.io`.
+pub fn restore_crd() -> CustomResourceDefinition {
+    crate::VaultRestore::crd()
+}
+
+/// The VaultRestore CRD as a YAML document (`crds/vaultrestore.yaml`).
+pub fn restore_crd_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    to_yaml(&restore_crd())
 }

@@ -12,6 +12,7 @@ mod flavor;
 pub mod login;
 mod manifest;
 pub mod names;
+pub mod restore;
 pub mod rules;
 mod schema;
 mod spec;
@@ -19,11 +20,12 @@ mod status;
 mod validate;
 
 pub use config::{ClusterRef, ConfigDeletionPolicy, ConfigStatus, VaultPolicy, VaultPolicySpec};
-pub use crd::{CRD_KINDS, crd, crd_yaml, kind_crd_yaml};
+pub use crd::{CRD_KINDS, crd, crd_yaml, kind_crd_yaml, restore_crd, restore_crd_yaml};
 pub use duration::{Duration, InvalidDuration};
 pub use flavor::Flavor;
 pub use manifest::{ManifestError, parse_manifests};
 pub use names::ClusterNames;
+pub use restore::{VaultRestore, VaultRestoreSpec, VaultRestoreStatus};
 pub use spec::*;
 pub use status::*;
 pub use validate::{

@@ -73,6 +73,11 @@ pub mod vault {
     /// Prefix of every policy vaultkeeper itself manages: out of reach of declared
     /// configuration.
     pub const RESERVED_PREFIX: &str = "vaultkeeper-";
+    /// The Kubernetes-auth role a VaultRestore logs in with: bound to the operator's own
+    /// ServiceAccount, granting only the restore policy.
+    pub const RESTORE_ROLE: &str = "vaultkeeper-restore";
+    /// The restore policy (`update` on `sys/storage/raft/snapshot` and `snapshot-force`).
+    pub const RESTORE_POLICY: &str = "vaultkeeper-restore";
     /// The mount path of the Kubernetes auth method.
     pub const KUBERNETES_AUTH_MOUNT: &str = "kubernetes";
 }

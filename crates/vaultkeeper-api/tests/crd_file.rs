@@ -136,3 +136,50 @@ fn vaultpolicy_crd_shows_cluster_synced_and_age() {
     assert_eq!(columns, ["Cluster", "Synced", "Path", "Age"]);
     assert!(vaultkeeper_api::kind_crd_yaml("vaultsomething").is_none());
 }
+
+#[test]
+fn committed_restore_crd_matches_the_types() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds/vaultrestore.yaml");
+    let committed = std::fs::read_to_string(&path).expect("crds/vaultrestore.yaml exists");
+    let generated = vaultkeeper_api::restore_crd_yaml().expect("the CRD serializes");
+    assert!(
+        committed == generated,
+        "crds/vaultrestore.yaml is out of date with the Rust types; regenerate it and the \
+         chart's and deploy's copies with scripts/generate-crd.sh"
+    );
+    for copy in ["charts/vaultkeeper/crds", "deploy/crds"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../{copy}/vaultrestore.yaml"));
+        let shipped = std::fs::read_to_string(&path).expect("the copy exists");
+        assert!(
+            shipped == generated,
+            "{copy}/vaultrestore.yaml is out of date"
+        );
+    }
+}
+
+#[test]
+fn restore_crd_has_the_documented_names_and_columns() {
+    let crd = vaultkeeper_api::restore_crd();
+    assert_eq!(crd.spec.group, "vaultkeeper.io");
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(crd.spec.names.kind, "VaultRestore");
+    let version = &crd.spec.versions[0];
+    assert_eq!(version.name, "v1alpha1");
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+    let columns: Vec<&str> = version
+        .additional_printer_columns
+        .as_ref()
+        .expect("printer columns")
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Cluster", "Source", "Phase", "Age"]);
+}

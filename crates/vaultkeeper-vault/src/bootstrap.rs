@@ -12,6 +12,8 @@
 //!   metrics policy (`read` on `sys/metrics`), so the job never needs root and the
 //!   metrics token outlives the job's short login.
 //! - **restore** (optional): `update` on `sys/storage/raft/snapshot` and `snapshot-force`.
+//!   The operator runs VaultRestores itself and logs in with this role only for them, so
+//!   the role may be bound to the operator's ServiceAccount (in its namespace).
 //! - **config** (optional): the identity the operator logs in as to apply the configuration
 //!   declared by VaultPolicy resources. It manages ACL policies, except vaultkeeper's own
 //!   (`vaultkeeper-*`) and the built-in `default` and `root`, and nothing else: a team's
@@ -308,7 +310,16 @@ fn managed(spec: &BootstrapSpec) -> (Vec<(String, String)>, Vec<KubernetesRole>,
     ];
     if let Some(restore) = &spec.restore {
         policies.push((restore.policy.clone(), restore_policy()));
-        roles.push(role_for(spec, restore, true));
+        // The restore identity may be the operator's own ServiceAccount (VaultRestores run
+        // in the operator): bound where that account lives.
+        let namespace = if Some(&restore.service_account) == Some(&spec.operator.service_account) {
+            spec.operator_namespace
+                .as_deref()
+                .unwrap_or(&spec.namespace)
+        } else {
+            &spec.namespace
+        };
+        roles.push(role_in(spec, restore, namespace, true));
     }
     if let Some(config) = &spec.config {
         policies.push((config.policy.clone(), config_policy()));
@@ -432,9 +443,19 @@ pub fn desired(spec: &BootstrapSpec) -> DesiredBootstrap {
     let (policies, roles, token_roles) = managed(spec);
     let mut all_policies: Vec<(String, String, bool)> =
         vec![(spec.operator.policy.clone(), operator_policy(spec), true)];
-    all_policies.extend(policies.into_iter().map(|(n, t)| (n, t, false)));
+    // The restore identity is written with the root token only: a cluster bootstrapped
+    // before it existed reports it as drifted instead of failing every re-application
+    // under an operator policy that does not allow writing it.
+    let restore = spec.restore.as_ref();
+    all_policies.extend(policies.into_iter().map(|(n, t)| {
+        let root_only = restore.is_some_and(|r| r.policy == n);
+        (n, t, root_only)
+    }));
     let mut all_roles = vec![(operator_role(spec), true)];
-    all_roles.extend(roles.into_iter().map(|r| (r, false)));
+    all_roles.extend(roles.into_iter().map(|r| {
+        let root_only = restore.is_some_and(|i| i.role == r.name);
+        (r, root_only)
+    }));
     DesiredBootstrap {
         policies: all_policies,
         kubernetes_roles: all_roles,

@@ -19,7 +19,7 @@ enum Command {
     /// Run the operator: reconcile VaultClusters until stopped.
     Run(vaultkeeper::commands::run::RunArgs),
     /// Print a CustomResourceDefinition (YAML): VaultCluster unless `--kind` names
-    /// another (vaultpolicy).
+    /// another (vaultpolicy, vaultrestore).
     Crd {
         /// The kind, lowercase, as the files in crds/ are named.
         #[arg(long, default_value = "vaultcluster")]

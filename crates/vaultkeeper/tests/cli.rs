@@ -40,6 +40,16 @@ fn crd_prints_the_committed_crd() {
 }
 
 #[test]
+fn crd_prints_the_committed_restore_crd() {
+    let output = vaultkeeper(&["crd", "--kind", "VaultRestore"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let committed = std::fs::read(root().join("crds/vaultrestore.yaml")).expect("committed CRD");
+    assert_eq!(output.stdout, committed);
+    let refused = vaultkeeper(&["crd", "--kind", "Nothing"], None);
+    assert!(!refused.status.success());
+}
+
+#[test]
 fn render_prints_every_object_of_an_example() {
     let example = root().join("examples/ha-raft.yaml");
     let output = vaultkeeper(&["render", "-f", example.to_str().expect("path")], None);

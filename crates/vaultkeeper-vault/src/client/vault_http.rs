@@ -199,7 +199,7 @@ impl VaultHttp {
 
     /// A client for a pod: it connects to the pod address and verifies the certificate for
     /// the pod's DNS name, so no DNS lookup is needed and no check is skipped.
-    pub(super) fn for_pod(
+    pub fn for_pod(
         pod: PodName,
         endpoint: &NodeEndpoint,
         tls: Arc<rustls::ClientConfig>,

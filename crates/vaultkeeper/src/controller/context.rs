@@ -211,7 +211,17 @@ impl Context {
     /// the first note, so "replacing pod vault-1" would otherwise vanish into the series
     /// of "replacing pod vault-2".
     pub(crate) async fn publish(&self, vc: &VaultCluster, event: &super::events::EventSpec) {
-        let reference = vc.object_ref(&());
+        self.publish_about(vc.object_ref(&()), vc.namespace(), event)
+            .await;
+    }
+
+    /// Publishes an Event about any object (a VaultRestore, say).
+    pub(crate) async fn publish_about(
+        &self,
+        reference: k8s_openapi::api::core::v1::ObjectReference,
+        namespace: Option<String>,
+        event: &super::events::EventSpec,
+    ) {
         let type_ = if event.warning {
             EventType::Warning
         } else {
@@ -229,7 +239,7 @@ impl Context {
                     api_version: Some("v1".to_owned()),
                     kind: Some("Pod".to_owned()),
                     name: Some(pod.clone()),
-                    namespace: vc.namespace(),
+                    namespace: namespace.clone(),
                     ..Default::default()
                 }),
         };

@@ -123,6 +123,18 @@ pub(crate) fn decide(
             Step::Release
         };
     }
+    // A stale restore lock is taken over only by the restore controller, which resumes the
+    // restore (every step repeats safely); a pass would clear it and roll pods in the
+    // middle of a half-done restore.
+    if op.kind == OperationKind::Restore && !managed.contains(&OperationKind::Restore) {
+        return match wanted {
+            Some(_) => Step::Wait {
+                holder,
+                kind: op.kind,
+            },
+            None => Step::Nothing,
+        };
+    }
     if led_for >= stale_after {
         return Step::TakeOver {
             from: holder,
@@ -433,6 +445,85 @@ mod tests {
     const ROLL: OperationKind = OperationKind::RollingUpdate;
     const SCALE: OperationKind = OperationKind::ScaleDown;
     const REKEY: OperationKind = OperationKind::Rekey;
+
+    #[test]
+    fn a_stale_restore_lock_is_taken_over_only_by_the_restore_controller() {
+        let restore = OperationKind::Restore;
+        let stale = Duration::from_secs(15);
+        let held = op(restore, "b");
+        // A pass (rolling updates, scale-downs) waits, however long this replica led.
+        assert_eq!(
+            decide(
+                Some(&held),
+                Some(ROLL),
+                &PASS_KINDS,
+                "a",
+                Duration::from_secs(600),
+                stale,
+                None
+            ),
+            Step::Wait {
+                holder: "b".into(),
+                kind: restore
+            }
+        );
+        assert_eq!(
+            decide(
+                Some(&held),
+                None,
+                &PASS_KINDS,
+                "a",
+                Duration::from_secs(600),
+                stale,
+                None
+            ),
+            Step::Nothing
+        );
+        // The restore controller resumes it once it is stale, not before.
+        assert_eq!(
+            decide(
+                Some(&held),
+                Some(restore),
+                &[restore],
+                "a",
+                Duration::from_secs(15),
+                stale,
+                None
+            ),
+            Step::TakeOver {
+                from: "b".into(),
+                then: Some(restore)
+            }
+        );
+        assert_eq!(
+            decide(
+                Some(&held),
+                Some(restore),
+                &[restore],
+                "a",
+                Duration::from_secs(3),
+                stale,
+                None
+            ),
+            Step::Wait {
+                holder: "b".into(),
+                kind: restore
+            }
+        );
+        // Break-glass still works.
+        assert_eq!(
+            decide(
+                Some(&held),
+                None,
+                &PASS_KINDS,
+                "a",
+                Duration::ZERO,
+                stale,
+                Some("b")
+            ),
+            Step::Break { holder: "b".into() }
+        );
+    }
 
     #[test]
     fn the_lock_is_taken_kept_released_or_waited_for_by_the_table() {

@@ -29,6 +29,7 @@ mod observe;
 mod pace;
 mod plan;
 mod record;
+pub mod restore;
 pub mod rollout;
 pub mod status;
 mod tls;
@@ -405,6 +406,13 @@ pub async fn run(
             None => Api::all(client.clone()),
         }
     }
+    // VaultRestores run next to the VaultClusters, with the same context and leader fence.
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let restores = tokio::spawn(restore::run(
+        ctx.clone(),
+        namespace.clone(),
+        shutdown.clone(),
+    ));
     let ours = watcher::Config::default().labels("app.kubernetes.io/managed-by=vaultkeeper");
     let pods = watcher::Config::default().labels("component=server,app.kubernetes.io/instance");
     Controller::new(
@@ -454,6 +462,9 @@ pub async fn run(
         }
     })
     .await;
+    if let Err(e) = restores.await {
+        warn!(error = %e, "the VaultRestore controller ended abnormally");
+    }
     // The passes have finished; init output still held in memory is saved before this
     // returns, however long that takes.
     held_keys::flush_before_exit(&ctx).await;

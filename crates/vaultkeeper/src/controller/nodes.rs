@@ -238,7 +238,13 @@ pub(crate) fn bootstrap_spec(
         metrics_policy: vault_names::METRICS_POLICY.to_owned(),
         metrics_token_role: vault_names::METRICS_TOKEN_ROLE.to_owned(),
         metrics_token_period_seconds: u64::try_from(period).unwrap_or(336 * 3600),
-        restore: None,
+        // VaultRestores run in the operator, which logs in with this role only to load a
+        // verified snapshot.
+        restore: Some(Identity {
+            service_account: settings.operator_service_account.clone(),
+            role: vault_names::RESTORE_ROLE.to_owned(),
+            policy: vault_names::RESTORE_POLICY.to_owned(),
+        }),
         config: Some(Identity {
             service_account: settings.operator_service_account.clone(),
             role: vault_names::CONFIG_ROLE.to_owned(),

@@ -425,7 +425,10 @@ fn escrow_location(vc: &VaultCluster) -> Result<Option<(String, EscrowLocation)>
 
 /// The S3 settings of `spec.backup.s3`, with the access key read from the credentials
 /// Secret the backup Job uses (the values never leave this function but into the SDK).
-async fn s3_settings(client: &kube::Client, vc: &VaultCluster) -> Result<S3Settings, String> {
+pub(crate) async fn s3_settings(
+    client: &kube::Client,
+    vc: &VaultCluster,
+) -> Result<S3Settings, String> {
     let s3 = vc
         .spec
         .backup
