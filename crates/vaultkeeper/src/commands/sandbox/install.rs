@@ -55,12 +55,19 @@ const WATCH_BINDING: (&str, &str) = (
     include_str!("../../../../../deploy/watch/rolebinding.yaml"),
 );
 
-/// Applies the CRD and the operator's installation as the cluster's administrator, with
+/// Applies the CRDs and the operator's installation as the cluster's administrator, with
 /// `watched` (created if missing) as the one namespace the operator manages.
 pub(super) async fn install(admin: &kube::Client, watched: &str) -> Result<(), CliError> {
-    let crd = serde_json::to_value(vaultkeeper_api::crd())
-        .map_err(|e| CliError::Internal(format!("cannot serialize the CRD: {e}")))?;
-    apply_value(admin, "the VaultCluster CRD", &crd).await?;
+    // Every kind the operator serves (VaultCluster, VaultPolicy, VaultRestore), so each
+    // example can be applied here.
+    for kind in vaultkeeper_api::CRD_KINDS {
+        let yaml = vaultkeeper_api::kind_crd_yaml(kind)
+            .unwrap_or_else(|| Ok(String::new()))
+            .map_err(|e| CliError::Internal(format!("cannot serialize the {kind} CRD: {e}")))?;
+        let crd: Value = serde_saphyr::from_str(&yaml)
+            .map_err(|e| CliError::Internal(format!("the {kind} CRD is not valid YAML: {e}")))?;
+        apply_value(admin, &format!("the {kind} CRD"), &crd).await?;
+    }
     for (path, text) in INSTALL {
         let docs: Vec<Value> = serde_saphyr::from_multiple(text)
             .map_err(|e| CliError::Internal(format!("{path} is not valid YAML: {e}")))?;

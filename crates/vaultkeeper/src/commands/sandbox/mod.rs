@@ -195,7 +195,7 @@ async fn drive(
         .unwrap_or_else(|| "default".to_owned());
     install(&admin, &watched).await?;
     say(&format!(
-        "installed the VaultCluster CRD and the operator's RBAC (namespace {OPERATOR_NAMESPACE}, managing namespace {watched})"
+        "installed the CRDs and the operator's RBAC (namespace {OPERATOR_NAMESPACE}, managing namespace {watched})"
     ));
 
     // The operator, as its ServiceAccount: its tokens live in files, renewed in the
@@ -236,6 +236,14 @@ async fn drive(
         escrow_secret_namespaces: Vec::new(),
     };
     let ctx = Arc::new(Context::new(client, settings, metrics));
+    let mut config_stopped = stopped.clone();
+    let config = tokio::spawn(crate::config::run(
+        crate::config::ConfigContext::new(ctx.clone()),
+        Some(watched.clone()),
+        async move {
+            let _ = config_stopped.wait_for(|s| *s).await;
+        },
+    ));
     let mut controller_stopped = stopped.clone();
     let operator = tokio::spawn(controller::run(ctx, Some(watched), async move {
         let _ = controller_stopped.wait_for(|s| *s).await;
@@ -288,6 +296,7 @@ async fn drive(
 
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(20), operator).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), config).await;
     renewal.abort();
     server.abort();
     result
