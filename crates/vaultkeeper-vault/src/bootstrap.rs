@@ -443,19 +443,12 @@ pub fn desired(spec: &BootstrapSpec) -> DesiredBootstrap {
     let (policies, roles, token_roles) = managed(spec);
     let mut all_policies: Vec<(String, String, bool)> =
         vec![(spec.operator.policy.clone(), operator_policy(spec), true)];
-    // The restore identity is written with the root token only: a cluster bootstrapped
-    // before it existed reports it as drifted instead of failing every re-application
-    // under an operator policy that does not allow writing it.
-    let restore = spec.restore.as_ref();
-    all_policies.extend(policies.into_iter().map(|(n, t)| {
-        let root_only = restore.is_some_and(|r| r.policy == n);
-        (n, t, root_only)
-    }));
+    // Every other identity is pinned in the operator's policy, so the operator re-applies it
+    // (a self-initialized cluster gets them all this way). A cluster whose operator policy
+    // predates an identity refuses the write, and that item is reported as drifted.
+    all_policies.extend(policies.into_iter().map(|(n, t)| (n, t, false)));
     let mut all_roles = vec![(operator_role(spec), true)];
-    all_roles.extend(roles.into_iter().map(|r| {
-        let root_only = restore.is_some_and(|i| i.role == r.name);
-        (r, root_only)
-    }));
+    all_roles.extend(roles.into_iter().map(|r| (r, false)));
     DesiredBootstrap {
         policies: all_policies,
         kubernetes_roles: all_roles,
