@@ -332,21 +332,19 @@ impl Operator {
         let config_ctx = vaultkeeper::config::ConfigContext::new(ctx.clone());
         for namespace in namespaces {
             let mut controller_stopped = stopped.clone();
-            self.tasks.push(tokio::spawn(controller::run(
-                ctx.clone(),
-                namespace.clone(),
-                async move {
-                    let _ = controller_stopped.wait_for(|s| *s).await;
-                },
-            )));
+            let vault_clusters = controller::run(ctx.clone(), namespace.clone(), async move {
+                let _ = controller_stopped.wait_for(|s| *s).await;
+            });
             let mut config_stopped = stopped.clone();
-            self.tasks.push(tokio::spawn(vaultkeeper::config::run(
-                config_ctx.clone(),
-                namespace,
-                async move {
-                    let _ = config_stopped.wait_for(|s| *s).await;
-                },
-            )));
+            let config = vaultkeeper::config::run(config_ctx.clone(), namespace, async move {
+                let _ = config_stopped.wait_for(|s| *s).await;
+            });
+            // One task per namespace that ends when both controllers have, as the process
+            // returns only then: a test watching whether the operator returned sees the
+            // VaultCluster controller's drain, not the configuration controller's quick stop.
+            self.tasks.push(tokio::spawn(async move {
+                tokio::join!(vault_clusters, config);
+            }));
         }
         self.stop = Some(stop);
     }
