@@ -204,7 +204,7 @@ async fn scaling_up_and_down_twice_in_a_row_and_right_after_the_active_pod_died_
         assert!(
             seen.iter().any(|e| e.api == "events.k8s.io/v1"
                 && (e.reason == "Joined" || e.reason == "SharesSubmitted")
-                && e.note.contains(&format!("pod {new_pod} "))),
+                && names_pod(&e.note, new_pod)),
             "no Joined or SharesSubmitted Event names {new_pod}: {seen:?}"
         );
     }
@@ -356,4 +356,31 @@ async fn a_hung_new_pod_and_a_removed_peers_old_data_do_not_stop_a_scale_up() {
     dns.stop().await;
     operator.stop().await;
     sim.shutdown().await;
+}
+
+/// Whether an Event's note names `pod` as a whole word: "pod churn-3 joined" and "on pod
+/// churn-3; it is" do, "pod churn-30" does not.
+fn names_pod(note: &str, pod: &str) -> bool {
+    let needle = format!("pod {pod}");
+    note.match_indices(&needle).any(|(at, _)| {
+        !note[at + needle.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+#[test]
+fn an_event_note_names_a_pod_only_as_a_whole_word() {
+    assert!(names_pod(
+        "pod churn-3 joined raft through churn-0",
+        "churn-3"
+    ));
+    assert!(names_pod(
+        "entered the unseal shares on pod churn-3; it is finishing its raft join",
+        "churn-3"
+    ));
+    assert!(names_pod("unsealed pod churn-4", "churn-4"));
+    assert!(!names_pod("unsealed pod churn-30", "churn-3"));
+    assert!(!names_pod("removed raft peer churn-3", "churn-3"));
 }
