@@ -224,13 +224,40 @@ pub fn apply_defaults(
                 set_default(spec, "volumeMode", json!("Filesystem"));
             }
         }
-        "Secret" => set_default(obj, "type", json!("Opaque")),
+        "Secret" => {
+            set_default(obj, "type", json!("Opaque"));
+            fold_string_data(obj);
+        }
         "Namespace" => {
             set_default(obj, "spec", json!({"finalizers": ["kubernetes"]}));
             set_default(obj, "status", json!({"phase": "Active"}));
         }
         "ServiceAccount" | "ConfigMap" => {}
         _ => {}
+    }
+}
+
+/// `stringData` is write-only, as the API server treats it: its entries are merged over
+/// `data` (base64-encoded, a `stringData` key winning over the same `data` key) and the
+/// field itself is never stored, so a reader sees only `data`.
+fn fold_string_data(secret: &mut Value) {
+    use base64::Engine;
+    let Some(Value::Object(plain)) = secret.as_object_mut().and_then(|m| m.remove("stringData"))
+    else {
+        return;
+    };
+    if plain.is_empty() {
+        return;
+    }
+    if !secret["data"].is_object() {
+        secret["data"] = json!({});
+    }
+    for (key, value) in plain {
+        let text = match value {
+            Value::String(text) => text,
+            other => other.to_string(),
+        };
+        secret["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
     }
 }
 
@@ -654,6 +681,24 @@ mod tests {
             s["spec"]["volumeClaimTemplates"][0]["kind"],
             "PersistentVolumeClaim"
         );
+    }
+
+    #[test]
+    fn secret_string_data_is_folded_into_data_and_never_stored() {
+        let mut secret = json!({"metadata": {"name": "s"},
+            "data": {"kept": "a2VwdA==", "both": "b2xk"},
+            "stringData": {"both": "new", "plain": "text"}});
+        apply_defaults("Secret", &mut secret, &mut || None);
+        assert!(secret.get("stringData").is_none(), "{secret}");
+        assert_eq!(
+            secret["data"],
+            json!({"kept": "a2VwdA==", "both": "bmV3", "plain": "dGV4dA=="})
+        );
+        assert_eq!(secret["type"], "Opaque");
+
+        let mut only_plain = json!({"metadata": {"name": "s"}, "stringData": {"k": "v"}});
+        apply_defaults("Secret", &mut only_plain, &mut || None);
+        assert_eq!(only_plain["data"], json!({"k": "dg=="}));
     }
 
     #[test]

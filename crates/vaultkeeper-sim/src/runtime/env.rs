@@ -111,8 +111,9 @@ fn is_env_var_name(name: &str) -> bool {
             .all(|b| (b' '..=b'~').contains(&b) && b != b'=')
 }
 
-/// A Secret's data with `stringData` merged over it, as the API server stores it.
-fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
+/// A Secret's data. The simulated API server folds `stringData` into `data` as a real one
+/// does; a Secret built in memory (tests) may still carry it, so it is merged here too.
+pub(super) fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
     let mut data: BTreeMap<String, Vec<u8>> = secret
         .data
         .iter()

@@ -10,7 +10,7 @@
 //! group-writable, directories get the setgid bit, exactly as the kubelet's
 //! `SetVolumeOwnership` does.
 
-use super::env::{FieldRefUse, field_ref_value};
+use super::env::{FieldRefUse, field_ref_value, secret_data};
 use super::error::{Result, RuntimeError};
 use k8s_openapi::api::core::v1::{
     ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume,
@@ -206,19 +206,6 @@ fn config_map_data(cm: &ConfigMap) -> BTreeMap<String, Vec<u8>> {
         .collect();
     for (k, v) in cm.binary_data.iter().flatten() {
         data.insert(k.clone(), v.0.clone());
-    }
-    data
-}
-
-fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
-    let mut data: BTreeMap<String, Vec<u8>> = secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect();
-    for (k, v) in secret.string_data.iter().flatten() {
-        data.insert(k.clone(), v.clone().into_bytes());
     }
     data
 }

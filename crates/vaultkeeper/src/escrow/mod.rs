@@ -456,20 +456,12 @@ pub(crate) async fn s3_settings(
                     )
                 })?;
             let value = |key: &str| -> Result<SecretString, String> {
-                // `stringData` only where an API server hands it back (the simulated one
-                // does); Kubernetes folds it into `data`.
+                // `stringData` is write-only: the API server folds it into `data`.
                 secret
                     .data
                     .as_ref()
                     .and_then(|d| d.get(key))
                     .and_then(|v| String::from_utf8(v.0.clone()).ok())
-                    .or_else(|| {
-                        secret
-                            .string_data
-                            .as_ref()
-                            .and_then(|d| d.get(key))
-                            .cloned()
-                    })
                     .map(|v| vaultkeeper_vault::secret::secret_string(v.trim().to_owned()))
                     .ok_or_else(|| {
                         format!(

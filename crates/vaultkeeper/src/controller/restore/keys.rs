@@ -85,16 +85,8 @@ pub(super) async fn open_escrow(
         .get_opt(&reference.name)
         .await
         .map_err(|e| refuse("IdentityUnreadable", format!("{field}: cannot read Secret {}: {}", reference.name, api_summary(&e))))?
-        .and_then(|s| {
-            // `stringData` only where an API server hands it back (the simulated one
-            // does); Kubernetes folds it into `data`.
-            let folded = s.data.and_then(|mut d| d.remove(&reference.key));
-            folded.or_else(|| {
-                s.string_data
-                    .and_then(|mut d| d.remove(&reference.key))
-                    .map(|v| k8s_openapi::ByteString(v.into_bytes()))
-            })
-        })
+        // `stringData` is write-only: the API server folds it into `data`.
+        .and_then(|s| s.data.and_then(|mut d| d.remove(&reference.key)))
         .ok_or_else(|| {
             refuse(
                 "IdentityMissing",
