@@ -618,3 +618,174 @@ pub fn immutable_rules() -> Vec<SpecRule> {
         initialization_immutable(),
     ]
 }
+
+/// The container ports vaultkeeper renders on the Vault container (API, cluster,
+/// replication); `spec.pod.extraPorts` may not reuse them.
+pub const RENDERED_PORTS: &[i32] = &[8200, 8201, 8202];
+
+/// The names of [`RENDERED_PORTS`] with and without TLS.
+pub const RENDERED_PORT_NAMES: &[&str] =
+    &["http", "https", "https-internal", "http-rep", "https-rep"];
+
+/// The shape of one `spec.pod.extraArgs` entry: a flag, with its value after `=`.
+pub const EXTRA_ARG_FORM: &str = "^--?[a-z][-a-z0-9]*(=.*)?$";
+
+/// `vault server` flags vaultkeeper relies on not being given: a second configuration
+/// file, the dev server and recovery mode.
+pub const EXTRA_ARG_RESERVED: &str = "^--?(config|recovery|dev(-[-a-z0-9]*)?)(=.*)?$";
+
+fn quoted_list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| format!("'{i}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every `spec.pod.extraArgs` entry is one flag (it is quoted into the start script, so
+/// it cannot be anything else, but a bare word would be taken as a positional argument).
+pub fn extra_args_form() -> SpecRule {
+    SpecRule::new(
+        "spec.pod.extraArgs",
+        format!("!has(self.extraArgs) || self.extraArgs.all(a, a.matches('{EXTRA_ARG_FORM}'))"),
+        "spec.pod.extraArgs must hold one flag per entry, written -flag or -flag=value (for \
+         example -log-level=debug): split \"-log-level debug\" into \"-log-level=debug\"",
+    )
+    .at(".extraArgs")
+}
+
+/// `spec.pod.extraArgs` may not override what vaultkeeper passes to the server.
+pub fn extra_args_not_reserved() -> SpecRule {
+    SpecRule::new(
+        "spec.pod.extraArgs",
+        format!(
+            "!has(self.extraArgs) || self.extraArgs.all(a, !a.matches('{EXTRA_ARG_RESERVED}'))"
+        ),
+        "spec.pod.extraArgs may not contain -config, -dev* or -recovery: vaultkeeper passes \
+         the configuration it renders and relies on a normal server it can initialize, \
+         unseal and join; put server settings in spec.config and remove the flag",
+    )
+    .at(".extraArgs")
+}
+
+/// `spec.pod.extraPorts` may not take the ports or port names vaultkeeper renders.
+pub fn extra_ports_no_clash() -> SpecRule {
+    SpecRule::new(
+        "spec.pod.extraPorts",
+        format!(
+            "!has(self.extraPorts) || self.extraPorts.all(p, !(p.containerPort in [{}]) && \
+             !(has(p.name) && p.name in [{}]))",
+            RENDERED_PORTS
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            quoted_list(RENDERED_PORT_NAMES)
+        ),
+        format!(
+            "spec.pod.extraPorts may not use the container ports {} or the names {}: \
+             vaultkeeper renders those for the API, cluster and replication listeners; pick \
+             another port and name",
+            RENDERED_PORTS
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            RENDERED_PORT_NAMES.join(", ")
+        ),
+    )
+    .at(".extraPorts")
+}
+
+/// `spec.pod.extraPorts` may not open a port on the node.
+pub fn extra_ports_no_host_port() -> SpecRule {
+    SpecRule::new(
+        "spec.pod.extraPorts",
+        "!has(self.extraPorts) || self.extraPorts.all(p, (!has(p.hostPort) || p.hostPort == 0) \
+         && (!has(p.hostIP) || p.hostIP == ''))",
+        "spec.pod.extraPorts may not set hostPort or hostIP: a port on the node's address \
+         would reach Vault past its Services and NetworkPolicy; remove them and expose the \
+         port through a Service",
+    )
+    .at(".extraPorts")
+}
+
+/// `spec.pod.hostAliases` may not shadow in-cluster names. The cluster's own Service and
+/// pod names are checked by the operator too (the rule cannot know them).
+pub fn host_aliases_not_in_cluster() -> SpecRule {
+    SpecRule::new(
+        "spec.pod.hostAliases",
+        "!has(self.hostAliases) || self.hostAliases.all(h, !has(h.hostnames) || \
+         h.hostnames.all(n, n != 'localhost' && !n.endsWith('.svc') && !n.contains('.svc.')))",
+        HOST_ALIAS_MESSAGE,
+    )
+    .at(".hostAliases")
+}
+
+const HOST_ALIAS_MESSAGE: &str = "spec.pod.hostAliases may not name localhost, an in-cluster \
+     Service (*.svc, *.svc.*) or this cluster's own Services and pods: the Vault pods reach \
+     each other and their peers by those names; alias only names outside the cluster";
+
+/// Whether `spec.pod.hostAliases` may map `hostname` (the CEL rule's check).
+pub fn host_alias_allowed(hostname: &str) -> bool {
+    hostname != "localhost" && !hostname.ends_with(".svc") && !hostname.contains(".svc.")
+}
+
+/// Whether `hostname` names one of this cluster's own Services or pods in a form the pods
+/// resolve without `.svc` (which [`host_alias_allowed`] refuses already): a bare Service
+/// name (`vault-active`), one qualified by a namespace (`vault-active.secrets`), or a pod
+/// under the internal Service (`vault-0.vault-internal`, `vault-0.vault-internal.secrets`).
+/// Operator-only: the CRD's rule cannot know the names.
+pub fn host_alias_names_cluster(hostname: &str, names: &crate::ClusterNames) -> bool {
+    let own = [
+        names.service(),
+        names.active_service(),
+        names.standby_service(),
+        names.internal_service(),
+        names.ui_service(),
+        names.statefulset(),
+    ];
+    let labels: Vec<&str> = hostname.split('.').collect();
+    (labels.len() <= 2 && own.iter().any(|s| s == labels[0]))
+        || labels.get(1) == Some(&names.internal_service().as_str())
+}
+
+/// The message of [`host_aliases_not_in_cluster`], for the operator's own check.
+pub fn host_alias_message() -> &'static str {
+    HOST_ALIAS_MESSAGE
+}
+
+/// Kubernetes refuses a liveness probe whose successThreshold is not 1.
+pub fn liveness_success_threshold() -> SpecRule {
+    SpecRule::new(
+        "spec.pod.livenessProbe.successThreshold",
+        "!has(self.livenessProbe) || !has(self.livenessProbe.successThreshold) || \
+         self.livenessProbe.successThreshold == 1",
+        "spec.pod.livenessProbe.successThreshold must be 1: Kubernetes accepts no other \
+         value for a liveness probe; remove it or set 1",
+    )
+    .at(".livenessProbe.successThreshold")
+}
+
+/// A probe path is an absolute HTTP path.
+pub fn probe_path_absolute() -> SpecRule {
+    SpecRule::new(
+        "spec.pod.readinessProbe.path",
+        "!has(self.path) || self.path.startsWith('/')",
+        "spec.pod.readinessProbe.path and spec.pod.livenessProbe.path must start with /, for \
+         example /v1/sys/health?standbyok=true",
+    )
+    .at(".path")
+}
+
+/// The `vaultkeeper.io/` annotation prefix is the operator's.
+pub fn statefulset_annotations_not_reserved() -> SpecRule {
+    SpecRule::new(
+        "spec.pod.statefulSetAnnotations",
+        "!has(self.statefulSetAnnotations) || \
+         self.statefulSetAnnotations.all(k, !k.startsWith('vaultkeeper.io/'))",
+        "spec.pod.statefulSetAnnotations may not use keys under vaultkeeper.io/: that prefix \
+         is vaultkeeper's own; choose another prefix",
+    )
+    .at(".statefulSetAnnotations")
+}

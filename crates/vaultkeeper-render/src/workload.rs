@@ -8,10 +8,10 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, ExecAction, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
-    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
+    EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -24,15 +24,11 @@ use crate::config::{API_PORT, CLUSTER_PORT, server_config};
 use crate::labels::Component;
 use crate::manifest::{Manifest, metadata};
 use crate::tls::TlsFiles;
-use crate::{RenderError, Scope};
+use crate::{RenderError, Scope, pod_tuning};
 
 /// Annotation on the pod template with the hash of the server configuration, so a
 /// configuration change makes a new StatefulSet revision (which the operator rolls).
 pub const CONFIG_HASH_ANNOTATION: &str = "vaultkeeper.io/config-hash";
-
-/// The readiness path: ready means unsealed and serving, active or standby.
-pub const READINESS_PATH: &str =
-    "/v1/sys/health?standbyok=true&perfstandbyok=true&sealedcode=503&uninitcode=501";
 
 /// Default pod security context, the Vault Helm chart's.
 const RUN_AS_USER: i64 = 100;
@@ -84,37 +80,39 @@ fn statefulset(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
     let mut pod_annotations = spec.pod.annotations.clone();
     pod_annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), config_hash);
 
-    let pod =
-        PodSpec {
-            service_account_name: Some(names.service_account()),
-            termination_grace_period_seconds: Some(10),
-            security_context: Some(spec.pod.security_context.clone().unwrap_or(
-                PodSecurityContext {
+    let pod = PodSpec {
+        service_account_name: Some(names.service_account()),
+        termination_grace_period_seconds: Some(pod_tuning::termination_grace_period_seconds(scope)),
+        security_context: Some(
+            spec.pod
+                .security_context
+                .clone()
+                .unwrap_or(PodSecurityContext {
                     run_as_non_root: Some(true),
                     run_as_user: Some(RUN_AS_USER),
                     run_as_group: Some(RUN_AS_GROUP),
                     fs_group: Some(FS_GROUP),
                     ..PodSecurityContext::default()
-                },
-            )),
-            affinity: Some(
-                spec.pod
-                    .affinity
-                    .clone()
-                    .unwrap_or_else(|| one_pod_per_node(scope)),
-            ),
-            node_selector: (!spec.pod.node_selector.is_empty())
-                .then(|| spec.pod.node_selector.clone()),
-            tolerations: (!spec.pod.tolerations.is_empty()).then(|| spec.pod.tolerations.clone()),
-            topology_spread_constraints: (!spec.pod.topology_spread_constraints.is_empty())
-                .then(|| spec.pod.topology_spread_constraints.clone()),
-            priority_class_name: spec.pod.priority_class_name.clone(),
-            image_pull_secrets: (!spec.image_pull_secrets.is_empty())
-                .then(|| spec.image_pull_secrets.clone()),
-            volumes: Some(volumes(scope)),
-            containers: vec![server_container(scope)],
-            ..PodSpec::default()
-        };
+                }),
+        ),
+        affinity: Some(
+            spec.pod
+                .affinity
+                .clone()
+                .unwrap_or_else(|| one_pod_per_node(scope)),
+        ),
+        node_selector: (!spec.pod.node_selector.is_empty()).then(|| spec.pod.node_selector.clone()),
+        tolerations: (!spec.pod.tolerations.is_empty()).then(|| spec.pod.tolerations.clone()),
+        topology_spread_constraints: (!spec.pod.topology_spread_constraints.is_empty())
+            .then(|| spec.pod.topology_spread_constraints.clone()),
+        priority_class_name: spec.pod.priority_class_name.clone(),
+        image_pull_secrets: (!spec.image_pull_secrets.is_empty())
+            .then(|| spec.image_pull_secrets.clone()),
+        volumes: Some(volumes(scope)),
+        host_aliases: (!spec.pod.host_aliases.is_empty()).then(|| spec.pod.host_aliases.clone()),
+        containers: vec![server_container(scope)],
+        ..PodSpec::default()
+    };
 
     let mut claims = vec![claim(
         scope,
@@ -131,11 +129,14 @@ fn statefulset(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
         ));
     }
 
-    let meta = metadata(
+    let mut meta = metadata(
         scope,
         names.statefulset(),
         scope.labels.object(Component::Server),
     );
+    if !spec.pod.stateful_set_annotations.is_empty() {
+        meta.annotations = Some(spec.pod.stateful_set_annotations.clone());
+    }
     let statefulset = StatefulSet {
         metadata: meta.clone(),
         spec: Some(StatefulSetSpec {
@@ -247,8 +248,9 @@ fn start_script(scope: &Scope<'_>) -> String {
          [ -n \"${{HOST_IP}}\" ] && sed -Ei \"s|HOST_IP|${{HOST_IP?}}|g\" /tmp/storageconfig.hcl;\n\
          [ -n \"${{POD_IP}}\" ] && sed -Ei \"s|POD_IP|${{POD_IP?}}|g\" /tmp/storageconfig.hcl;\n\
          [ -n \"${{HOSTNAME}}\" ] && sed -Ei \"s|HOSTNAME|${{HOSTNAME?}}|g\" /tmp/storageconfig.hcl;\n\
-         exec {binary} server -config=/tmp/storageconfig.hcl\n",
+         exec {binary} server -config=/tmp/storageconfig.hcl{extra}\n",
         binary = layout.binary(),
+        extra = pod_tuning::extra_args(scope),
     )
 }
 
@@ -270,36 +272,20 @@ fn server_container(scope: &Scope<'_>) -> Container {
         )),
         env: Some(server_env(scope)),
         resources: spec.pod.resources.clone(),
-        ports: Some(vec![
-            container_port(scheme, API_PORT),
-            container_port("https-internal", CLUSTER_PORT),
-            container_port(&format!("{scheme}-rep"), CLUSTER_PORT + 1),
-        ]),
+        ports: Some(
+            [
+                container_port(scheme, API_PORT),
+                container_port("https-internal", CLUSTER_PORT),
+                container_port(&format!("{scheme}-rep"), CLUSTER_PORT + 1),
+            ]
+            .into_iter()
+            .chain(spec.pod.extra_ports.iter().cloned())
+            .collect(),
+        ),
         volume_mounts: Some(volume_mounts(scope)),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some(READINESS_PATH.to_owned()),
-                port: IntOrString::Int(i32::from(API_PORT)),
-                scheme: Some(scheme.to_ascii_uppercase()),
-                ..HTTPGetAction::default()
-            }),
-            failure_threshold: Some(2),
-            initial_delay_seconds: Some(5),
-            period_seconds: Some(5),
-            success_threshold: Some(1),
-            timeout_seconds: Some(3),
-            ..Probe::default()
-        }),
-        lifecycle: Some(Lifecycle {
-            // Give endpoint removal time to propagate before the server stops.
-            pre_stop: Some(LifecycleHandler {
-                exec: Some(ExecAction {
-                    command: Some(vec!["/bin/sh".into(), "-c".into(), "sleep 5".into()]),
-                }),
-                ..LifecycleHandler::default()
-            }),
-            ..Lifecycle::default()
-        }),
+        readiness_probe: pod_tuning::readiness_probe(scope),
+        liveness_probe: pod_tuning::liveness_probe(scope),
+        lifecycle: Some(pod_tuning::lifecycle(scope)),
         ..Container::default()
     }
 }
@@ -599,5 +585,14 @@ mod tests {
         assert_eq!(max_unavailable(3), 1);
         assert_eq!(max_unavailable(5), 2);
         assert_eq!(max_unavailable(7), 3);
+    }
+
+    /// The ports spec.pod.extraPorts may not take are the ones rendered here.
+    #[test]
+    fn reserved_extra_ports_are_the_rendered_ones() {
+        assert_eq!(
+            vaultkeeper_api::rules::RENDERED_PORTS,
+            [API_PORT, CLUSTER_PORT, CLUSTER_PORT + 1].map(i32::from)
+        );
     }
 }
