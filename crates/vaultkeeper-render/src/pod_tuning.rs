@@ -154,18 +154,51 @@ pub(crate) fn extra_args(scope: &Scope<'_>) -> String {
         .pod
         .extra_args
         .iter()
-        .map(|arg| format!(" '{}'", arg.replace('\'', r"'\''")))
+        .map(|arg| format!(" {}", shell_word(arg)))
         .collect()
+}
+
+/// `text` as one single-quoted shell word: the shell expands nothing inside single
+/// quotes, and a single quote itself is closed, escaped and reopened.
+fn shell_word(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A real shell hands every quoted word back unchanged, however hostile.
     #[test]
-    fn the_liveness_default_counts_sealed_and_uninitialized_as_alive() {
-        assert!(LIVENESS_PATH.contains("sealedcode=204"));
-        assert!(LIVENESS_PATH.contains("uninitcode=204"));
-        assert!(!LIVENESS.enabled && READINESS.enabled);
+    fn quoted_arguments_reach_the_server_as_one_word_each() {
+        let words = [
+            "-log-level=debug",
+            "-x=$(touch /tmp/never) `id` ; rm -rf / && echo",
+            "-y='it''s' \"q\" \\ * ? ~ #",
+            "-z=line\nbreak",
+        ];
+        let script = format!(
+            "printf '%s\\0' {}",
+            words
+                .iter()
+                .map(|w| shell_word(w))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-ec", &script])
+            .output()
+            .expect("/bin/sh runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let echoed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split('\0')
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(echoed, words);
     }
 }
