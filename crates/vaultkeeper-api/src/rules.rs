@@ -789,3 +789,108 @@ pub fn statefulset_annotations_not_reserved() -> SpecRule {
     )
     .at(".statefulSetAnnotations")
 }
+
+/// Directories a volume may not be mounted at, over or under: what vaultkeeper mounts
+/// (configuration, Secrets, HOME, for both flavors) and the ServiceAccount token's
+/// directory.
+pub const RESERVED_MOUNT_DIRS: &[&str] = &[
+    "/vault/config",
+    "/vault/userconfig",
+    "/home/vault",
+    "/openbao/config",
+    "/openbao/userconfig",
+    "/home/openbao",
+    "/var/run/secrets",
+    "/run/secrets",
+];
+
+/// An absolute path of plain segments (no `.` or `..`, no empty segment, no trailing `/`).
+pub const MOUNT_PATH_FORM: &str = "^(/[^/]+)+$";
+
+/// A `.` or `..` segment.
+pub const MOUNT_PATH_DOTS: &str = "(^|/)[.][.]?(/|$)";
+
+/// A volume's `mountPath` is absolute and stays clear of what vaultkeeper mounts.
+pub fn storage_mount_path(field: &'static str) -> SpecRule {
+    SpecRule::new(
+        field,
+        format!(
+            "!has(self.mountPath) || (self.mountPath.matches('{MOUNT_PATH_FORM}') && \
+             !self.mountPath.matches('{MOUNT_PATH_DOTS}') && [{}].all(r, self.mountPath != r \
+             && !self.mountPath.startsWith(r + '/') && !r.startsWith(self.mountPath + '/')))",
+            quoted_list(RESERVED_MOUNT_DIRS)
+        ),
+        format!(
+            "{field} must be an absolute path without . or .. segments or a trailing /, \
+             and neither at, above nor below {}: vaultkeeper mounts the configuration, the \
+             TLS and seal Secrets and HOME there; choose a path such as /vault/file",
+            RESERVED_MOUNT_DIRS.join(", ")
+        ),
+    )
+    .at(".mountPath")
+}
+
+/// Whether `path` passes [`storage_mount_path`] (the Rust side of the rule).
+pub fn mount_path_allowed(path: &str) -> bool {
+    let plain = !path.is_empty()
+        && path.starts_with('/')
+        && !path.ends_with('/')
+        && path[1..]
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..");
+    plain
+        && RESERVED_MOUNT_DIRS.iter().all(|r| {
+            path != *r && !path.starts_with(&format!("{r}/")) && !r.starts_with(&format!("{path}/"))
+        })
+}
+
+/// The data and audit volumes need separate, non-nested mount points.
+pub fn storage_mount_paths_distinct() -> SpecRule {
+    SpecRule::new(
+        "spec.storage.audit.mountPath",
+        "!has(self.mountPath) || !has(self.audit) || !has(self.audit.mountPath) || \
+         (self.mountPath != self.audit.mountPath && \
+         !self.mountPath.startsWith(self.audit.mountPath + '/') && \
+         !self.audit.mountPath.startsWith(self.mountPath + '/'))",
+        STORAGE_DISTINCT_MESSAGE,
+    )
+    .at(".audit.mountPath")
+}
+
+const STORAGE_DISTINCT_MESSAGE: &str = "spec.storage.audit.mountPath and \
+     spec.storage.mountPath must be separate directories, neither inside the other: the \
+     audit log would land in the raft directory; choose another path for one of them";
+
+/// The message of [`storage_mount_paths_distinct`], for the operator's check with the
+/// flavor's default paths, which the rule cannot know.
+pub fn storage_distinct_message() -> &'static str {
+    STORAGE_DISTINCT_MESSAGE
+}
+
+/// Annotation prefixes Kubernetes' volume controllers write on claims.
+pub const RESERVED_CLAIM_ANNOTATIONS: &[&str] = &[
+    "pv.kubernetes.io/",
+    "volume.kubernetes.io/",
+    "volume.beta.kubernetes.io/",
+];
+
+/// A claim's annotations may not pose as the volume controllers' records.
+pub fn claim_annotations_not_reserved(field: &'static str) -> SpecRule {
+    SpecRule::new(
+        field,
+        format!(
+            "!has(self.annotations) || self.annotations.all(k, {})",
+            RESERVED_CLAIM_ANNOTATIONS
+                .iter()
+                .map(|p| format!("!k.startsWith('{p}')"))
+                .collect::<Vec<_>>()
+                .join(" && ")
+        ),
+        format!(
+            "{field} may not use keys under {}: Kubernetes' volume controllers record \
+             binding and provisioning there; set the StorageClass instead",
+            RESERVED_CLAIM_ANNOTATIONS.join(", ")
+        ),
+    )
+    .at(".annotations")
+}

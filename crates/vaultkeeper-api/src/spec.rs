@@ -7,7 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::status::VaultClusterStatus;
-use crate::workload::PodSpec;
+use crate::workload::{PodSpec, StorageSpec};
 use crate::{Flavor, defaults, rules};
 
 /// A Vault (or OpenBao) cluster: a raft-replicated StatefulSet that vaultkeeper renders,
@@ -189,49 +189,6 @@ impl ImagePullPolicy {
             ImagePullPolicy::Never => "Never",
         }
     }
-}
-
-/// Persistent volumes of the Vault pods.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct StorageSpec {
-    /// Size of each pod's raft data volume (a PersistentVolumeClaim from the `data` claim
-    /// template). Default 10Gi.
-    #[serde(default = "defaults::storage_size")]
-    #[schemars(length(min = 1))]
-    pub size: String,
-
-    /// StorageClass of the data volumes. Empty means the cluster's default class.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_class_name: Option<String>,
-
-    /// An audit log volume mounted at /vault/audit, for a file audit device.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audit: Option<AuditStorageSpec>,
-}
-
-impl Default for StorageSpec {
-    fn default() -> Self {
-        Self {
-            size: defaults::storage_size(),
-            storage_class_name: None,
-            audit: None,
-        }
-    }
-}
-
-/// The audit log volume.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditStorageSpec {
-    /// Size of each pod's audit volume. Default 10Gi.
-    #[serde(default = "defaults::storage_size")]
-    #[schemars(length(min = 1))]
-    pub size: String,
-
-    /// StorageClass of the audit volumes. Empty means the cluster's default class.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_class_name: Option<String>,
 }
 
 /// TLS of the Vault listener.

@@ -136,6 +136,7 @@ pub fn validate_spec(name: &str, spec: &VaultClusterSpec) -> Vec<Violation> {
     }
 
     found.extend(validate_pod(name, spec));
+    found.extend(validate_storage(spec));
     found.extend(validate_tls(&spec.tls));
     found.extend(validate_unseal(&spec.unseal));
     found.extend(validate_ingress(&spec.ingress));
@@ -297,6 +298,84 @@ fn validate_pod(name: &str, spec: &VaultClusterSpec) -> Vec<Violation> {
         .any(|k| k.starts_with("vaultkeeper.io/"))
     {
         found.push(Violation::of(&rules::statefulset_annotations_not_reserved()));
+    }
+    found
+}
+
+/// `spec.storage`'s mount paths and claim annotations; the data and audit paths are also
+/// compared with the flavor's defaults filled in (operator-only: the rule cannot know the
+/// flavor's directories).
+fn validate_storage(spec: &VaultClusterSpec) -> Vec<Violation> {
+    let storage = &spec.storage;
+    let mut found = Vec::new();
+    if storage
+        .mount_path
+        .as_deref()
+        .is_some_and(|p| !rules::mount_path_allowed(p))
+    {
+        found.push(Violation::of(&rules::storage_mount_path(
+            "spec.storage.mountPath",
+        )));
+    }
+    let reserved = |k: &String| {
+        rules::RESERVED_CLAIM_ANNOTATIONS
+            .iter()
+            .any(|p| k.starts_with(p))
+    };
+    if storage.annotations.keys().any(reserved) {
+        found.push(Violation::of(&rules::claim_annotations_not_reserved(
+            "spec.storage.annotations",
+        )));
+    }
+    let Some(audit) = &storage.audit else {
+        return found;
+    };
+    if audit
+        .mount_path
+        .as_deref()
+        .is_some_and(|p| !rules::mount_path_allowed(p))
+    {
+        found.push(Violation::of(&rules::storage_mount_path(
+            "spec.storage.audit.mountPath",
+        )));
+    }
+    if audit.annotations.keys().any(reserved) {
+        found.push(Violation::of(&rules::claim_annotations_not_reserved(
+            "spec.storage.audit.annotations",
+        )));
+    }
+    let root = match spec.effective_flavor() {
+        Flavor::Vault => "/vault",
+        Flavor::OpenBao => "/openbao",
+    };
+    let data = storage
+        .mount_path
+        .clone()
+        .unwrap_or_else(|| format!("{root}/data"));
+    let audit = audit
+        .mount_path
+        .clone()
+        .unwrap_or_else(|| format!("{root}/audit"));
+    if data == audit
+        || data.starts_with(&format!("{audit}/"))
+        || audit.starts_with(&format!("{data}/"))
+    {
+        let both_given = storage.mount_path.is_some()
+            && storage
+                .audit
+                .as_ref()
+                .is_some_and(|a| a.mount_path.is_some());
+        found.push(if both_given {
+            Violation::of(&rules::storage_mount_paths_distinct())
+        } else {
+            Violation {
+                field: "spec.storage.audit.mountPath".to_owned(),
+                message: format!(
+                    "the data volume ({data}) and the audit volume ({audit}) overlap: {}",
+                    rules::storage_distinct_message()
+                ),
+            }
+        });
     }
     found
 }

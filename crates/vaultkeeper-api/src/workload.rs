@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::rules;
+use crate::{defaults, rules};
 
 /// Scheduling and shape of the Vault pods.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -198,4 +198,136 @@ pub struct ProbeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub failure_threshold: Option<i32>,
+}
+
+/// Persistent volumes of the Vault pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = rules::storage_mount_path("spec.storage.mountPath").rule(),
+    validation = rules::storage_mount_paths_distinct().rule(),
+    validation = rules::claim_annotations_not_reserved("spec.storage.annotations").rule()
+)]
+pub struct StorageSpec {
+    /// Size of each pod's raft data volume (a PersistentVolumeClaim from the `data` claim
+    /// template). Default 10Gi.
+    #[serde(default = "defaults::storage_size")]
+    #[schemars(length(min = 1))]
+    pub size: String,
+
+    /// StorageClass of the data volumes. Empty means the cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+
+    /// Where the data volume is mounted, and so the raft `path` in the rendered
+    /// configuration, as the chart's `server.dataStorage.mountPath`. Default /vault/data
+    /// (/openbao/data for OpenBao). An absolute path outside the directories vaultkeeper
+    /// mounts (config, userconfig, home) and /var/run/secrets. Changing it on a running
+    /// cluster moves no data: the pods would start with an empty raft directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub mount_path: Option<String>,
+
+    /// Access mode of the claims: ReadWriteOnce (default, as in the chart),
+    /// ReadWriteOncePod or ReadWriteMany. Vault writes to the volume, so ReadOnlyMany is
+    /// not offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_mode: Option<AccessMode>,
+
+    /// More labels on the claims (the claim template's). vaultkeeper's own labels, which
+    /// select the claims, win over a key given here too.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub labels: BTreeMap<String, String>,
+
+    /// Annotations on the claims (the claim template's), for a provisioner's settings.
+    /// Keys under pv.kubernetes.io/ and volume.kubernetes.io/ are refused: Kubernetes'
+    /// volume controllers write those to record binding and provisioning.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub annotations: BTreeMap<String, String>,
+
+    /// An audit log volume mounted at /vault/audit, for a file audit device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditStorageSpec>,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            size: defaults::storage_size(),
+            storage_class_name: None,
+            mount_path: None,
+            access_mode: None,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            audit: None,
+        }
+    }
+}
+
+/// The audit log volume.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = rules::storage_mount_path("spec.storage.audit.mountPath").rule(),
+    validation = rules::claim_annotations_not_reserved("spec.storage.audit.annotations").rule()
+)]
+pub struct AuditStorageSpec {
+    /// Size of each pod's audit volume. Default 10Gi.
+    #[serde(default = "defaults::storage_size")]
+    #[schemars(length(min = 1))]
+    pub size: String,
+
+    /// StorageClass of the audit volumes. Empty means the cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+
+    /// Where the audit volume is mounted, as the chart's `server.auditStorage.mountPath`.
+    /// Default /vault/audit (/openbao/audit for OpenBao). The same limits as
+    /// spec.storage.mountPath, and not the data volume's path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub mount_path: Option<String>,
+
+    /// Access mode of the claims: ReadWriteOnce (default, as in the chart),
+    /// ReadWriteOncePod or ReadWriteMany. Vault writes to the volume, so ReadOnlyMany is
+    /// not offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_mode: Option<AccessMode>,
+
+    /// More labels on the claims (the claim template's). vaultkeeper's own labels, which
+    /// select the claims, win over a key given here too.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub labels: BTreeMap<String, String>,
+
+    /// Annotations on the claims (the claim template's), for a provisioner's settings.
+    /// Keys under pv.kubernetes.io/ and volume.kubernetes.io/ are refused: Kubernetes'
+    /// volume controllers write those to record binding and provisioning.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Access mode of a volume claim.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum AccessMode {
+    /// Read-write by the pods of one node.
+    ReadWriteOnce,
+    /// Read-write by one pod.
+    ReadWriteOncePod,
+    /// Read-write by pods on many nodes.
+    ReadWriteMany,
+}
+
+impl AccessMode {
+    /// The value Kubernetes expects.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::ReadWriteOnce => "ReadWriteOnce",
+            AccessMode::ReadWriteOncePod => "ReadWriteOncePod",
+            AccessMode::ReadWriteMany => "ReadWriteMany",
+        }
+    }
 }

@@ -356,6 +356,46 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "spec.pod.livenessProbe.path",
         ),
         (
+            "the data volume over the configuration",
+            "spec: {storage: {mountPath: /vault/config}}".into(),
+            "spec.storage.mountPath",
+        ),
+        (
+            "the data volume above the configuration",
+            "spec: {storage: {mountPath: /vault}}".into(),
+            "spec.storage.mountPath",
+        ),
+        (
+            "a relative data path",
+            "spec: {storage: {mountPath: vault/data}}".into(),
+            "spec.storage.mountPath",
+        ),
+        (
+            "a data path climbing out",
+            "spec: {storage: {mountPath: /vault/data/../config}}".into(),
+            "spec.storage.mountPath",
+        ),
+        (
+            "the audit volume over the ServiceAccount token",
+            "spec: {storage: {audit: {mountPath: /var/run/secrets/kubernetes.io}}}".into(),
+            "spec.storage.audit.mountPath",
+        ),
+        (
+            "the audit volume inside the data volume",
+            "spec: {storage: {mountPath: /data, audit: {mountPath: /data/audit}}}".into(),
+            "spec.storage.audit.mountPath",
+        ),
+        (
+            "a claim annotation of the volume controllers",
+            "spec: {storage: {annotations: {pv.kubernetes.io/bind-completed: 'yes'}}}".into(),
+            "spec.storage.annotations",
+        ),
+        (
+            "an audit claim annotation of the volume controllers",
+            "spec: {storage: {audit: {annotations: {volume.beta.kubernetes.io/storage-provisioner: x}}}}".into(),
+            "spec.storage.audit.annotations",
+        ),
+        (
             "a StatefulSet annotation under the operator's prefix",
             "spec: {pod: {statefulSetAnnotations: {vaultkeeper.io/config-hash: x}}}".into(),
             "spec.pod.statefulSetAnnotations",
@@ -471,6 +511,11 @@ fn operator_only_checks_catch_what_cel_cannot() {
             "spec.pod.terminationGracePeriodSeconds",
         ),
         (
+            "a data path on the audit volume's default",
+            "spec: {storage: {mountPath: /vault/audit, audit: {size: 1Gi}}}",
+            "spec.storage.audit.mountPath",
+        ),
+        (
             "escrow that writes nowhere",
             "spec: {keys: {escrow: {recipients: [age1vj44rkrdhxu04zxlm2g4yyay8dx0er0s3eu500g5fcne5s7vrf7qv4pt7e], objectStore: false}}}",
             "spec.keys.escrow",
@@ -517,6 +562,8 @@ fn valid_variants_pass_both_layers() {
         "spec: {pod: {extraPorts: [{containerPort: 8300, name: metrics, protocol: TCP}], hostAliases: [{ip: 10.0.0.9, hostnames: [kms.example.com, vault-kms.corp]}]}}",
         "spec: {pod: {terminationGracePeriodSeconds: 30, preStopSleepSeconds: 0, readinessProbe: {enabled: false}}}",
         "spec: {pod: {readinessProbe: {path: '/v1/sys/health?standbyok=true', port: 8200, initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 5, successThreshold: 2, failureThreshold: 3}, livenessProbe: {enabled: true, successThreshold: 1}}}",
+        "spec: {storage: {mountPath: /vault/file, accessMode: ReadWriteOncePod, labels: {tier: data}, annotations: {example.com/backup: daily}, audit: {mountPath: /vault/logs, accessMode: ReadWriteMany, labels: {tier: audit}}}}",
+        "spec: {storage: {mountPath: /vault/configuration}}",
         "spec: {pod: {statefulSetAnnotations: {example.com/owner: platform, vaultkeeper.io.example.com/x: z}}}",
     ];
     for patch in cases {
@@ -781,6 +828,18 @@ fn lists_and_strings_the_pod_rules_walk_are_bounded() {
         (&pod["statefulSetAnnotations"], "maxProperties"),
         (&pod["readinessProbe"]["properties"]["path"], "maxLength"),
     ];
+    let storage = &schema()["properties"]["spec"]["properties"]["storage"]["properties"];
+    for (node, bound) in [
+        (&storage["mountPath"], "maxLength"),
+        (&storage["annotations"], "maxProperties"),
+        (&storage["audit"]["properties"]["mountPath"], "maxLength"),
+        (
+            &storage["audit"]["properties"]["annotations"],
+            "maxProperties",
+        ),
+    ] {
+        assert!(node.get(bound).is_some(), "{bound} missing in {node}");
+    }
     for (index, (node, bound)) in bounded.iter().enumerate() {
         assert!(
             node.get(*bound).and_then(Value::as_u64).is_some(),

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
-use vaultkeeper_api::{DeletionPolicy, Initialization, UnsealType};
+use vaultkeeper_api::{AccessMode, DeletionPolicy, Initialization, UnsealType};
 
 use crate::config::{API_PORT, CLUSTER_PORT, server_config};
 use crate::labels::Component;
@@ -114,18 +114,29 @@ fn statefulset(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
         ..PodSpec::default()
     };
 
+    let storage = &spec.storage;
     let mut claims = vec![claim(
         scope,
         "data",
-        &spec.storage.size,
-        spec.storage.storage_class_name.as_deref(),
+        ClaimShape {
+            size: &storage.size,
+            storage_class: storage.storage_class_name.as_deref(),
+            access_mode: storage.access_mode,
+            labels: &storage.labels,
+            annotations: &storage.annotations,
+        },
     )];
-    if let Some(audit) = &spec.storage.audit {
+    if let Some(audit) = &storage.audit {
         claims.push(claim(
             scope,
             "audit",
-            &audit.size,
-            audit.storage_class_name.as_deref(),
+            ClaimShape {
+                size: &audit.size,
+                storage_class: audit.storage_class_name.as_deref(),
+                access_mode: audit.access_mode,
+                labels: &audit.labels,
+                annotations: &audit.annotations,
+            },
         ));
     }
 
@@ -203,28 +214,41 @@ fn one_pod_per_node(scope: &Scope<'_>) -> Affinity {
     }
 }
 
-fn claim(
-    scope: &Scope<'_>,
-    name: &str,
-    size: &str,
-    storage_class: Option<&str>,
-) -> PersistentVolumeClaim {
+/// What `spec.storage` (or its `audit`) says about one claim template.
+struct ClaimShape<'a> {
+    size: &'a str,
+    storage_class: Option<&'a str>,
+    access_mode: Option<AccessMode>,
+    labels: &'a BTreeMap<String, String>,
+    annotations: &'a BTreeMap<String, String>,
+}
+
+fn claim(scope: &Scope<'_>, name: &str, shape: ClaimShape<'_>) -> PersistentVolumeClaim {
+    // The user's labels first: vaultkeeper's, which select the claims, win.
+    let mut labels = shape.labels.clone();
+    labels.extend(scope.labels.server_selector());
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some(scope.labels.server_selector()),
+            labels: Some(labels),
+            annotations: (!shape.annotations.is_empty()).then(|| shape.annotations.clone()),
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            access_modes: Some(vec![
+                shape
+                    .access_mode
+                    .map_or("ReadWriteOnce", AccessMode::as_str)
+                    .to_owned(),
+            ]),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_owned(),
-                    Quantity(size.to_owned()),
+                    Quantity(shape.size.to_owned()),
                 )])),
                 limits: None,
             }),
-            storage_class_name: storage_class.map(str::to_owned),
+            storage_class_name: shape.storage_class.map(str::to_owned),
             ..PersistentVolumeClaimSpec::default()
         }),
         status: None,
@@ -526,10 +550,19 @@ fn volume_mounts(scope: &Scope<'_>) -> Vec<VolumeMount> {
         ..VolumeMount::default()
     };
     let mut mounts = Vec::new();
-    if scope.cluster.spec.storage.audit.is_some() {
-        mounts.push(mount("audit", layout.audit_dir(), false));
+    let storage = &scope.cluster.spec.storage;
+    if let Some(audit) = &storage.audit {
+        let path = audit
+            .mount_path
+            .clone()
+            .unwrap_or_else(|| layout.audit_dir());
+        mounts.push(mount("audit", path, false));
     }
-    mounts.push(mount("data", layout.data_dir(), false));
+    mounts.push(mount(
+        "data",
+        crate::config::data_dir(scope.cluster, layout),
+        false,
+    ));
     mounts.push(mount("config", layout.config_dir(), false));
     for (secret, _) in mounted_secrets(scope) {
         mounts.push(mount(

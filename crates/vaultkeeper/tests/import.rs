@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use vaultkeeper::helm_values::{ImportOptions, Why, import, parse_values};
-use vaultkeeper_api::{TlsMode, VaultCluster, parse_manifests, validate};
+use vaultkeeper_api::{AccessMode, TlsMode, VaultCluster, parse_manifests, validate};
 use vaultkeeper_render::{RenderContext, pki, render};
 
 const NAMESPACE: &str = "vault-ns";
@@ -264,7 +264,8 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
                             t["metadata"]["name"],
                             t["spec"]["accessModes"],
                             t["spec"]["resources"]["requests"]["storage"],
-                            t["spec"]["storageClassName"]
+                            t["spec"]["storageClassName"],
+                            t["metadata"]["annotations"]
                         ])
                     })
                     .collect()
@@ -272,6 +273,30 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
             .unwrap_or_default()
     };
     d.check("volumeClaimTemplates".into(), &claims(c), &claims(o));
+    // The chart's claim labels are all on vaultkeeper's claims too (which add their own,
+    // the selector's).
+    let ours_claims = o["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for claim in c["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let name = claim["metadata"]["name"].as_str().unwrap_or_default();
+        let ours = ours_claims
+            .iter()
+            .find(|t| t["metadata"]["name"] == claim["metadata"]["name"]);
+        for (key, value) in claim["metadata"]["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            let mine = ours.map_or(&Value::Null, |t| &t["metadata"]["labels"][key]);
+            d.check(format!("claim {name} label {key}"), value, mine);
+        }
+    }
     let (cpod, opod) = (
         &c["spec"]["template"]["spec"],
         &o["spec"]["template"]["spec"],
@@ -668,8 +693,17 @@ fn the_charts_workload_tuning_is_carried_and_renders_as_the_chart_does() {
             .map(String::as_str),
         Some("platform")
     );
-    // Arguments, ports, aliases, grace period, preStop sleep, both probes and the
-    // StatefulSet's annotations all equal the chart's: only the addresses differ.
+    let storage = &cluster.spec.storage;
+    assert_eq!(storage.mount_path.as_deref(), Some("/vault/file"));
+    assert_eq!(storage.access_mode, Some(AccessMode::ReadWriteOncePod));
+    assert_eq!(storage.labels.len(), 1);
+    assert_eq!(storage.annotations.len(), 1);
+    let audit = storage.audit.as_ref().expect("the audit volume");
+    assert_eq!(audit.mount_path.as_deref(), Some("/vault/logs"));
+    assert_eq!(audit.access_mode, Some(AccessMode::ReadWriteMany));
+    // Arguments, ports, aliases, grace period, preStop sleep, both probes, the
+    // StatefulSet's annotations and the claims (access modes, labels, annotations, mount
+    // paths) all equal the chart's: only the addresses differ.
     assert_eq!(differences, expected(&[ADDRESSES]));
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
@@ -685,6 +719,7 @@ fn workload_values_vaultcluster_refuses_are_named_with_the_refusal() {
          \x20 ha: {enabled: true, raft: {enabled: true, setNodeId: true}}\n\
          \x20 extraArgs: \"-dev -dev-root-token-id=root\"\n\
          \x20 extraPorts: [{containerPort: 8200, name: again}]\n\
+         \x20 dataStorage: {mountPath: /vault/config, annotations: {pv.kubernetes.io/bind-completed: 'yes'}}\n\
          \x20 hostAliases: [{ip: 10.0.0.66, hostnames: [vault-0.vault-internal]}]\n\
          \x20 livenessProbe: {enabled: true, execCommand: [/bin/sh, -c, 'cat /vault/userconfig/tls/tls.key']}\n",
     );
@@ -696,6 +731,8 @@ fn workload_values_vaultcluster_refuses_are_named_with_the_refusal() {
         ("server.extraPorts", "8200"),
         ("server.hostAliases", "this cluster's own Services and pods"),
         ("server.livenessProbe.execCommand", "HTTP"),
+        ("server.dataStorage.mountPath", "/vault/config"),
+        ("server.dataStorage.annotations", "pv.kubernetes.io/"),
     ] {
         let line = stderr
             .lines()
@@ -710,6 +747,8 @@ fn workload_values_vaultcluster_refuses_are_named_with_the_refusal() {
     assert!(cluster.spec.pod.extra_args.is_empty());
     assert!(cluster.spec.pod.host_aliases.is_empty());
     assert!(cluster.spec.pod.liveness_probe.is_none());
+    assert!(cluster.spec.storage.mount_path.is_none());
+    assert!(cluster.spec.storage.annotations.is_empty());
 
     // Shell syntax is never carried: the chart's shell would run it, VaultCluster will not.
     let shell = write(
