@@ -33,4 +33,6 @@ pub use validate::{
     InvalidSpec, Violation, fixed_fields, longest_gap_seconds, parse_recipient, validate,
     validate_fixed, validate_spec,
 };
-pub use workload::{AccessMode, AuditStorageSpec, PodSpec, ProbeSpec, StorageSpec};
+pub use workload::{
+    AccessMode, AuditStorageSpec, DisruptionBudgetSpec, PodSpec, ProbeSpec, StorageSpec,
+};

@@ -48,7 +48,8 @@ use crate::{Flavor, defaults, rules};
     validation = rules::flavor_immutable().rule(),
     validation = rules::unseal_type_immutable().rule(),
     validation = rules::keys_secret_immutable().rule(),
-    validation = rules::initialization_immutable().rule()
+    validation = rules::initialization_immutable().rule(),
+    validation = rules::disruption_budget_keeps_quorum().rule()
 )]
 #[serde(rename_all = "camelCase")]
 pub struct VaultClusterSpec {

@@ -292,6 +292,21 @@ fn validate_pod(name: &str, spec: &VaultClusterSpec) -> Vec<Violation> {
         0,
         None,
     ));
+    if let Some(max) = pod
+        .disruption_budget
+        .as_ref()
+        .and_then(|b| b.max_unavailable)
+    {
+        if max > (spec.replicas - 1) / 2 {
+            found.push(Violation::of(&rules::disruption_budget_keeps_quorum()));
+        }
+        found.extend(range(
+            "spec.pod.disruptionBudget.maxUnavailable",
+            Some(i64::from(max)),
+            0,
+            None,
+        ));
+    }
     if pod
         .stateful_set_annotations
         .keys()

@@ -149,6 +149,29 @@ pub struct PodSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64))]
     pub stateful_set_annotations: BTreeMap<String, String>,
+
+    /// The PodDisruptionBudget `<name>`, as the chart's `server.ha.disruptionBudget`.
+    /// Default on, with ⌊(replicas-1)/2⌋ pods that a voluntary eviction (a node drain)
+    /// may take down at once, so a drain never costs the raft quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption_budget: Option<DisruptionBudgetSpec>,
+}
+
+/// The PodDisruptionBudget of the Vault pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionBudgetSpec {
+    /// Whether the budget is rendered. Default true; without it a node drain may evict
+    /// every Vault pod at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+
+    /// How many pods may be down for voluntary evictions at once. Default
+    /// ⌊(replicas-1)/2⌋ (0 for one replica); more than that is refused, because the
+    /// evictions would then be allowed to break the raft quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_unavailable: Option<i32>,
 }
 
 /// Tuning of a probe of the Vault container, as the chart's `server.readinessProbe` and

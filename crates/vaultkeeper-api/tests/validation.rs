@@ -356,6 +356,16 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "spec.pod.livenessProbe.path",
         ),
         (
+            "a disruption budget that lets a drain break the quorum",
+            "spec: {replicas: 3, pod: {disruptionBudget: {maxUnavailable: 2}}}".into(),
+            "spec.pod.disruptionBudget.maxUnavailable",
+        ),
+        (
+            "a disruption budget for one replica",
+            "spec: {replicas: 1, unseal: {shamir: {shares: 1, threshold: 1}}, pod: {disruptionBudget: {maxUnavailable: 1}}}".into(),
+            "spec.pod.disruptionBudget.maxUnavailable",
+        ),
+        (
             "the data volume over the configuration",
             "spec: {storage: {mountPath: /vault/config}}".into(),
             "spec.storage.mountPath",
@@ -564,6 +574,9 @@ fn valid_variants_pass_both_layers() {
         "spec: {pod: {readinessProbe: {path: '/v1/sys/health?standbyok=true', port: 8200, initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 5, successThreshold: 2, failureThreshold: 3}, livenessProbe: {enabled: true, successThreshold: 1}}}",
         "spec: {storage: {mountPath: /vault/file, accessMode: ReadWriteOncePod, labels: {tier: data}, annotations: {example.com/backup: daily}, audit: {mountPath: /vault/logs, accessMode: ReadWriteMany, labels: {tier: audit}}}}",
         "spec: {storage: {mountPath: /vault/configuration}}",
+        "spec: {replicas: 5, pod: {disruptionBudget: {maxUnavailable: 2}}}",
+        "spec: {pod: {disruptionBudget: {enabled: false}}}",
+        "spec: {pod: {disruptionBudget: {maxUnavailable: 0}}}",
         "spec: {pod: {statefulSetAnnotations: {example.com/owner: platform, vaultkeeper.io.example.com/x: z}}}",
     ];
     for patch in cases {

@@ -66,7 +66,12 @@ pub(crate) fn render_config(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderEr
 }
 
 pub(crate) fn render(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderError> {
-    Ok(vec![statefulset(scope)?, pod_disruption_budget(scope)?])
+    let mut manifests = vec![statefulset(scope)?];
+    let budget = scope.cluster.spec.pod.disruption_budget.as_ref();
+    if budget.and_then(|b| b.enabled).unwrap_or(true) {
+        manifests.push(pod_disruption_budget(scope)?);
+    }
+    Ok(manifests)
 }
 
 fn statefulset(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
@@ -594,9 +599,16 @@ fn pod_disruption_budget(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
         &PodDisruptionBudget {
             metadata: meta.clone(),
             spec: Some(PodDisruptionBudgetSpec {
-                max_unavailable: Some(IntOrString::Int(max_unavailable(
-                    scope.cluster.spec.replicas,
-                ))),
+                max_unavailable: Some(IntOrString::Int(
+                    scope
+                        .cluster
+                        .spec
+                        .pod
+                        .disruption_budget
+                        .as_ref()
+                        .and_then(|b| b.max_unavailable)
+                        .unwrap_or_else(|| max_unavailable(scope.cluster.spec.replicas)),
+                )),
                 selector: Some(LabelSelector {
                     match_labels: Some(scope.labels.server_selector()),
                     match_expressions: None,

@@ -701,6 +701,12 @@ fn the_charts_workload_tuning_is_carried_and_renders_as_the_chart_does() {
     let audit = storage.audit.as_ref().expect("the audit volume");
     assert_eq!(audit.mount_path.as_deref(), Some("/vault/logs"));
     assert_eq!(audit.access_mode, Some(AccessMode::ReadWriteMany));
+    assert_eq!(
+        pod.disruption_budget
+            .as_ref()
+            .and_then(|b| b.max_unavailable),
+        Some(1)
+    );
     // Arguments, ports, aliases, grace period, preStop sleep, both probes, the
     // StatefulSet's annotations and the claims (access modes, labels, annotations, mount
     // paths) all equal the chart's: only the addresses differ.
@@ -716,7 +722,7 @@ fn workload_values_vaultcluster_refuses_are_named_with_the_refusal() {
         "refused.yaml",
         "injector: {enabled: false}\n\
          server:\n\
-         \x20 ha: {enabled: true, raft: {enabled: true, setNodeId: true}}\n\
+         \x20 ha: {enabled: true, raft: {enabled: true, setNodeId: true}, disruptionBudget: {maxUnavailable: 2}}\n\
          \x20 extraArgs: \"-dev -dev-root-token-id=root\"\n\
          \x20 extraPorts: [{containerPort: 8200, name: again}]\n\
          \x20 dataStorage: {mountPath: /vault/config, annotations: {pv.kubernetes.io/bind-completed: 'yes'}}\n\
@@ -733,6 +739,7 @@ fn workload_values_vaultcluster_refuses_are_named_with_the_refusal() {
         ("server.livenessProbe.execCommand", "HTTP"),
         ("server.dataStorage.mountPath", "/vault/config"),
         ("server.dataStorage.annotations", "pv.kubernetes.io/"),
+        ("server.ha.disruptionBudget.maxUnavailable", "raft quorum"),
     ] {
         let line = stderr
             .lines()
@@ -748,6 +755,7 @@ fn workload_values_vaultcluster_refuses_are_named_with_the_refusal() {
     assert!(cluster.spec.pod.host_aliases.is_empty());
     assert!(cluster.spec.pod.liveness_probe.is_none());
     assert!(cluster.spec.storage.mount_path.is_none());
+    assert!(cluster.spec.pod.disruption_budget.is_none());
     assert!(cluster.spec.storage.annotations.is_empty());
 
     // Shell syntax is never carried: the chart's shell would run it, VaultCluster will not.

@@ -71,18 +71,6 @@ pub(super) fn not_carried(r: &mut Reader, mode: Mode) {
             "vaultkeeper sets each pod's cluster address",
         ),
         (
-            "server.ha.disruptionBudget.enabled",
-            ha,
-            Why::NoField,
-            "VaultCluster always renders the PodDisruptionBudget",
-        ),
-        (
-            "server.ha.disruptionBudget.maxUnavailable",
-            ha,
-            Why::NoField,
-            "VaultCluster's budget is ⌊(replicas-1)/2⌋, the chart's default",
-        ),
-        (
             "server.ha.raft.redundancyZones.enabled",
             ha,
             Why::NoField,

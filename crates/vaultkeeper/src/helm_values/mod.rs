@@ -37,7 +37,7 @@ use config::{parse_error, server_config};
 use leftovers::{components, generic_reason, not_carried};
 use pod::{environment, image, placement, server_mode, storage, unseal};
 use services::{ingress, monitoring, services, tls, ui_and_config};
-use workload::workload;
+use workload::{disruption_budget, workload};
 
 /// The chart version whose values and templates this conversion follows.
 pub const CHART_VERSION: &str = "0.34.1";
@@ -647,6 +647,7 @@ pub fn import(values: &Value, options: &ImportOptions) -> Result<Imported, NotVa
     ui_and_config(&mut r, &mut spec, config);
     placement(&mut r, &mut spec, &names);
     workload(&mut r, &mut spec, &names, &names.fullname);
+    disruption_budget(&mut r, &mut spec, &names.fullname, mode);
     environment(&mut r, &mut spec, token_env);
     storage(&mut r, &mut spec, mode);
     services(&mut r, &mut spec, mode);

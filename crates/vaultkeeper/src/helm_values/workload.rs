@@ -9,9 +9,9 @@
 
 use k8s_openapi::api::core::v1::{ContainerPort, HostAlias};
 use serde_json::Value;
-use vaultkeeper_api::{PodSpec, ProbeSpec, VaultClusterSpec, validate_spec};
+use vaultkeeper_api::{DisruptionBudgetSpec, PodSpec, ProbeSpec, VaultClusterSpec, validate_spec};
 
-use super::{ChartNames, Reader, Why, string_map, templated, truthy};
+use super::{ChartNames, Mode, Reader, Why, string_map, templated, truthy};
 
 /// Converts the workload settings; `cluster` is the VaultCluster's name (the host alias
 /// check needs the cluster's Service names).
@@ -82,6 +82,7 @@ fn accept(
 ) {
     let mut probe = VaultClusterSpec::default();
     probe.backup.enabled = false;
+    probe.replicas = spec.replicas;
     change(&mut probe.pod);
     let refused: Vec<String> = validate_spec(cluster, &probe)
         .into_iter()
@@ -119,6 +120,52 @@ fn merge_pod(into: &mut PodSpec, from: PodSpec) {
     into.liveness_probe = from.liveness_probe.or(into.liveness_probe.take());
     if !from.stateful_set_annotations.is_empty() {
         into.stateful_set_annotations = from.stateful_set_annotations;
+    }
+    into.disruption_budget = from.disruption_budget.or(into.disruption_budget.take());
+}
+
+/// `server.ha.disruptionBudget`: the chart renders the budget in HA mode only, and uses
+/// `maxUnavailable` only when it is a number other than 0 and there is more than one
+/// replica (else its default, which is VaultCluster's too).
+pub(super) fn disruption_budget(
+    r: &mut Reader,
+    spec: &mut VaultClusterSpec,
+    cluster: &str,
+    mode: Mode,
+) {
+    let base = "server.ha.disruptionBudget";
+    if !matches!(mode, Mode::Ha { .. }) {
+        r.consume(base);
+        return;
+    }
+    if !super::is_true(r.take(&format!("{base}.enabled")).as_ref()) {
+        r.consume(base);
+        accept(r, spec, cluster, base, |pod| {
+            pod.disruption_budget = Some(DisruptionBudgetSpec {
+                enabled: Some(false),
+                max_unavailable: None,
+            })
+        });
+        return;
+    }
+    let path = format!("{base}.maxUnavailable");
+    let given = truthy(r.peek(&path)) && spec.replicas > 1;
+    if !given {
+        r.consume(&path);
+        return;
+    }
+    match number(r, &path).and_then(|n| i32::try_from(n).ok()) {
+        Some(max) => accept(r, spec, cluster, &path, |pod| {
+            pod.disruption_budget = Some(DisruptionBudgetSpec {
+                enabled: None,
+                max_unavailable: Some(max),
+            })
+        }),
+        None => r.left(
+            &path,
+            Why::NeedsAction,
+            "it is not a whole number (a percentage is not supported): write a number of pods",
+        ),
     }
 }
 
