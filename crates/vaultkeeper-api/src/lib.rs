@@ -18,6 +18,7 @@ mod schema;
 mod spec;
 mod status;
 mod validate;
+mod workload;
 
 pub use config::{ClusterRef, ConfigDeletionPolicy, ConfigStatus, VaultPolicy, VaultPolicySpec};
 pub use crd::{CRD_KINDS, crd, crd_yaml, kind_crd_yaml, restore_crd, restore_crd_yaml};
@@ -31,4 +32,7 @@ pub use status::*;
 pub use validate::{
     InvalidSpec, Violation, fixed_fields, longest_gap_seconds, parse_recipient, validate,
     validate_fixed, validate_spec,
+};
+pub use workload::{
+    AccessMode, AuditStorageSpec, DisruptionBudgetSpec, PodSpec, ProbeSpec, StorageSpec,
 };

@@ -13,6 +13,9 @@ use kube::core::Rule;
 use crate::duration;
 use crate::names::MAX_CLUSTER_NAME;
 
+mod workload;
+pub use workload::*;
+
 /// One validation rule: where it applies, what it checks and what it says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpecRule {

@@ -2,14 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Affinity, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements,
-    SecurityContext, Toleration, TopologySpreadConstraint,
-};
+use k8s_openapi::api::core::v1::{LocalObjectReference, ResourceRequirements};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::status::VaultClusterStatus;
+use crate::workload::{PodSpec, StorageSpec};
 use crate::{Flavor, defaults, rules};
 
 /// A Vault (or OpenBao) cluster: a raft-replicated StatefulSet that vaultkeeper renders,
@@ -50,7 +48,8 @@ use crate::{Flavor, defaults, rules};
     validation = rules::flavor_immutable().rule(),
     validation = rules::unseal_type_immutable().rule(),
     validation = rules::keys_secret_immutable().rule(),
-    validation = rules::initialization_immutable().rule()
+    validation = rules::initialization_immutable().rule(),
+    validation = rules::disruption_budget_keeps_quorum().rule()
 )]
 #[serde(rename_all = "camelCase")]
 pub struct VaultClusterSpec {
@@ -191,49 +190,6 @@ impl ImagePullPolicy {
             ImagePullPolicy::Never => "Never",
         }
     }
-}
-
-/// Persistent volumes of the Vault pods.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct StorageSpec {
-    /// Size of each pod's raft data volume (a PersistentVolumeClaim from the `data` claim
-    /// template). Default 10Gi.
-    #[serde(default = "defaults::storage_size")]
-    #[schemars(length(min = 1))]
-    pub size: String,
-
-    /// StorageClass of the data volumes. Empty means the cluster's default class.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_class_name: Option<String>,
-
-    /// An audit log volume mounted at /vault/audit, for a file audit device.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audit: Option<AuditStorageSpec>,
-}
-
-impl Default for StorageSpec {
-    fn default() -> Self {
-        Self {
-            size: defaults::storage_size(),
-            storage_class_name: None,
-            audit: None,
-        }
-    }
-}
-
-/// The audit log volume.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditStorageSpec {
-    /// Size of each pod's audit volume. Default 10Gi.
-    #[serde(default = "defaults::storage_size")]
-    #[schemars(length(min = 1))]
-    pub size: String,
-
-    /// StorageClass of the audit volumes. Empty means the cluster's default class.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_class_name: Option<String>,
 }
 
 /// TLS of the Vault listener.
@@ -1271,66 +1227,6 @@ impl Default for PrometheusRuleSpec {
             labels: BTreeMap::new(),
         }
     }
-}
-
-/// Scheduling and shape of the Vault pods.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = rules::pod_env_not_reserved().rule())]
-pub struct PodSpec {
-    /// CPU and memory of the Vault container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
-
-    /// Node labels the pods must match.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub node_selector: BTreeMap<String, String>,
-
-    /// Tolerations of the pods.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tolerations: Vec<Toleration>,
-
-    /// Affinity of the pods. Empty means one Vault pod per node (required pod
-    /// anti-affinity on kubernetes.io/hostname), as the Vault Helm chart does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub affinity: Option<Affinity>,
-
-    /// Topology spread constraints, e.g. across zones.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
-
-    /// PriorityClass of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority_class_name: Option<String>,
-
-    /// More annotations on the pods.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-
-    /// More labels on the pods.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-
-    /// Annotations on the pods' ServiceAccount, e.g. eks.amazonaws.com/role-arn for KMS
-    /// access through IRSA.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub service_account_annotations: BTreeMap<String, String>,
-
-    /// Pod security context. Empty means the Helm chart's: non-root, uid 100, gid 1000,
-    /// fsGroup 1000.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<PodSecurityContext>,
-
-    /// Security context of the Vault container. Empty means no privilege escalation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_security_context: Option<SecurityContext>,
-
-    /// More environment variables for the Vault container. `VAULT_*` and `BAO_*` names
-    /// are refused, except VAULT_LOG_LEVEL, VAULT_LOG_FORMAT, VAULT_LICENSE,
-    /// VAULT_LICENSE_PATH, BAO_LOG_LEVEL and BAO_LOG_FORMAT: the others steer the CLI
-    /// vaultkeeper runs in the container with unseal shares and tokens.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<EnvVar>,
 }
 
 /// What deleting the VaultCluster does to data and keys.

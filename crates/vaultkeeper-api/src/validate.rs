@@ -135,6 +135,8 @@ pub fn validate_spec(name: &str, spec: &VaultClusterSpec) -> Vec<Violation> {
         }
     }
 
+    found.extend(validate_pod(name, spec));
+    found.extend(validate_storage(spec));
     found.extend(validate_tls(&spec.tls));
     found.extend(validate_unseal(&spec.unseal));
     found.extend(validate_ingress(&spec.ingress));
@@ -196,9 +198,223 @@ pub fn validate_fixed(initialized: &InitializedWith, now: &InitializedWith) -> V
     found
 }
 
+/// `spec.pod`'s workload settings: the CRD's rules, the schema's ranges (which the API
+/// server checks before any rule) and the names of the cluster's own Services, which no
+/// rule can know (operator-only).
+fn validate_pod(name: &str, spec: &VaultClusterSpec) -> Vec<Violation> {
+    let pod = &spec.pod;
+    let mut found = Vec::new();
+    if pod.extra_args.iter().any(|a| !EXTRA_ARG_FORM.is_match(a)) {
+        found.push(Violation::of(&rules::extra_args_form()));
+    }
+    if pod
+        .extra_args
+        .iter()
+        .any(|a| EXTRA_ARG_RESERVED.is_match(a))
+    {
+        found.push(Violation::of(&rules::extra_args_not_reserved()));
+    }
+    if pod.extra_ports.iter().any(|p| {
+        rules::RENDERED_PORTS.contains(&p.container_port)
+            || p.name
+                .as_deref()
+                .is_some_and(|n| rules::RENDERED_PORT_NAMES.contains(&n))
+    }) {
+        found.push(Violation::of(&rules::extra_ports_no_clash()));
+    }
+    if pod.extra_ports.iter().any(|p| {
+        p.host_port.is_some_and(|h| h != 0) || p.host_ip.as_deref().is_some_and(|h| !h.is_empty())
+    }) {
+        found.push(Violation::of(&rules::extra_ports_no_host_port()));
+    }
+    let hostnames = || {
+        pod.host_aliases
+            .iter()
+            .flat_map(|h| h.hostnames.iter().flatten())
+    };
+    let names = crate::ClusterNames::new(name);
+    if hostnames().any(|n| !rules::host_alias_allowed(n)) {
+        found.push(Violation::of(&rules::host_aliases_not_in_cluster()));
+    } else if let Some(hostname) = hostnames().find(|n| rules::host_alias_names_cluster(n, &names))
+    {
+        found.push(Violation {
+            field: "spec.pod.hostAliases".to_owned(),
+            message: format!(
+                "spec.pod.hostAliases names {hostname:?}, a name of this cluster: {}",
+                rules::host_alias_message()
+            ),
+        });
+    }
+    if pod
+        .liveness_probe
+        .as_ref()
+        .and_then(|p| p.success_threshold)
+        .is_some_and(|t| t != 1)
+    {
+        found.push(Violation::of(&rules::liveness_success_threshold()));
+    }
+    for (field, probe) in [
+        ("spec.pod.readinessProbe", &pod.readiness_probe),
+        ("spec.pod.livenessProbe", &pod.liveness_probe),
+    ] {
+        let Some(probe) = probe else { continue };
+        if probe.path.as_deref().is_some_and(|p| !p.starts_with('/')) {
+            let mut violation = Violation::of(&rules::probe_path_absolute());
+            violation.field = format!("{field}.path");
+            found.push(violation);
+        }
+        let ranges = [
+            ("port", probe.port, 1, Some(65535)),
+            ("initialDelaySeconds", probe.initial_delay_seconds, 0, None),
+            ("periodSeconds", probe.period_seconds, 1, None),
+            ("timeoutSeconds", probe.timeout_seconds, 1, None),
+            ("successThreshold", probe.success_threshold, 1, None),
+            ("failureThreshold", probe.failure_threshold, 1, None),
+        ];
+        for (key, value, min, max) in ranges {
+            found.extend(range(
+                &format!("{field}.{key}"),
+                value.map(i64::from),
+                min,
+                max,
+            ));
+        }
+    }
+    found.extend(range(
+        "spec.pod.terminationGracePeriodSeconds",
+        pod.termination_grace_period_seconds,
+        0,
+        None,
+    ));
+    found.extend(range(
+        "spec.pod.preStopSleepSeconds",
+        pod.pre_stop_sleep_seconds.map(i64::from),
+        0,
+        None,
+    ));
+    if let Some(max) = pod
+        .disruption_budget
+        .as_ref()
+        .and_then(|b| b.max_unavailable)
+    {
+        if max > (spec.replicas - 1) / 2 {
+            found.push(Violation::of(&rules::disruption_budget_keeps_quorum()));
+        }
+        found.extend(range(
+            "spec.pod.disruptionBudget.maxUnavailable",
+            Some(i64::from(max)),
+            0,
+            None,
+        ));
+    }
+    if pod
+        .stateful_set_annotations
+        .keys()
+        .any(|k| k.starts_with("vaultkeeper.io/"))
+    {
+        found.push(Violation::of(&rules::statefulset_annotations_not_reserved()));
+    }
+    found
+}
+
+/// `spec.storage`'s mount paths and claim annotations; the data and audit paths are also
+/// compared with the flavor's defaults filled in (operator-only: the rule cannot know the
+/// flavor's directories).
+fn validate_storage(spec: &VaultClusterSpec) -> Vec<Violation> {
+    let storage = &spec.storage;
+    let mut found = Vec::new();
+    if storage
+        .mount_path
+        .as_deref()
+        .is_some_and(|p| !rules::mount_path_allowed(p))
+    {
+        found.push(Violation::of(&rules::storage_mount_path(
+            "spec.storage.mountPath",
+        )));
+    }
+    let reserved = |k: &String| {
+        rules::RESERVED_CLAIM_ANNOTATIONS
+            .iter()
+            .any(|p| k.starts_with(p))
+    };
+    if storage.annotations.keys().any(reserved) {
+        found.push(Violation::of(&rules::claim_annotations_not_reserved(
+            "spec.storage.annotations",
+        )));
+    }
+    let Some(audit) = &storage.audit else {
+        return found;
+    };
+    if audit
+        .mount_path
+        .as_deref()
+        .is_some_and(|p| !rules::mount_path_allowed(p))
+    {
+        found.push(Violation::of(&rules::storage_mount_path(
+            "spec.storage.audit.mountPath",
+        )));
+    }
+    if audit.annotations.keys().any(reserved) {
+        found.push(Violation::of(&rules::claim_annotations_not_reserved(
+            "spec.storage.audit.annotations",
+        )));
+    }
+    let root = match spec.effective_flavor() {
+        Flavor::Vault => "/vault",
+        Flavor::OpenBao => "/openbao",
+    };
+    let data = storage
+        .mount_path
+        .clone()
+        .unwrap_or_else(|| format!("{root}/data"));
+    let audit = audit
+        .mount_path
+        .clone()
+        .unwrap_or_else(|| format!("{root}/audit"));
+    if data == audit
+        || data.starts_with(&format!("{audit}/"))
+        || audit.starts_with(&format!("{data}/"))
+    {
+        let both_given = storage.mount_path.is_some()
+            && storage
+                .audit
+                .as_ref()
+                .is_some_and(|a| a.mount_path.is_some());
+        found.push(if both_given {
+            Violation::of(&rules::storage_mount_paths_distinct())
+        } else {
+            Violation {
+                field: "spec.storage.audit.mountPath".to_owned(),
+                message: format!(
+                    "the data volume ({data}) and the audit volume ({audit}) overlap: {}",
+                    rules::storage_distinct_message()
+                ),
+            }
+        });
+    }
+    found
+}
+
+/// A schema range, checked in Rust for objects that reached the cluster without it.
+fn range(field: &str, value: Option<i64>, min: i64, max: Option<i64>) -> Option<Violation> {
+    let value = value?;
+    let within = value >= min && max.is_none_or(|max| value <= max);
+    (!within).then(|| Violation {
+        field: field.to_owned(),
+        message: match max {
+            Some(max) => format!("{field} must be between {min} and {max}, not {value}"),
+            None => format!("{field} must be at least {min}, not {value}"),
+        },
+    })
+}
+
 static DNS_1035: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new("^[a-z]([-a-z0-9]*[a-z0-9])?$").unwrap_or_else(|e| unreachable!("{e}"))
 });
+static EXTRA_ARG_FORM: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(rules::EXTRA_ARG_FORM).unwrap_or_else(|e| unreachable!("{e}")));
+static EXTRA_ARG_RESERVED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(rules::EXTRA_ARG_RESERVED).unwrap_or_else(|e| unreachable!("{e}")));
 static CRON: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&rules::cron_regex()).unwrap_or_else(|e| unreachable!("{e}")));
 

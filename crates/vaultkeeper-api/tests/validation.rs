@@ -288,6 +288,129 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
         "spec: {transport: Http, tls: {mode: Disabled}}".into(),
         "spec.transport",
     ));
+    cases.extend([
+        (
+            "an extra argument that is not a flag",
+            "spec: {pod: {extraArgs: [-log-level, debug]}}".into(),
+            "spec.pod.extraArgs",
+        ),
+        (
+            "an extra argument with a shell command after it",
+            "spec: {pod: {extraArgs: ['-log-level=debug; cat /etc/passwd', 'x; id']}}".into(),
+            "spec.pod.extraArgs",
+        ),
+        (
+            "a second configuration file",
+            "spec: {pod: {extraArgs: [-log-level=debug, -config=/tmp/other.hcl]}}".into(),
+            "spec.pod.extraArgs",
+        ),
+        (
+            "the dev server",
+            "spec: {pod: {extraArgs: [--dev-root-token-id=root]}}".into(),
+            "spec.pod.extraArgs",
+        ),
+        (
+            "recovery mode",
+            "spec: {pod: {extraArgs: [-recovery]}}".into(),
+            "spec.pod.extraArgs",
+        ),
+        (
+            "an extra port on the API port",
+            "spec: {pod: {extraPorts: [{containerPort: 8200, name: other}]}}".into(),
+            "spec.pod.extraPorts",
+        ),
+        (
+            "an extra port named like a rendered one",
+            "spec: {pod: {extraPorts: [{containerPort: 9000, name: https-internal}]}}".into(),
+            "spec.pod.extraPorts",
+        ),
+        (
+            "an extra port on the node",
+            "spec: {pod: {extraPorts: [{containerPort: 9000, name: extra, hostPort: 9000}]}}"
+                .into(),
+            "spec.pod.extraPorts",
+        ),
+        (
+            "a host alias for an in-cluster Service",
+            "spec: {pod: {hostAliases: [{ip: 10.0.0.9, hostnames: [kms.example.com, vault-0.vault-internal.secrets.svc.cluster.local]}]}}".into(),
+            "spec.pod.hostAliases",
+        ),
+        (
+            "a host alias for localhost",
+            "spec: {pod: {hostAliases: [{ip: 10.0.0.9, hostnames: [localhost]}]}}".into(),
+            "spec.pod.hostAliases",
+        ),
+        (
+            "a liveness probe needing two successes",
+            "spec: {pod: {livenessProbe: {enabled: true, successThreshold: 2}}}".into(),
+            "spec.pod.livenessProbe.successThreshold",
+        ),
+        (
+            "a relative readiness path",
+            "spec: {pod: {readinessProbe: {path: v1/sys/health}}}".into(),
+            "spec.pod.readinessProbe.path",
+        ),
+        (
+            "a relative liveness path",
+            "spec: {pod: {livenessProbe: {enabled: true, path: health}}}".into(),
+            "spec.pod.livenessProbe.path",
+        ),
+        (
+            "a disruption budget that lets a drain break the quorum",
+            "spec: {replicas: 3, pod: {disruptionBudget: {maxUnavailable: 2}}}".into(),
+            "spec.pod.disruptionBudget.maxUnavailable",
+        ),
+        (
+            "a disruption budget for one replica",
+            "spec: {replicas: 1, unseal: {shamir: {shares: 1, threshold: 1}}, pod: {disruptionBudget: {maxUnavailable: 1}}}".into(),
+            "spec.pod.disruptionBudget.maxUnavailable",
+        ),
+        (
+            "the data volume over the configuration",
+            "spec: {storage: {mountPath: /vault/config}}".into(),
+            "spec.storage.mountPath",
+        ),
+        (
+            "the data volume above the configuration",
+            "spec: {storage: {mountPath: /vault}}".into(),
+            "spec.storage.mountPath",
+        ),
+        (
+            "a relative data path",
+            "spec: {storage: {mountPath: vault/data}}".into(),
+            "spec.storage.mountPath",
+        ),
+        (
+            "a data path climbing out",
+            "spec: {storage: {mountPath: /vault/data/../config}}".into(),
+            "spec.storage.mountPath",
+        ),
+        (
+            "the audit volume over the ServiceAccount token",
+            "spec: {storage: {audit: {mountPath: /var/run/secrets/kubernetes.io}}}".into(),
+            "spec.storage.audit.mountPath",
+        ),
+        (
+            "the audit volume inside the data volume",
+            "spec: {storage: {mountPath: /data, audit: {mountPath: /data/audit}}}".into(),
+            "spec.storage.audit.mountPath",
+        ),
+        (
+            "a claim annotation of the volume controllers",
+            "spec: {storage: {annotations: {pv.kubernetes.io/bind-completed: 'yes'}}}".into(),
+            "spec.storage.annotations",
+        ),
+        (
+            "an audit claim annotation of the volume controllers",
+            "spec: {storage: {audit: {annotations: {volume.beta.kubernetes.io/storage-provisioner: x}}}}".into(),
+            "spec.storage.audit.annotations",
+        ),
+        (
+            "a StatefulSet annotation under the operator's prefix",
+            "spec: {pod: {statefulSetAnnotations: {vaultkeeper.io/config-hash: x}}}".into(),
+            "spec.pod.statefulSetAnnotations",
+        ),
+    ]);
     for (key, _) in rules::RENDERED_CONFIG_KEYS {
         let patch = format!("spec: {{config: {{ui: true, {key}: {{}}}}}}");
         cases.push(("config overriding a rendered key", patch, "spec.config"));
@@ -373,6 +496,36 @@ fn operator_only_checks_catch_what_cel_cannot() {
             "spec.keys.escrow.objectStore",
         ),
         (
+            "a host alias for the cluster's own pods",
+            "spec: {pod: {hostAliases: [{ip: 10.0.0.9, hostnames: [vault-0.vault-internal]}]}}",
+            "spec.pod.hostAliases",
+        ),
+        (
+            "a host alias for the cluster's Service by its short name",
+            "spec: {pod: {hostAliases: [{ip: 10.0.0.9, hostnames: [vault-active]}]}}",
+            "spec.pod.hostAliases",
+        ),
+        (
+            "a probe timing below the schema's minimum",
+            "spec: {pod: {readinessProbe: {periodSeconds: 0}}}",
+            "spec.pod.readinessProbe.periodSeconds",
+        ),
+        (
+            "a probe port beyond the last port",
+            "spec: {pod: {livenessProbe: {enabled: true, port: 70000}}}",
+            "spec.pod.livenessProbe.port",
+        ),
+        (
+            "a negative grace period",
+            "spec: {pod: {terminationGracePeriodSeconds: -1}}",
+            "spec.pod.terminationGracePeriodSeconds",
+        ),
+        (
+            "a data path on the audit volume's default",
+            "spec: {storage: {mountPath: /vault/audit, audit: {size: 1Gi}}}",
+            "spec.storage.audit.mountPath",
+        ),
+        (
             "escrow that writes nowhere",
             "spec: {keys: {escrow: {recipients: [age1vj44rkrdhxu04zxlm2g4yyay8dx0er0s3eu500g5fcne5s7vrf7qv4pt7e], objectStore: false}}}",
             "spec.keys.escrow",
@@ -415,6 +568,16 @@ fn valid_variants_pass_both_layers() {
         "spec: {ingress: {enabled: true, hosts: [vault.example.com], tls: {passthrough: true}}}",
         "spec: {backup: {enabled: true, s3: {bucket: b, useAmbientCredentials: true}}, keys: {escrow: {recipients: [age1vj44rkrdhxu04zxlm2g4yyay8dx0er0s3eu500g5fcne5s7vrf7qv4pt7e]}}}",
         "spec: {keys: {escrow: {recipients: [age1vj44rkrdhxu04zxlm2g4yyay8dx0er0s3eu500g5fcne5s7vrf7qv4pt7e], objectStore: false, secret: {namespace: vault-escrow, name: vault}}}}",
+        "spec: {pod: {extraArgs: [-log-level=debug, --exit-on-core-shutdown, -log-file=/vault/audit/server.log, -configure-me]}}",
+        "spec: {pod: {extraPorts: [{containerPort: 8300, name: metrics, protocol: TCP}], hostAliases: [{ip: 10.0.0.9, hostnames: [kms.example.com, vault-kms.corp]}]}}",
+        "spec: {pod: {terminationGracePeriodSeconds: 30, preStopSleepSeconds: 0, readinessProbe: {enabled: false}}}",
+        "spec: {pod: {readinessProbe: {path: '/v1/sys/health?standbyok=true', port: 8200, initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 5, successThreshold: 2, failureThreshold: 3}, livenessProbe: {enabled: true, successThreshold: 1}}}",
+        "spec: {storage: {mountPath: /vault/file, accessMode: ReadWriteOncePod, labels: {tier: data}, annotations: {example.com/backup: daily}, audit: {mountPath: /vault/logs, accessMode: ReadWriteMany, labels: {tier: audit}}}}",
+        "spec: {storage: {mountPath: /vault/configuration}}",
+        "spec: {replicas: 5, pod: {disruptionBudget: {maxUnavailable: 2}}}",
+        "spec: {pod: {disruptionBudget: {enabled: false}}}",
+        "spec: {pod: {disruptionBudget: {maxUnavailable: 0}}}",
+        "spec: {pod: {statefulSetAnnotations: {example.com/owner: platform, vaultkeeper.io.example.com/x: z}}}",
     ];
     for patch in cases {
         let object = manifest(patch);
@@ -644,6 +807,56 @@ fn unrelated_updates_pass_the_transition_rules() {
             rust_fixed_violations(&old, &new),
             Vec::new(),
             "{before} -> {after}"
+        );
+    }
+}
+
+/// The API server refuses a CRD whose rule could cost more than its budget on the largest
+/// object the schema allows, so every list and string a new `spec.pod` rule walks is
+/// bounded in the schema (the API server derives the worst case from these bounds).
+#[test]
+fn lists_and_strings_the_pod_rules_walk_are_bounded() {
+    let pod = &schema()["properties"]["spec"]["properties"]["pod"]["properties"];
+    let bounded = [
+        (&pod["extraArgs"], "maxItems"),
+        (&pod["extraArgs"]["items"], "maxLength"),
+        (&pod["extraPorts"], "maxItems"),
+        (
+            &pod["extraPorts"]["items"]["properties"]["name"],
+            "maxLength",
+        ),
+        (
+            &pod["extraPorts"]["items"]["properties"]["hostIP"],
+            "maxLength",
+        ),
+        (&pod["hostAliases"], "maxItems"),
+        (
+            &pod["hostAliases"]["items"]["properties"]["hostnames"],
+            "maxItems",
+        ),
+        (
+            &pod["hostAliases"]["items"]["properties"]["hostnames"]["items"],
+            "maxLength",
+        ),
+        (&pod["statefulSetAnnotations"], "maxProperties"),
+        (&pod["readinessProbe"]["properties"]["path"], "maxLength"),
+    ];
+    let storage = &schema()["properties"]["spec"]["properties"]["storage"]["properties"];
+    for (node, bound) in [
+        (&storage["mountPath"], "maxLength"),
+        (&storage["annotations"], "maxProperties"),
+        (&storage["audit"]["properties"]["mountPath"], "maxLength"),
+        (
+            &storage["audit"]["properties"]["annotations"],
+            "maxProperties",
+        ),
+    ] {
+        assert!(node.get(bound).is_some(), "{bound} missing in {node}");
+    }
+    for (index, (node, bound)) in bounded.iter().enumerate() {
+        assert!(
+            node.get(*bound).and_then(Value::as_u64).is_some(),
+            "entry {index}: {bound} missing in {node}"
         );
     }
 }

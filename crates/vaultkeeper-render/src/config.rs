@@ -70,7 +70,7 @@ pub fn server_config(
     }
     body = body
         .add_block(listener(layout, tls))
-        .add_block(raft_storage(&names, layout, tls))
+        .add_block(raft_storage(cluster, &names, layout, tls))
         .add_block(
             Block::builder("service_registration")
                 .add_label("kubernetes")
@@ -109,11 +109,26 @@ fn listener(layout: ServerLayout, tls: &TlsFiles) -> Block {
     listener.build()
 }
 
-fn raft_storage(names: &ClusterNames, layout: ServerLayout, tls: &TlsFiles) -> Block {
+/// Where the raft data lives: `spec.storage.mountPath`, else the flavor's directory.
+pub(crate) fn data_dir(cluster: &VaultCluster, layout: ServerLayout) -> String {
+    cluster
+        .spec
+        .storage
+        .mount_path
+        .clone()
+        .unwrap_or_else(|| layout.data_dir())
+}
+
+fn raft_storage(
+    cluster: &VaultCluster,
+    names: &ClusterNames,
+    layout: ServerLayout,
+    tls: &TlsFiles,
+) -> Block {
     let scheme = tls.scheme();
     let mut storage = Block::builder("storage")
         .add_label("raft")
-        .add_attribute(("path", layout.data_dir()));
+        .add_attribute(("path", data_dir(cluster, layout)));
     // One retry_join per pod a cluster can ever have (not per pod it has now): a new or
     // wiped pod asks each peer until one answers as leader, and pods that already hold
     // raft state ignore it. Listing every possible ordinal keeps the configuration, and so

@@ -17,6 +17,7 @@ mod layout;
 mod manifest;
 mod monitoring;
 pub mod pki;
+mod pod_tuning;
 mod rbac;
 mod secrets;
 mod self_init;

@@ -8,31 +8,27 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, ExecAction, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
-    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
+    EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
-use vaultkeeper_api::{DeletionPolicy, Initialization, UnsealType};
+use vaultkeeper_api::{AccessMode, DeletionPolicy, Initialization, UnsealType};
 
 use crate::config::{API_PORT, CLUSTER_PORT, server_config};
 use crate::labels::Component;
 use crate::manifest::{Manifest, metadata};
 use crate::tls::TlsFiles;
-use crate::{RenderError, Scope};
+use crate::{RenderError, Scope, pod_tuning};
 
 /// Annotation on the pod template with the hash of the server configuration, so a
 /// configuration change makes a new StatefulSet revision (which the operator rolls).
 pub const CONFIG_HASH_ANNOTATION: &str = "vaultkeeper.io/config-hash";
-
-/// The readiness path: ready means unsealed and serving, active or standby.
-pub const READINESS_PATH: &str =
-    "/v1/sys/health?standbyok=true&perfstandbyok=true&sealedcode=503&uninitcode=501";
 
 /// Default pod security context, the Vault Helm chart's.
 const RUN_AS_USER: i64 = 100;
@@ -70,7 +66,12 @@ pub(crate) fn render_config(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderEr
 }
 
 pub(crate) fn render(scope: &Scope<'_>) -> Result<Vec<Manifest>, RenderError> {
-    Ok(vec![statefulset(scope)?, pod_disruption_budget(scope)?])
+    let mut manifests = vec![statefulset(scope)?];
+    let budget = scope.cluster.spec.pod.disruption_budget.as_ref();
+    if budget.and_then(|b| b.enabled).unwrap_or(true) {
+        manifests.push(pod_disruption_budget(scope)?);
+    }
+    Ok(manifests)
 }
 
 fn statefulset(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
@@ -84,58 +85,74 @@ fn statefulset(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
     let mut pod_annotations = spec.pod.annotations.clone();
     pod_annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), config_hash);
 
-    let pod =
-        PodSpec {
-            service_account_name: Some(names.service_account()),
-            termination_grace_period_seconds: Some(10),
-            security_context: Some(spec.pod.security_context.clone().unwrap_or(
-                PodSecurityContext {
+    let pod = PodSpec {
+        service_account_name: Some(names.service_account()),
+        termination_grace_period_seconds: Some(pod_tuning::termination_grace_period_seconds(scope)),
+        security_context: Some(
+            spec.pod
+                .security_context
+                .clone()
+                .unwrap_or(PodSecurityContext {
                     run_as_non_root: Some(true),
                     run_as_user: Some(RUN_AS_USER),
                     run_as_group: Some(RUN_AS_GROUP),
                     fs_group: Some(FS_GROUP),
                     ..PodSecurityContext::default()
-                },
-            )),
-            affinity: Some(
-                spec.pod
-                    .affinity
-                    .clone()
-                    .unwrap_or_else(|| one_pod_per_node(scope)),
-            ),
-            node_selector: (!spec.pod.node_selector.is_empty())
-                .then(|| spec.pod.node_selector.clone()),
-            tolerations: (!spec.pod.tolerations.is_empty()).then(|| spec.pod.tolerations.clone()),
-            topology_spread_constraints: (!spec.pod.topology_spread_constraints.is_empty())
-                .then(|| spec.pod.topology_spread_constraints.clone()),
-            priority_class_name: spec.pod.priority_class_name.clone(),
-            image_pull_secrets: (!spec.image_pull_secrets.is_empty())
-                .then(|| spec.image_pull_secrets.clone()),
-            volumes: Some(volumes(scope)),
-            containers: vec![server_container(scope)],
-            ..PodSpec::default()
-        };
+                }),
+        ),
+        affinity: Some(
+            spec.pod
+                .affinity
+                .clone()
+                .unwrap_or_else(|| one_pod_per_node(scope)),
+        ),
+        node_selector: (!spec.pod.node_selector.is_empty()).then(|| spec.pod.node_selector.clone()),
+        tolerations: (!spec.pod.tolerations.is_empty()).then(|| spec.pod.tolerations.clone()),
+        topology_spread_constraints: (!spec.pod.topology_spread_constraints.is_empty())
+            .then(|| spec.pod.topology_spread_constraints.clone()),
+        priority_class_name: spec.pod.priority_class_name.clone(),
+        image_pull_secrets: (!spec.image_pull_secrets.is_empty())
+            .then(|| spec.image_pull_secrets.clone()),
+        volumes: Some(volumes(scope)),
+        host_aliases: (!spec.pod.host_aliases.is_empty()).then(|| spec.pod.host_aliases.clone()),
+        containers: vec![server_container(scope)],
+        ..PodSpec::default()
+    };
 
+    let storage = &spec.storage;
     let mut claims = vec![claim(
         scope,
         "data",
-        &spec.storage.size,
-        spec.storage.storage_class_name.as_deref(),
+        ClaimShape {
+            size: &storage.size,
+            storage_class: storage.storage_class_name.as_deref(),
+            access_mode: storage.access_mode,
+            labels: &storage.labels,
+            annotations: &storage.annotations,
+        },
     )];
-    if let Some(audit) = &spec.storage.audit {
+    if let Some(audit) = &storage.audit {
         claims.push(claim(
             scope,
             "audit",
-            &audit.size,
-            audit.storage_class_name.as_deref(),
+            ClaimShape {
+                size: &audit.size,
+                storage_class: audit.storage_class_name.as_deref(),
+                access_mode: audit.access_mode,
+                labels: &audit.labels,
+                annotations: &audit.annotations,
+            },
         ));
     }
 
-    let meta = metadata(
+    let mut meta = metadata(
         scope,
         names.statefulset(),
         scope.labels.object(Component::Server),
     );
+    if !spec.pod.stateful_set_annotations.is_empty() {
+        meta.annotations = Some(spec.pod.stateful_set_annotations.clone());
+    }
     let statefulset = StatefulSet {
         metadata: meta.clone(),
         spec: Some(StatefulSetSpec {
@@ -202,28 +219,41 @@ fn one_pod_per_node(scope: &Scope<'_>) -> Affinity {
     }
 }
 
-fn claim(
-    scope: &Scope<'_>,
-    name: &str,
-    size: &str,
-    storage_class: Option<&str>,
-) -> PersistentVolumeClaim {
+/// What `spec.storage` (or its `audit`) says about one claim template.
+struct ClaimShape<'a> {
+    size: &'a str,
+    storage_class: Option<&'a str>,
+    access_mode: Option<AccessMode>,
+    labels: &'a BTreeMap<String, String>,
+    annotations: &'a BTreeMap<String, String>,
+}
+
+fn claim(scope: &Scope<'_>, name: &str, shape: ClaimShape<'_>) -> PersistentVolumeClaim {
+    // The user's labels first: vaultkeeper's, which select the claims, win.
+    let mut labels = shape.labels.clone();
+    labels.extend(scope.labels.server_selector());
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some(scope.labels.server_selector()),
+            labels: Some(labels),
+            annotations: (!shape.annotations.is_empty()).then(|| shape.annotations.clone()),
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            access_modes: Some(vec![
+                shape
+                    .access_mode
+                    .map_or("ReadWriteOnce", AccessMode::as_str)
+                    .to_owned(),
+            ]),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_owned(),
-                    Quantity(size.to_owned()),
+                    Quantity(shape.size.to_owned()),
                 )])),
                 limits: None,
             }),
-            storage_class_name: storage_class.map(str::to_owned),
+            storage_class_name: shape.storage_class.map(str::to_owned),
             ..PersistentVolumeClaimSpec::default()
         }),
         status: None,
@@ -247,8 +277,9 @@ fn start_script(scope: &Scope<'_>) -> String {
          [ -n \"${{HOST_IP}}\" ] && sed -Ei \"s|HOST_IP|${{HOST_IP?}}|g\" /tmp/storageconfig.hcl;\n\
          [ -n \"${{POD_IP}}\" ] && sed -Ei \"s|POD_IP|${{POD_IP?}}|g\" /tmp/storageconfig.hcl;\n\
          [ -n \"${{HOSTNAME}}\" ] && sed -Ei \"s|HOSTNAME|${{HOSTNAME?}}|g\" /tmp/storageconfig.hcl;\n\
-         exec {binary} server -config=/tmp/storageconfig.hcl\n",
+         exec {binary} server -config=/tmp/storageconfig.hcl{extra}\n",
         binary = layout.binary(),
+        extra = pod_tuning::extra_args(scope),
     )
 }
 
@@ -270,36 +301,20 @@ fn server_container(scope: &Scope<'_>) -> Container {
         )),
         env: Some(server_env(scope)),
         resources: spec.pod.resources.clone(),
-        ports: Some(vec![
-            container_port(scheme, API_PORT),
-            container_port("https-internal", CLUSTER_PORT),
-            container_port(&format!("{scheme}-rep"), CLUSTER_PORT + 1),
-        ]),
+        ports: Some(
+            [
+                container_port(scheme, API_PORT),
+                container_port("https-internal", CLUSTER_PORT),
+                container_port(&format!("{scheme}-rep"), CLUSTER_PORT + 1),
+            ]
+            .into_iter()
+            .chain(spec.pod.extra_ports.iter().cloned())
+            .collect(),
+        ),
         volume_mounts: Some(volume_mounts(scope)),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some(READINESS_PATH.to_owned()),
-                port: IntOrString::Int(i32::from(API_PORT)),
-                scheme: Some(scheme.to_ascii_uppercase()),
-                ..HTTPGetAction::default()
-            }),
-            failure_threshold: Some(2),
-            initial_delay_seconds: Some(5),
-            period_seconds: Some(5),
-            success_threshold: Some(1),
-            timeout_seconds: Some(3),
-            ..Probe::default()
-        }),
-        lifecycle: Some(Lifecycle {
-            // Give endpoint removal time to propagate before the server stops.
-            pre_stop: Some(LifecycleHandler {
-                exec: Some(ExecAction {
-                    command: Some(vec!["/bin/sh".into(), "-c".into(), "sleep 5".into()]),
-                }),
-                ..LifecycleHandler::default()
-            }),
-            ..Lifecycle::default()
-        }),
+        readiness_probe: pod_tuning::readiness_probe(scope),
+        liveness_probe: pod_tuning::liveness_probe(scope),
+        lifecycle: Some(pod_tuning::lifecycle(scope)),
         ..Container::default()
     }
 }
@@ -540,10 +555,19 @@ fn volume_mounts(scope: &Scope<'_>) -> Vec<VolumeMount> {
         ..VolumeMount::default()
     };
     let mut mounts = Vec::new();
-    if scope.cluster.spec.storage.audit.is_some() {
-        mounts.push(mount("audit", layout.audit_dir(), false));
+    let storage = &scope.cluster.spec.storage;
+    if let Some(audit) = &storage.audit {
+        let path = audit
+            .mount_path
+            .clone()
+            .unwrap_or_else(|| layout.audit_dir());
+        mounts.push(mount("audit", path, false));
     }
-    mounts.push(mount("data", layout.data_dir(), false));
+    mounts.push(mount(
+        "data",
+        crate::config::data_dir(scope.cluster, layout),
+        false,
+    ));
     mounts.push(mount("config", layout.config_dir(), false));
     for (secret, _) in mounted_secrets(scope) {
         mounts.push(mount(
@@ -575,9 +599,16 @@ fn pod_disruption_budget(scope: &Scope<'_>) -> Result<Manifest, RenderError> {
         &PodDisruptionBudget {
             metadata: meta.clone(),
             spec: Some(PodDisruptionBudgetSpec {
-                max_unavailable: Some(IntOrString::Int(max_unavailable(
-                    scope.cluster.spec.replicas,
-                ))),
+                max_unavailable: Some(IntOrString::Int(
+                    scope
+                        .cluster
+                        .spec
+                        .pod
+                        .disruption_budget
+                        .as_ref()
+                        .and_then(|b| b.max_unavailable)
+                        .unwrap_or_else(|| max_unavailable(scope.cluster.spec.replicas)),
+                )),
                 selector: Some(LabelSelector {
                     match_labels: Some(scope.labels.server_selector()),
                     match_expressions: None,
@@ -599,5 +630,14 @@ mod tests {
         assert_eq!(max_unavailable(3), 1);
         assert_eq!(max_unavailable(5), 2);
         assert_eq!(max_unavailable(7), 3);
+    }
+
+    /// The ports spec.pod.extraPorts may not take are the ones rendered here.
+    #[test]
+    fn reserved_extra_ports_are_the_rendered_ones() {
+        assert_eq!(
+            vaultkeeper_api::rules::RENDERED_PORTS,
+            [API_PORT, CLUSTER_PORT, CLUSTER_PORT + 1].map(i32::from)
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! What the examples do not show: the cloud KMS seals, TLS passthrough at the ingress, a
 //! TLS Secret of your own, and every name the internal certificate must carry, with a
-//! cluster domain of your own.
+//! cluster domain of your own, and a PodDisruptionBudget tuned or left out.
 
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -309,4 +309,24 @@ fn the_internal_certificate_names_every_service_and_pod_in_the_cluster_domain() 
         })
         .collect();
     assert_eq!(&dns, names);
+}
+
+#[test]
+fn the_disruption_budget_can_be_tuned_or_left_out() {
+    let budget = |manifests: &[Manifest]| {
+        manifests
+            .iter()
+            .find(|m| m.kind == "PodDisruptionBudget")
+            .map(|m| m.object["spec"]["maxUnavailable"].clone())
+    };
+    let default = rendered(&cluster("  replicas: 5\n"));
+    assert_eq!(budget(&default), Some(Value::from(2)));
+    let tuned = rendered(&cluster(
+        "  replicas: 5\n  pod:\n    disruptionBudget:\n      maxUnavailable: 0\n",
+    ));
+    assert_eq!(budget(&tuned), Some(Value::from(0)));
+    let off = rendered(&cluster(
+        "  pod:\n    disruptionBudget:\n      enabled: false\n",
+    ));
+    assert_eq!(budget(&off), None);
 }

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use vaultkeeper::helm_values::{ImportOptions, Why, import, parse_values};
-use vaultkeeper_api::{TlsMode, VaultCluster, parse_manifests, validate};
+use vaultkeeper_api::{AccessMode, TlsMode, VaultCluster, parse_manifests, validate};
 use vaultkeeper_render::{RenderContext, pki, render};
 
 const NAMESPACE: &str = "vault-ns";
@@ -264,7 +264,8 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
                             t["metadata"]["name"],
                             t["spec"]["accessModes"],
                             t["spec"]["resources"]["requests"]["storage"],
-                            t["spec"]["storageClassName"]
+                            t["spec"]["storageClassName"],
+                            t["metadata"]["annotations"]
                         ])
                     })
                     .collect()
@@ -272,6 +273,30 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
             .unwrap_or_default()
     };
     d.check("volumeClaimTemplates".into(), &claims(c), &claims(o));
+    // The chart's claim labels are all on vaultkeeper's claims too (which add their own,
+    // the selector's).
+    let ours_claims = o["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for claim in c["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let name = claim["metadata"]["name"].as_str().unwrap_or_default();
+        let ours = ours_claims
+            .iter()
+            .find(|t| t["metadata"]["name"] == claim["metadata"]["name"]);
+        for (key, value) in claim["metadata"]["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            let mine = ours.map_or(&Value::Null, |t| &t["metadata"]["labels"][key]);
+            d.check(format!("claim {name} label {key}"), value, mine);
+        }
+    }
     let (cpod, opod) = (
         &c["spec"]["template"]["spec"],
         &o["spec"]["template"]["spec"],
@@ -286,9 +311,15 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
         "terminationGracePeriodSeconds",
         "topologySpreadConstraints",
         "imagePullSecrets",
+        "hostAliases",
     ] {
         d.check(format!("pod {field}"), &cpod[field], &opod[field]);
     }
+    d.check(
+        "StatefulSet annotations".into(),
+        &c["metadata"]["annotations"],
+        &o["metadata"]["annotations"],
+    );
     // The chart's pod annotations and labels (but its own helm.sh/chart) are all ours too.
     for (meta, skip) in [("annotations", ""), ("labels", "helm.sh/chart")] {
         let ours_meta = &o["spec"]["template"]["metadata"][meta];
@@ -320,6 +351,16 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
             .unwrap_or_default()
     };
     d.check("container ports".into(), &ports(&cc), &ports(&oc));
+    d.check(
+        "server arguments".into(),
+        &server_arguments(&cc),
+        &server_arguments(&oc),
+    );
+    d.check(
+        "preStop sleep".into(),
+        &pre_stop_sleep(&cc),
+        &pre_stop_sleep(&oc),
+    );
     let by_name = |list: &Value| -> BTreeMap<String, Value> {
         list.as_array()
             .into_iter()
@@ -371,6 +412,33 @@ fn compare(chart: &[Value], ours: &[Value]) -> BTreeSet<String> {
     d.0
 }
 
+/// The words after `-config=/tmp/storageconfig.hcl` on the start script's server line
+/// (the extra arguments), unquoted, each `-flag=value` split like `-flag value`.
+fn server_arguments(container: &Value) -> Value {
+    let script = container["args"][0].as_str().unwrap_or_default();
+    let Some((_, rest)) = script.split_once("-config=/tmp/storageconfig.hcl") else {
+        return Value::Null;
+    };
+    let line = rest.lines().next().unwrap_or_default();
+    let words: Vec<Value> = line
+        .split_whitespace()
+        .map(|w| w.trim_matches('\''))
+        .flat_map(|w| w.splitn(2, '=').map(|part| json!(part)).collect::<Vec<_>>())
+        .collect();
+    json!(words)
+}
+
+/// The seconds of the preStop hook's `sleep`.
+fn pre_stop_sleep(container: &Value) -> Value {
+    container["lifecycle"]["preStop"]["exec"]["command"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(Value::as_str)
+        .and_then(|c| c.split_once("sleep "))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .map_or(Value::Null, |s| json!(s))
+}
+
 /// What every import differs in, by design: the address the CLI in the pod uses and the
 /// one other nodes use are the pod's DNS name (which the certificate names) rather than
 /// 127.0.0.1 and the pod IP, and readiness is `sys/health` with the codes mapped rather
@@ -380,6 +448,9 @@ const ALWAYS: &[&str] = &[
     "env VAULT_API_ADDR",
     "readinessProbe handler",
 ];
+
+/// [`ALWAYS`] when the values give a readiness path, which VaultCluster carries.
+const ADDRESSES: &[&str] = &["env VAULT_ADDR", "env VAULT_API_ADDR"];
 
 /// Without `setNodeId`, the chart's raft node ids are random; vaultkeeper always names them.
 const NODE_ID: &str = "env VAULT_RAFT_NODE_ID only in vaultkeeper";
@@ -470,12 +541,21 @@ fn the_charts_openshift_values_import_with_the_same_objects() {
         Some("registry.connect.redhat.com/hashicorp/vault:2.0.4-ubi")
     );
     // No security context at all, as the chart leaves it on OpenShift: compared equal.
-    assert_eq!(differences, expected(&[ALWAYS, &[NODE_ID], STANDALONE]));
+    assert_eq!(differences, expected(&[ADDRESSES, &[NODE_ID], STANDALONE]));
+    // The chart's readiness path for OpenShift is carried: the probes are the same.
+    assert_eq!(
+        cluster
+            .spec
+            .pod
+            .readiness_probe
+            .as_ref()
+            .and_then(|p| p.path.as_deref()),
+        Some("/v1/sys/health?uninitcode=204")
+    );
     assert_eq!(
         leftovers,
         expected(&[&[
             "injector.enabled",
-            "server.readinessProbe.path",
             "server.standalone.config storage \"file\"",
         ]])
     );
@@ -578,20 +658,118 @@ fn settings_without_a_field_are_named_and_show_up_as_the_only_differences() {
             "server.extraContainers",
             "server.extraVolumes[0]",
             "server.ha.replicas",
-            "server.hostAliases",
-            "server.livenessProbe",
-            "server.statefulSet.annotations",
         ]])
     );
-    // What those leftovers do in the chart is exactly what differs.
+    // What those leftovers do in the chart is exactly what differs (the extra container
+    // is not compared); the liveness probe, host aliases and StatefulSet annotations are
+    // carried and equal.
     let extra = [
         "StatefulSet replicas",
         "PDB maxUnavailable",
-        "livenessProbe timing",
-        "livenessProbe handler",
         "volumeMount userconfig-plugins",
     ];
     assert_eq!(differences, expected(&[ALWAYS, &[NODE_ID], &extra]));
+}
+
+#[test]
+fn the_charts_workload_tuning_is_carried_and_renders_as_the_chart_does() {
+    let values = root().join("crates/vaultkeeper/tests/helm-values/server-tuning.yaml");
+    let (cluster, differences, leftovers) = case(&values, "vault");
+    let pod = &cluster.spec.pod;
+    assert_eq!(
+        pod.extra_args,
+        ["-log-level=debug", "-exit-on-core-shutdown"]
+    );
+    assert_eq!(pod.extra_ports.len(), 1);
+    assert_eq!(pod.host_aliases.len(), 1);
+    assert_eq!(pod.termination_grace_period_seconds, Some(30));
+    assert_eq!(pod.pre_stop_sleep_seconds, Some(10));
+    let liveness = pod.liveness_probe.as_ref().expect("the liveness probe");
+    assert_eq!(liveness.enabled, Some(true));
+    assert_eq!(liveness.initial_delay_seconds, Some(90));
+    assert_eq!(
+        pod.stateful_set_annotations
+            .get("example.com/owner")
+            .map(String::as_str),
+        Some("platform")
+    );
+    let storage = &cluster.spec.storage;
+    assert_eq!(storage.mount_path.as_deref(), Some("/vault/file"));
+    assert_eq!(storage.access_mode, Some(AccessMode::ReadWriteOncePod));
+    assert_eq!(storage.labels.len(), 1);
+    assert_eq!(storage.annotations.len(), 1);
+    let audit = storage.audit.as_ref().expect("the audit volume");
+    assert_eq!(audit.mount_path.as_deref(), Some("/vault/logs"));
+    assert_eq!(audit.access_mode, Some(AccessMode::ReadWriteMany));
+    assert_eq!(
+        pod.disruption_budget
+            .as_ref()
+            .and_then(|b| b.max_unavailable),
+        Some(1)
+    );
+    // Arguments, ports, aliases, grace period, preStop sleep, both probes, the
+    // StatefulSet's annotations and the claims (access modes, labels, annotations, mount
+    // paths) all equal the chart's: only the addresses differ.
+    assert_eq!(differences, expected(&[ADDRESSES]));
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn workload_values_vaultcluster_refuses_are_named_with_the_refusal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let values = write(
+        &dir,
+        "refused.yaml",
+        "injector: {enabled: false}\n\
+         server:\n\
+         \x20 ha: {enabled: true, raft: {enabled: true, setNodeId: true}, disruptionBudget: {maxUnavailable: 2}}\n\
+         \x20 extraArgs: \"-dev -dev-root-token-id=root\"\n\
+         \x20 extraPorts: [{containerPort: 8200, name: again}]\n\
+         \x20 dataStorage: {mountPath: /vault/config, annotations: {pv.kubernetes.io/bind-completed: 'yes'}}\n\
+         \x20 hostAliases: [{ip: 10.0.0.66, hostnames: [vault-0.vault-internal]}]\n\
+         \x20 livenessProbe: {enabled: true, execCommand: [/bin/sh, -c, 'cat /vault/userconfig/tls/tls.key']}\n",
+    );
+    let output = vaultkeeper_import(&values, "vault");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    for (path, says) in [
+        ("server.extraArgs", "-config, -dev* or -recovery"),
+        ("server.extraPorts", "8200"),
+        ("server.hostAliases", "this cluster's own Services and pods"),
+        ("server.livenessProbe.execCommand", "HTTP"),
+        ("server.dataStorage.mountPath", "/vault/config"),
+        ("server.dataStorage.annotations", "pv.kubernetes.io/"),
+        ("server.ha.disruptionBudget.maxUnavailable", "raft quorum"),
+    ] {
+        let line = stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{path}:")))
+            .unwrap_or_else(|| panic!("{path} is named: {stderr}"));
+        assert!(line.contains("not meaningful under the operator"), "{line}");
+        assert!(line.contains(says), "{line}");
+    }
+    // The token given to -dev-root-token-id is never echoed.
+    assert!(!stderr.contains("token-id=root"), "{stderr}");
+    let (cluster, _, _) = import_and_render(&values, "vault");
+    assert!(cluster.spec.pod.extra_args.is_empty());
+    assert!(cluster.spec.pod.host_aliases.is_empty());
+    assert!(cluster.spec.pod.liveness_probe.is_none());
+    assert!(cluster.spec.storage.mount_path.is_none());
+    assert!(cluster.spec.pod.disruption_budget.is_none());
+    assert!(cluster.spec.storage.annotations.is_empty());
+
+    // Shell syntax is never carried: the chart's shell would run it, VaultCluster will not.
+    let shell = write(
+        &dir,
+        "shell.yaml",
+        "server: {extraArgs: \"-log-level=debug; $(cat /vault/userconfig/tls/tls.key)\"}\n",
+    );
+    let output = vaultkeeper_import(&shell, "vault");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("server.extraArgs: needs a step by hand: it holds shell syntax"),
+        "{stderr}"
+    );
 }
 
 #[test]

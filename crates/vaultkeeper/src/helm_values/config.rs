@@ -288,16 +288,24 @@ fn storage_stanza(r: &mut Reader, at: &str, label: Option<&str>, body: &Value) {
     let Some(map) = body.as_object() else {
         return;
     };
+    // VaultCluster's raft path is the data volume's mount path, as the chart's default
+    // configuration has it.
+    let mount = r
+        .peek("server.dataStorage.mountPath")
+        .map(to_text)
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/vault/data".to_owned());
     for (key, value) in map {
         match key.as_str() {
-            "path" if to_text(value) == "/vault/data" => {}
+            "path" if to_text(value) == mount => {}
             // vaultkeeper renders one retry_join per possible pod.
             "retry_join" | "node_id" => {}
             _ => r.left(
                 format!("{at}.{key}"),
                 Why::NoField,
-                "VaultCluster renders the raft stanza (path /vault/data, a retry_join per \
-                 pod) and has no field for this setting",
+                "VaultCluster renders the raft stanza (path: the data volume's mount path, \
+                 server.dataStorage.mountPath; a retry_join per pod) and has no field for \
+                 this setting",
             ),
         }
     }

@@ -71,18 +71,6 @@ pub(super) fn not_carried(r: &mut Reader, mode: Mode) {
             "vaultkeeper sets each pod's cluster address",
         ),
         (
-            "server.ha.disruptionBudget.enabled",
-            ha,
-            Why::NoField,
-            "VaultCluster always renders the PodDisruptionBudget",
-        ),
-        (
-            "server.ha.disruptionBudget.maxUnavailable",
-            ha,
-            Why::NoField,
-            "VaultCluster's budget is ⌊(replicas-1)/2⌋, the chart's default",
-        ),
-        (
             "server.ha.raft.redundancyZones.enabled",
             ha,
             Why::NoField,
@@ -96,15 +84,6 @@ pub(super) fn not_carried(r: &mut Reader, mode: Mode) {
             r.consume(path);
         }
     }
-    if r.changed("server.readinessProbe.path") {
-        r.left(
-            "server.readinessProbe.path",
-            Why::NotUnderOperator,
-            "vaultkeeper's readiness probe is sys/health with the standby, sealed and \
-             uninitialized codes mapped: ready means unsealed and serving",
-        );
-    }
-    r.consume("server.readinessProbe.path");
     if truthy(r.peek("server.enterpriseLicense.secretName"))
         && truthy(r.peek("server.enterpriseLicense.secretKey"))
     {
@@ -181,12 +160,6 @@ pub(super) fn generic_reason(path: &str, known: bool) -> (String, Why, &'static 
             "no ServiceAccount labels",
         ),
         (
-            "server.readinessProbe",
-            Why::NoField,
-            "no readiness probe tuning",
-        ),
-        ("server.livenessProbe", Why::NoField, "no liveness probe"),
-        (
             "server.extraInitContainers",
             Why::NoField,
             "no extra init containers",
@@ -201,28 +174,7 @@ pub(super) fn generic_reason(path: &str, known: bool) -> (String, Why, &'static 
             Why::NoField,
             "no shareProcessNamespace",
         ),
-        ("server.hostAliases", Why::NoField, "no host aliases"),
         ("server.hostNetwork", Why::NoField, "no host network"),
-        (
-            "server.extraArgs",
-            Why::NoField,
-            "no extra server arguments",
-        ),
-        (
-            "server.extraPorts",
-            Why::NoField,
-            "no extra container ports",
-        ),
-        (
-            "server.terminationGracePeriodSeconds",
-            Why::NoField,
-            "the grace period is 10 seconds",
-        ),
-        (
-            "server.preStopSleepSeconds",
-            Why::NoField,
-            "the preStop sleep is 5 seconds",
-        ),
         ("server.preStop", Why::NoField, "no preStop command"),
         ("server.postStart", Why::NoField, "no postStart command"),
         ("server.volumes", Why::NoField, "no extra volumes"),
@@ -230,11 +182,6 @@ pub(super) fn generic_reason(path: &str, known: bool) -> (String, Why, &'static 
             "server.volumeMounts",
             Why::NoField,
             "no extra volume mounts",
-        ),
-        (
-            "server.statefulSet.annotations",
-            Why::NoField,
-            "no StatefulSet annotations",
         ),
         (
             "server.persistentVolumeClaimRetentionPolicy",

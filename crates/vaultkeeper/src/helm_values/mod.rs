@@ -31,11 +31,13 @@ mod pod;
 mod services;
 #[cfg(test)]
 mod tests;
+mod workload;
 
 use config::{parse_error, server_config};
 use leftovers::{components, generic_reason, not_carried};
 use pod::{environment, image, placement, server_mode, storage, unseal};
 use services::{ingress, monitoring, services, tls, ui_and_config};
+use workload::{disruption_budget, workload};
 
 /// The chart version whose values and templates this conversion follows.
 pub const CHART_VERSION: &str = "0.34.1";
@@ -644,6 +646,8 @@ pub fn import(values: &Value, options: &ImportOptions) -> Result<Imported, NotVa
     let token_env = unseal(&mut r, &mut spec, &config);
     ui_and_config(&mut r, &mut spec, config);
     placement(&mut r, &mut spec, &names);
+    workload(&mut r, &mut spec, &names, &names.fullname);
+    disruption_budget(&mut r, &mut spec, &names.fullname, mode);
     environment(&mut r, &mut spec, token_env);
     storage(&mut r, &mut spec, mode);
     services(&mut r, &mut spec, mode);

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{
 };
 use serde_json::{Map, Value};
 use vaultkeeper_api::{
-    AuditStorageSpec, AwsKmsSeal, AzureKeyVaultSeal, Flavor, GcpCkmsSeal, ImagePullPolicy,
-    TokenSecretRef, TransitSeal, UnsealType, VaultClusterSpec, rules,
+    AccessMode, AuditStorageSpec, AwsKmsSeal, AzureKeyVaultSeal, Flavor, GcpCkmsSeal,
+    ImagePullPolicy, TokenSecretRef, TransitSeal, UnsealType, VaultClusterSpec, rules,
 };
 
 use super::config::ConfigFacts;
@@ -550,13 +550,18 @@ pub(super) fn storage(r: &mut Reader, spec: &mut VaultClusterSpec, mode: Mode) {
         }
         let class = r.take_str("server.dataStorage.storageClass");
         spec.storage.storage_class_name = (!class.is_empty()).then_some(class);
-        volume_extras(r, "server.dataStorage", "/vault/data");
+        let claim = claim_extras(r, "server.dataStorage");
+        spec.storage.mount_path = claim.mount_path;
+        spec.storage.access_mode = claim.access_mode;
+        spec.storage.labels = claim.labels;
+        spec.storage.annotations = claim.annotations;
     } else {
         r.consume("server.dataStorage");
     }
     if is_true(r.take("server.auditStorage.enabled").as_ref()) {
         let size = r.take_str("server.auditStorage.size");
         let class = r.take_str("server.auditStorage.storageClass");
+        let claim = claim_extras(r, "server.auditStorage");
         spec.storage.audit = Some(AuditStorageSpec {
             size: if size.is_empty() {
                 "10Gi".to_owned()
@@ -564,25 +569,83 @@ pub(super) fn storage(r: &mut Reader, spec: &mut VaultClusterSpec, mode: Mode) {
                 size
             },
             storage_class_name: (!class.is_empty()).then_some(class),
+            mount_path: claim.mount_path,
+            access_mode: claim.access_mode,
+            labels: claim.labels,
+            annotations: claim.annotations,
         });
-        volume_extras(r, "server.auditStorage", "/vault/audit");
     } else {
         r.consume("server.auditStorage");
     }
+    // A value VaultCluster refuses (a mount path over its own directories, a volume
+    // controller's annotation) is named and left out, so the output stays valid.
+    let refusals: Vec<(String, String)> = vaultkeeper_api::validate_spec("vault", spec)
+        .into_iter()
+        .filter(|v| v.field.starts_with("spec.storage."))
+        .map(|v| (v.field, v.message))
+        .collect();
+    for (field, message) in refusals {
+        let (chart, clear): (&str, fn(&mut VaultClusterSpec)) = match field.as_str() {
+            "spec.storage.mountPath" => ("server.dataStorage.mountPath", |s| {
+                s.storage.mount_path = None
+            }),
+            "spec.storage.annotations" => ("server.dataStorage.annotations", |s| {
+                s.storage.annotations.clear()
+            }),
+            "spec.storage.audit.annotations" => ("server.auditStorage.annotations", |s| {
+                if let Some(a) = &mut s.storage.audit {
+                    a.annotations.clear();
+                }
+            }),
+            _ => ("server.auditStorage.mountPath", |s| {
+                if let Some(a) = &mut s.storage.audit {
+                    a.mount_path = None;
+                }
+            }),
+        };
+        clear(spec);
+        r.left(
+            chart,
+            Why::NotUnderOperator,
+            format!("VaultCluster refuses it: {message}"),
+        );
+    }
 }
 
-fn volume_extras(r: &mut Reader, base: &str, mount: &str) {
-    r.left_if_changed(
-        &format!("{base}.mountPath"),
-        Why::NoField,
-        &format!("VaultCluster mounts the volume at {mount}"),
-    );
-    for key in ["accessMode", "annotations", "labels"] {
-        r.left_if_changed(
-            &format!("{base}.{key}"),
-            Why::NoField,
-            "VaultCluster's claim templates are ReadWriteOnce, without extra labels or \
-             annotations",
-        );
+/// A claim's mount path, access mode, labels and annotations, when they differ from the
+/// chart's defaults.
+struct ClaimExtras {
+    mount_path: Option<String>,
+    access_mode: Option<AccessMode>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+fn claim_extras(r: &mut Reader, base: &str) -> ClaimExtras {
+    let mount = format!("{base}.mountPath");
+    let mount_path = r.changed(&mount).then(|| r.take_str(&mount));
+    r.consume(&mount);
+    let mode = format!("{base}.accessMode");
+    let access_mode = match r.take_str(&mode).as_str() {
+        "" | "ReadWriteOnce" => None,
+        "ReadWriteOncePod" => Some(AccessMode::ReadWriteOncePod),
+        "ReadWriteMany" => Some(AccessMode::ReadWriteMany),
+        other => {
+            let shown: String = other.chars().take(40).collect();
+            r.left(
+                &mode,
+                Why::NeedsAction,
+                format!(
+                    "{shown:?}: Vault writes to the volume, so VaultCluster takes                      ReadWriteOnce, ReadWriteOncePod or ReadWriteMany"
+                ),
+            );
+            None
+        }
+    };
+    ClaimExtras {
+        mount_path: mount_path.filter(|p| !p.is_empty()),
+        access_mode,
+        labels: string_map(r, &format!("{base}.labels")).unwrap_or_default(),
+        annotations: string_map(r, &format!("{base}.annotations")).unwrap_or_default(),
     }
 }
