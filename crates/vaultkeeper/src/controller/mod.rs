@@ -193,7 +193,8 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     }
     //    The backup before a disruptive operation: decided once the lock is ours for it,
     //    so nothing else disruptive can start between the backup and the operation; while
-    //    it is pending, the operation's steps wait (snapshot.rs).
+    //    it is pending, the operation's steps wait (snapshot.rs). A snapshot taken is
+    //    recorded before the first step runs, or the step waits for the next pass.
     let snapshot_decision = snapshot::decide(&snapshot::Inputs {
         cluster: &vc.name_any(),
         spec: &vc.spec.backup,
@@ -203,6 +204,23 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         jobs: &observed.snapshot_jobs,
         now,
     });
+    let mut snapshot_decision = snapshot_decision;
+    let mut status_version = gate.resource_version.clone();
+    if let snapshot::Decision::Record(record) = &snapshot_decision {
+        let written = match ctx.fence().check() {
+            Ok(()) => snapshot::record(&ctx.client, &vc, record, status_version.as_deref()).await,
+            Err(fenced) => Err(fenced.to_string()),
+        };
+        match written {
+            Ok(version) => status_version = version,
+            Err(why) => {
+                snapshot_decision = snapshot::Decision::Wait {
+                    operation: record.operation.clone(),
+                    why,
+                };
+            }
+        }
+    }
     if snapshot_decision.holds() {
         plan.hold_disruptions();
         plan.waiting_for = snapshot_decision.waiting_for();
@@ -366,7 +384,7 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     let status_phase = status.phase;
     // The status write carries the resourceVersion the pass read (or its own lock write
     // left): a VaultCluster changed in between is read again, never overwritten.
-    let status_written = match gate.resource_version.as_deref() {
+    let status_written = match status_version.as_deref() {
         Some(version) if !gate.conflict => write::status(&ctx, &vc, status, version).await?,
         _ => false,
     };

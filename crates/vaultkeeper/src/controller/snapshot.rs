@@ -14,9 +14,11 @@
 //! 2. Nothing disruptive runs while the snapshot is pending: the pass drops its
 //!    disruptive steps, keeps the lock (no other operation can start in between) and
 //!    looks again soon. The step runs in the pass that sees the Job succeeded.
-//! 3. A succeeded snapshot is recorded in `status.snapshot`; an operation recorded there
-//!    never takes another, however often its passes are interrupted. Until the record
-//!    is written, the succeeded Job itself (kept a day after it finishes) says the same.
+//! 3. A succeeded snapshot is recorded in `status.snapshot` in a write of its own (with
+//!    the resourceVersion the pass read), and only once that write succeeded does the
+//!    operation's first step run. An operation recorded there never takes another,
+//!    however often its passes are interrupted; a pass that dies between the Job's
+//!    success and the record finds the succeeded Job (kept a day) again.
 //! 4. A failed Job blocks the operation: condition SnapshotBeforeDisruption False,
 //!    reason SnapshotFailed, naming the Job, its failure and the two ways on: delete the
 //!    Job (a new one is taken) or set `spec.backup.beforeDisruption: Skip`.
@@ -315,6 +317,40 @@ pub(crate) async fn create(
     }
 }
 
+/// Writes the snapshot taken (or skipped) for an operation to `status.snapshot`, before
+/// the operation's first step runs: in its own merge patch, with the resourceVersion the
+/// pass read as its precondition, so the record cannot be lost to a status write that a
+/// conflict skips, and nothing written in between is overwritten. The new resourceVersion
+/// (the pass's own status write carries it); an error holds the operation this pass.
+pub(crate) async fn record(
+    client: &kube::Client,
+    vc: &VaultCluster,
+    record: &SnapshotStatus,
+    resource_version: Option<&str>,
+) -> Result<Option<String>, String> {
+    let api: Api<VaultCluster> =
+        Api::namespaced(client.clone(), &vc.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": resource_version },
+        "status": { "snapshot": record },
+    });
+    match api
+        .patch_status(
+            &vc.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(written) => Ok(written.metadata.resource_version),
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(
+            "the VaultCluster changed since this pass read it; the next pass records the backup and goes on"
+                .to_owned(),
+        ),
+        Err(e) => Err(format!("recording the backup in status.snapshot: {e}")),
+    }
+}
+
 /// Folds the decision (and whether the Job was created: `started`) into
 /// `status.snapshot` and the SnapshotBeforeDisruption condition; the Events to publish.
 pub(crate) fn fold(
@@ -353,26 +389,23 @@ pub(crate) fn fold(
     }
     let mut events = Vec::new();
     match decision {
-        Decision::Proceed => {}
+        // No snapshot pending: the condition tells of the last one recorded (an operation
+        // that was blocked and then withdrawn leaves no False behind).
+        Decision::Proceed => match &status.snapshot {
+            Some(record) => {
+                let (reason, message) = recorded_condition(record);
+                set(status, true, reason, message);
+            }
+            None => backup::set_named_condition(
+                &mut status.conditions,
+                condition::SNAPSHOT_BEFORE_DISRUPTION,
+                None,
+                generation,
+                now,
+            ),
+        },
         Decision::Record(record) => {
-            let (reason, message) = match record.outcome {
-                SnapshotOutcome::Taken => (
-                    "SnapshotTaken",
-                    format!(
-                        "backup Job {} wrote {} before {}",
-                        record.job.as_deref().unwrap_or("(unnamed)"),
-                        record.object.as_deref().unwrap_or("its object"),
-                        record.operation
-                    ),
-                ),
-                SnapshotOutcome::Skipped => (
-                    "SnapshotSkipped",
-                    format!(
-                        "{} runs without a backup first: spec.backup.beforeDisruption is Skip",
-                        record.operation
-                    ),
-                ),
-            };
+            let (reason, message) = recorded_condition(record);
             set(status, true, reason, message.clone());
             events.push(EventSpec::normal(reason, message));
             status.snapshot = Some(record.clone());
@@ -409,6 +442,28 @@ pub(crate) fn fold(
         }
     }
     events
+}
+
+/// The condition's reason and message for a recorded snapshot.
+fn recorded_condition(record: &SnapshotStatus) -> (&'static str, String) {
+    match record.outcome {
+        SnapshotOutcome::Taken => (
+            "SnapshotTaken",
+            format!(
+                "backup Job {} wrote {} before {}",
+                record.job.as_deref().unwrap_or("(unnamed)"),
+                record.object.as_deref().unwrap_or("its object"),
+                record.operation
+            ),
+        ),
+        SnapshotOutcome::Skipped => (
+            "SnapshotSkipped",
+            format!(
+                "{} ran without a backup first: spec.backup.beforeDisruption is Skip",
+                record.operation
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]

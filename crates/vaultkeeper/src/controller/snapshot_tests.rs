@@ -516,4 +516,32 @@ fn status_says_what_the_decision_was() {
         at(4),
     );
     assert_eq!(condition_of(&status), None);
+
+    // Nothing pending and nothing recorded (a blocked operation withdrawn before any
+    // snapshot succeeded): no condition left False.
+    let mut status = VaultClusterStatus::default();
+    fold(
+        &on,
+        &Decision::Blocked {
+            reason: "SnapshotFailed",
+            message: "blocked".into(),
+        },
+        None,
+        &mut status,
+        None,
+        Some(4),
+        at(5),
+    );
+    assert!(condition_of(&status).is_some());
+    let blocked = status.clone();
+    fold(
+        &on,
+        &Decision::Proceed,
+        None,
+        &mut status,
+        Some(&blocked),
+        Some(5),
+        at(6),
+    );
+    assert_eq!(condition_of(&status), None);
 }
