@@ -195,7 +195,7 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     //    so nothing else disruptive can start between the backup and the operation; while
     //    it is pending, the operation's steps wait (snapshot.rs). A snapshot taken is
     //    recorded before the first step runs, or the step waits for the next pass.
-    let snapshot_decision = snapshot::decide(&snapshot::Inputs {
+    let mut snapshot_decision = snapshot::decide(&snapshot::Inputs {
         cluster: &vc.name_any(),
         spec: &vc.spec.backup,
         bootstrapped: vc.status.as_ref().is_some_and(|s| s.bootstrapped),
@@ -204,7 +204,6 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         jobs: &observed.snapshot_jobs,
         now,
     });
-    let mut snapshot_decision = snapshot_decision;
     let mut status_version = gate.resource_version.clone();
     if let snapshot::Decision::Record(record) = &snapshot_decision {
         let written = match ctx.fence().check() {
@@ -230,7 +229,10 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     }
     let operation = match (held, &wanted) {
         (Some(held), Some(wanted)) => Some(OperationStatus {
-            detail: wanted.detail.clone(),
+            // While the backup is pending, that is what the operation is doing.
+            detail: snapshot_decision
+                .waiting_for()
+                .or_else(|| wanted.detail.clone()),
             ..held.operation.clone()
         }),
         _ => gate.operation.clone(),
