@@ -212,7 +212,7 @@ async fn an_image_change_takes_a_snapshot_first_and_a_failed_one_blocks_until_sk
     let position = |what: &str, found: &dyn Fn(&vaultkeeper_sim::RequestRecord) -> bool| {
         requests
             .iter()
-            .position(|r| found(r))
+            .position(found)
             .unwrap_or_else(|| panic!("no request {what}"))
     };
     let created_job = position("creating the Job", &|r| {
