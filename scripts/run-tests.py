@@ -43,6 +43,7 @@ MEASURED = {
     "vaultkeeper-e2e.operator": 84,
     "vaultkeeper-e2e.config": 80,
     "vaultkeeper-e2e.operator_scale": 68,
+    "vaultkeeper-e2e.snapshot_first": 64,
     "vaultkeeper-e2e.sandbox": 58,
     "vaultkeeper-sim.real_pods": 57,
     "vaultkeeper-e2e.operator_http": 52,

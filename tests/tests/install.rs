@@ -128,7 +128,13 @@ fn reviewed_permissions() -> BTreeSet<Permission> {
         ("", &["pods"], &["get", "list", "watch", "delete"], None),
         ("", &["pods/exec"], &["get", "create"], None),
         ("", &["pods/log"], &["get"], None),
-        ("batch", &["jobs"], &["get", "list", "watch"], None),
+        // create: the one-off backup before a disruptive operation.
+        (
+            "batch",
+            &["jobs"],
+            &["get", "list", "watch", "create"],
+            None,
+        ),
         (
             "",
             &["persistentvolumeclaims"],
@@ -1842,8 +1848,8 @@ async fn operator_account_is_refused_everything_outside_its_rules() {
             "vault",
         ),
         (
-            "creating Jobs (CronJobs do that)",
-            Permission::new("batch", "jobs", "create", None),
+            "deleting Jobs (their CronJobs and owners do that)",
+            Permission::new("batch", "jobs", "delete", None),
             "vault",
         ),
         (

@@ -919,6 +919,30 @@ pub struct BackupSpec {
     /// Resources of the backup container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+
+    /// Whether a disruptive operation first takes a backup and waits for it to succeed:
+    /// a rolling update of the pods (an image or configuration change), a rekey
+    /// (`spec.keys.rotation.rekey`), or a scale-down that removes raft peers. Required
+    /// (the default): the operator runs a one-off backup Job from the backup CronJob's
+    /// template before the operation's first disruptive step, and a failed backup blocks
+    /// the operation (condition SnapshotBeforeDisruption, reason SnapshotFailed) until a
+    /// retried backup succeeds or this field is set to Skip. Skip: operations run without
+    /// that backup. Without backups (`enabled: false`, or no s3, gcs or azure store) there
+    /// is nothing to take and operations never wait.
+    #[serde(default)]
+    pub before_disruption: BeforeDisruption,
+}
+
+/// Whether a disruptive operation waits for a backup first.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
+pub enum BeforeDisruption {
+    /// Take a backup first; the operation waits for it and a failed one blocks it.
+    #[default]
+    Required,
+    /// Run the operation without a backup first (the override for a failing one).
+    Skip,
 }
 
 impl Default for BackupSpec {
@@ -937,6 +961,7 @@ impl Default for BackupSpec {
             failed_jobs_history_limit: defaults::history_limit(),
             active_deadline_seconds: defaults::backup_deadline_seconds(),
             resources: None,
+            before_disruption: BeforeDisruption::Required,
         }
     }
 }
@@ -994,6 +1019,12 @@ impl BackupSpec {
     /// Whether an object store is configured (s3, gcs or azure).
     pub fn has_store(&self) -> bool {
         self.s3.is_some() || self.gcs.is_some() || self.azure.is_some()
+    }
+
+    /// Whether disruptive operations wait for a backup first: backups on, a store to send
+    /// them to, and `beforeDisruption` not Skip.
+    pub fn snapshot_before_disruption(&self) -> bool {
+        self.enabled && self.has_store() && self.before_disruption == BeforeDisruption::Required
     }
 }
 

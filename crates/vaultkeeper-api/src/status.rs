@@ -80,6 +80,12 @@ pub struct VaultClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
 
+    /// The backup taken before the latest disruptive operation (`spec.backup.beforeDisruption`),
+    /// or that it was skipped. An operation whose snapshot is recorded here does not take
+    /// another one, however often its passes are interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotStatus>,
+
     /// The Prometheus metrics token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<MetricsTokenStatus>,
@@ -277,6 +283,37 @@ pub struct BackupStatus {
     pub last_failure_reason: Option<String>,
 }
 
+/// The backup taken before a disruptive operation.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotStatus {
+    /// The operation it was taken for: its kind and what identifies it (the pods'
+    /// target revision of a rolling update, the request of a rekey, the start of a
+    /// scale-down).
+    pub operation: String,
+    /// Taken (the backup succeeded) or Skipped (`spec.backup.beforeDisruption: Skip`).
+    pub outcome: SnapshotOutcome,
+    /// The one-off backup Job that took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The object it wrote, when the Job reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// When the Job finished (or when the snapshot was skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+}
+
+/// How the snapshot before an operation ended.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SnapshotOutcome {
+    /// The backup succeeded.
+    #[default]
+    Taken,
+    /// `spec.backup.beforeDisruption` was Skip when the operation went ahead.
+    Skipped,
+}
+
 /// The metrics token as the operator last saw it.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -355,6 +392,9 @@ pub mod condition {
     pub const TLS_READY: &str = "TLSReady";
     /// The spec passed validation.
     pub const SPEC_VALID: &str = "SpecValid";
+    /// The backup a disruptive operation waits for succeeded (or was skipped); False
+    /// while it runs or after it failed (absent without backups).
+    pub const SNAPSHOT_BEFORE_DISRUPTION: &str = "SnapshotBeforeDisruption";
     /// The current key record is escrowed, encrypted, wherever `spec.keys.escrow` asks
     /// (absent without escrow or before init).
     pub const KEYS_ESCROWED: &str = "KeysEscrowed";

@@ -377,42 +377,52 @@ pub async fn observe(
             tracing::debug!(job = %job.name_any(), cronjob = source.cronjob, "ignoring a Job with our labels that our CronJob did not create");
             continue;
         }
-        let name = job.name_any();
-        if let Some(run) = known.get(&name)
-            && run.finished.is_some()
-        {
-            runs.push(run.clone());
-            continue;
-        }
-        let Some((complete, at, why)) = finished(&job) else {
-            runs.push(JobRun {
-                name,
-                finished: None,
-                outcome: RunOutcome::Running,
-            });
-            continue;
-        };
-        let from_log = last_pod_log(&pods, &job, source.container)
-            .await
-            .and_then(|l| (source.parse)(&l));
-        let outcome = match (complete, from_log) {
-            (_, Some(outcome)) => outcome,
-            (true, None) => RunOutcome::Succeeded {
-                object: None,
-                size_bytes: None,
-                duration_seconds: None,
-            },
-            (false, None) => RunOutcome::Failed(clip(
-                &why.unwrap_or_else(|| "the Job failed without reporting why".to_owned()),
-            )),
-        };
-        runs.push(JobRun {
-            name,
-            finished: Some(at),
-            outcome,
-        });
+        runs.push(run_of(&pods, &job, source, known).await);
     }
     Ok((since, runs))
+}
+
+/// What one Job reported: a run already read is taken from `known`, a running Job is
+/// Running, a finished one is its outcome line (read from the log of the newest pod the
+/// Job itself created) or else the Job's own conditions.
+pub async fn run_of(
+    pods: &Api<Pod>,
+    job: &Job,
+    source: JobSource<'_>,
+    known: &std::collections::HashMap<String, JobRun>,
+) -> JobRun {
+    let name = job.name_any();
+    if let Some(run) = known.get(&name)
+        && run.finished.is_some()
+    {
+        return run.clone();
+    }
+    let Some((complete, at, why)) = finished(job) else {
+        return JobRun {
+            name,
+            finished: None,
+            outcome: RunOutcome::Running,
+        };
+    };
+    let from_log = last_pod_log(pods, job, source.container)
+        .await
+        .and_then(|l| (source.parse)(&l));
+    let outcome = match (complete, from_log) {
+        (_, Some(outcome)) => outcome,
+        (true, None) => RunOutcome::Succeeded {
+            object: None,
+            size_bytes: None,
+            duration_seconds: None,
+        },
+        (false, None) => RunOutcome::Failed(clip(
+            &why.unwrap_or_else(|| "the Job failed without reporting why".to_owned()),
+        )),
+    };
+    JobRun {
+        name,
+        finished: Some(at),
+        outcome,
+    }
 }
 
 /// The log of the newest pod the Job itself created (its last lines, capped at

@@ -31,6 +31,7 @@ mod plan;
 mod record;
 pub mod restore;
 pub mod rollout;
+pub mod snapshot;
 pub mod status;
 mod tls;
 mod write;
@@ -190,9 +191,48 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
             plan.waiting_for = Some(format!("{:?}: waiting for {waiting}", wanted.kind));
         }
     }
+    //    The backup before a disruptive operation: decided once the lock is ours for it,
+    //    so nothing else disruptive can start between the backup and the operation; while
+    //    it is pending, the operation's steps wait (snapshot.rs). A snapshot taken is
+    //    recorded before the first step runs, or the step waits for the next pass.
+    let mut snapshot_decision = snapshot::decide(&snapshot::Inputs {
+        cluster: &vc.name_any(),
+        spec: &vc.spec.backup,
+        bootstrapped: vc.status.as_ref().is_some_and(|s| s.bootstrapped),
+        operation: held.and(plan.disruption.as_deref()),
+        recorded: vc.status.as_ref().and_then(|s| s.snapshot.as_ref()),
+        jobs: &observed.snapshot_jobs,
+        now,
+    });
+    let mut status_version = gate.resource_version.clone();
+    if let snapshot::Decision::Record(record) = &snapshot_decision {
+        let written = match ctx.fence().check() {
+            Ok(()) => snapshot::record(&ctx.client, &vc, record, status_version.as_deref()).await,
+            Err(fenced) => Err(fenced.to_string()),
+        };
+        match written {
+            Ok(version) => status_version = version,
+            Err(why) => {
+                snapshot_decision = snapshot::Decision::Wait {
+                    operation: record.operation.clone(),
+                    why,
+                };
+            }
+        }
+    }
+    if snapshot_decision.holds() {
+        plan.hold_disruptions();
+        plan.waiting_for = snapshot_decision.waiting_for();
+    }
+    if let snapshot::Decision::Blocked { reason, message } = &snapshot_decision {
+        plan.needs_person = Some((reason, message.clone()));
+    }
     let operation = match (held, &wanted) {
         (Some(held), Some(wanted)) => Some(OperationStatus {
-            detail: wanted.detail.clone(),
+            // While the backup is pending, that is what the operation is doing.
+            detail: snapshot_decision
+                .waiting_for()
+                .or_else(|| wanted.detail.clone()),
             ..held.operation.clone()
         }),
         _ => gate.operation.clone(),
@@ -204,6 +244,23 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         .take()
         .zip(memory.nodes.as_mut().map(|n| &mut n.lifecycle));
     let acted = act::cluster(&ctx.client, &vc, &plan, nodes, ctx.fence()).await?;
+    let snapshot_started = match &snapshot_decision {
+        snapshot::Decision::Create { operation, job } => Some(
+            match (ctx.fence().check(), plan.backup_job_template.as_ref()) {
+                (Err(fenced), _) => Err(fenced.to_string()),
+                (Ok(()), None) => Err(
+                    "the backup CronJob is not rendered, so there is no Job template".to_owned(),
+                ),
+                (Ok(()), Some(template)) => {
+                    match snapshot::job(&vc, &namespace, template, operation, job) {
+                        Some(object) => snapshot::create(&ctx.client, &namespace, object).await,
+                        None => Err("the VaultCluster has no UID yet".to_owned()),
+                    }
+                }
+            },
+        ),
+        _ => None,
+    };
 
     // 5. Status, Events and metrics from what was observed, planned and done.
     let previous = vc.status.as_ref();
@@ -236,6 +293,15 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         previous.and_then(|s| s.backup.as_ref()),
         &observed.backup_jobs,
         &mut status,
+        now,
+    );
+    let snapshot_events = snapshot::fold(
+        &vc.spec.backup,
+        &snapshot_decision,
+        snapshot_started.as_ref(),
+        &mut status,
+        previous,
+        vc.metadata.generation,
         now,
     );
     let tokens = jobs::fold_metrics_token(
@@ -276,6 +342,11 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         record::unseals(&ctx.metrics, &labels, &pass.outcomes);
     }
     events.extend(backups.events.iter().cloned());
+    events.extend(events::unrepeated(
+        snapshot_events,
+        &mut memory.warned,
+        Instant::now(),
+    ));
     events.extend(tokens.events.iter().cloned());
     events.extend(events::unrepeated(
         escrow_events,
@@ -315,7 +386,7 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
     let status_phase = status.phase;
     // The status write carries the resourceVersion the pass read (or its own lock write
     // left): a VaultCluster changed in between is read again, never overwritten.
-    let status_written = match gate.resource_version.as_deref() {
+    let status_written = match status_version.as_deref() {
         Some(version) if !gate.conflict => write::status(&ctx, &vc, status, version).await?,
         _ => false,
     };
@@ -431,8 +502,9 @@ pub async fn run(
         ours.clone(),
     )
     .owns(api::<CronJob>(&client, &namespace), ours)
-    // Jobs belong to the CronJobs; they carry the cluster's labels, so a finished backup
-    // or token renewal reaches its cluster's status at once.
+    // Jobs belong to the CronJobs (the backups before disruptive operations to the
+    // VaultCluster); they carry the cluster's labels, so a finished backup or token
+    // renewal reaches its cluster's status at once, and a waiting operation goes on.
     .watches(
         api::<Job>(&client, &namespace),
         watcher::Config::default().labels(

@@ -21,6 +21,7 @@ use super::context::{Capabilities, ClusterMemory, Context};
 use super::error::{Error, kube_err};
 use super::members;
 use super::nodes::{self, NodeAccess};
+use super::snapshot::{self, SnapshotJob};
 use super::tls::TlsObserved;
 use crate::apply::{self, LiveObjects, with_retries};
 use crate::backup::{self, JobRun};
@@ -47,6 +48,9 @@ pub(crate) struct Observed {
     pub(crate) nodes: Option<Observation>,
     /// The backup CronJob's creation time and its Jobs, or why they could not be read.
     pub(crate) backup_jobs: Result<(Option<jiff::Timestamp>, Vec<JobRun>), String>,
+    /// The one-off backup Jobs taken before disruptive operations, or why they could not
+    /// be read (empty when no operation waits for one).
+    pub(crate) snapshot_jobs: Result<Vec<SnapshotJob>, String>,
     /// The metrics token as its Secret describes it, or why it could not be read.
     pub(crate) metrics_token: Result<Option<MetricsTokenStatus>, String>,
     /// The metrics-token Jobs, or why they could not be read.
@@ -142,7 +146,7 @@ pub(crate) async fn cluster(
     };
 
     // What the CronJobs' Jobs reported. A failed read keeps the status as it was.
-    let backup_jobs = match vc.spec.backup.enabled {
+    let mut backup_jobs = match vc.spec.backup.enabled {
         true => backup::observe(
             client,
             &namespace,
@@ -154,6 +158,17 @@ pub(crate) async fn cluster(
         .map_err(|e| e.to_string()),
         false => Ok((None, Vec::new())),
     };
+    // The backups taken before disruptive operations: read while they matter (a failed
+    // read holds the operation), and counted with the scheduled ones in status.backup.
+    let snapshot_jobs = match vc.spec.backup.snapshot_before_disruption() {
+        true => snapshot::observe(client, vc, &namespace, &memory.backup_runs)
+            .await
+            .map_err(|e| e.to_string()),
+        false => Ok(Vec::new()),
+    };
+    if let (Ok((_, runs)), Ok(snapshots)) = (&mut backup_jobs, &snapshot_jobs) {
+        runs.extend(snapshots.iter().filter(|j| j.ours).map(|j| j.run.clone()));
+    }
     let (metrics_token, token_jobs) = match vc.spec.monitoring.enabled {
         true => {
             let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
@@ -179,6 +194,7 @@ pub(crate) async fn cluster(
     };
     for (what, failed) in [
         ("the backup Jobs", backup_jobs.as_ref().err()),
+        ("the snapshot Jobs", snapshot_jobs.as_ref().err()),
         ("the metrics-token Secret", metrics_token.as_ref().err()),
         ("the metrics-token Jobs", token_jobs.as_ref().err()),
     ] {
@@ -196,6 +212,7 @@ pub(crate) async fn cluster(
         backup_key_exists,
         nodes,
         backup_jobs,
+        snapshot_jobs,
         metrics_token,
         token_jobs,
     })

@@ -83,6 +83,13 @@ pub(crate) struct Plan {
     pub(crate) resets: Vec<NodeReset>,
     /// Something only a person can fix, with its reason: Degraded says so.
     pub(crate) needs_person: Option<(&'static str, String)>,
+    /// The operation whose disruptive steps this plan holds, named as the backup before
+    /// it records it (see `snapshot`): a rolling update by the revision it rolls to, a
+    /// rekey by its request, a scale-down that removes raft peers by when it started.
+    pub(crate) disruption: Option<String>,
+    /// The backup CronJob's `jobTemplate` as rendered this pass, for the one-off backup
+    /// before a disruptive operation.
+    pub(crate) backup_job_template: Option<serde_json::Value>,
 }
 
 /// A pod to re-create empty, and the claim of its raft data.
@@ -248,6 +255,10 @@ pub(crate) fn cluster(
         observed.capabilities,
         previous.is_some_and(|s| s.bootstrapped),
     );
+    plan.backup_job_template = wanted
+        .iter()
+        .find(|m| m.kind == "CronJob" && m.name == names.backup())
+        .map(|m| m.object["spec"]["jobTemplate"].clone());
     if let Some(problem) = missing_api {
         plan.tls_problem = Some(problem);
     }
@@ -292,9 +303,16 @@ pub(crate) fn cluster(
         return Ok(plan);
     }
     if departed > 0 || leftovers > 0 {
+        let since = started_at(previous, OperationKind::ScaleDown, inputs.now);
+        if departed > 0 {
+            // Whole seconds: status keeps no more, and the name must not change once the
+            // lock's start time has been written and read back.
+            let second = jiff::Timestamp::from_second(since.0.as_second()).unwrap_or(since.0);
+            plan.disruption = Some(format!("ScaleDown started {second}"));
+        }
         plan.operation = Some(OperationStatus {
             kind: OperationKind::ScaleDown,
-            started_at: started_at(previous, OperationKind::ScaleDown, inputs.now),
+            started_at: since,
             detail: Some(format!(
                 "{departed} raft peers and {leftovers} pods to remove"
             )),
@@ -350,6 +368,9 @@ pub(crate) fn cluster(
     };
     plan.waiting_for = Some(format!("rolling update: {detail}"));
     plan.operation = Some(rolling(&detail));
+    if step.is_some() {
+        plan.disruption = Some(format!("RollingUpdate to revision {update_revision}"));
+    }
     plan.rollout = step;
     Ok(plan)
 }
@@ -363,6 +384,9 @@ fn with_rotation(
     mut plan: Plan,
 ) -> Plan {
     if let Some(step) = rotation(vc, observed, &plan) {
+        if let RotationStep::Rekey { request, .. } = &step {
+            plan.disruption = Some(format!("Rekey {request:?}"));
+        }
         let detail = match &step {
             RotationStep::Rekey { request, .. } => format!("rekey {request:?}: new unseal shares"),
             RotationStep::EncryptionKey { request, .. } => {

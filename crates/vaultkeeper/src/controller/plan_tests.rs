@@ -144,6 +144,7 @@ fn observed(live: LiveObjects, pods: Vec<Pod>, nodes: Option<Observation>) -> Ob
         backup_key_exists: None,
         nodes,
         backup_jobs: Ok((None, Vec::new())),
+        snapshot_jobs: Ok(Vec::new()),
         metrics_token: Ok(None),
         token_jobs: Ok(Vec::new()),
     }
@@ -225,7 +226,10 @@ fn operation_choice_table() {
         unobserved: bool,
         operation: Option<(OperationKind, &'static str)>,
         step: Option<RolloutStep>,
+        /// The operation a backup is taken for before this step (`snapshot`).
+        disruption: Option<String>,
     }
+    let rolling = Some("RollingUpdate to revision r2".to_owned());
     let up = |p: &'static str, r: &'static str, s: NodeState| (p, r, s);
     let all_voters = vec!["vault-0", "vault-1", "vault-2"];
     let cases = vec![
@@ -241,6 +245,7 @@ fn operation_choice_table() {
             unobserved: false,
             operation: None,
             step: None,
+            disruption: None,
         },
         Case {
             what: "standbys go first, highest ordinal first",
@@ -254,6 +259,7 @@ fn operation_choice_table() {
             unobserved: false,
             operation: Some((OperationKind::RollingUpdate, "replacing vault-2")),
             step: Some(RolloutStep::DeletePod("vault-2".into())),
+            disruption: rolling.clone(),
         },
         Case {
             what: "the old active node last, after it stepped down",
@@ -267,6 +273,7 @@ fn operation_choice_table() {
             unobserved: false,
             operation: Some((OperationKind::RollingUpdate, "vault-0 stepping down")),
             step: Some(RolloutStep::StepDown("vault-0".into())),
+            disruption: rolling.clone(),
         },
         Case {
             what: "a sealed pod is unsealed before anything else goes",
@@ -290,6 +297,7 @@ fn operation_choice_table() {
                 "pod vault-1 is not unsealed yet",
             )),
             step: None,
+            disruption: None,
         },
         Case {
             what: "a departed raft peer makes it a scale-down, and nothing rolls meanwhile",
@@ -306,6 +314,7 @@ fn operation_choice_table() {
                 "1 raft peers and 0 pods to remove",
             )),
             step: None,
+            disruption: Some(format!("ScaleDown started {}", now())),
         },
         Case {
             what: "a stopped lifecycle (initialized, keys missing) rolls nothing",
@@ -319,6 +328,7 @@ fn operation_choice_table() {
             unobserved: false,
             operation: None,
             step: None,
+            disruption: None,
         },
         Case {
             what: "revisions are not trusted before the StatefulSet controller caught up",
@@ -335,6 +345,7 @@ fn operation_choice_table() {
                 "the StatefulSet controller has not taken the new pod template yet",
             )),
             step: None,
+            disruption: None,
         },
     ];
     for case in cases {
@@ -363,6 +374,7 @@ fn operation_choice_table() {
             case.what
         );
         assert_eq!(plan.rollout, case.step, "{}", case.what);
+        assert_eq!(plan.disruption, case.disruption, "{}", case.what);
         if case.keys == KeysState::Missing {
             assert!(
                 plan.lifecycle

@@ -179,6 +179,7 @@ pub fn compute(inputs: &StatusInputs<'_>) -> VaultClusterStatus {
     let mut status = VaultClusterStatus {
         observed_generation: inputs.generation,
         backup: previous.and_then(|p| p.backup.clone()),
+        snapshot: previous.and_then(|p| p.snapshot.clone()),
         metrics_token: previous.and_then(|p| p.metrics_token.clone()),
         keys: previous.and_then(|p| p.keys.clone()),
         tls: inputs.tls.clone(),
