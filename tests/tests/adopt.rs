@@ -156,13 +156,11 @@ async fn init_and_unseal_by_hand(sim: &SimCluster) -> Value {
     init
 }
 
+/// Each pod's UIDs, by pod name, in the order they were seen.
+type UidsSeen = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<String>>>>;
+
 /// Each pod's UIDs seen so far, sampled until the test ends.
-fn watch_pod_uids(
-    sim: &SimCluster,
-) -> (
-    tokio::task::JoinHandle<()>,
-    std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<String>>>>,
-) {
+fn watch_pod_uids(sim: &SimCluster) -> (tokio::task::JoinHandle<()>, UidsSeen) {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, Vec<String>>::new()));
     let pods: Api<Pod> = Api::namespaced(sim.client().expect("admin client"), NS);
     let record = seen.clone();

@@ -88,18 +88,22 @@ fn refused_because(adoption: &Adoption) -> Option<&'static str> {
     }
 }
 
+/// What a row describes, the annotation, the objects of our names, the keys Secret (name,
+/// holds a record) and the refusal's reason (`None`: not refused).
+type Case = (
+    &'static str,
+    Option<&'static str>,
+    Vec<Value>,
+    (&'static str, Option<bool>),
+    Option<&'static str>,
+);
+
 #[test]
 fn objects_of_our_names_are_adopted_only_from_the_named_release_with_its_keys() {
     let release = [chart_statefulset(), chart_service("vault")];
     let annotated = Some("helm-release/vault");
     let with_keys = (KEYS, Some(true));
-    let cases: Vec<(
-        &str,
-        Option<&str>,
-        Vec<Value>,
-        (&str, Option<bool>),
-        Option<&str>,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "nothing of our names exists",
             annotated,
