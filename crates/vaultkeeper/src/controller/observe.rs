@@ -111,6 +111,11 @@ pub(crate) async fn cluster(
         labelled,
         live.statefulset(&names.statefulset()).as_ref(),
         uid.as_deref().map(|uid| (name.as_str(), uid)),
+        vc.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(super::adopt::ANNOTATION))
+            .then(|| u32::try_from(vc.spec.replicas).unwrap_or(0)),
     );
     let tls = tls_secrets(client, vc, &namespace, &names).await?;
     let backup_key_exists = match vc.spec.backup.enabled && vc.spec.backup.has_store() {
