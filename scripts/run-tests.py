@@ -40,6 +40,7 @@ MEASURED = {
     "vaultkeeper-e2e.operator_roll": 116,
     "vaultkeeper-e2e.prometheus": 110,
     "vaultkeeper-e2e.hostile": 92,
+    "vaultkeeper-e2e.adopt": 91,
     "vaultkeeper-e2e.operator": 84,
     "vaultkeeper-e2e.config": 80,
     "vaultkeeper-e2e.operator_scale": 68,

@@ -636,11 +636,25 @@ pub async fn bao_at_with_stdin(
     args: &[&str],
     stdin: Option<&str>,
 ) -> Result<String, String> {
+    bao_over("https", sim, namespace, pod, token, args, stdin).await
+}
+
+/// [`bao_at_with_stdin`] over `scheme`: `http` for a pod that serves without TLS (the
+/// Vault chart's default).
+pub async fn bao_over(
+    scheme: &str,
+    sim: &SimCluster,
+    namespace: &str,
+    pod: &str,
+    token: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String, String> {
     use tokio::io::AsyncWriteExt;
     let ip = pod_ip(sim, namespace, pod).await;
     let mut child = tokio::process::Command::new(tool("bao", "VAULTKEEPER_BAO"))
         .args(args)
-        .env("VAULT_ADDR", format!("https://{ip}:8200"))
+        .env("VAULT_ADDR", format!("{scheme}://{ip}:8200"))
         .env("VAULT_SKIP_VERIFY", "true")
         .env("VAULT_TOKEN", token)
         .env_remove("BAO_TOKEN")

@@ -12,8 +12,9 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use vaultkeeper_e2e::helm::{Helm as Tools, vault_chart};
 use vaultkeeper_e2e::install::{
-    self, InstallError, chart_dir, helm, kind, name, namespace, parse_yaml_stream,
+    InstallError, chart_dir, helm, kind, name, namespace, parse_yaml_stream,
 };
 use vaultkeeper_e2e::operator::tool;
 use vaultkeeper_sim::kubelet::KubeletConfig;
@@ -31,27 +32,16 @@ fn ok<T>(r: Result<T, InstallError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
-struct Tools {
-    kubeconfig: String,
+/// What the tests here ask of the release beyond Helm's own commands.
+trait ReleaseChecks {
+    async fn helm_while_pods_become_ready(&self, pods: &Api<Pod>, args: &[&str]);
+    fn live(&self, rendered: &Value) -> Option<Value>;
+    fn manifest(&self) -> Vec<Value>;
+    fn status(&self) -> Value;
+    fn deployment_replicas(&self) -> i64;
 }
 
-impl Tools {
-    fn helm(&self, args: &[&str]) -> String {
-        ok(self.try_helm(args))
-    }
-
-    fn try_helm(&self, args: &[&str]) -> Result<String, InstallError> {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["--kubeconfig", &self.kubeconfig]);
-        install::run(&ok(helm()), &all)
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Result<String, InstallError> {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["--kubeconfig", &self.kubeconfig]);
-        install::run(&ok(install::kubectl()), &all)
-    }
-
+impl ReleaseChecks for Tools {
     /// Runs Helm (e.g. with `--wait`) while marking every pod of the release namespace
     /// ready, as a kubelet would once its containers pass their readiness probes.
     async fn helm_while_pods_become_ready(&self, pods: &Api<Pod>, args: &[&str]) {
@@ -112,11 +102,6 @@ impl Tools {
 
     fn status(&self) -> Value {
         self.status_of(RELEASE, RELEASE_NAMESPACE)
-    }
-
-    fn status_of(&self, release: &str, namespace: &str) -> Value {
-        let out = self.helm(&["status", release, "-n", namespace, "-o", "json"]);
-        serde_json::from_str(&out).expect("helm status prints JSON")
     }
 
     fn deployment_replicas(&self) -> i64 {
@@ -184,9 +169,7 @@ async fn helm_installs_upgrades_rolls_back_and_uninstalls_the_operator_chart() {
         )
         .await
         .expect("the watched namespace is created");
-    let tools = Tools {
-        kubeconfig: sim.kubeconfig_path().to_string_lossy().into_owned(),
-    };
+    let tools = Tools::for_cluster(&sim);
     let chart = chart_dir().display().to_string();
 
     // Install: the command docs/sandbox.md shows.
@@ -373,13 +356,8 @@ async fn official_vault_chart_installs_in_ha_raft_mode_and_its_helm_test_passes(
     let sim = SimCluster::start(config)
         .await
         .expect("simulated cluster starts");
-    let tools = Tools {
-        kubeconfig: sim.kubeconfig_path().to_string_lossy().into_owned(),
-    };
-    let chart = install::workspace_root()
-        .join("tests/fixtures/vault-helm/vault-0.34.1.tgz")
-        .display()
-        .to_string();
+    let tools = Tools::for_cluster(&sim);
+    let chart = vault_chart().display().to_string();
     // The agent injector is a MutatingWebhookConfiguration; admission webhooks are not
     // simulated, so it stays off.
     tools.helm(&[

@@ -596,3 +596,127 @@ async fn job_completes_and_cronjob_fires_on_the_driven_clock() {
     assert!(status.last_schedule_time.is_some());
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_deleted_with_orphan_leaves_its_pods_to_the_next_one_with_that_selector() {
+    // What taking over a StatefulSet whose immutable fields differ relies on: Kubernetes
+    // refuses the change, `propagationPolicy: Orphan` keeps the pods running without an
+    // owner, and a new StatefulSet of the same name adopts them by selector, restarting
+    // none (OnDelete) while they stay on the old revision.
+    let c = SimCluster::start(SimConfig::for_slot(230))
+        .await
+        .expect("cluster starts");
+    let client = c.client().unwrap();
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    sets.create(&PostParams::default(), &sts("Parallel", "OnDelete", 2))
+        .await
+        .unwrap();
+    let server_pods = || {
+        let pods = pods.clone();
+        async move {
+            pods.list(&ListParams::default().labels("component=server"))
+                .await
+                .ok()
+                .map(|l| l.items)
+        }
+    };
+    let before = eventually("two pods", || async {
+        server_pods().await.filter(|p| p.len() == 2)
+    })
+    .await;
+    let old_uid = sets.get("vault").await.unwrap().metadata.uid.unwrap();
+
+    let mut changed = sts("Parallel", "OnDelete", 2);
+    changed.metadata.resource_version = None;
+    let spec = changed.spec.as_mut().unwrap();
+    spec.volume_claim_templates.as_mut().unwrap()[0]
+        .metadata
+        .labels = Some([("component".to_owned(), "server".to_owned())].into());
+    spec.template.spec.as_mut().unwrap().containers[0].image = Some("openbao/openbao:2.7.3".into());
+    let refused = sets
+        .patch(
+            "vault",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&changed),
+        )
+        .await
+        .expect_err("a changed claim template is refused");
+    let kube::Error::Api(status) = refused else {
+        panic!("not an API error: {refused}");
+    };
+    assert_eq!(status.code, 422, "{status:?}");
+    assert!(
+        status
+            .message
+            .contains("updates to statefulset spec for fields other than"),
+        "{}",
+        status.message
+    );
+
+    // A labelled pod that is not an ordinal of this StatefulSet is never adopted.
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "stray-0", "labels": {"app.kubernetes.io/name": "vault", "component": "server"}},
+            "spec": {"containers": [{"name": "vault", "image": "openbao/openbao:2.7.2"}]}
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    sets.delete("vault", &DeleteParams::orphan()).await.unwrap();
+    eventually("the old StatefulSet gone", || {
+        let sets = sets.clone();
+        async move { sets.get_opt("vault").await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    let orphans = server_pods().await.unwrap();
+    for pod in orphans
+        .iter()
+        .filter(|p| p.metadata.name.as_deref() != Some("stray-0"))
+    {
+        assert!(
+            pod.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .all(|r| r.uid != old_uid),
+            "{:?} still owned",
+            pod.metadata.name
+        );
+    }
+
+    sets.create(&PostParams::default(), &changed).await.unwrap();
+    let new_uid = sets.get("vault").await.unwrap().metadata.uid.unwrap();
+    let adopted = eventually("both pods adopted", || async {
+        let pods = server_pods().await?;
+        let owned: Vec<Pod> = pods
+            .into_iter()
+            .filter(|p| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| r.uid == new_uid && r.controller == Some(true))
+            })
+            .collect();
+        (owned.len() == 2).then_some(owned)
+    })
+    .await;
+    for pod in &adopted {
+        let was = before
+            .iter()
+            .find(|p| p.metadata.name == pod.metadata.name)
+            .expect("an ordinal pod of before");
+        assert_eq!(pod.metadata.uid, was.metadata.uid, "adopted, not replaced");
+        assert_eq!(
+            pod.metadata.labels.as_ref().unwrap()["controller-revision-hash"],
+            was.metadata.labels.as_ref().unwrap()["controller-revision-hash"],
+            "still on the old revision, for an update to roll"
+        );
+    }
+    let stray = pods.get("stray-0").await.unwrap();
+    assert!(stray.metadata.owner_references.is_none(), "{stray:?}");
+    c.shutdown().await;
+}

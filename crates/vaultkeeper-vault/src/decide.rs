@@ -425,7 +425,7 @@ impl fmt::Display for StopReason {
         match self {
             StopReason::KeysMissing => write!(
                 f,
-                "the cluster is initialized but the keys are not in the key store; restore the keys Secret from your backup (the operator will never initialize again)"
+                "the cluster is initialized but the keys are not in the key store; restore the keys Secret from your backup, or for a cluster initialized by hand (a Helm chart install) write its key record as docs/custody.md shows (the operator will never initialize again)"
             ),
             StopReason::InitAnswerUnreadable => write!(
                 f,

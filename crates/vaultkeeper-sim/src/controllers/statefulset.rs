@@ -186,6 +186,7 @@ fn reconcile(core: &Core, sts: &Arc<Value>) {
     let template = &spec["template"];
     let update_revision = revision_name(name, template);
     ensure_revision(core, &rev_t, sts, &update_revision);
+    adopt_orphans(core, &pod_t, sts, &selector);
     let pods: Vec<Arc<Value>> = core
         .list_raw(&pod_t, Some(ns))
         .into_iter()
@@ -387,6 +388,48 @@ fn set_claim_owners(
         None,
         &manager("kube-controller-manager"),
     );
+}
+
+/// Gives `sts` the controller reference of every orphan pod it would have created: no
+/// controller, not being deleted, matching the selector and named `<sts>-<ordinal>`.
+fn adopt_orphans(
+    core: &Core,
+    pod_t: &Arc<crate::kinds::ResourceType>,
+    sts: &Value,
+    selector: &LabelSelector,
+) {
+    let ns = sts["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = name_of(sts);
+    for pod in core.list_raw(pod_t, Some(ns)) {
+        let has_controller = pod["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|rs| rs.iter().any(|r| r["controller"] == json!(true)));
+        if has_controller
+            || terminating(&pod)
+            || !selector.matches_object(&pod)
+            || ordinal_of(name, name_of(&pod)).is_none()
+        {
+            continue;
+        }
+        let mut owners = pod["metadata"]["ownerReferences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        owners.push(controller_ref(sts));
+        // The resourceVersion makes this a compare-and-swap, as the real adoption is: a
+        // pod changed in between is looked at again on the next pass.
+        let body = json!({"metadata": {"ownerReferences": owners,
+            "resourceVersion": pod["metadata"]["resourceVersion"]}});
+        let _ = core.patch(
+            pod_t,
+            ns,
+            name_of(&pod),
+            PatchType::Merge,
+            body.to_string().as_bytes(),
+            None,
+            &manager("kube-controller-manager"),
+        );
+    }
 }
 
 /// The owner reference Kubernetes puts on the claims of a pod a scale-down removes.

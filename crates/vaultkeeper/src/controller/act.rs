@@ -5,10 +5,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams, Preconditions,
+    PropagationPolicy,
+};
 use tracing::info;
 use vaultkeeper_api::VaultCluster;
 use vaultkeeper_vault::decide::{Action as LifecycleAction, Observation};
@@ -16,6 +20,7 @@ use vaultkeeper_vault::lifecycle::PassReport;
 use vaultkeeper_vault::node::PodName;
 use vaultkeeper_vault::rotation::RotationApi;
 
+use super::adopt::{self, Adoption, TakeOver};
 use super::error::{Error, kube_err};
 use super::events::EventSpec;
 use super::nodes::{self, ClusterLifecycle};
@@ -37,6 +42,90 @@ pub(crate) struct Acted {
     pub(crate) writes: u64,
     /// The key rotation completed this pass.
     pub(crate) rotated: Option<RotationStep>,
+}
+
+/// Takes a Helm release's objects over, after the objects were applied: Helm's release
+/// marks come off the ones applied over in place (so neither `helm upgrade` nor
+/// `helm uninstall` of the old release touches them again), and the release's
+/// StatefulSet is deleted with `propagationPolicy: Orphan`, only the one observed (its
+/// UID), so its pods keep running for this cluster's StatefulSet to adopt.
+async fn take_over(
+    client: &kube::Client,
+    namespace: &str,
+    takeover: &TakeOver,
+    fence: &Fence,
+    acted: &mut Acted,
+) -> Result<(), Error> {
+    if takeover.statefulset_going {
+        // Done in an earlier pass; the release's StatefulSet is on its way out.
+        return Ok(());
+    }
+    if let Err(fenced) = fence.check() {
+        acted.errors.push(fenced.to_string());
+        return Ok(());
+    }
+    let unmark = serde_json::json!({"metadata": {
+        "annotations": {adopt::HELM_RELEASE_NAME: null, adopt::HELM_RELEASE_NAMESPACE: null},
+        "labels": {"helm.sh/chart": null},
+    }});
+    let params = PatchParams {
+        field_manager: Some(apply::FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let unmark = Patch::Merge(&unmark);
+    for (kind, name) in &takeover.in_place {
+        let Some((api_version, _)) = apply::PRUNABLE_KINDS.iter().find(|(_, k)| k == kind) else {
+            continue;
+        };
+        let Some(resource) = apply::api_resource(api_version, kind) else {
+            continue;
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        apply::with_retries(|| api.patch(name, &params, &unmark))
+            .await
+            .map_err(kube_err(
+                "removing Helm's release marks from an adopted object",
+            ))?;
+        acted.writes += 1;
+    }
+    let mut replaced = String::new();
+    if let Some((statefulset, uid)) = &takeover.orphan_statefulset {
+        let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+        let orphan = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Orphan),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match apply::with_retries(|| statefulsets.delete(statefulset, &orphan)).await {
+            Ok(_) => acted.writes += 1,
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => {
+                return Err(kube_err(
+                    "deleting the Helm release's StatefulSet, orphaning its pods",
+                )(e));
+            }
+        }
+        let why = match takeover.immutable_differences.as_slice() {
+            [] => String::new(),
+            fields => format!(", as its {} cannot be changed in place", fields.join(", ")),
+        };
+        replaced = format!(
+            " StatefulSet/{statefulset} is replaced by this cluster's{why}; its pods keep running, are adopted and then rolled one at a time."
+        );
+    }
+    acted.events.push(EventSpec::normal(
+        "Adopted",
+        format!(
+            "took over Helm release {}: {}.{replaced} Remove the release's records (docs/migrating-from-helm.md) so that Helm no longer acts on them",
+            takeover.release,
+            takeover.objects.join(", ")
+        ),
+    ));
+    info!(release = %takeover.release, objects = ?takeover.objects, "adopted a Helm release");
+    Ok(())
 }
 
 /// Carries out `plan`. `nodes` is what the lifecycle observed this pass, with the
@@ -66,6 +155,9 @@ pub(crate) async fn cluster(
     acted.writes += applied.len() as u64;
     if !applied.is_empty() {
         info!(applied = ?applied, "applied");
+    }
+    if let Some(Adoption::TakeOver(takeover)) = &plan.adoption {
+        take_over(client, &namespace, takeover, fence, &mut acted).await?;
     }
     let pruned = apply::delete_all(client, &namespace, &plan.prune).await?;
     acted.writes += pruned.len() as u64;

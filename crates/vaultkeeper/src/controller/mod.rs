@@ -14,6 +14,7 @@
 //! pass that finds nothing to do writes nothing.
 
 mod act;
+mod adopt;
 mod context;
 mod error;
 mod escrow;

@@ -38,6 +38,12 @@ pub(crate) struct Observed {
     pub(crate) pods: Vec<Pod>,
     /// Other pods carrying the cluster's server labels: ignored, reported.
     pub(crate) foreign_pods: Vec<String>,
+    /// Existing objects of this cluster's names that it does not control (a Helm
+    /// release's, say), as JSON with their kind; looked for only while the cluster has no
+    /// StatefulSet of its own (see `adopt.rs`).
+    pub(crate) namesakes: Vec<serde_json::Value>,
+    /// Whether the keys Secret holds a key record; read only when there are namesakes.
+    pub(crate) keys_record: Option<bool>,
     /// The TLS Secrets.
     pub(crate) tls: TlsObserved,
     /// Whether the backup encryption key exists (`None`: backups to S3 are off, so it
@@ -92,6 +98,14 @@ pub(crate) async fn cluster(
         ],
     )
     .await?;
+    let namesakes = match live.statefulset(&names.statefulset()) {
+        Some(_) => Vec::new(),
+        None => namesakes(client, &namespace, &names, &live, vc.uid().as_deref()).await?,
+    };
+    let keys_record = match namesakes.is_empty() {
+        true => None,
+        false => Some(keys_record(client, &namespace, &nodes::keys_secret_name(vc)).await?),
+    };
     let labelled = pods(client, vc, &namespace).await?;
     let uid = vc.uid();
     let members::Membership {
@@ -101,6 +115,11 @@ pub(crate) async fn cluster(
         labelled,
         live.statefulset(&names.statefulset()).as_ref(),
         uid.as_deref().map(|uid| (name.as_str(), uid)),
+        vc.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(super::adopt::ANNOTATION))
+            .then(|| u32::try_from(vc.spec.replicas).unwrap_or(0)),
     );
     let tls = tls_secrets(client, vc, &namespace, &names).await?;
     let backup_key_exists = match vc.spec.backup.enabled && vc.spec.backup.has_store() {
@@ -208,6 +227,8 @@ pub(crate) async fn cluster(
         live,
         pods,
         foreign_pods,
+        namesakes,
+        keys_record,
         tls,
         backup_key_exists,
         nodes,
@@ -216,6 +237,93 @@ pub(crate) async fn cluster(
         metrics_token,
         token_jobs,
     })
+}
+
+/// The objects a chart install of this cluster's name would have, by kind and name.
+fn chart_objects(names: &ClusterNames) -> [(&'static str, &'static str, String); 11] {
+    [
+        ("apps/v1", "StatefulSet", names.statefulset()),
+        ("v1", "Service", names.service()),
+        ("v1", "Service", names.active_service()),
+        ("v1", "Service", names.standby_service()),
+        ("v1", "Service", names.internal_service()),
+        ("v1", "Service", names.ui_service()),
+        ("v1", "ConfigMap", names.config_map()),
+        ("v1", "ServiceAccount", names.service_account()),
+        (
+            "policy/v1",
+            "PodDisruptionBudget",
+            names.pod_disruption_budget(),
+        ),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "Role",
+            names.discovery_role(),
+        ),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            names.discovery_role_binding(),
+        ),
+    ]
+}
+
+/// The objects of this cluster's names that exist and are not controlled by this
+/// VaultCluster (`uid`). Only names missing from `live` (our own, found by label) are
+/// looked up, one read each, and only while the cluster has no StatefulSet of its own:
+/// a cluster that runs makes no extra request.
+async fn namesakes(
+    client: &kube::Client,
+    namespace: &str,
+    names: &ClusterNames,
+    live: &LiveObjects,
+    uid: Option<&str>,
+) -> Result<Vec<serde_json::Value>, Error> {
+    let mut found = Vec::new();
+    for (api_version, kind, name) in chart_objects(names) {
+        if live.get(kind, &name).is_some() {
+            continue;
+        }
+        let Some(resource) = apply::api_resource(api_version, kind) else {
+            continue;
+        };
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &resource);
+        let Some(object) = with_retries(|| api.get_opt(&name)).await.map_err(kube_err(
+            "looking for existing objects of the cluster's names",
+        ))?
+        else {
+            continue;
+        };
+        let ours = uid.is_some_and(|uid| {
+            members::controlled_by(
+                &object.metadata,
+                "vaultkeeper.io/v1alpha1",
+                "VaultCluster",
+                names.cluster(),
+                uid,
+            )
+        });
+        if !ours {
+            let mut object = serde_json::to_value(&object).unwrap_or_default();
+            object["apiVersion"] = serde_json::Value::from(api_version);
+            object["kind"] = serde_json::Value::from(kind);
+            found.push(object);
+        }
+    }
+    Ok(found)
+}
+
+/// Whether the keys Secret exists and holds a key record. Only the key's presence is
+/// looked at here; the record itself is read by the lifecycle.
+async fn keys_record(client: &kube::Client, namespace: &str, name: &str) -> Result<bool, Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = with_retries(|| secrets.get_opt(name))
+        .await
+        .map_err(kube_err("reading the keys Secret"))?;
+    Ok(secret
+        .and_then(|s| s.data)
+        .is_some_and(|d| d.contains_key(crate::custody::INIT_KEY)))
 }
 
 /// The pods the spec asks for, by name.

@@ -11,7 +11,9 @@
 //!    spec no longer asks for are pruned, except kinds held back because the API they
 //!    need is missing (cert-manager, prometheus-operator): those were not dropped from the
 //!    spec, so they are never pruned.
-//! 4. One disruptive operation at a time: a scale-down in progress, or else one step of a
+//! 4. Objects of this cluster's names that exist and are not its own are adopted or left
+//!    alone as `adopt.rs` decides; while it refuses, nothing is written at all.
+//! 5. One disruptive operation at a time: a scale-down in progress, or else one step of a
 //!    rolling update, and only while the lifecycle has not stopped; a key rotation a person
 //!    asked for only on a cluster with nothing else to do.
 
@@ -26,6 +28,7 @@ use vaultkeeper_vault::bootstrap::BootstrapSpec;
 use vaultkeeper_vault::decide::{Action as LifecycleAction, NodeState, Observation, decide};
 use vaultkeeper_vault::node::PodName;
 
+use super::adopt::{self, Adoption};
 use super::context::Capabilities;
 use super::error::Error;
 use super::nodes;
@@ -90,6 +93,9 @@ pub(crate) struct Plan {
     /// The backup CronJob's `jobTemplate` as rendered this pass, for the one-off backup
     /// before a disruptive operation.
     pub(crate) backup_job_template: Option<serde_json::Value>,
+    /// What this pass does about objects of this cluster's names it does not own: a
+    /// refusal, or the takeover of a Helm release (see `adopt.rs`).
+    pub(crate) adoption: Option<Adoption>,
 }
 
 /// A pod to re-create empty, and the claim of its raft data.
@@ -263,11 +269,51 @@ pub(crate) fn cluster(
         plan.tls_problem = Some(problem);
     }
 
-    // 3. Apply what is missing or drifted; prune what the spec dropped.
+    // 3. Apply what is missing or drifted; prune what the spec dropped. Objects of our
+    //    names that are not ours are adopted or left alone (adopt.rs).
+    let adoption = adopt::decide(
+        vc.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(adopt::ANNOTATION))
+            .map(String::as_str),
+        &namespace,
+        &observed.namesakes,
+        &wanted,
+        (&nodes::keys_secret_name(vc), observed.keys_record),
+    );
     let changes = apply::changes(wanted, &observed.live, &held_back, &uid);
     plan.apply = changes.apply;
     plan.unchanged = changes.unchanged;
     plan.prune = changes.prune;
+    match adoption {
+        Adoption::Nothing => {}
+        Adoption::Refused { reason, message } => {
+            plan.apply.clear();
+            plan.prune.clear();
+            plan.lifecycle.clear();
+            plan.waiting_for = Some(message.clone());
+            plan.needs_person = Some((reason, message.clone()));
+            plan.adoption = Some(Adoption::Refused { reason, message });
+            return Ok(plan);
+        }
+        Adoption::TakeOver(takeover) => {
+            // The release's StatefulSet is replaced, never applied over; ours is created
+            // once it is gone, and the rollout starts from there.
+            plan.apply.retain(|m| m.kind != "StatefulSet");
+            plan.waiting_for = Some(format!(
+                "adopting Helm release {}: {}",
+                takeover.release,
+                if takeover.statefulset_going {
+                    "waiting for its StatefulSet to be deleted (its pods keep running)"
+                } else {
+                    "replacing its StatefulSet (its pods keep running) and taking over its objects"
+                }
+            ));
+            plan.adoption = Some(Adoption::TakeOver(takeover));
+            return Ok(plan);
+        }
+    }
     let legacy = names.legacy_server_cluster_role_binding(&namespace);
     if observed
         .live
@@ -277,7 +323,7 @@ pub(crate) fn cluster(
         plan.remove_bindings.push(legacy);
     }
 
-    // 4. One disruptive operation at a time.
+    // 5. One disruptive operation at a time.
     let departed = raft.map_or(0, |r| {
         r.servers
             .iter()

@@ -140,6 +140,8 @@ fn observed(live: LiveObjects, pods: Vec<Pod>, nodes: Option<Observation>) -> Ob
         live,
         pods,
         foreign_pods: Vec::new(),
+        namesakes: Vec::new(),
+        keys_record: None,
         tls: TlsObserved::Disabled,
         backup_key_exists: None,
         nodes,
@@ -150,7 +152,20 @@ fn observed(live: LiveObjects, pods: Vec<Pod>, nodes: Option<Observation>) -> Ob
     }
 }
 
-fn plan_of(vc: &VaultCluster, observed: &Observed) -> Plan {
+/// Nothing of the cluster exists but `namesakes`, objects of its names that are not its
+/// own; `keys_record` as the keys Secret was found.
+pub(super) fn observed_with_namesakes(
+    namesakes: Vec<serde_json::Value>,
+    keys_record: Option<bool>,
+) -> Observed {
+    Observed {
+        namesakes,
+        keys_record,
+        ..observed(LiveObjects::default(), Vec::new(), None)
+    }
+}
+
+pub(super) fn plan_of(vc: &VaultCluster, observed: &Observed) -> Plan {
     let settings = settings();
     let bootstrap = nodes::bootstrap_spec(&settings, vc, "vault");
     plan::cluster(

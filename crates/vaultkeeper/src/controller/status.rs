@@ -151,7 +151,7 @@ fn wait_sentence(wait: &WaitReason) -> String {
 
 fn stop_sentence(stop: &StopReason) -> String {
     match stop {
-        StopReason::KeysMissing => "Vault is initialized but the keys Secret holds no init output; vaultkeeper will never initialize again and leaves the cluster alone. Restore the keys Secret from your copy of the shares (see docs/restore-runbook.md)".into(),
+        StopReason::KeysMissing => "Vault is initialized but the keys Secret holds no init output; vaultkeeper will never initialize again and leaves the cluster alone. Restore the keys Secret from your copy of the shares (see docs/restore-runbook.md); for a cluster initialized by hand (a Vault Helm chart install), write its key record into the keys Secret as docs/custody.md (\"write the key record by hand\") shows".into(),
         StopReason::InitAnswerUnreadable => format!("the keys Secret holds Vault's init answer exactly as it arrived (key {}), but it is not a complete set of keys, so vaultkeeper cannot unseal with it and will never initialize again. Read it and write the key record by hand as docs/custody.md (\"An unreadable init answer\") shows; until then nothing happens to this cluster", crate::custody::RAW_INIT_KEY),
         StopReason::KeysWithoutInitializedPods => "the keys Secret holds init output but every pod is uninitialized: the data volumes are gone. vaultkeeper will not initialize over keys a restore may need; restore from a backup, or delete the keys Secret to start a new, empty cluster".into(),
         StopReason::KeysDoNotMatchSeal { stored, reported } => format!("the keys Secret holds {stored:?} shares but the pods report a {reported:?} seal; these are not this cluster's keys"),
