@@ -54,7 +54,7 @@ MEASURED = {
     "vaultkeeper-e2e.operator_crash": 44,
     "vaultkeeper-backup.real_stores": 34,
     "vaultkeeper-e2e.operator_delete": 30,
-    "vaultkeeper-e2e.operator_invalid": 26,
+    "vaultkeeper-e2e.operator_invalid": 45,
     "vaultkeeper-sim.runtime": 23,
     "vaultkeeper-e2e.helm_install": 14,
 }

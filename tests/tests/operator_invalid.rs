@@ -1,10 +1,13 @@
 //! A spec the CRD's CEL rules accept but the operator's own checks refuse (a metrics
 //! token period shorter than two renewal gaps): `SpecValid=False` naming the field, phase
 //! Blocked, a Warning Event, and nothing created; fixing the field brings the cluster up.
+//! Then a valid change Kubernetes refuses (a new volume size: claim templates are fixed)
+//! is reported as Degraded with the fix, and setting it back clears it.
 
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use vaultkeeper_e2e::operator::{
     Operator, apply_cluster, capture_logs, cluster_with_pods, condition, events, patch_spec, ready,
@@ -93,6 +96,65 @@ async fn an_operator_only_violation_blocks_with_the_field_named_until_fixed() {
     .await;
     let vc = wait_for(&sim, "bad", "bad", TIMEOUT, "Ready once fixed", ready).await;
     assert!(condition(&vc, "SpecValid", "True"));
+
+    // A valid spec Kubernetes cannot carry out: a StatefulSet's claim templates are fixed,
+    // so a new volume size is refused by the API server. Degraded names the fields and
+    // the fix; the pod keeps running, unsealed, and nothing else stops.
+    let pods: Api<Pod> = Api::namespaced(sim.client().expect("admin"), "bad");
+    let pod_uid = pods.get("bad-0").await.expect("the pod").metadata.uid;
+    patch_spec(
+        &sim,
+        "bad",
+        "bad",
+        serde_json::json!({"storage": {"size": "20Gi"}}),
+    )
+    .await;
+    let vc = wait_for(
+        &sim,
+        "bad",
+        "bad",
+        TIMEOUT,
+        "Degraded: a fixed field",
+        |vc| {
+            condition(vc, "Degraded", "True")
+                && vc.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Degraded" && c.reason == "StatefulSetFieldFixed")
+                })
+        },
+    )
+    .await;
+    let degraded = vc
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded"))
+        .expect("Degraded");
+    assert!(
+        degraded.message.contains("spec.storage") && degraded.message.contains("back"),
+        "the message names the fields and the fix: {}",
+        degraded.message
+    );
+    assert!(
+        condition(&vc, "Ready", "False"),
+        "not what the spec asks for"
+    );
+    assert!(condition(&vc, "Unsealed", "True"), "the pod still serves");
+    assert_eq!(
+        pods.get("bad-0").await.expect("the pod").metadata.uid,
+        pod_uid,
+        "the pod was not touched"
+    );
+    // Setting it back is the fix.
+    patch_spec(
+        &sim,
+        "bad",
+        "bad",
+        serde_json::json!({"storage": {"size": null}}),
+    )
+    .await;
+    let vc = wait_for(&sim, "bad", "bad", TIMEOUT, "Ready once set back", ready).await;
+    assert!(condition(&vc, "Degraded", "False"));
 
     operator.stop().await;
     sim.shutdown().await;

@@ -42,6 +42,39 @@ pub(crate) struct Acted {
     pub(crate) writes: u64,
     /// The key rotation completed this pass.
     pub(crate) rotated: Option<RotationStep>,
+    /// Something this pass could not do that only a person can fix (reason, message):
+    /// Degraded says so.
+    pub(crate) needs_person: Option<(&'static str, String)>,
+}
+
+/// The reason Degraded gives when the API server refuses a StatefulSet change.
+pub(crate) const STATEFULSET_FIELD_FIXED: &str = "StatefulSetFieldFixed";
+
+/// Whether `error` is the API server refusing a change to a StatefulSet field that is
+/// fixed once it exists (its volume claim templates, selector, service name or pod
+/// management policy), rather than a failure worth retrying.
+pub(crate) fn is_fixed_statefulset_field(error: &apply::ApplyError) -> bool {
+    match error {
+        apply::ApplyError::Request { kind, source, .. } if kind == "StatefulSet" => {
+            matches!(source.as_ref(), kube::Error::Api(status)
+                if status.code == 422
+                    && status.message.contains("updates to statefulset spec for fields other than"))
+        }
+        _ => false,
+    }
+}
+
+/// What Degraded says when StatefulSet `name` cannot be changed as rendered.
+pub(crate) fn fixed_statefulset_field_message(name: &str) -> String {
+    format!(
+        "Kubernetes refuses to change StatefulSet {name}: its volume claim templates are fixed \
+         once it exists, so spec.storage (size, storageClassName, accessMode, labels, \
+         annotations, and the same under spec.storage.audit) must stay what the cluster was \
+         created with. Set those fields back; to grow a volume, expand its claim \
+         (kubectl edit pvc data-{name}-0, and each other pod's) where the storage class allows \
+         it. No other change to the StatefulSet (image, pod settings) is applied until then; \
+         the pods keep running and are unsealed as before"
+    )
 }
 
 /// Takes a Helm release's objects over, after the objects were applied: Helm's release
@@ -151,7 +184,21 @@ pub(crate) async fn cluster(
         ));
     }
 
-    let applied = apply::apply_all(client, &plan.apply).await?;
+    // One object at a time, so a StatefulSet change Kubernetes refuses for good (a fixed
+    // field) stops neither the other objects nor the unsealing below.
+    let mut applied = Vec::new();
+    for manifest in &plan.apply {
+        match apply::apply_all(client, std::slice::from_ref(manifest)).await {
+            Ok(done) => applied.extend(done),
+            Err(error) if is_fixed_statefulset_field(&error) => {
+                acted.needs_person = Some((
+                    STATEFULSET_FIELD_FIXED,
+                    fixed_statefulset_field_message(&manifest.name),
+                ));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
     acted.writes += applied.len() as u64;
     if !applied.is_empty() {
         info!(applied = ?applied, "applied");
@@ -434,5 +481,65 @@ async fn create_backup_key(
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(kube_err("creating the backup key")(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(kind: &str, code: u16, message: &str) -> apply::ApplyError {
+        apply::ApplyError::Request {
+            verb: "apply",
+            kind: kind.to_owned(),
+            name: "vault".to_owned(),
+            source: Box::new(kube::Error::Api(
+                kube::core::Status::failure(message, "Invalid")
+                    .with_code(code)
+                    .boxed(),
+            )),
+        }
+    }
+
+    const FORBIDDEN: &str = "StatefulSet.apps \"vault\" is invalid: spec: Forbidden: updates to \
+        statefulset spec for fields other than 'replicas', 'ordinals', 'template', \
+        'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and \
+        'minReadySeconds' are forbidden";
+
+    #[test]
+    fn only_a_refused_fixed_statefulset_field_needs_a_person() {
+        assert!(is_fixed_statefulset_field(&refused(
+            "StatefulSet",
+            422,
+            FORBIDDEN
+        )));
+        // Anything else is a failure of the pass, retried as before.
+        assert!(!is_fixed_statefulset_field(&refused(
+            "StatefulSet",
+            500,
+            FORBIDDEN
+        )));
+        assert!(!is_fixed_statefulset_field(&refused(
+            "StatefulSet",
+            422,
+            "spec.template.spec.containers[0].image: Required value"
+        )));
+        assert!(!is_fixed_statefulset_field(&refused(
+            "Service", 422, FORBIDDEN
+        )));
+    }
+
+    #[test]
+    fn the_fixed_field_message_names_the_fields_and_the_claims() {
+        let message = fixed_statefulset_field_message("vault");
+        for needle in [
+            "StatefulSet vault",
+            "spec.storage",
+            "spec.storage.audit",
+            "data-vault-0",
+            "Set those fields back",
+        ] {
+            assert!(message.contains(needle), "{needle:?} in {message}");
+        }
     }
 }

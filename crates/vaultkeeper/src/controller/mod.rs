@@ -282,8 +282,15 @@ async fn pass(vc: Arc<VaultCluster>, ctx: Arc<Context>) -> Result<Action, Error>
         tls: tls.status.clone(),
         tls_problem: plan.tls_problem.clone(),
         operation,
-        waiting_for: plan.waiting_for.clone(),
-        needs_person: plan.needs_person.clone(),
+        // A refused StatefulSet change means the cluster is not what the spec asks for.
+        waiting_for: plan
+            .waiting_for
+            .clone()
+            .or_else(|| acted.needs_person.as_ref().map(|(_, m)| m.clone())),
+        needs_person: plan
+            .needs_person
+            .clone()
+            .or_else(|| acted.needs_person.clone()),
         errors: acted.errors.clone(),
         fixed: Some(vaultkeeper_api::fixed_fields(&vc.name_any(), &vc.spec)),
     });
