@@ -32,8 +32,9 @@ enum Command {
     /// naming every value that cannot be carried over and why (stderr). See
     /// docs/migrating-from-helm.md.
     Import(import::ImportArgs),
-    /// Take an encrypted raft snapshot and upload it to S3, then apply retention (the
-    /// backup CronJob's entry point). Prints one JSON line with the outcome.
+    /// Take an encrypted raft snapshot and upload it to the object store (S3, GCS or Azure
+    /// Blob Storage), then apply retention (the backup CronJob's entry point). Prints one
+    /// JSON line with the outcome.
     Backup(backup::BackupArgs),
     /// Download a backup, verify it completely, and restore it into a cluster. Destructive:
     /// the target's data is replaced. See docs/restore-runbook.md.
