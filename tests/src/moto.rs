@@ -66,3 +66,19 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Creates the Secret `backup-s3` in `namespace` with moto's credentials (moto accepts
+/// any; the examples' `spec.backup.s3.credentialsSecret` names this Secret).
+pub async fn s3_credentials(admin: &kube::Client, namespace: &str) {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, PostParams};
+    let credentials: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "backup-s3", "namespace": namespace},
+        "stringData": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &credentials)
+        .await
+        .expect("credentials Secret");
+}

@@ -467,6 +467,15 @@ impl Drop for Operator {
     }
 }
 
+/// Creates (or leaves as it is) the namespace `name`.
+pub async fn create_namespace(admin: &kube::Client, name: &str) {
+    let ns =
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    install::apply_one(admin, &ns, "e2e")
+        .await
+        .expect("namespace");
+}
+
 /// Applies a VaultCluster manifest (from `examples/` or inline YAML) as a user would.
 pub async fn apply_cluster(sim: &SimCluster, yaml: &str, namespace: &str) -> VaultCluster {
     let admin = sim.client().expect("admin client");

@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use vaultkeeper_api::VaultCluster;
 use vaultkeeper_e2e::install;
 use vaultkeeper_e2e::moto::Moto;
@@ -79,19 +78,8 @@ async fn a_scheduled_backup_reaches_s3_and_the_status_and_a_failing_bucket_is_re
     let sim = cluster_with_pods(SLOT).await;
     let mut operator = Operator::install_and_start(&sim).await;
     let admin = sim.client().expect("admin client");
-    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
-    install::apply_one(&admin, &ns, "e2e")
-        .await
-        .expect("namespace");
-    let credentials: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "backup-s3", "namespace": NAMESPACE},
-        "stringData": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-    }))
-    .expect("secret");
-    Api::<Secret>::namespaced(admin.clone(), NAMESPACE)
-        .create(&PostParams::default(), &credentials)
-        .await
-        .expect("credentials Secret");
+    vaultkeeper_e2e::operator::create_namespace(&admin, NAMESPACE).await;
+    vaultkeeper_e2e::moto::s3_credentials(&admin, NAMESPACE).await;
     apply_cluster(&sim, MANIFEST, NAMESPACE).await;
     let vc = wait_for(
         &sim,

@@ -212,18 +212,9 @@ async fn a_lost_cluster_comes_back_from_its_backup_and_bad_sources_are_refused()
     let sim = cluster_with_pods(SLOT).await;
     let _operator = Operator::install_and_start(&sim).await;
     let admin = sim.client().expect("admin client");
-    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
-    install::apply_one(&admin, &ns, "e2e").await.expect("ns");
-    let credentials: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "backup-s3", "namespace": NAMESPACE},
-        "stringData": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-    }))
-    .expect("secret");
+    vaultkeeper_e2e::operator::create_namespace(&admin, NAMESPACE).await;
+    vaultkeeper_e2e::moto::s3_credentials(&admin, NAMESPACE).await;
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), NAMESPACE);
-    secrets
-        .create(&PostParams::default(), &credentials)
-        .await
-        .expect("credentials");
 
     // 1. A cluster with escrow and a backup every minute; a first secret.
     apply_cluster(&sim, &manifest(&recipient, false), NAMESPACE).await;

@@ -13,9 +13,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use vaultkeeper_api::{SnapshotOutcome, VaultCluster};
 use vaultkeeper_e2e::moto::Moto;
 use vaultkeeper_e2e::operator::{
@@ -93,19 +93,8 @@ async fn an_image_change_takes_a_snapshot_first_and_a_failed_one_blocks_until_sk
     let sim = cluster_with_pods(SLOT).await;
     let mut operator = Operator::install_and_start(&sim).await;
     let admin = sim.client().expect("admin client");
-    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
-    vaultkeeper_e2e::install::apply_one(&admin, &ns, "e2e")
-        .await
-        .expect("namespace");
-    let credentials: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "backup-s3", "namespace": NAMESPACE},
-        "stringData": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-    }))
-    .expect("secret");
-    Api::<Secret>::namespaced(admin.clone(), NAMESPACE)
-        .create(&PostParams::default(), &credentials)
-        .await
-        .expect("credentials Secret");
+    vaultkeeper_e2e::operator::create_namespace(&admin, NAMESPACE).await;
+    vaultkeeper_e2e::moto::s3_credentials(&admin, NAMESPACE).await;
     apply_cluster(&sim, &manifest(), NAMESPACE).await;
     wait_for(
         &sim,

@@ -13,7 +13,6 @@ use vaultkeeper_backup::store::ObjectStore as _;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use vaultkeeper_api::{VaultCluster, parse_manifests};
-use vaultkeeper_e2e::install;
 use vaultkeeper_e2e::moto::Moto;
 use vaultkeeper_e2e::operator::{
     Operator, assert_no_secret_leaked, bao_at, bao_at_with_stdin, capture_logs, cluster_with_pods,
@@ -53,26 +52,6 @@ fn escrow_cluster(namespace: &str, recipient: &str) -> VaultCluster {
     escrow.recipients = vec![recipient.to_owned()];
     escrow.secret.as_mut().expect("a Secret copy").namespace = format!("{namespace}-escrow");
     vc
-}
-
-async fn create_namespace(admin: &kube::Client, name: &str) {
-    let ns =
-        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-    install::apply_one(admin, &ns, "e2e")
-        .await
-        .expect("namespace");
-}
-
-async fn s3_credentials(admin: &kube::Client, namespace: &str) {
-    let credentials: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "backup-s3", "namespace": namespace},
-        "stringData": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-    }))
-    .expect("secret");
-    Api::<Secret>::namespaced(admin.clone(), namespace)
-        .create(&PostParams::default(), &credentials)
-        .await
-        .expect("credentials Secret");
 }
 
 /// The test bucket through the project's S3 client (moto refuses unsigned object reads).
@@ -165,9 +144,9 @@ async fn escrowed_keys_decrypt_with_a_holders_identity_unseal_a_restarted_pod_an
         .restart_with(|s| s.escrow_secret_namespaces = vec![format!("{NAMESPACE}-escrow")])
         .await;
     let admin = sim.client().expect("admin client");
-    create_namespace(&admin, NAMESPACE).await;
-    create_namespace(&admin, &format!("{NAMESPACE}-escrow")).await;
-    s3_credentials(&admin, NAMESPACE).await;
+    vaultkeeper_e2e::operator::create_namespace(&admin, NAMESPACE).await;
+    vaultkeeper_e2e::operator::create_namespace(&admin, &format!("{NAMESPACE}-escrow")).await;
+    vaultkeeper_e2e::moto::s3_credentials(&admin, NAMESPACE).await;
     let vc = escrow_cluster(NAMESPACE, &recipient);
     let api: Api<VaultCluster> = Api::namespaced(admin.clone(), NAMESPACE);
     api.create(&PostParams::default(), &vc)
@@ -501,8 +480,8 @@ async fn a_bad_recipient_or_a_namespace_the_operator_may_not_write_is_reported_w
     // The default, namespaced install: the operator manages this namespace only.
     let mut operator = Operator::install_and_start_watching(&sim, &[NAMESPACE]).await;
     let admin = sim.client().expect("admin client");
-    create_namespace(&admin, NAMESPACE).await;
-    create_namespace(&admin, "elsewhere").await;
+    vaultkeeper_e2e::operator::create_namespace(&admin, NAMESPACE).await;
+    vaultkeeper_e2e::operator::create_namespace(&admin, "elsewhere").await;
 
     let mut vc = escrow_cluster(NAMESPACE, "age1notakey");
     vc.spec.backup.enabled = false;
@@ -662,7 +641,7 @@ async fn a_new_recipient_gets_nothing_until_someone_who_may_write_the_keys_appro
     let sim = cluster_with_pods(190).await;
     let _operator = Operator::install_and_start(&sim).await;
     let admin = sim.client().expect("admin client");
-    create_namespace(&admin, NAMESPACE).await;
+    vaultkeeper_e2e::operator::create_namespace(&admin, NAMESPACE).await;
     let (alice, alice_public) = vaultkeeper::escrow::generate_identity();
     let (mallory, mallory_public) = vaultkeeper::escrow::generate_identity();
     let manifest = vaultkeeper_e2e::hostile::small_cluster_yaml(

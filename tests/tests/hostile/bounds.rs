@@ -12,7 +12,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use vaultkeeper_api::VaultCluster;
 use vaultkeeper_e2e::hostile::{ATTACKER_NAMESPACE, VICTIM_NAMESPACE, attacker};
@@ -275,15 +274,7 @@ async fn a_job_with_our_labels_that_our_cronjob_did_not_create_reports_no_backup
     let admin = sim.client().expect("admin client");
     let namespace = VICTIM_NAMESPACE;
     apply_cluster(&sim, BACKED_UP_CLUSTER, namespace).await;
-    let credentials: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "backup-s3", "namespace": namespace},
-        "stringData": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-    }))
-    .expect("secret");
-    Api::<Secret>::namespaced(admin.clone(), namespace)
-        .create(&PostParams::default(), &credentials)
-        .await
-        .expect("credentials Secret");
+    vaultkeeper_e2e::moto::s3_credentials(&admin, namespace).await;
     let cronjobs: Api<CronJob> = Api::namespaced(admin.clone(), namespace);
     let deadline = Instant::now() + TIMEOUT;
     let cronjob = loop {
