@@ -122,8 +122,8 @@ pub(super) fn image(r: &mut Reader, spec: &mut VaultClusterSpec) {
     }
 }
 
-/// A Kubernetes type from a value that may be a template string.
-fn typed<T: serde::de::DeserializeOwned>(
+/// A Kubernetes type (or a list of them) from a value that may be a template string.
+pub(super) fn typed<T: serde::de::DeserializeOwned>(
     r: &mut Reader,
     path: &str,
     names: &ChartNames,

@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::{ContainerPort, HostAlias};
 use serde_json::Value;
 use vaultkeeper_api::{DisruptionBudgetSpec, PodSpec, ProbeSpec, VaultClusterSpec, validate_spec};
 
-use super::{ChartNames, Mode, Reader, Why, string_map, templated, truthy};
+use super::pod::typed;
+use super::{ChartNames, Mode, Reader, Why, string_map, truthy};
 
 /// Converts the workload settings; `cluster` is the VaultCluster's name (the host alias
 /// check needs the cluster's Service names).
@@ -22,12 +23,12 @@ pub(super) fn workload(
     cluster: &str,
 ) {
     extra_args(r, spec, cluster);
-    if let Some(ports) = list::<ContainerPort>(r, "server.extraPorts", names) {
+    if let Some(ports) = typed::<Vec<ContainerPort>>(r, "server.extraPorts", names) {
         accept(r, spec, cluster, "server.extraPorts", |pod| {
             pod.extra_ports = ports
         });
     }
-    if let Some(aliases) = list::<HostAlias>(r, "server.hostAliases", names) {
+    if let Some(aliases) = typed::<Vec<HostAlias>>(r, "server.hostAliases", names) {
         accept(r, spec, cluster, "server.hostAliases", |pod| {
             pod.host_aliases = aliases
         });
@@ -207,36 +208,6 @@ fn extra_args(r: &mut Reader, spec: &mut VaultClusterSpec, cluster: &str) {
         }
     }
     accept(r, spec, cluster, path, |pod| pod.extra_args = args);
-}
-
-/// A list of Kubernetes objects (the chart also takes a template string).
-fn list<T: serde::de::DeserializeOwned>(
-    r: &mut Reader,
-    path: &str,
-    names: &ChartNames,
-) -> Option<Vec<T>> {
-    let value = r.take(path)?;
-    let parsed = match templated(&value, names) {
-        Ok(v) => v,
-        Err(why) => {
-            r.left(path, Why::NeedsAction, format!("it holds {why}"));
-            return None;
-        }
-    };
-    if !truthy(Some(&parsed)) {
-        return None;
-    }
-    match serde_json::from_value(parsed) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            r.left(
-                path,
-                Why::NeedsAction,
-                format!("it is not what Kubernetes expects here: {e}"),
-            );
-            None
-        }
-    }
 }
 
 /// A whole number, also when written as a string.
